@@ -1,0 +1,56 @@
+"""What every supervised actor shares: telling its supervisor when it dies."""
+
+from __future__ import annotations
+
+import contextlib
+from types import TracebackType
+from typing import Any
+
+import pykka
+
+from runtime._messages import ChildDied
+
+
+class SupervisedActor(pykka.ThreadingActor):
+    """A threading actor that reports its crash to its supervisor as `ChildDied`.
+
+    Pykka calls `on_failure` (not `on_stop`) when a told message raises; subclasses
+    release what they hold in `release` and call it from both hooks.
+    """
+
+    def __init__(self, child_id: str, supervisor: pykka.ActorRef[Any] | None) -> None:
+        super().__init__()
+        self.child_id = child_id
+        self.supervisor = supervisor
+
+    def release(self, reason: str) -> None:
+        """Give back what the actor holds; ``reason`` says why it stops."""
+
+    def on_stop(self) -> None:
+        """Release on a normal stop."""
+        self.release("stopped")
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,  # noqa: ARG002 - pykka's hook signature
+    ) -> None:
+        """Release, then tell the supervisor this actor died and why."""
+        reason = f"{exception_type.__name__ if exception_type else 'error'}: {exception_value}"
+        try:
+            self.release(f"crashed ({reason})")
+        finally:
+            if self.supervisor is not None:
+                tell_quietly(self.supervisor, ChildDied(self.child_id, reason))
+
+
+def tell_quietly(ref: pykka.ActorRef[Any], message: object) -> None:
+    """Tell ``ref`` a message; an actor that is gone misses it (its supervisor knows)."""
+    with contextlib.suppress(pykka.ActorDeadError):
+        ref.tell(message)
+
+
+def unexpected(actor: pykka.Actor, message: object) -> TypeError:
+    """Return the error for a message an actor does not handle (it crashes the actor)."""
+    return TypeError(f"{type(actor).__name__} cannot handle {type(message).__name__}")

@@ -1,0 +1,316 @@
+"""The provider actor: admits calls to one provider and runs them on the I/O loop.
+
+It owns the provider's HTTP client, rate limiter, circuit breaker, concurrency cap and
+bounded wait queue. It never blocks: an admitted call becomes a coroutine on the I/O loop,
+whose end comes back as `IoDone` (to update the state here) and, in parallel, as
+`AttemptDone` straight to the router that asked.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from actors._child import SupervisedActor, tell_quietly, unexpected
+from runtime._attempt import AttemptLimits, run_attempt
+from runtime._audit import AuditLog
+from runtime._breaker import Breaker, BreakerState
+from runtime._chat import ChatResult
+from runtime._config import BreakerSettings, ProviderSettings
+from runtime._errors import ErrorKind, ProviderError
+from runtime._http import ProviderClient
+from runtime._io_loop import IoLoop
+from runtime._messages import (
+    AttemptDone,
+    CancelAttempt,
+    HealthChanged,
+    IoDone,
+    StartAttempt,
+    Wake,
+)
+from runtime._routing import Availability, Health
+from runtime._token_bucket import RateLimiter
+from runtime.protocols import PROTOCOLS
+
+DEFAULT_COOLDOWN_S = 1.0
+"""How long to rest after a 429 that did not say how long."""
+
+
+@dataclass(slots=True)
+class _InFlight:
+    call: StartAttempt
+    future: concurrent.futures.Future[ChatResult]
+    tokens: int
+
+
+class ProviderActor(SupervisedActor):
+    """One provider: admission, limits, breaker and the attempts in flight."""
+
+    def __init__(
+        self,
+        *,
+        slot: str,
+        provider_id: str,
+        settings: ProviderSettings,
+        breaker: BreakerSettings,
+        connect_s: float,
+        io: IoLoop,
+        audit: AuditLog,
+        supervisor: pykka.ActorRef[Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(f"provider:{slot}", supervisor)
+        self.slot = slot
+        self.provider_id = provider_id
+        self._settings = settings
+        self._protocol = PROTOCOLS[settings.type]
+        self._endpoint = settings.endpoint()
+        self._io = io
+        self._audit = audit
+        self._clock = clock
+        self._client = ProviderClient(settings.max_concurrency, connect_s)
+        self._breaker = Breaker(breaker.failures, breaker.cooldown_s)
+        self._limiter = RateLimiter.per_minute(settings.rpm, settings.tpm, clock())
+        self._in_flight: dict[int, _InFlight] = {}
+        self._queue: deque[StartAttempt] = deque()
+        self._out_reason: str | None = None
+        self._router: pykka.ActorRef[Any] | None = None
+        self._health = Health()
+        self._wake_at = float("inf")
+        self._wake_token = 0
+
+    def on_receive(self, message: object) -> None:
+        """Handle one message."""
+        if isinstance(message, StartAttempt):
+            self._admit(message)
+        elif isinstance(message, IoDone):
+            self._finish(message)
+        elif isinstance(message, CancelAttempt):
+            self._cancel(message.call_id)
+        elif isinstance(message, Wake):
+            if message.token == self._wake_token:
+                self._wake_at = float("inf")
+            self._drain(self._clock())
+        else:
+            raise unexpected(self, message)
+
+    def _admit(self, call: StartAttempt) -> None:
+        self._router = call.reply_to
+        now = self._clock()
+        refusal = self._refusal(now)
+        if refusal is not None:
+            self._reject(call, ErrorKind.UNAVAILABLE, refusal)
+            return
+        if len(self._queue) >= self._settings.max_queue:
+            self._reject(
+                call, ErrorKind.UNAVAILABLE, f"its queue is full ({len(self._queue)} waiting)"
+            )
+            return
+        tokens = call.request.estimated_tokens()
+        idle = not self._queue and len(self._in_flight) < self._settings.max_concurrency
+        if idle and self._limiter.wait_s(tokens, now) == 0:
+            self._start(call, tokens, now)
+            return
+        wait = self._queue_wait_s(tokens, now)
+        if now + wait >= call.deadline:
+            self._reject(
+                call,
+                ErrorKind.UNAVAILABLE,
+                f"its rate limits would hold the call {wait:.1f} s, past the task's deadline",
+            )
+            return
+        self._queue.append(call)
+        self._wake(min(now + wait, call.deadline))
+
+    def _refusal(self, now: float) -> str | None:
+        if self._out_reason is not None:
+            return f"out of rotation: {self._out_reason}"
+        if not self._breaker.admits(now):
+            if self._breaker.state is BreakerState.HALF_OPEN:
+                return "its breaker is half-open and a trial call is in flight"
+            left = self._breaker.available_at() - now
+            return f"its breaker is open for {left:.1f} s more"
+        return None
+
+    def _queue_wait_s(self, tokens: int, now: float) -> float:
+        queued = sum(c.request.estimated_tokens() for c in self._queue)
+        return self._limiter.backlog_wait_s(len(self._queue) + 1, queued + tokens, now)
+
+    def _drain(self, now: float) -> None:
+        expired = [c for c in self._queue if c.deadline <= now]
+        for call in expired:
+            self._queue.remove(call)
+            self._reject(
+                call, ErrorKind.TIMEOUT, "its deadline passed while it waited in the queue"
+            )
+        while self._queue and len(self._in_flight) < self._settings.max_concurrency:
+            refusal = self._refusal(now)
+            if refusal is not None:
+                while self._queue:
+                    self._reject(self._queue.popleft(), ErrorKind.UNAVAILABLE, refusal)
+                return
+            tokens = self._queue[0].request.estimated_tokens()
+            wait = self._limiter.wait_s(tokens, now)
+            if wait > 0:
+                self._wake(now + wait)
+                break
+            self._start(self._queue.popleft(), tokens, now)
+        if self._queue:
+            self._wake(min(c.deadline for c in self._queue))
+
+    def _wake(self, when: float) -> None:
+        if when >= self._wake_at:
+            return
+        self._wake_at = when
+        self._wake_token += 1
+        delay = when - self._clock()
+        self._io.call_later(delay, tell_quietly, self.actor_ref, Wake(self.slot, self._wake_token))
+
+    def _start(self, call: StartAttempt, tokens: int, now: float) -> None:
+        if self._breaker.on_start(now) is BreakerState.HALF_OPEN:
+            self._audit.event("breaker_half_open", provider=self.provider_id)
+        self._limiter.take(tokens, now)
+        http_call = self._protocol.chat_request(self._endpoint, call.request, self._settings.stream)
+        limits = AttemptLimits(
+            call.first_byte_s, max(0.001, min(call.request_s, call.deadline - now))
+        )
+        future = self._io.submit(run_attempt(self._client, self._protocol, http_call, limits))
+        self._in_flight[call.call_id] = _InFlight(call, future, tokens)
+        future.add_done_callback(
+            functools.partial(_report, self.actor_ref, call, self.provider_id, time.perf_counter())
+        )
+
+    def _finish(self, done: IoDone) -> None:
+        entry = self._in_flight.pop(done.call_id, None)
+        if entry is None:
+            return
+        now = self._clock()
+        if done.result is not None:
+            self._on_success(done.result, entry, now)
+        elif done.error is not None:
+            self._on_error(done.error, now)
+        self._announce(now)
+        self._drain(now)
+
+    def _on_success(self, result: ChatResult, entry: _InFlight, now: float) -> None:
+        if self._breaker.on_success() is BreakerState.CLOSED:
+            self._audit.event("breaker_closed", provider=self.provider_id)
+        self._limiter.settle(entry.tokens, result.usage.total_tokens or None, now)
+        rest = result.rate_limits.exhausted_for_s()
+        if rest:
+            self._limiter.hold(now + rest)
+
+    def _on_error(self, error: ProviderError, now: float) -> None:
+        kind = error.kind
+        if kind is ErrorKind.AUTH:
+            self._out_reason = (
+                f"its key was rejected (HTTP {error.status}); set a valid key in "
+                f"{self._settings.key_hint()} and reload"
+            )
+            self._audit.event(
+                "provider_out",
+                provider=self.provider_id,
+                reason=self._out_reason,
+                status=error.status,
+            )
+            self._breaker.on_neutral()
+        elif kind is ErrorKind.RATE_LIMITED:
+            rest = error.retry_after_s if error.retry_after_s is not None else DEFAULT_COOLDOWN_S
+            self._limiter.hold(now + rest)
+            self._audit.event("provider_cooling", provider=self.provider_id, seconds=round(rest, 3))
+            self._breaker.on_neutral()
+        elif kind.counts_against_health:
+            if self._breaker.on_failure(now) is BreakerState.OPEN:
+                self._audit.event(
+                    "breaker_opened",
+                    provider=self.provider_id,
+                    failures=self._breaker.streak,
+                    cooldown_s=self._breaker.cooldown_s,
+                    last_error=kind.value,
+                )
+        else:
+            self._breaker.on_neutral()
+
+    def _current_health(self, now: float) -> Health:
+        if self._out_reason is not None:
+            return Health(Availability.OUT, 0.0, self._out_reason)
+        if self._breaker.state is not BreakerState.CLOSED:
+            return Health(Availability.OPEN, self._breaker.available_at(), "breaker open")
+        if self._limiter.hold_until > now:
+            return Health(Availability.COOLING, self._limiter.hold_until, "cooling down")
+        return Health()
+
+    def _announce(self, now: float) -> None:
+        health = self._current_health(now)
+        if health == self._health:
+            return
+        self._health = health
+        if self._router is not None:
+            tell_quietly(self._router, HealthChanged(self.slot, health))
+
+    def _cancel(self, call_id: int) -> None:
+        entry = self._in_flight.get(call_id)
+        if entry is not None:
+            entry.future.cancel()
+            return
+        for call in self._queue:
+            if call.call_id == call_id:
+                self._queue.remove(call)
+                return
+
+    def _reject(self, call: StartAttempt, kind: ErrorKind, reason: str) -> None:
+        error = ProviderError(kind, reason, provider=self.provider_id)
+        tell_quietly(
+            call.reply_to,
+            AttemptDone(call.call_id, call.task_id, self.provider_id, None, error, 0.0),
+        )
+
+    def release(self, reason: str) -> None:
+        """Fail queued calls, cancel those in flight, and close the HTTP client."""
+        while self._queue:
+            self._reject(self._queue.popleft(), ErrorKind.INTERNAL, f"the provider actor {reason}")
+        for entry in list(self._in_flight.values()):
+            entry.future.cancel()
+        self._io.submit(self._client.aclose())
+
+
+def _report(
+    provider_ref: pykka.ActorRef[Any],
+    call: StartAttempt,
+    provider_id: str,
+    started: float,
+    future: concurrent.futures.Future[ChatResult],
+) -> None:
+    """Runs on the I/O loop when an attempt ends: tell the router and the provider."""
+    latency_ms = (time.perf_counter() - started) * 1000.0
+    result: ChatResult | None = None
+    error: ProviderError | None = None
+    if future.cancelled():
+        error = ProviderError(
+            ErrorKind.INTERNAL, "the attempt was cancelled: the provider actor stopped"
+        )
+    else:
+        exc = future.exception()
+        if exc is None:
+            result = future.result()
+        elif isinstance(exc, ProviderError):
+            error = exc
+        else:
+            error = ProviderError(
+                ErrorKind.MALFORMED_RESPONSE,
+                f"the answer could not be understood ({type(exc).__name__}: {exc})",
+            )
+    if error is not None:
+        error = error.for_provider(provider_id)
+    tell_quietly(
+        call.reply_to,
+        AttemptDone(call.call_id, call.task_id, provider_id, result, error, latency_ms),
+    )
+    tell_quietly(provider_ref, IoDone(call.call_id, result, error))

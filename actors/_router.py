@@ -1,0 +1,355 @@
+"""The router actor: casts each task to its role's providers, retries and falls back.
+
+It holds the role table (a `Routing` snapshot; each task keeps the one it started with),
+each provider's health as the providers report it, and every running task. It never
+waits: it reacts to `AttemptDone` from the I/O loop, to `HealthChanged` from providers,
+to its own timers (`Wake`) and to the supervisor's news of restarted actors.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pykka
+
+from actors._child import SupervisedActor, tell_quietly, unexpected
+from runtime._audit import AuditLog
+from runtime._chat import ChatResult, Reply, Usage
+from runtime._errors import (
+    DeadlineExceededError,
+    ErrorKind,
+    ProviderError,
+    TaskCancelledError,
+    TaskFailedError,
+    UnknownRoleError,
+)
+from runtime._io_loop import IoLoop
+from runtime._messages import (
+    ApplyRouting,
+    AttemptDone,
+    AttemptEvent,
+    CancelAttempt,
+    CancelTask,
+    HealthChanged,
+    MetricsReplaced,
+    ProviderDown,
+    ProviderReplaced,
+    RetireSlots,
+    Routing,
+    StartAttempt,
+    Submit,
+    TaskEvent,
+    Wake,
+)
+from runtime._routing import READY, Availability, Dispatch, GiveUp, Health, next_step
+from runtime._task import TaskState
+
+
+class RouterActor(SupervisedActor):
+    """Drives every task from `Submit` to exactly one reply and one terminal record."""
+
+    def __init__(
+        self,
+        *,
+        routing: Routing,
+        refs: Mapping[str, pykka.ActorRef[Any]],
+        metrics: pykka.ActorRef[Any] | None,
+        io: IoLoop,
+        audit: AuditLog,
+        supervisor: pykka.ActorRef[Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        super().__init__("router", supervisor)
+        self._routing = routing
+        self._refs: dict[str, pykka.ActorRef[Any]] = dict(refs)
+        self._health: dict[str, Health] = {}
+        self._metrics = metrics
+        self._io = io
+        self._audit = audit
+        self._clock = clock
+        self._random = rand
+        self._tasks: dict[str, TaskState] = {}
+        self._call_ids = itertools.count(1)
+        self._retired: set[str] = set()
+
+    def on_receive(self, message: object) -> None:
+        """Handle one message."""
+        if isinstance(message, AttemptDone):
+            self._attempt_done(message)
+        elif isinstance(message, Submit):
+            self._submit(message)
+        elif isinstance(message, Wake):
+            self._wake(message)
+        elif isinstance(message, HealthChanged):
+            self._health[message.slot] = message.health
+        elif isinstance(message, CancelTask):
+            self._cancel(message.task_id)
+        elif isinstance(message, ProviderReplaced):
+            self._refs[message.slot] = message.ref
+            self._health.pop(message.slot, None)
+            self._fail_calls_on(message.slot, "the provider actor crashed and was restarted")
+        elif isinstance(message, ProviderDown):
+            self._provider_down(message)
+        elif isinstance(message, MetricsReplaced):
+            self._metrics = message.ref
+        elif isinstance(message, ApplyRouting):
+            self._apply(message)
+        else:
+            raise unexpected(self, message)
+
+    # -- tasks -------------------------------------------------------------------------
+
+    def _submit(self, message: Submit) -> None:
+        spec, config = message.task, self._routing.config
+        chain = config.chain(spec.role)
+        if chain is None:
+            _settle(message.reply, error=UnknownRoleError(spec.role, sorted(config.roles)))
+            return
+        deadline = spec.submitted_at + (spec.deadline_s or config.timeouts.task_s)
+        task = TaskState(spec, message.reply, self._routing, chain, deadline)
+        self._tasks[spec.task_id] = task
+        self._audit.event(
+            "task_started",
+            task_id=spec.task_id,
+            workflow_id=spec.workflow_id,
+            role=spec.role,
+            chain=list(chain),
+            deadline_s=round(deadline - spec.submitted_at, 3),
+        )
+        self._advance(task, self._clock())
+
+    def _advance(self, task: TaskState, now: float) -> None:
+        health = self._task_health(task)
+        step = next_step(task.chain, task.progress, health, task.config.retry, now, task.deadline)
+        if isinstance(step, Dispatch):
+            self._dispatch(task, step.provider)
+        elif isinstance(step, GiveUp):
+            self._fail(task, task.failure(step.reason, deadline=step.deadline, health=health), now)
+        else:
+            task.wake_token += 1
+            self._audit.event(
+                "waiting",
+                task_id=task.task_id,
+                provider=step.provider,
+                seconds=round(step.when - now, 3),
+            )
+            wake = Wake(task.task_id, task.wake_token)
+            self._io.call_later(step.when - now, tell_quietly, self.actor_ref, wake)
+
+    def _dispatch(self, task: TaskState, provider: str) -> None:
+        if task.attempts:
+            last = task.attempts[-1]
+            event = "retry" if last.provider == provider else "fallback"
+            self._audit.event(
+                event,
+                task_id=task.task_id,
+                role=task.spec.role,
+                from_provider=last.provider,
+                to_provider=provider,
+                after=last.outcome,
+            )
+        timeouts = task.config.timeouts
+        call_id = next(self._call_ids)
+        task.call_id, task.call_provider = call_id, provider
+        slot = task.routing.slots[provider]
+        call = StartAttempt(
+            call_id=call_id,
+            task_id=task.task_id,
+            role=task.spec.role,
+            request=task.request_for(provider),
+            deadline=task.deadline,
+            first_byte_s=timeouts.first_byte_s,
+            request_s=timeouts.request_s,
+            reply_to=self.actor_ref,
+        )
+        if not self._send(self._refs.get(slot), call):
+            error = ProviderError(ErrorKind.INTERNAL, "the provider actor is not running")
+            self._attempt_done(AttemptDone(call_id, task.task_id, provider, None, error, 0.0))
+
+    @staticmethod
+    def _send(ref: pykka.ActorRef[Any] | None, message: object) -> bool:
+        if ref is None:
+            return False
+        try:
+            ref.tell(message)
+        except pykka.ActorDeadError:
+            return False
+        return True
+
+    def _attempt_done(self, done: AttemptDone) -> None:
+        task = self._tasks.get(done.task_id)
+        if task is None or task.call_id != done.call_id:
+            return
+        task.call_id = task.call_provider = None
+        now = self._clock()
+        record = task.record(
+            done.provider, done.result, done.error, done.latency_ms, self._audit.redactor
+        )
+        fallback = task.is_fallback(done.provider)
+        usage = done.result.usage if done.result is not None else None
+        self._audit.event(
+            "attempt",
+            task_id=task.task_id,
+            role=task.spec.role,
+            attempt=len(task.attempts),
+            **record.to_dict(),
+            **(usage.to_dict() if usage is not None else {}),
+        )
+        if self._metrics is not None:
+            event = AttemptEvent(
+                done.provider,
+                task.spec.role,
+                record.model,
+                record.outcome,
+                done.latency_ms,
+                usage or _NO_USAGE,
+                fallback,
+            )
+            tell_quietly(self._metrics, event)
+        if done.result is not None:
+            self._succeed(task, done.provider, done.result, now)
+            return
+        assert done.error is not None  # noqa: S101 - an attempt ends with one or the other
+        task.progress[done.provider].record_failure(
+            done.error.kind, done.error.retry_after_s, task.config.retry, now, self._random
+        )
+        self._advance(task, now)
+
+    def _succeed(self, task: TaskState, provider: str, result: ChatResult, now: float) -> None:
+        reply = task.answer(provider, result, now)
+        self._end(task, "ok", provider, now)
+        _settle(task.reply, result=reply)
+
+    def _fail(self, task: TaskState, error: TaskFailedError, now: float) -> None:
+        outcome = "failed"
+        if isinstance(error, DeadlineExceededError):
+            outcome = "deadline"
+        elif isinstance(error, TaskCancelledError):
+            outcome = "cancelled"
+        self._end(task, outcome, None, now, error=str(error.reason))
+        _settle(task.reply, error=error)
+
+    def _end(
+        self,
+        task: TaskState,
+        outcome: str,
+        provider: str | None,
+        now: float,
+        error: str | None = None,
+    ) -> None:
+        self._tasks.pop(task.task_id, None)
+        fields = task.terminal_fields(outcome, provider, now)
+        if error is not None:
+            fields["error"] = self._audit.redactor.text(error)
+        self._audit.event("task_finished", **fields)
+        if self._metrics is not None:
+            fallback = provider is not None and task.is_fallback(provider)
+            event = TaskEvent(
+                task.spec.role,
+                provider,
+                outcome,
+                fields["latency_ms"],
+                len(task.attempts),
+                fallback,
+            )
+            tell_quietly(self._metrics, event)
+        if self._retired:
+            self._retire_idle()
+
+    def _wake(self, wake: Wake) -> None:
+        task = self._tasks.get(wake.key)
+        if task is not None and task.wake_token == wake.token and task.call_id is None:
+            self._advance(task, self._clock())
+
+    def _cancel(self, task_id: str) -> None:
+        task = self._tasks.get(task_id)
+        if task is not None:
+            self._abandon(task, "the caller cancelled it")
+
+    def _abandon(self, task: TaskState, reason: str, *, cancelled: bool = True) -> None:
+        self._cancel_call(task)
+        kind = TaskCancelledError if cancelled else TaskFailedError
+        error = kind(
+            task_id=task.task_id, role=task.spec.role, reason=reason, attempts=task.attempts
+        )
+        self._fail(task, error, self._clock())
+
+    def _cancel_call(self, task: TaskState) -> None:
+        if task.call_id is None or task.call_provider is None:
+            return
+        ref = self._refs.get(task.routing.slots[task.call_provider])
+        if ref is not None:
+            tell_quietly(ref, CancelAttempt(task.call_id))
+
+    # -- providers and config ------------------------------------------------------------
+
+    def _task_health(self, task: TaskState) -> dict[str, Health]:
+        slots = task.routing.slots
+        return {pid: self._health.get(slots[pid], READY) for pid in task.chain}
+
+    def _provider_down(self, message: ProviderDown) -> None:
+        if message.failed:
+            self._health[message.slot] = Health(Availability.FAILED, 0.0, message.reason)
+            self._refs.pop(message.slot, None)
+        self._fail_calls_on(message.slot, f"the provider actor {message.reason}")
+
+    def _fail_calls_on(self, slot: str, reason: str) -> None:
+        for task in list(self._tasks.values()):
+            provider = task.call_provider
+            if provider is not None and task.routing.slots.get(provider) == slot:
+                error = ProviderError(ErrorKind.INTERNAL, reason)
+                assert task.call_id is not None  # noqa: S101
+                self._attempt_done(
+                    AttemptDone(task.call_id, task.task_id, provider, None, error, 0.0)
+                )
+
+    def _apply(self, message: ApplyRouting) -> None:
+        old = set(self._routing.slots.values())
+        self._routing = message.routing
+        self._refs.update(message.refs)
+        self._retired |= old - set(message.routing.slots.values())
+        self._retire_idle()
+
+    def _retire_idle(self) -> None:
+        live = set(self._routing.slots.values())
+        live.update(t.routing.slots[p] for t in self._tasks.values() for p in t.chain)
+        idle = self._retired - live
+        if not idle:
+            return
+        self._retired -= idle
+        for slot in idle:
+            self._refs.pop(slot, None)
+            self._health.pop(slot, None)
+        if self.supervisor is not None:
+            tell_quietly(self.supervisor, RetireSlots(tuple(sorted(idle))))
+
+    def release(self, reason: str) -> None:
+        """End every task still running, each with its terminal record."""
+        crashed = reason.startswith("crashed")
+        for task in list(self._tasks.values()):
+            self._abandon(task, f"the router {reason}", cancelled=not crashed)
+
+
+_NO_USAGE = Usage()
+
+
+def _settle(
+    future: concurrent.futures.Future[Reply],
+    *,
+    result: Reply | None = None,
+    error: BaseException | None = None,
+) -> None:
+    """Resolve a caller's future unless the caller already cancelled it."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+    except concurrent.futures.InvalidStateError:
+        pass

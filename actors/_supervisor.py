@@ -1,0 +1,270 @@
+"""The supervisor: starts the actors, restarts those that crash, re-wires the router.
+
+OTP's one_for_one with restart intensity: a crashed child is restarted after a jittered
+exponential backoff, at most ``max_restarts`` times within ``window_s``. Past that a
+provider is marked failed (its roles fall back), the metrics actor is given up (calls go
+on without live stats), and a router that cannot be kept running closes the board.
+Callers and the router address providers by id, never by a long-lived actor reference.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+
+from actors._child import tell_quietly, unexpected
+from actors._metrics import MetricsActor
+from actors._provider import ProviderActor
+from actors._router import RouterActor
+from runtime._audit import AuditLog
+from runtime._config import Config
+from runtime._errors import BoardClosedError
+from runtime._io_loop import IoLoop
+from runtime._messages import (
+    ApplyRouting,
+    AwaitChild,
+    ChildDied,
+    GetChild,
+    ListChildren,
+    MetricsReplaced,
+    ProviderDown,
+    ProviderReplaced,
+    Reconfigure,
+    RestartChild,
+    RetireSlots,
+    Routing,
+)
+
+METRICS, ROUTER = "metrics", "router"
+
+
+@dataclass(slots=True)
+class _Child:
+    start: Callable[[], pykka.ActorRef[Any]]
+    ref: pykka.ActorRef[Any] | None = None
+    restarts: deque[float] = field(default_factory=deque)
+    failed: bool = False
+
+
+class Supervisor(pykka.ThreadingActor):
+    """Owns the actor tree of one board."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        io: IoLoop,
+        audit: AuditLog,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        super().__init__()
+        self._config = config
+        self._io = io
+        self._audit = audit
+        self._clock = clock
+        self._random = rand
+        self._children: dict[str, _Child] = {}
+        self._fingerprints: dict[str, tuple[object, ...]] = {}
+        self._slots: dict[str, str] = {}
+        self._slot_numbers = itertools.count(1)
+        self._waiters: list[AwaitChild] = []
+
+    def on_start(self) -> None:
+        """Start metrics, then the providers, then the router."""
+        self._add(METRICS, lambda: MetricsActor.start(self.actor_ref))
+        self._slots = self._provider_slots(self._config)
+        self._add(ROUTER, self._start_router)
+
+    def _add(self, child_id: str, start: Callable[[], pykka.ActorRef[Any]]) -> pykka.ActorRef[Any]:
+        child = _Child(start)
+        child.ref = start()
+        self._children[child_id] = child
+        return child.ref
+
+    def _routing(self) -> Routing:
+        return Routing(self._config, dict(self._slots))
+
+    def _start_router(self) -> pykka.ActorRef[Any]:
+        return RouterActor.start(
+            routing=self._routing(),
+            refs=self._provider_refs(),
+            metrics=self._ref(METRICS),
+            io=self._io,
+            audit=self._audit,
+            supervisor=self.actor_ref,
+            clock=self._clock,
+            rand=self._random,
+        )
+
+    def _ref(self, child_id: str) -> pykka.ActorRef[Any] | None:
+        child = self._children.get(child_id)
+        return None if child is None or child.failed else child.ref
+
+    def _provider_refs(self) -> dict[str, pykka.ActorRef[Any]]:
+        refs = {}
+        for child_id, child in self._children.items():
+            if child_id.startswith("provider:") and child.ref is not None and not child.failed:
+                refs[child_id.removeprefix("provider:")] = child.ref
+        return refs
+
+    def _provider_slots(self, config: Config) -> dict[str, str]:
+        """Give each provider an actor slot, reusing the running one when nothing changed."""
+        slots: dict[str, str] = {}
+        for pid, settings in config.providers.items():
+            fingerprint = (settings, config.breaker, config.timeouts.connect_s)
+            slot = self._slots.get(pid)
+            if slot is None or self._fingerprints.get(slot) != fingerprint:
+                slot = f"{pid}#{next(self._slot_numbers)}"
+                self._fingerprints[slot] = fingerprint
+                self._add(f"provider:{slot}", self._provider_starter(slot, pid, config))
+            slots[pid] = slot
+        return slots
+
+    def _provider_starter(
+        self, slot: str, pid: str, config: Config
+    ) -> Callable[[], pykka.ActorRef[Any]]:
+        settings, breaker, connect_s = (
+            config.providers[pid],
+            config.breaker,
+            config.timeouts.connect_s,
+        )
+
+        def start() -> pykka.ActorRef[Any]:
+            return ProviderActor.start(
+                slot=slot,
+                provider_id=pid,
+                settings=settings,
+                breaker=breaker,
+                connect_s=connect_s,
+                io=self._io,
+                audit=self._audit,
+                supervisor=self.actor_ref,
+                clock=self._clock,
+            )
+
+        return start
+
+    def on_receive(self, message: object) -> object:
+        """Handle one message."""
+        if isinstance(message, ChildDied):
+            self._child_died(message)
+        elif isinstance(message, RestartChild):
+            self._restart(message.child)
+        elif isinstance(message, AwaitChild):
+            self._waiters.append(message)
+            self._notify_waiters()
+        elif isinstance(message, Reconfigure):
+            self._reconfigure(message.config)
+        elif isinstance(message, RetireSlots):
+            self._retire(message.slots)
+        elif isinstance(message, ListChildren):
+            return self._stop_order()
+        elif isinstance(message, GetChild):
+            return self._ref(message.child)
+        else:
+            raise unexpected(self, message)
+        return None
+
+    def _child_died(self, message: ChildDied) -> None:
+        child = self._children.get(message.child)
+        if child is None or child.failed:
+            return
+        now = self._clock()
+        child.ref = None
+        window = self._config.supervision
+        while child.restarts and child.restarts[0] < now - window.window_s:
+            child.restarts.popleft()
+        self._audit.event("actor_died", actor=message.child, reason=message.reason)
+        if len(child.restarts) >= window.max_restarts:
+            self._give_up(message.child, child, message.reason)
+            return
+        child.restarts.append(now)
+        delay = self._restart_delay(len(child.restarts))
+        self._audit.event("actor_restarting", actor=message.child, delay_s=round(delay, 3))
+        if message.child.startswith("provider:"):
+            down = ProviderDown(
+                message.child.removeprefix("provider:"), f"crashed ({message.reason})", failed=False
+            )
+            self._tell_router(down)
+        self._io.call_later(delay, tell_quietly, self.actor_ref, RestartChild(message.child))
+
+    def _restart_delay(self, count: int) -> float:
+        policy = self._config.supervision
+        base: float = min(policy.backoff_max_s, policy.backoff_initial_s * 2.0 ** (count - 1))
+        return base / 2 + self._random() * base / 2
+
+    def _give_up(self, child_id: str, child: _Child, reason: str) -> None:
+        child.failed = True
+        limit = self._config.supervision
+        why = (
+            f"crashed more than {limit.max_restarts} times in {limit.window_s:g} s (last: {reason})"
+        )
+        self._audit.event("actor_failed", actor=child_id, reason=why)
+        if child_id.startswith("provider:"):
+            self._tell_router(ProviderDown(child_id.removeprefix("provider:"), why, failed=True))
+        elif child_id == METRICS:
+            self._tell_router(MetricsReplaced(None))
+        self._notify_waiters()
+
+    def _restart(self, child_id: str) -> None:
+        child = self._children.get(child_id)
+        if child is None or child.failed or child.ref is not None:
+            return
+        child.ref = child.start()
+        self._audit.event("actor_restarted", actor=child_id, restarts=len(child.restarts))
+        if child_id.startswith("provider:"):
+            self._tell_router(ProviderReplaced(child_id.removeprefix("provider:"), child.ref))
+        elif child_id == METRICS:
+            self._tell_router(MetricsReplaced(child.ref))
+        self._notify_waiters()
+
+    def _notify_waiters(self) -> None:
+        waiting = []
+        for waiter in self._waiters:
+            child = self._children.get(waiter.child)
+            if waiter.reply.done():
+                continue
+            if child is None or child.failed:
+                why = "has failed" if child is not None else "does not exist"
+                waiter.reply.set_exception(
+                    BoardClosedError(f"{waiter.child} {why}; see the audit log")
+                )
+            elif child.ref is not None and child.ref != waiter.replacing:
+                waiter.reply.set_result(child.ref)
+            else:
+                waiting.append(waiter)
+        self._waiters = waiting
+
+    def _reconfigure(self, config: Config) -> None:
+        self._config = config
+        self._slots = self._provider_slots(config)
+        self._tell_router(ApplyRouting(self._routing(), self._provider_refs()))
+
+    def _retire(self, slots: tuple[str, ...]) -> None:
+        for slot in slots:
+            child = self._children.pop(f"provider:{slot}", None)
+            self._fingerprints.pop(slot, None)
+            if child is not None and child.ref is not None:
+                child.ref.stop(block=False)
+                self._audit.event("actor_retired", actor=f"provider:{slot}")
+
+    def _tell_router(self, message: object) -> None:
+        ref = self._ref(ROUTER)
+        if ref is not None:
+            tell_quietly(ref, message)
+
+    def _stop_order(self) -> list[pykka.ActorRef[Any]]:
+        """Return the live children in reverse start order: router, providers, metrics."""
+        refs = [c.ref for c in self._children.values() if c.ref is not None]
+        router = self._ref(ROUTER)
+        ordered = [router] if router is not None else []
+        ordered += [r for r in reversed(refs) if r is not router]
+        return ordered

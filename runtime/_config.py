@@ -1,0 +1,182 @@
+"""The validated, frozen configuration: what `load_config` returns.
+
+One `Config` is a snapshot. The runtime never changes it; a reload builds a new one and
+tasks keep the snapshot they started with.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from runtime._chat import Tuning
+from runtime.protocols import Endpoint
+
+ProviderType = Literal["openai", "anthropic", "gemini"]
+
+DEFAULT_BASE_URLS: dict[str, str] = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com/v1",
+    "gemini": "https://generativelanguage.googleapis.com/v1beta",
+}
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+Temperature = Annotated[float, Field(ge=0, le=2)]
+TopP = Annotated[float, Field(gt=0, le=1)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class _Tunable(_Section):
+    """Tuning parameters: set per provider, overridable per role and per call."""
+
+    temperature: Temperature | None = None
+    max_tokens: PositiveInt | None = None
+    top_p: TopP | None = None
+    stop: tuple[str, ...] | None = Field(default=None, max_length=4)
+
+    def tuning(self) -> Tuning:
+        """Return these parameters as a `Tuning`."""
+        return Tuning(self.temperature, self.max_tokens, self.top_p, self.stop)
+
+
+class RetrySettings(_Section):
+    """``[retry]``: one policy for every provider and role."""
+
+    attempts: PositiveInt = 3
+    backoff_initial_s: NonNegativeFloat = 1.0
+    backoff_multiplier: Annotated[float, Field(ge=1)] = 2.0
+    backoff_max_s: NonNegativeFloat = 8.0
+    jitter: bool = True
+    failover: Literal["immediate", "after_retries"] = "immediate"
+
+
+class TimeoutSettings(_Section):
+    """``[timeouts]``, in seconds."""
+
+    connect_s: PositiveFloat = 5.0
+    request_s: PositiveFloat = 60.0
+    validate_s: PositiveFloat = 2.0
+    first_byte_s: PositiveFloat = 4.0
+    task_s: PositiveFloat = 120.0
+
+
+class BreakerSettings(_Section):
+    """``[breaker]``: when repeated failures take a provider out, and for how long."""
+
+    failures: PositiveInt = 5
+    cooldown_s: PositiveFloat = 30.0
+
+
+class SupervisionSettings(_Section):
+    """``[supervision]``: restarts of crashed actors (OTP's one_for_one intensity)."""
+
+    max_restarts: Annotated[int, Field(ge=0)] = 5
+    window_s: PositiveFloat = 60.0
+    backoff_initial_s: NonNegativeFloat = 0.05
+    backoff_max_s: NonNegativeFloat = 5.0
+
+
+class AuditSettings(_Section):
+    """``[audit]``: where the JSON-lines audit log goes."""
+
+    path: str = "-"
+    """``"-"`` for standard error, ``"off"`` for none, else a file (relative to the config)."""
+
+
+class StartupSettings(_Section):
+    """``[startup]``: what happens before the first task."""
+
+    check_credentials: bool = True
+
+
+class ProviderSettings(_Tunable):
+    """``[providers.<id>]``: one provider's endpoint, credentials, model and limits."""
+
+    type: ProviderType
+    model: Annotated[str, Field(min_length=1)]
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    rpm: PositiveInt | None = None
+    tpm: PositiveInt | None = None
+    max_concurrency: PositiveInt = 64
+    max_queue: PositiveInt = 1000
+    stream: bool = True
+    api_key_env: str | None = Field(default=None, exclude=True)
+    """The environment variable the key came from (filled by the loader, for advice)."""
+
+    def endpoint(self) -> Endpoint:
+        """Return the protocol-level endpoint, secret included (never log it)."""
+        base = (self.base_url or DEFAULT_BASE_URLS[self.type]).rstrip("/")
+        key = self.api_key.get_secret_value() if self.api_key is not None else None
+        headers = tuple((k, v.get_secret_value()) for k, v in self.headers.items())
+        return Endpoint(base_url=base, model=self.model, api_key=key, extra_headers=headers)
+
+    def key_hint(self) -> str:
+        """Say where this provider's key comes from, for error advice."""
+        if self.api_key_env:
+            return f"the environment variable {self.api_key_env}"
+        return "its api_key in the config"
+
+    def secrets(self) -> list[str]:
+        """Return every secret value this provider holds."""
+        values = [v.get_secret_value() for v in self.headers.values()]
+        if self.api_key is not None:
+            values.append(self.api_key.get_secret_value())
+        return [v for v in values if v]
+
+
+class RoleSettings(_Tunable):
+    """``[roles.<name>]``: the providers cast to a role, in priority order."""
+
+    providers: tuple[str, ...] = ()
+
+
+class Config(_Section):
+    """A whole validated configuration."""
+
+    default_provider: str | None = None
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    supervision: SupervisionSettings = Field(default_factory=SupervisionSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    startup: StartupSettings = Field(default_factory=StartupSettings)
+    providers: dict[str, ProviderSettings]
+    roles: dict[str, RoleSettings] = Field(default_factory=dict)
+    source: str = Field(default="<memory>", exclude=True)
+    """Where the config was read from."""
+
+    def chain(self, role: str) -> tuple[str, ...] | None:
+        """Return the provider ids cast to ``role`` in order, or ``None`` for an unknown role."""
+        settings = self.roles.get(role)
+        if settings is not None and settings.providers:
+            return settings.providers
+        if self.default_provider is None:
+            return None
+        return (self.default_provider,)
+
+    def role_tuning(self, role: str) -> Tuning:
+        """Return the role's own tuning overrides (unset fields are ``None``)."""
+        settings = self.roles.get(role)
+        return settings.tuning() if settings is not None else Tuning()
+
+    def secrets(self) -> list[str]:
+        """Return every secret value in this config, for redaction."""
+        return [s for p in self.providers.values() for s in p.secrets()]
+
+    def audit_path(self) -> Path | None:
+        """Return the audit file, ``None`` for standard error; raise nothing."""
+        if self.audit.path in ("-", "off"):
+            return None
+        path = Path(self.audit.path).expanduser()
+        if not path.is_absolute() and self.source != "<memory>":
+            path = Path(self.source).resolve().parent / path
+        return path

@@ -1,0 +1,297 @@
+"""Read a config file, check all of it, and report every problem with its place.
+
+`parse_config` is pure (text and environment in, `Config` or `ConfigError` out);
+`load_config` reads the file. Checks run in three passes whose problems are all gathered
+before anything is raised: TOML syntax, then ``${VAR}`` expansion and the shape of every
+value (pydantic), then the references between sections (roles to providers).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import toml
+from pydantic import BaseModel, ValidationError
+
+from runtime._config import Config, ProviderSettings, RoleSettings
+from runtime._errors import ConfigError, ConfigProblem
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+_TUNING_KEYS = "providers, temperature, max_tokens, top_p and stop"
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the config file at ``path``.
+
+    Raises:
+        ConfigError: the file cannot be read or has problems; all of them are listed.
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        problem = ConfigProblem("", f"cannot read the file: {exc.strerror or exc}")
+        raise ConfigError(source, [problem]) from None
+    return parse_config(text, source=source, environ=os.environ if environ is None else environ)
+
+
+def parse_config(text: str, *, source: str = "<memory>", environ: Mapping[str, str]) -> Config:
+    """Validate config ``text``; ``environ`` supplies the ``${VAR}`` values.
+
+    Raises:
+        ConfigError: every problem found, each with its key path and line.
+    """
+    try:
+        raw = toml.loads(text)
+    except toml.TomlDecodeError as exc:
+        problem = ConfigProblem("", f"not valid TOML: {exc.msg}", line=exc.lineno)
+        raise ConfigError(source, [problem]) from None
+    lines = _KeyLines(text)
+    problems, env_names = _expand_env(raw, environ)
+    problems += _check_ids(raw)
+    config: Config | None = None
+    try:
+        config = Config.model_validate_json(json.dumps(raw, default=str), strict=True)
+    except ValidationError as exc:
+        problems += _shape_problems(exc, raw)
+    problems += _reference_problems(raw)
+    if problems:
+        located = [ConfigProblem(p.location, p.message, lines.find(p.location)) for p in problems]
+        unique = list(dict.fromkeys(located))
+        raise ConfigError(source, sorted(unique, key=lambda p: (p.line or 0, p.location)))
+    assert config is not None  # noqa: S101 - no problems means validation succeeded
+    providers = {
+        pid: settings.model_copy(update={"api_key_env": env_names.get(pid)})
+        for pid, settings in config.providers.items()
+    }
+    return config.model_copy(update={"providers": providers, "source": source})
+
+
+def _expand_env(
+    raw: dict[str, Any], environ: Mapping[str, str]
+) -> tuple[list[ConfigProblem], dict[str, str]]:
+    """Replace ``${VAR}`` (or ``${VAR:-default}``) in provider strings, in place."""
+    problems: list[ConfigProblem] = []
+    key_vars: dict[str, str] = {}
+    providers = raw.get("providers")
+    if not isinstance(providers, dict):
+        return problems, key_vars
+    for pid, table in providers.items():
+        if not isinstance(table, dict):
+            continue
+        for key, value in list(table.items()):
+            if isinstance(value, str):
+                table[key] = _expand(value, f"providers.{pid}.{key}", environ, problems)
+                match = _VAR.fullmatch(value.strip())
+                if key == "api_key" and match:
+                    key_vars[pid] = match.group(1)
+            elif key == "headers" and isinstance(value, dict):
+                for name, header in value.items():
+                    if isinstance(header, str):
+                        where = f"providers.{pid}.headers.{name}"
+                        value[name] = _expand(header, where, environ, problems)
+    return problems, key_vars
+
+
+def _expand(
+    value: str, location: str, environ: Mapping[str, str], problems: list[ConfigProblem]
+) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ and environ[name] != "":
+            return environ[name]
+        if default is not None:
+            return default
+        problems.append(ConfigProblem(location, f"environment variable {name} is not set"))
+        return ""
+
+    return _VAR.sub(replace, value)
+
+
+def _check_ids(raw: dict[str, Any]) -> list[ConfigProblem]:
+    problems = []
+    for section in ("providers", "roles"):
+        table = raw.get(section)
+        if isinstance(table, dict):
+            problems += [
+                ConfigProblem(
+                    f"{section}.{name}",
+                    "names may hold only letters, digits, '-' and '_'",
+                )
+                for name in table
+                if not _ID.match(name)
+            ]
+    return problems
+
+
+def _shape_problems(exc: ValidationError, raw: dict[str, Any]) -> list[ConfigProblem]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        location = _format_loc(loc)
+        problems.append(ConfigProblem(location, _explain(error, loc, raw)))
+    return problems
+
+
+def _explain(error: Mapping[str, Any], loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return _unknown_key_message(loc)
+    if kind == "missing":
+        return "required, but not set"
+    message = str(error["msg"]).replace("Input should be", "must be")
+    message = message[0].lower() + message[1:] if message else message
+    secret = any(part in ("api_key", "headers") for part in loc)
+    if not secret and kind not in ("model_type", "dict_type"):
+        value = _dig(raw, loc)
+        if value is not _MISSING:
+            message += f" (got {json.dumps(value, default=str)})"
+    return message
+
+
+def _unknown_key_message(loc: tuple[Any, ...]) -> str:
+    key = str(loc[-1])
+    model = _model_at(loc[:-1])
+    known = sorted(f for f in model.model_fields if f not in ("api_key_env", "source"))
+    hint = difflib.get_close_matches(key, known, n=1)
+    if model is RoleSettings and key in ProviderSettings.model_fields:
+        return (
+            f"{key!r} cannot be set per role: only {_TUNING_KEYS} may be; "
+            "credentials, endpoints and models belong to a provider"
+        )
+    suggestion = f'; did you mean "{hint[0]}"?' if hint else f"; known keys: {', '.join(known)}"
+    return f"unknown key {key!r}{suggestion}"
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel]:
+    model: type[BaseModel] = Config
+    index = 0
+    while index < len(loc):
+        part = loc[index]
+        if model is Config and part in ("providers", "roles"):
+            model = ProviderSettings if part == "providers" else RoleSettings
+            index += 2
+            continue
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        index += 1
+    return model
+
+
+def _reference_problems(raw: dict[str, Any]) -> list[ConfigProblem]:
+    providers = raw.get("providers")
+    known = sorted(providers) if isinstance(providers, dict) else []
+    problems: list[ConfigProblem] = []
+    if not known:
+        problems.append(
+            ConfigProblem("providers", "no provider is configured; add [providers.<id>]")
+        )
+    default = raw.get("default_provider")
+    if isinstance(default, str) and known and default not in known:
+        problems.append(_unknown_provider("default_provider", default, known))
+    roles = raw.get("roles")
+    if not isinstance(roles, dict):
+        return problems
+    for name, table in roles.items():
+        cast = table.get("providers", []) if isinstance(table, dict) else []
+        if not isinstance(cast, list):
+            continue
+        problems += _cast_problems(name, cast, known)
+        if not cast and not isinstance(default, str):
+            problems.append(
+                ConfigProblem(
+                    f"roles.{name}",
+                    'no providers and no default_provider: add providers = ["..."] '
+                    'or set default_provider = "..."',
+                )
+            )
+    return problems
+
+
+def _cast_problems(role: str, cast: list[Any], known: list[str]) -> list[ConfigProblem]:
+    problems = []
+    seen: set[str] = set()
+    for index, pid in enumerate(cast):
+        where = f"roles.{role}.providers[{index}]"
+        if not isinstance(pid, str):
+            continue
+        if known and pid not in known:
+            problems.append(_unknown_provider(where, pid, known))
+        elif pid in seen:
+            problems.append(ConfigProblem(where, f'provider "{pid}" is listed twice'))
+        seen.add(pid)
+    return problems
+
+
+def _unknown_provider(location: str, pid: str, known: Iterable[str]) -> ConfigProblem:
+    names = list(known)
+    hint = difflib.get_close_matches(pid, names, n=1)
+    tail = f'did you mean "{hint[0]}"?' if hint else f"configured: {', '.join(names)}"
+    return ConfigProblem(location, f'unknown provider "{pid}"; {tail}')
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+_MISSING = object()
+
+
+def _dig(raw: Any, loc: tuple[Any, ...]) -> Any:
+    node = raw
+    for part in loc:
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
+            node = node[part]
+        else:
+            return _MISSING
+    return node
+
+
+class _KeyLines:
+    """Finds the line of a dotted key path in TOML text, best effort."""
+
+    _HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+    _KEY = re.compile(r'^\s*("[^"]+"|[A-Za-z0-9_.-]+)\s*=')
+
+    def __init__(self, text: str) -> None:
+        self._lines: dict[str, int] = {}
+        table = ""
+        for number, line in enumerate(text.splitlines(), start=1):
+            header = self._HEADER.match(line)
+            if header:
+                table = _normalize(header.group(1))
+                self._lines.setdefault(table, number)
+                continue
+            key = self._KEY.match(line)
+            if key:
+                path = f"{table}.{_normalize(key.group(1))}" if table else _normalize(key.group(1))
+                self._lines.setdefault(path, number)
+
+    def find(self, location: str) -> int | None:
+        path = re.sub(r"\[\d+\]", "", location)
+        while path:
+            if path in self._lines:
+                return self._lines[path]
+            path = path.rpartition(".")[0]
+        return None
+
+
+def _normalize(key: str) -> str:
+    return ".".join(part.strip().strip('"') for part in key.split("."))

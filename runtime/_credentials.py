@@ -1,0 +1,75 @@
+"""The start-up check: every provider's key and model, in parallel, each within a bound.
+
+Each provider gets one cheap authenticated request (its protocol's `models_request`);
+the answers are judged by the protocol and turned into one actionable line per failing
+provider. Runs on the I/O loop; never prints a secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+import httpx
+
+from runtime._config import Config, ProviderSettings
+from runtime._errors import ErrorKind, ProviderError
+from runtime._http import ProviderClient, transport_error
+from runtime.protocols import PROTOCOLS
+
+
+async def check_credentials(config: Config, provider_ids: Iterable[str] | None = None) -> list[str]:
+    """Check the given providers (all by default); return one problem line per failure."""
+    ids = list(config.providers if provider_ids is None else provider_ids)
+    timeout_s = config.timeouts.validate_s
+    results = await asyncio.gather(
+        *(_check_one(config.providers[pid], timeout_s, config.timeouts.connect_s) for pid in ids)
+    )
+    return [
+        _describe(pid, config.providers[pid], error, timeout_s)
+        for pid, error in zip(ids, results, strict=True)
+        if error is not None
+    ]
+
+
+async def _check_one(
+    settings: ProviderSettings, timeout_s: float, connect_s: float
+) -> ProviderError | None:
+    protocol = PROTOCOLS[settings.type]
+    endpoint = settings.endpoint()
+    call = protocol.models_request(endpoint)
+    client = ProviderClient(max_connections=2, connect_s=min(connect_s, timeout_s))
+    try:
+        async with asyncio.timeout(timeout_s):
+            response = await client.get().request(call.method, call.url, headers=call.headers)
+        return protocol.check_models(
+            endpoint, response.status_code, response.headers, response.content
+        )
+    except TimeoutError:
+        return ProviderError(ErrorKind.TIMEOUT, "no answer")
+    except httpx.HTTPError as exc:
+        return transport_error(exc, call.url, timeout_s)
+    finally:
+        await client.aclose()
+
+
+def _describe(pid: str, settings: ProviderSettings, error: ProviderError, timeout_s: float) -> str:
+    endpoint = settings.endpoint()
+    status = f" (HTTP {error.status})" if error.status is not None else ""
+    if error.kind is ErrorKind.AUTH:
+        return (
+            f"{pid}: the key was rejected{status}: {error.message}; "
+            f"set a valid key in {settings.key_hint()}"
+        )
+    if error.kind is ErrorKind.NOT_FOUND:
+        return f'{pid}: model "{settings.model}" was not found{status}: {error.message}'
+    if error.kind is ErrorKind.PERMISSION:
+        return f"{pid}: the key lacks access{status}: {error.message}; check the account's plan"
+    if error.kind is ErrorKind.TIMEOUT:
+        return (
+            f"{pid}: {endpoint.base_url} did not answer within validate_s = {timeout_s:g} s; "
+            "check base_url and the network, or raise [timeouts] validate_s"
+        )
+    if error.kind is ErrorKind.NETWORK:
+        return f"{pid}: unreachable: {error.message}; check base_url ({endpoint.base_url})"
+    return f"{pid}: the check failed with {error.kind}{status}: {error.message}"

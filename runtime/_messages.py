@@ -1,0 +1,237 @@
+"""The messages actors send each other: small frozen values, one class per kind.
+
+```
+caller ──Submit / CancelTask──▶ Router ──StartAttempt / CancelAttempt──▶ Provider
+I/O loop ──AttemptDone──▶ Router          I/O loop ──IoDone──▶ Provider
+Provider ──HealthChanged──▶ Router        timers ──Wake──▶ Router, Provider
+Router ──AttemptEvent / TaskEvent──▶ Metrics
+children ──ChildDied──▶ Supervisor ──ProviderReplaced / ProviderFailed / MetricsReplaced──▶ Router
+```
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from runtime._chat import ChatRequest, ChatResult, Message, Reply, Tuning, Usage
+from runtime._config import Config
+from runtime._errors import ProviderError
+from runtime._routing import Health
+
+if TYPE_CHECKING:
+    from pykka import ActorRef
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """What a caller asked for."""
+
+    task_id: str
+    role: str
+    messages: tuple[Message, ...]
+    system: str | None
+    tuning: Tuning
+    deadline_s: float | None
+    workflow_id: str | None
+    submitted_at: float
+    """Monotonic time of the call."""
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    """Caller → router: run this task and resolve ``reply`` with a `Reply` or an error."""
+
+    task: TaskSpec
+    reply: concurrent.futures.Future[Reply]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTask:
+    """Caller → router: the caller gave up on this task."""
+
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartAttempt:
+    """Router → provider: make one attempt, report to ``reply_to`` with `AttemptDone`."""
+
+    call_id: int
+    task_id: str
+    role: str
+    request: ChatRequest
+    deadline: float
+    """Monotonic time by which the attempt must be over."""
+    first_byte_s: float
+    request_s: float
+    reply_to: ActorRef[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAttempt:
+    """Router → provider: drop this attempt, queued or in flight."""
+
+    call_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptDone:
+    """I/O loop or provider → router: how an attempt ended."""
+
+    call_id: int
+    task_id: str
+    provider: str
+    result: ChatResult | None
+    error: ProviderError | None
+    latency_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class IoDone:
+    """I/O loop → provider: an attempt's HTTP exchange is over (or was cancelled)."""
+
+    call_id: int
+    result: ChatResult | None
+    error: ProviderError | None
+
+
+@dataclass(frozen=True, slots=True)
+class HealthChanged:
+    """Provider → router: the provider's availability changed."""
+
+    slot: str
+    health: Health
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """A timer fired; ``token`` tells which wait it ends (stale tokens are ignored)."""
+
+    key: str
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """A config snapshot and the provider actor slot serving each provider id in it."""
+
+    config: Config
+    slots: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyRouting:
+    """Supervisor → router: new tasks use ``routing``; ``refs`` adds the actors it needs."""
+
+    routing: Routing
+    refs: Mapping[str, ActorRef[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderReplaced:
+    """Supervisor → router: the actor of ``slot`` was restarted as ``ref``."""
+
+    slot: str
+    ref: ActorRef[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderDown:
+    """Supervisor → router: the actor of ``slot`` died; ``failed`` if it will not return."""
+
+    slot: str
+    reason: str
+    failed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsReplaced:
+    """Supervisor → router: the metrics actor is now ``ref`` (``None``: gone for good)."""
+
+    ref: ActorRef[Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class RetireSlots:
+    """Router → supervisor: no task uses these provider actors any more; stop them."""
+
+    slots: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChildDied:
+    """Child → supervisor: the child crashed with ``reason``."""
+
+    child: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RestartChild:
+    """Timer → supervisor: restart ``child`` now (its backoff is over)."""
+
+    child: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptEvent:
+    """Router → metrics: one attempt ended."""
+
+    provider: str
+    role: str
+    model: str
+    outcome: str
+    latency_ms: float
+    usage: Usage
+    fallback: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """Router → metrics: one task ended."""
+
+    role: str
+    provider: str | None
+    outcome: str
+    latency_ms: float
+    attempts: int
+    fallback: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GetStats:
+    """Caller → metrics (ask): return a `Stats` snapshot."""
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitChild:
+    """Caller → supervisor: resolve ``reply`` with ``child``'s ref once it runs.
+
+    With ``replacing``, wait for a ref other than that one (the child's restart).
+    """
+
+    child: str
+    reply: concurrent.futures.Future[ActorRef[Any]]
+    replacing: ActorRef[Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reconfigure:
+    """Caller → supervisor (ask): apply a new validated config to tasks started after."""
+
+    config: Config
+
+
+@dataclass(frozen=True, slots=True)
+class GetChild:
+    """Caller → supervisor (ask): return the ref of a child (``"metrics"``, ``"router"``)."""
+
+    child: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListChildren:
+    """Caller → supervisor (ask): return the live children in the order to stop them."""

@@ -1,0 +1,151 @@
+"""Which provider a task tries next, or how long it waits, or why it gives up.
+
+Pure decisions over a task's progress and the providers' health, with the time passed
+in. The router actor holds the state and carries the decisions out.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from runtime._backoff import Random, retry_wait_s
+from runtime._config import RetrySettings
+from runtime._errors import ErrorKind
+
+
+class Availability(enum.StrEnum):
+    """A provider's standing as the router sees it."""
+
+    READY = "ready"
+    COOLING = "cooling"
+    """Resting after a 429 or a spent rate budget, until ``Health.until``."""
+    OPEN = "open"
+    """Its breaker is open; a trial call is allowed from ``Health.until``."""
+    OUT = "out"
+    """Out of rotation until a reload: its key was rejected mid-run."""
+    FAILED = "failed"
+    """Its actor crashed more often than supervision allows."""
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """One provider's availability, and since or until when."""
+
+    state: Availability = Availability.READY
+    until: float = 0.0
+    reason: str = ""
+
+    @property
+    def usable(self) -> bool:
+        """Whether the provider may ever be tried again without a reload."""
+        return self.state not in (Availability.OUT, Availability.FAILED)
+
+    def ready_at(self) -> float:
+        """Return when the provider can take a call (0.0: now)."""
+        return 0.0 if self.state is Availability.READY else self.until
+
+
+READY = Health()
+
+
+@dataclass(slots=True)
+class ProviderProgress:
+    """What one task has done with one provider so far."""
+
+    failures: int = 0
+    not_before: float = 0.0
+    finished: bool = False
+    """No more tries here: a non-retryable error, or the attempts are spent."""
+
+    def record_failure(
+        self,
+        kind: ErrorKind,
+        retry_after_s: float | None,
+        policy: RetrySettings,
+        now: float,
+        random: Random,
+    ) -> None:
+        """Count a failed attempt and set when this provider may be tried again."""
+        self.failures += 1
+        if not kind.retryable or self.failures >= policy.attempts:
+            self.finished = True
+            return
+        self.not_before = now + retry_wait_s(policy, self.failures, retry_after_s, random)
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """Send the next attempt to ``provider`` now."""
+
+    provider: str
+
+
+@dataclass(frozen=True, slots=True)
+class WaitUntil:
+    """Nothing can be tried before ``when``; wake up then and decide again."""
+
+    when: float
+    provider: str
+
+
+@dataclass(frozen=True, slots=True)
+class GiveUp:
+    """No provider can answer in time; ``deadline`` says whether time ran out."""
+
+    reason: str
+    deadline: bool = False
+
+
+Step = Dispatch | WaitUntil | GiveUp
+
+
+def next_step(  # noqa: PLR0917 - a pure function of six inputs, all needed
+    chain: Sequence[str],
+    progress: Mapping[str, ProviderProgress],
+    health: Mapping[str, Health],
+    policy: RetrySettings,
+    now: float,
+    deadline: float,
+) -> Step:
+    """Decide what a task does next.
+
+    Under ``failover = "immediate"`` the first provider of the chain that is healthy now
+    and has not failed this task is tried; failing that, whichever provider can be tried
+    soonest (its backoff over, its cooldown ended). Under ``"after_retries"`` the task
+    stays on the first healthy provider until its attempts are spent. A provider out of
+    rotation, failed, or done with for this task is never chosen.
+    """
+    usable = [p for p in chain if not progress[p].finished and health.get(p, READY).usable]
+    if not usable:
+        return GiveUp(_exhausted_reason(chain, health))
+
+    def ready_at(pid: str) -> float:
+        return max(progress[pid].not_before, health.get(pid, READY).ready_at())
+
+    healthy_now = [p for p in usable if health.get(p, READY).ready_at() <= now]
+    if policy.failover == "immediate":
+        fresh = [p for p in healthy_now if progress[p].failures == 0]
+        if fresh:
+            return Dispatch(fresh[0])
+        choice = min(usable, key=ready_at)
+    else:
+        choice = healthy_now[0] if healthy_now else min(usable, key=ready_at)
+    when = ready_at(choice)
+    if when <= now:
+        return Dispatch(choice)
+    if when >= deadline:
+        return GiveUp(
+            f"the next try ({choice}) could start only in {when - now:.1f} s, "
+            "after the task's deadline",
+            deadline=True,
+        )
+    return WaitUntil(when, choice)
+
+
+def _exhausted_reason(chain: Sequence[str], health: Mapping[str, Health]) -> str:
+    out = [f"{p} ({health[p].reason})" for p in chain if p in health and not health[p].usable]
+    if out:
+        return "every provider failed or is out of rotation: " + ", ".join(out)
+    return "every provider failed"

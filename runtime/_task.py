@@ -1,0 +1,169 @@
+"""One task's progress through its chain of providers, and how it ends.
+
+Plain code: the router actor keeps a `TaskState` per task and asks it for the records,
+the reply, the error and the terminal audit fields.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime._audit import Redactor
+from runtime._chat import AttemptRecord, ChatRequest, ChatResult, Reply, Tuning, Usage
+from runtime._config import Config
+from runtime._errors import (
+    DeadlineExceededError,
+    ErrorKind,
+    ProviderError,
+    TaskFailedError,
+)
+from runtime._messages import Routing, TaskSpec
+from runtime._routing import Health, ProviderProgress
+
+
+@dataclass(slots=True)
+class TaskState:
+    """Everything the router knows about one running task."""
+
+    spec: TaskSpec
+    reply: concurrent.futures.Future[Reply]
+    routing: Routing
+    chain: tuple[str, ...]
+    deadline: float
+    progress: dict[str, ProviderProgress] = field(default_factory=dict)
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    call_id: int | None = None
+    call_provider: str | None = None
+    wake_token: int = 0
+
+    def __post_init__(self) -> None:
+        self.progress = {pid: ProviderProgress() for pid in self.chain}
+
+    @property
+    def config(self) -> Config:
+        """The config snapshot the task started with."""
+        return self.routing.config
+
+    @property
+    def task_id(self) -> str:
+        """The task's id."""
+        return self.spec.task_id
+
+    def request_for(self, provider: str) -> ChatRequest:
+        """Build the request for ``provider``: call tuning over role's over provider's."""
+        settings = self.config.providers[provider]
+        role_tuning = self.config.role_tuning(self.spec.role)
+        tuning: Tuning = self.spec.tuning.over(role_tuning).over(settings.tuning())
+        return ChatRequest(self.spec.messages, settings.model, self.spec.system, tuning)
+
+    def record(
+        self,
+        provider: str,
+        result: ChatResult | None,
+        error: ProviderError | None,
+        latency_ms: float,
+        redactor: Redactor,
+    ) -> AttemptRecord:
+        """Add the record of an attempt that just ended, and return it."""
+        model = result.model if result is not None and result.model else self._model(provider)
+        if result is not None:
+            self.usage = self.usage + result.usage
+            record = AttemptRecord(provider, model, "ok", 200, latency_ms)
+        else:
+            assert error is not None  # noqa: S101 - an attempt ends with one or the other
+            record = AttemptRecord(
+                provider,
+                model,
+                error.kind.value,
+                error.status,
+                latency_ms,
+                redactor.text(error.message),
+            )
+        self.attempts.append(record)
+        return record
+
+    def _model(self, provider: str) -> str:
+        return self.config.providers[provider].model
+
+    def is_fallback(self, provider: str) -> bool:
+        """Whether ``provider`` serves this task only because an earlier one did not."""
+        return bool(self.chain) and provider != self.chain[0]
+
+    def answer(self, provider: str, result: ChatResult, now: float) -> Reply:
+        """Build the caller's reply from the answering attempt."""
+        return Reply(
+            text=result.text,
+            role=self.spec.role,
+            provider=provider,
+            model=result.model or self._model(provider),
+            usage=self.usage,
+            latency_ms=self.latency_ms(now),
+            attempts=tuple(self.attempts),
+            task_id=self.task_id,
+            finish_reason=result.finish_reason,
+        )
+
+    def latency_ms(self, now: float) -> float:
+        """Milliseconds since the task was submitted."""
+        return (now - self.spec.submitted_at) * 1000.0
+
+    def failure(self, reason: str, *, deadline: bool, health: dict[str, Health]) -> TaskFailedError:
+        """Build the error for a task that got no answer, with advice per provider."""
+        kind = DeadlineExceededError if deadline else TaskFailedError
+        return kind(
+            task_id=self.task_id,
+            role=self.spec.role,
+            reason=reason,
+            attempts=tuple(self.attempts),
+            advice=self.advice(health),
+        )
+
+    def advice(self, health: dict[str, Health]) -> list[str]:
+        """Say, per provider that needs it, what to do."""
+        lines: list[str] = []
+        for pid in self.chain:
+            kinds = [a.outcome for a in self.attempts if a.provider == pid]
+            settings = self.config.providers[pid]
+            state = health.get(pid)
+            if ErrorKind.AUTH in kinds or (state is not None and not state.usable):
+                lines.append(_advice_out(pid, settings.key_hint(), state))
+            elif ErrorKind.NOT_FOUND in kinds:
+                lines.append(f'{pid}: check its model "{settings.model}" and base_url')
+            elif ErrorKind.PERMISSION in kinds:
+                lines.append(
+                    f"{pid}: the account lacks access or quota; check its plan and billing"
+                )
+            elif ErrorKind.BAD_REQUEST in kinds:
+                lines.append(f"{pid}: the provider rejected the request; see its message above")
+            elif ErrorKind.NETWORK in kinds:
+                lines.append(f"{pid}: check that {settings.base_url or 'its API'} is reachable")
+        if not lines and self.attempts:
+            lines.append("the providers are failing or slow; retry later or raise the deadline")
+        return lines
+
+    def terminal_fields(self, outcome: str, provider: str | None, now: float) -> dict[str, Any]:
+        """Return the fields of the task's one terminal audit record."""
+        model = self._model(provider) if provider is not None else None
+        if provider is not None and self.attempts and self.attempts[-1].provider == provider:
+            model = self.attempts[-1].model
+        return {
+            "task_id": self.task_id,
+            "workflow_id": self.spec.workflow_id,
+            "role": self.spec.role,
+            "outcome": outcome,
+            "provider": provider,
+            "model": model,
+            "attempts": len(self.attempts),
+            "trail": [f"{a.provider}:{a.outcome}" for a in self.attempts],
+            **self.usage.to_dict(),
+            "latency_ms": round(self.latency_ms(now), 3),
+        }
+
+
+def _advice_out(pid: str, key_hint: str, state: Health | None) -> str:
+    if state is not None and not state.usable and "key" not in state.reason:
+        return f"{pid}: {state.reason}"
+    return f"{pid}: its key was rejected; set a valid key in {key_hint}, then reload"

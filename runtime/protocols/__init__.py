@@ -1,0 +1,22 @@
+"""Wire protocols: pure functions that speak each provider's HTTP API.
+
+A `WireProtocol` builds the `HttpCall` for a chat or a start-up check from an `Endpoint`,
+and turns what comes back (a whole body, or server-sent events fed to a `StreamParser`)
+into a `ChatResult` or a `ProviderError`. No protocol performs I/O. `PROTOCOLS` holds one
+per API, keyed by name: ``"openai"`` (OpenAI chat completions, and every
+OpenAI-compatible service through its base URL), ``"anthropic"`` (the Messages API) and
+``"gemini"`` (Google's ``generateContent``).
+"""
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from runtime.protocols import _anthropic, _gemini, _openai
+from runtime.protocols._base import Endpoint, HttpCall, StreamParser, WireProtocol
+
+PROTOCOLS: Mapping[str, WireProtocol] = MappingProxyType(
+    {p.name: p for p in (_openai.PROTOCOL, _anthropic.PROTOCOL, _gemini.PROTOCOL)}
+)
+"""Every wire protocol, keyed by its name."""
+
+__all__ = ["PROTOCOLS", "Endpoint", "HttpCall", "StreamParser", "WireProtocol"]

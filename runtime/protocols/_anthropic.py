@@ -1,0 +1,324 @@
+"""Anthropic's Messages API.
+
+Chats go to ``POST {base_url}/messages`` with ``x-api-key`` and
+``anthropic-version: 2023-06-01``; the start-up check is ``GET {base_url}/models/{model}``,
+which also resolves aliases. Errors come as
+``{"type": "error", "error": {"type", "message"}, "request_id"}``. A stream is
+``message_start``, then per content block ``content_block_start``, ``content_block_delta``
+events and ``content_block_stop``, then ``message_delta`` (stop reason, cumulative usage)
+and ``message_stop``; ``ping`` may come at any time, and ``error`` ends it early.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from runtime._chat import ChatRequest, ChatResult, RateLimitInfo, Usage
+from runtime._errors import ErrorKind, ProviderError
+from runtime.protocols._base import HttpCall, WireProtocol
+from runtime.protocols._common import (
+    int_header,
+    kind_for_status,
+    load_json,
+    malformed,
+    non_json_error,
+    retry_after_s,
+    snippet,
+)
+
+if TYPE_CHECKING:
+    from runtime._chat import Tuning
+    from runtime.protocols._base import Endpoint, Headers
+
+NAME = "anthropic"
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096
+"""Anthropic requires ``max_tokens``; this is sent when the tuning leaves it unset."""
+
+_STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+}
+_TYPE_KINDS = {
+    "authentication_error": ErrorKind.AUTH,
+    "permission_error": ErrorKind.PERMISSION,
+    "billing_error": ErrorKind.PERMISSION,
+    "not_found_error": ErrorKind.NOT_FOUND,
+    "request_too_large": ErrorKind.BAD_REQUEST,
+    "rate_limit_error": ErrorKind.RATE_LIMITED,
+    "api_error": ErrorKind.SERVER,
+    "timeout_error": ErrorKind.TIMEOUT,
+    "overloaded_error": ErrorKind.OVERLOADED,
+}
+_USAGE_FIELDS = (
+    "input_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "output_tokens",
+)
+_TOKEN_BUCKETS = ("tokens", "input-tokens", "output-tokens")
+
+
+def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> HttpCall:
+    """Build ``POST /messages``; the system prompt goes in the top-level ``system``."""
+    turns, system = ChatRequest.split_system(request.messages, request.system)
+    body: dict[str, object] = {
+        "model": request.model,
+        "max_tokens": _max_tokens(request.tuning),
+        "messages": [{"role": m.role, "content": m.content} for m in turns],
+    }
+    if system:
+        body["system"] = system
+    body.update(_tuning(request.tuning))
+    if stream:
+        body["stream"] = True
+    url = f"{endpoint.base_url}/messages"
+    return HttpCall("POST", url, _headers(endpoint, body=True), body, stream=stream)
+
+
+def _max_tokens(tuning: Tuning) -> int:
+    return tuning.max_tokens if tuning.max_tokens is not None else DEFAULT_MAX_TOKENS
+
+
+def _tuning(tuning: Tuning) -> dict[str, object]:
+    values: dict[str, object] = {
+        "temperature": tuning.temperature,
+        "top_p": tuning.top_p,
+        "stop_sequences": list(tuning.stop) if tuning.stop else None,
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _headers(endpoint: Endpoint, *, body: bool) -> tuple[tuple[str, str], ...]:
+    headers: list[tuple[str, str]] = []
+    if endpoint.api_key:
+        headers.append(("x-api-key", endpoint.api_key))
+    headers.append(("anthropic-version", API_VERSION))
+    if body:
+        headers.append(("content-type", "application/json"))
+    return (*headers, *endpoint.extra_headers)
+
+
+def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:
+    """Parse a whole ``message``; raise `ProviderError` for anything else."""
+    if status >= 400:  # noqa: PLR2004
+        raise parse_error(status, headers, body)
+    data = load_json(body)
+    if not isinstance(data, dict):
+        raise malformed(f"message is not a JSON object: {snippet(body)}")
+    if data.get("type") == "error":
+        raise _error_from(_obj(data.get("error")), None, None)
+    content = data.get("content")
+    if not isinstance(content, list):
+        raise malformed("message has no 'content' array")
+    text = "".join(_block_text(block) for block in content)
+    counts = _usage_counts(data.get("usage"))
+    return _result(text, _str(data.get("model")), counts, data.get("stop_reason"), headers)
+
+
+def _block_text(block: object) -> str:
+    block = _obj(block)
+    return _str(block.get("text")) if block.get("type") == "text" else ""
+
+
+def _usage_counts(value: object) -> dict[str, int]:
+    usage = _obj(value)
+    return {name: _count(usage[name]) for name in _USAGE_FIELDS if name in usage}
+
+
+def _result(
+    text: str, model: str, counts: dict[str, int], stop: object, headers: Headers
+) -> ChatResult:
+    if stop == "refusal":
+        raise ProviderError(
+            ErrorKind.CONTENT_FILTER,
+            "the model declined to answer (stop_reason 'refusal')",
+            status=200,
+            code="refusal",
+        )
+    usage = Usage(
+        input_tokens=sum(counts.get(name, 0) for name in _USAGE_FIELDS[:3]),
+        output_tokens=counts.get("output_tokens", 0),
+        cached_tokens=counts.get("cache_read_input_tokens", 0),
+    )
+    reason = _STOP_REASONS.get(stop, stop.lower()) if isinstance(stop, str) else None
+    return ChatResult(text, model, usage, reason, rate_limits(headers))
+
+
+def parse_error(status: int, headers: Headers, body: bytes) -> ProviderError:
+    """Map an error response (any body, JSON or not) to a `ProviderError`; never raises."""
+    data = load_json(body)
+    if data is None:
+        return non_json_error(status, headers, body)
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return ProviderError(
+            kind_for_status(status),
+            f"unrecognized error body: {snippet(body)}",
+            status=status,
+            retry_after_s=retry_after_s(headers),
+        )
+    return _error_from(error, status, retry_after_s(headers))
+
+
+def _error_from(error: dict[str, object], status: int | None, wait: float | None) -> ProviderError:
+    error_type = _str(error.get("type"))
+    message = _message(error.get("message"), status)
+    if _obj(error.get("details")).get("error_code") == "enforced_spend_limit_reached":
+        kind = ErrorKind.PERMISSION
+        message = f"the organization's monthly spend limit is reached: {message}"
+    elif error_type == "invalid_request_error" and "credit balance" in message.lower():
+        # Anthropic reports an empty prepaid balance as a 400 invalid_request_error.
+        kind = ErrorKind.PERMISSION
+    elif error_type in _TYPE_KINDS:
+        kind = _TYPE_KINDS[error_type]
+    elif status is not None:
+        kind = kind_for_status(status)
+    else:
+        kind = ErrorKind.BAD_REQUEST if error_type == "invalid_request_error" else ErrorKind.SERVER
+    return ProviderError(kind, message, status=status, retry_after_s=wait, code=error_type or None)
+
+
+def _message(value: object, status: int | None) -> str:
+    if isinstance(value, str) and value.strip():
+        return snippet(value.encode())
+    return f"HTTP {status} with no message" if status is not None else "error with no message"
+
+
+class _Stream:
+    """Accumulates one streamed message."""
+
+    def __init__(self, headers: Headers) -> None:
+        self._headers = headers
+        self._text: list[str] = []
+        self._model = ""
+        self._counts: dict[str, int] = {}
+        self._stop: object = None
+        self._stopped = False
+
+    def feed(self, event: str, data: str) -> list[str]:
+        payload = load_json(data.encode())
+        if not isinstance(payload, dict):
+            raise malformed(f"stream event is not a JSON object: {snippet(data.encode())}")
+        kind = _str(payload.get("type")) or event
+        if kind == "error":
+            raise _error_from(_obj(payload.get("error")), None, None)
+        if kind == "message_start":
+            message = _obj(payload.get("message"))
+            self._model = _str(message.get("model"))
+            self._counts.update(_usage_counts(message.get("usage")))
+        elif kind == "message_delta":
+            self._stop = _obj(payload.get("delta")).get("stop_reason", self._stop)
+            self._counts.update(_usage_counts(payload.get("usage")))
+        elif kind == "message_stop":
+            self._stopped = True
+        elif kind in ("content_block_start", "content_block_delta"):
+            return self._take(payload)
+        return []
+
+    def _take(self, payload: dict[str, object]) -> list[str]:
+        part = _obj(payload.get("content_block") or payload.get("delta"))
+        if part.get("type") not in ("text", "text_delta"):
+            return []
+        text = _str(part.get("text"))
+        self._text.append(text)
+        return [text] if text else []
+
+    def finish(self) -> ChatResult:
+        if not self._stopped:
+            raise malformed("stream ended before message_stop")
+        return _result("".join(self._text), self._model, self._counts, self._stop, self._headers)
+
+
+def stream_parser(headers: Headers) -> _Stream:
+    """Start parsing a streamed message."""
+    return _Stream(headers)
+
+
+def rate_limits(headers: Headers, now: float | None = None) -> RateLimitInfo:
+    """Read the ``anthropic-ratelimit-*`` headers; resets are RFC 3339 times, made relative.
+
+    Of the token budgets (combined, input, output), the one with the fewest tokens left
+    is reported, with its reset. ``now`` (epoch seconds) defaults to the current time.
+    """
+    current = time.time() if now is None else now
+    buckets = [
+        (remaining, _seconds_until(headers.get(f"anthropic-ratelimit-{name}-reset"), current))
+        for name in _TOKEN_BUCKETS
+        if (remaining := int_header(headers, f"anthropic-ratelimit-{name}-remaining")) is not None
+    ]
+    tokens, tokens_reset = min(buckets, key=lambda b: (b[0], -(b[1] or 0.0)), default=(None, None))
+    return RateLimitInfo(
+        remaining_requests=int_header(headers, "anthropic-ratelimit-requests-remaining"),
+        remaining_tokens=tokens,
+        reset_requests_s=_seconds_until(headers.get("anthropic-ratelimit-requests-reset"), current),
+        reset_tokens_s=tokens_reset,
+    )
+
+
+def _seconds_until(value: str | None, now: float) -> float | None:
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
+
+
+def models_request(endpoint: Endpoint) -> HttpCall:
+    """Build ``GET /models/{model}``, which also resolves aliases such as ``claude-sonnet-4-5``."""
+    url = f"{endpoint.base_url}/models/{quote(endpoint.model, safe='')}"
+    return HttpCall("GET", url, _headers(endpoint, body=False))
+
+
+def check_models(
+    endpoint: Endpoint, status: int, headers: Headers, body: bytes
+) -> ProviderError | None:
+    """Return ``None`` when the key works and the model exists, else the error."""
+    if status == 404:  # noqa: PLR2004
+        error = parse_error(status, headers, body)
+        return ProviderError(
+            ErrorKind.NOT_FOUND,
+            f"model {endpoint.model!r} does not exist at this provider: {error.message}",
+            status=status,
+            code=error.code,
+        )
+    if status >= 400:  # noqa: PLR2004
+        return parse_error(status, headers, body)
+    data = load_json(body)
+    if not isinstance(data, dict) or not _str(data.get("id")):
+        return malformed(f"model lookup answer has no 'id': {snippet(body)}")
+    return None
+
+
+def _obj(value: object) -> dict[str, object]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+PROTOCOL = WireProtocol(
+    name=NAME,
+    chat_request=chat_request,
+    parse_chat=parse_chat,
+    parse_error=parse_error,
+    stream_parser=stream_parser,
+    rate_limits=rate_limits,
+    models_request=models_request,
+    check_models=check_models,
+)

@@ -1,0 +1,97 @@
+"""What a wire protocol is: pure functions from normalized values to HTTP and back.
+
+A protocol never performs I/O. The I/O layer asks it for the `HttpCall` to send, then hands
+it what came back: a whole body (`WireProtocol.parse_chat`), or a stream of server-sent
+events fed one by one to the `StreamParser` it makes. Failures come out as `ProviderError`
+with one of the kinds of `ErrorKind`, so nothing above this layer knows any wire format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from runtime._chat import ChatRequest, ChatResult, RateLimitInfo
+from runtime._errors import ProviderError
+
+Headers = Mapping[str, str]
+"""Response headers; lookups must be case-insensitive (``httpx.Headers`` is)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where and how to reach one provider: the settings a protocol needs, secret included."""
+
+    base_url: str
+    """The API root including its version path, without a trailing slash."""
+    model: str
+    api_key: str | None = field(default=None, repr=False)
+    extra_headers: tuple[tuple[str, str], ...] = ()
+
+    def __repr__(self) -> str:
+        key = "set" if self.api_key else "none"
+        return f"Endpoint(base_url={self.base_url!r}, model={self.model!r}, api_key=<{key}>)"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCall:
+    """One HTTP request to send, fully built. Its repr never shows header values."""
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    json: Any = None
+    stream: bool = False
+    """Whether the answer comes back as server-sent events."""
+
+    def __repr__(self) -> str:
+        names = ", ".join(name for name, _ in self.headers)
+        return f"HttpCall({self.method} {self.url}, headers=[{names}], stream={self.stream})"
+
+
+class StreamParser(Protocol):
+    """Turns one streamed answer, event by event, into text deltas and a final result."""
+
+    def feed(self, event: str, data: str) -> list[str]:
+        """Take one server-sent event; return the text it adds (often none).
+
+        Raises:
+            ProviderError: the event reports an error (for example Anthropic's
+                ``overloaded_error`` mid-stream), or it cannot be parsed
+                (``malformed_response``).
+        """
+        ...
+
+    def finish(self) -> ChatResult:
+        """Return the whole answer once the stream has ended.
+
+        Raises:
+            ProviderError: the stream ended before the provider said it was complete
+                (``malformed_response``).
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WireProtocol:
+    """The pure functions that speak one provider API, grouped under its name."""
+
+    name: str
+    chat_request: Callable[[Endpoint, ChatRequest, bool], HttpCall]
+    """Build the request for one chat attempt; the flag asks for a streamed answer."""
+    parse_chat: Callable[[int, Headers, bytes], ChatResult]
+    """Parse a whole (non-streamed) answer; raise `ProviderError` for an error status or
+    a body that cannot be understood."""
+    parse_error: Callable[[int, Headers, bytes], ProviderError]
+    """Map an error response (any status >= 400, any body, JSON or not) to a `ProviderError`."""
+    stream_parser: Callable[[Headers], StreamParser]
+    """Start parsing a streamed answer whose response headers are given."""
+    rate_limits: Callable[[Headers], RateLimitInfo]
+    """Read the provider's rate-limit headers (absent ones stay ``None``)."""
+    models_request: Callable[[Endpoint], HttpCall]
+    """Build the cheap authenticated request used to check credentials at start-up."""
+    check_models: Callable[[Endpoint, int, Headers, bytes], ProviderError | None]
+    """Judge the answer to `models_request`: ``None`` when the key works and the
+    configured model exists, else the error (``auth`` for a rejected key, ``not_found``
+    for a model the provider does not offer, naming close matches)."""

@@ -1,0 +1,135 @@
+"""Pieces every wire protocol shares: status codes, Retry-After, JSON bodies."""
+
+from __future__ import annotations
+
+import json
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from runtime._errors import ErrorKind, ProviderError
+from runtime.protocols._base import Headers
+
+_STATUS_KINDS: dict[int, ErrorKind] = {
+    400: ErrorKind.BAD_REQUEST,
+    401: ErrorKind.AUTH,
+    402: ErrorKind.PERMISSION,
+    403: ErrorKind.PERMISSION,
+    404: ErrorKind.NOT_FOUND,
+    408: ErrorKind.TIMEOUT,
+    409: ErrorKind.SERVER,
+    413: ErrorKind.BAD_REQUEST,
+    422: ErrorKind.BAD_REQUEST,
+    429: ErrorKind.RATE_LIMITED,
+    499: ErrorKind.TIMEOUT,
+    502: ErrorKind.SERVER,
+    503: ErrorKind.OVERLOADED,
+    504: ErrorKind.TIMEOUT,
+    529: ErrorKind.OVERLOADED,
+}
+
+MAX_SNIPPET = 300
+
+
+def kind_for_status(status: int) -> ErrorKind:
+    """Return the error kind an HTTP status means when the body says nothing better."""
+    if status in _STATUS_KINDS:
+        return _STATUS_KINDS[status]
+    if status >= 500:  # noqa: PLR2004
+        return ErrorKind.SERVER
+    return ErrorKind.BAD_REQUEST
+
+
+def retry_after_s(headers: Headers, *, now: float | None = None) -> float | None:
+    """Read ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date) as seconds."""
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        try:
+            return max(0.0, float(millis) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def load_json(body: bytes) -> Any:
+    """Decode a JSON body, or return ``None`` when it is not JSON."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def snippet(body: bytes) -> str:
+    """Return the start of a body as one printable line, for error messages."""
+    text = body.decode("utf-8", errors="replace").strip()
+    text = " ".join(text.split())
+    if len(text) > MAX_SNIPPET:
+        text = text[:MAX_SNIPPET] + "..."
+    return text or "(empty body)"
+
+
+def non_json_error(status: int, headers: Headers, body: bytes) -> ProviderError:
+    """Describe an error response whose body is not the provider's JSON (a proxy's page)."""
+    return ProviderError(
+        kind_for_status(status),
+        f"non-JSON error body: {snippet(body)}",
+        status=status,
+        retry_after_s=retry_after_s(headers),
+    )
+
+
+def malformed(message: str, status: int | None = 200) -> ProviderError:
+    """Return the error for an answer that does not have the provider's documented shape."""
+    return ProviderError(ErrorKind.MALFORMED_RESPONSE, message, status=status)
+
+
+def duration_s(value: str | None) -> float | None:
+    """Parse OpenAI-style reset durations (``"1s"``, ``"6m0s"``, ``"120ms"``, ``"1h2m3.5s"``)."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    total = 0.0
+    number = ""
+    index = 0
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    while index < len(text):
+        char = text[index]
+        if char.isdigit() or char == ".":
+            number += char
+            index += 1
+            continue
+        unit = "ms" if text.startswith("ms", index) else char
+        if unit not in units or not number:
+            return None
+        total += float(number) * units[unit]
+        number = ""
+        index += len(unit)
+    return None if number else total
+
+
+def int_header(headers: Headers, name: str) -> int | None:
+    """Read a header holding a whole number, or ``None``."""
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None

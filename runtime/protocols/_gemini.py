@@ -1,0 +1,301 @@
+"""Google's Gemini API (``generateContent`` and ``streamGenerateContent``).
+
+Chats go to ``POST {base_url}/models/{model}:generateContent``, or
+``:streamGenerateContent?alt=sse`` for a stream of server-sent events whose every
+``data:`` is a whole ``GenerateContentResponse``; the key travels in ``x-goog-api-key``,
+never in the URL. The start-up check is ``GET {base_url}/models/{model}``. Errors are
+Google RPC statuses, ``{"error": {"code", "message", "status", "details": [...]}}``, where
+``details`` may hold an ``ErrorInfo`` (a bad key is a 400 with reason ``API_KEY_INVALID``)
+and a ``RetryInfo`` (how long to wait after a 429). Gemini sends no rate-limit headers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from runtime._chat import ChatRequest, ChatResult, RateLimitInfo, Usage
+from runtime._errors import ErrorKind, ProviderError
+from runtime.protocols._base import HttpCall, WireProtocol
+from runtime.protocols._common import (
+    duration_s,
+    kind_for_status,
+    load_json,
+    malformed,
+    non_json_error,
+    retry_after_s,
+    snippet,
+)
+
+if TYPE_CHECKING:
+    from runtime._chat import Tuning
+    from runtime.protocols._base import Endpoint, Headers
+
+NAME = "gemini"
+
+_FILTERED = frozenset(
+    {"SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "RECITATION", "IMAGE_SAFETY"}
+)
+_FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length"} | dict.fromkeys(
+    _FILTERED, "content_filter"
+)
+_STATUS_KINDS = {
+    "INVALID_ARGUMENT": ErrorKind.BAD_REQUEST,
+    "FAILED_PRECONDITION": ErrorKind.PERMISSION,
+    "PERMISSION_DENIED": ErrorKind.PERMISSION,
+    "UNAUTHENTICATED": ErrorKind.AUTH,
+    "NOT_FOUND": ErrorKind.NOT_FOUND,
+    "RESOURCE_EXHAUSTED": ErrorKind.RATE_LIMITED,
+    "INTERNAL": ErrorKind.SERVER,
+    "UNAVAILABLE": ErrorKind.OVERLOADED,
+    "DEADLINE_EXCEEDED": ErrorKind.TIMEOUT,
+}
+_ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
+_RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+_BAD_KEY = "API_KEY_INVALID"
+
+
+def model_id(model: str) -> str:
+    """Return ``model`` without the ``models/`` prefix Gemini's own names carry."""
+    return model.removeprefix("models/")
+
+
+def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> HttpCall:
+    """Build the ``generateContent`` call, or ``streamGenerateContent?alt=sse`` to stream."""
+    turns, system = ChatRequest.split_system(request.messages, request.system)
+    body: dict[str, object] = {
+        "contents": [
+            {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
+            for m in turns
+        ]
+    }
+    if system:
+        body["systemInstruction"] = {"parts": [{"text": system}]}
+    config = _generation_config(request.tuning)
+    if config:
+        body["generationConfig"] = config
+    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    url = f"{endpoint.base_url}/models/{quote(model_id(request.model), safe='')}:{method}"
+    return HttpCall("POST", url, _headers(endpoint, body=True), body, stream=stream)
+
+
+def _generation_config(tuning: Tuning) -> dict[str, object]:
+    values: dict[str, object] = {
+        "temperature": tuning.temperature,
+        "topP": tuning.top_p,
+        "maxOutputTokens": tuning.max_tokens,
+        "stopSequences": list(tuning.stop) if tuning.stop else None,
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _headers(endpoint: Endpoint, *, body: bool) -> tuple[tuple[str, str], ...]:
+    headers: list[tuple[str, str]] = []
+    if endpoint.api_key:
+        headers.append(("x-goog-api-key", endpoint.api_key))
+    if body:
+        headers.append(("content-type", "application/json"))
+    return (*headers, *endpoint.extra_headers)
+
+
+class _Answer:
+    """Accumulates ``GenerateContentResponse`` objects: one whole answer, or a stream's chunks."""
+
+    def __init__(self, headers: Headers) -> None:
+        self._headers = headers
+        self.finish: str | None = None
+        self._text: list[str] = []
+        self._model = ""
+        self._usage = Usage()
+        self._blocked = ""
+
+    def add(self, response: dict[str, object]) -> list[str]:
+        if "error" in response:
+            raise _error_from(_obj(response["error"]), None, None)
+        feedback = _obj(response.get("promptFeedback"))
+        self._blocked = _str(feedback.get("blockReason")) or self._blocked
+        self._model = _str(response.get("modelVersion")) or self._model
+        if isinstance(response.get("usageMetadata"), dict):
+            self._usage = _usage(response["usageMetadata"])
+        candidates = response.get("candidates")
+        if not isinstance(candidates, list) or not candidates:
+            return []
+        candidate = _obj(candidates[0])
+        self.finish = _str(candidate.get("finishReason")) or self.finish
+        parts = _obj(candidate.get("content")).get("parts")
+        texts = [_part_text(part) for part in parts] if isinstance(parts, list) else []
+        self._text.extend(texts)
+        return [text for text in texts if text]
+
+    def result(self) -> ChatResult:
+        if self._blocked:
+            raise ProviderError(
+                ErrorKind.CONTENT_FILTER,
+                f"the prompt was blocked by the provider's safety filter ({self._blocked})",
+                status=200,
+                code=self._blocked,
+            )
+        text = "".join(self._text)
+        if not text and self.finish in _FILTERED:
+            raise ProviderError(
+                ErrorKind.CONTENT_FILTER,
+                f"the answer was withheld by the provider's safety filter ({self.finish})",
+                status=200,
+                code=self.finish,
+            )
+        reason = _FINISH_REASONS.get(self.finish, self.finish.lower()) if self.finish else None
+        return ChatResult(text, self._model, self._usage, reason, rate_limits(self._headers))
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self._blocked)
+
+
+def _part_text(part: object) -> str:
+    part = _obj(part)
+    return "" if part.get("thought") is True else _str(part.get("text"))
+
+
+def _usage(value: object) -> Usage:
+    usage = _obj(value)
+    return Usage(
+        input_tokens=_count(usage.get("promptTokenCount")),
+        output_tokens=_count(usage.get("candidatesTokenCount"))
+        + _count(usage.get("thoughtsTokenCount")),
+        cached_tokens=_count(usage.get("cachedContentTokenCount")),
+    )
+
+
+def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:
+    """Parse a whole ``GenerateContentResponse``; raise `ProviderError` for anything else."""
+    if status >= 400:  # noqa: PLR2004
+        raise parse_error(status, headers, body)
+    data = load_json(body)
+    if not isinstance(data, dict):
+        raise malformed(f"answer is not a JSON object: {snippet(body)}")
+    answer = _Answer(headers)
+    answer.add(data)
+    if not isinstance(data.get("candidates"), list) and not answer.blocked:
+        raise malformed("answer has no candidates")
+    return answer.result()
+
+
+def parse_error(status: int, headers: Headers, body: bytes) -> ProviderError:
+    """Map an error response (any body, JSON or not) to a `ProviderError`; never raises."""
+    data = load_json(body)
+    if data is None:
+        return non_json_error(status, headers, body)
+    if isinstance(data, list) and data:
+        data = data[0]
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return ProviderError(
+            kind_for_status(status),
+            f"unrecognized error body: {snippet(body)}",
+            status=status,
+            retry_after_s=retry_after_s(headers),
+        )
+    return _error_from(error, status, retry_after_s(headers))
+
+
+def _error_from(error: dict[str, object], status: int | None, wait: float | None) -> ProviderError:
+    raw = error.get("details")
+    details = [_obj(d) for d in raw] if isinstance(raw, list) else []
+    reasons = {_str(d.get("reason")) for d in details if d.get("@type") == _ERROR_INFO}
+    delays = [_str(d.get("retryDelay")) for d in details if d.get("@type") == _RETRY_INFO]
+    waits = [w for w in (wait, *map(duration_s, delays)) if w is not None]
+    rpc_status = _str(error.get("status"))
+    code = error.get("code")
+    number = status if status is not None else code if isinstance(code, int) else None
+    if _BAD_KEY in reasons:
+        kind, rpc_status = ErrorKind.AUTH, _BAD_KEY
+    elif rpc_status in _STATUS_KINDS:
+        kind = _STATUS_KINDS[rpc_status]
+    else:
+        kind = kind_for_status(number) if number is not None else ErrorKind.SERVER
+    message = _str(error.get("message")).strip()
+    return ProviderError(
+        kind,
+        snippet(message.encode()) if message else f"{rpc_status or 'error'} with no message",
+        status=status,
+        retry_after_s=max(waits) if waits else None,
+        code=rpc_status or None,
+    )
+
+
+class _Stream:
+    """Accumulates one ``streamGenerateContent?alt=sse`` answer."""
+
+    def __init__(self, headers: Headers) -> None:
+        self._answer = _Answer(headers)
+
+    def feed(self, event: str, data: str) -> list[str]:  # noqa: ARG002
+        chunk = load_json(data.encode())
+        if not isinstance(chunk, dict):
+            raise malformed(f"stream chunk is not a JSON object: {snippet(data.encode())}")
+        return self._answer.add(chunk)
+
+    def finish(self) -> ChatResult:
+        if self._answer.finish is None and not self._answer.blocked:
+            raise malformed("stream ended before any chunk gave a finishReason")
+        return self._answer.result()
+
+
+def stream_parser(headers: Headers) -> _Stream:
+    """Start parsing a streamed answer."""
+    return _Stream(headers)
+
+
+def rate_limits(headers: Headers) -> RateLimitInfo:  # noqa: ARG001
+    """Return an empty `RateLimitInfo`: Gemini sends no rate-limit headers."""
+    return RateLimitInfo()
+
+
+def models_request(endpoint: Endpoint) -> HttpCall:
+    """Build ``GET /models/{model}`` (the model given with or without ``models/``)."""
+    url = f"{endpoint.base_url}/models/{quote(model_id(endpoint.model), safe='')}"
+    return HttpCall("GET", url, _headers(endpoint, body=False))
+
+
+def check_models(
+    endpoint: Endpoint, status: int, headers: Headers, body: bytes
+) -> ProviderError | None:
+    """Return ``None`` when the key works and the model exists, else the error."""
+    if status == 404:  # noqa: PLR2004
+        error = parse_error(status, headers, body)
+        return ProviderError(
+            ErrorKind.NOT_FOUND,
+            f"model {endpoint.model!r} does not exist at this provider: {error.message}",
+            status=status,
+            code=error.code,
+        )
+    if status >= 400:  # noqa: PLR2004
+        return parse_error(status, headers, body)
+    data = load_json(body)
+    if not isinstance(data, dict) or not _str(data.get("name")):
+        return malformed(f"model lookup answer has no 'name': {snippet(body)}")
+    return None
+
+
+def _obj(value: object) -> dict[str, object]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+PROTOCOL = WireProtocol(
+    name=NAME,
+    chat_request=chat_request,
+    parse_chat=parse_chat,
+    parse_error=parse_error,
+    stream_parser=stream_parser,
+    rate_limits=rate_limits,
+    models_request=models_request,
+    check_models=check_models,
+)

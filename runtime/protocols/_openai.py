@@ -1,0 +1,317 @@
+"""OpenAI chat completions, also spoken by every OpenAI-compatible API.
+
+Chats go to ``POST {base_url}/chat/completions``; the start-up check lists
+``GET {base_url}/models`` and looks for the configured model in it. Errors come as
+``{"error": {"message", "type", "param", "code"}}``; a stream is server-sent events of
+``chat.completion.chunk`` objects ended by ``data: [DONE]``, with the usage in a last
+chunk whose ``choices`` is empty (asked for with ``stream_options.include_usage``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import TYPE_CHECKING
+
+from runtime._chat import ChatRequest, ChatResult, RateLimitInfo, Usage
+from runtime._errors import ErrorKind, ProviderError
+from runtime.protocols._base import HttpCall, WireProtocol
+from runtime.protocols._common import (
+    duration_s,
+    int_header,
+    kind_for_status,
+    load_json,
+    malformed,
+    non_json_error,
+    retry_after_s,
+    snippet,
+)
+
+if TYPE_CHECKING:
+    from runtime._chat import Tuning
+    from runtime.protocols._base import Endpoint, Headers
+
+NAME = "openai"
+
+_FINISH_REASONS = {
+    "stop": "stop",
+    "length": "length",
+    "content_filter": "content_filter",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+}
+_QUOTA = "insufficient_quota"
+_FILTERED = frozenset({"content_filter", "content_policy_violation"})
+_TYPE_KINDS = {
+    "invalid_request_error": ErrorKind.BAD_REQUEST,
+    "authentication_error": ErrorKind.AUTH,
+    "rate_limit_exceeded": ErrorKind.RATE_LIMITED,
+    "server_error": ErrorKind.SERVER,
+}
+_ECHOED_KEY = re.compile(r"(API key provided: )\S+?(?=\.?(?:\s|$))|sk-[\w*\-]{4,}", re.IGNORECASE)
+
+
+def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> HttpCall:
+    """Build ``POST /chat/completions``; the system prompt leads the messages."""
+    turns, system = ChatRequest.split_system(request.messages, request.system)
+    messages = [{"role": "system", "content": system}] if system else []
+    messages += [{"role": m.role, "content": m.content} for m in turns]
+    body: dict[str, object] = {"model": request.model, "messages": messages}
+    body.update(_tuning(request.tuning))
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    url = f"{endpoint.base_url}/chat/completions"
+    return HttpCall("POST", url, _headers(endpoint, body=True), body, stream=stream)
+
+
+def _tuning(tuning: Tuning) -> dict[str, object]:
+    # Every compatible server takes max_tokens; OpenAI's reasoning models want
+    # max_completion_tokens instead, a quirk left to the provider registry.
+    values: dict[str, object] = {
+        "temperature": tuning.temperature,
+        "top_p": tuning.top_p,
+        "max_tokens": tuning.max_tokens,
+        "stop": list(tuning.stop) if tuning.stop else None,
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _headers(endpoint: Endpoint, *, body: bool) -> tuple[tuple[str, str], ...]:
+    headers: list[tuple[str, str]] = []
+    if endpoint.api_key:
+        headers.append(("authorization", f"Bearer {endpoint.api_key}"))
+    if body:
+        headers.append(("content-type", "application/json"))
+    return (*headers, *endpoint.extra_headers)
+
+
+def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:
+    """Parse a whole ``chat.completion``; raise `ProviderError` for anything else."""
+    if status >= 400:  # noqa: PLR2004
+        raise parse_error(status, headers, body)
+    data = load_json(body)
+    if not isinstance(data, dict):
+        raise malformed(f"chat completion is not a JSON object: {snippet(body)}")
+    if "error" in data:
+        raise _error_from(_obj(data["error"]), None, None)
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise malformed("chat completion has no choices")
+    message = choices[0].get("message")
+    if not isinstance(message, dict):
+        raise malformed("chat completion choice has no message")
+    return _result(
+        text=_str(message.get("content")),
+        refusal=_str(message.get("refusal")),
+        model=_str(data.get("model")),
+        usage=_usage(data.get("usage")),
+        finish=choices[0].get("finish_reason"),
+        headers=headers,
+    )
+
+
+def _result(
+    *, text: str, refusal: str, model: str, usage: Usage, finish: object, headers: Headers
+) -> ChatResult:
+    reason = _finish_reason(finish)
+    if not text and reason == "content_filter":
+        raise ProviderError(
+            ErrorKind.CONTENT_FILTER,
+            "the answer was withheld by the provider's content filter",
+            status=200,
+            code="content_filter",
+        )
+    if not text and refusal:
+        raise ProviderError(
+            ErrorKind.CONTENT_FILTER, f"the model refused: {snippet(refusal.encode())}", status=200
+        )
+    return ChatResult(text, model, usage, reason, rate_limits(headers))
+
+
+def _finish_reason(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return _FINISH_REASONS.get(value, value.lower())
+
+
+def _usage(value: object) -> Usage:
+    usage = _obj(value)
+    return Usage(
+        input_tokens=_count(usage.get("prompt_tokens")),
+        output_tokens=_count(usage.get("completion_tokens")),
+        cached_tokens=_count(_obj(usage.get("prompt_tokens_details")).get("cached_tokens")),
+    )
+
+
+def parse_error(status: int, headers: Headers, body: bytes) -> ProviderError:
+    """Map an error response (any body, JSON or not) to a `ProviderError`; never raises."""
+    data = load_json(body)
+    if data is None:
+        return non_json_error(status, headers, body)
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, str):
+        error = {"message": error}
+    if not isinstance(error, dict):
+        return ProviderError(
+            kind_for_status(status),
+            f"unrecognized error body: {snippet(body)}",
+            status=status,
+            retry_after_s=retry_after_s(headers),
+        )
+    return _error_from(error, status, retry_after_s(headers))
+
+
+def _error_from(error: dict[str, object], status: int | None, wait: float | None) -> ProviderError:
+    code = _code(error.get("code"))
+    kind_tag = _code(error.get("type"))
+    tags = {code, kind_tag}
+    message = _message(error.get("message"), status)
+    if _QUOTA in tags:
+        kind = ErrorKind.PERMISSION
+        message = f"the account's quota or billing is exhausted (add credits): {message}"
+    elif tags & _FILTERED:
+        kind = ErrorKind.CONTENT_FILTER
+    elif "invalid_api_key" in tags:
+        kind = ErrorKind.AUTH
+    elif "model_not_found" in tags:
+        kind = ErrorKind.NOT_FOUND
+    elif status is not None:
+        kind = kind_for_status(status)
+    else:
+        kind = _TYPE_KINDS.get(kind_tag or "", ErrorKind.SERVER)
+    return ProviderError(kind, message, status=status, retry_after_s=wait, code=code or kind_tag)
+
+
+def _message(value: object, status: int | None) -> str:
+    if isinstance(value, str) and value.strip():
+        return _ECHOED_KEY.sub(r"\1***", snippet(value.encode()))
+    return f"HTTP {status} with no message" if status is not None else "error with no message"
+
+
+class _Stream:
+    """Accumulates one streamed chat completion."""
+
+    def __init__(self, headers: Headers) -> None:
+        self._headers = headers
+        self._text: list[str] = []
+        self._refusal: list[str] = []
+        self._model = ""
+        self._usage = Usage()
+        self._finish: str | None = None
+        self._done = False
+
+    def feed(self, event: str, data: str) -> list[str]:
+        if data.strip() == "[DONE]":
+            self._done = True
+            return []
+        if not data.strip():
+            return []
+        chunk = load_json(data.encode())
+        if not isinstance(chunk, dict):
+            raise malformed(f"stream chunk is not a JSON object: {snippet(data.encode())}")
+        if "error" in chunk or event == "error":
+            raise _error_from(_obj(chunk.get("error", chunk)), None, None)
+        self._model = _str(chunk.get("model")) or self._model
+        if isinstance(chunk.get("usage"), dict):
+            self._usage = _usage(chunk["usage"])
+        choices = chunk.get("choices") or []
+        if not isinstance(choices, list):
+            raise malformed("stream chunk has a 'choices' that is not a list")
+        return [text for choice in choices if (text := self._take(choice))]
+
+    def _take(self, choice: object) -> str:
+        choice = _obj(choice)
+        if choice.get("index", 0) != 0:
+            return ""
+        if isinstance(choice.get("finish_reason"), str):
+            self._finish = str(choice["finish_reason"])
+        delta = _obj(choice.get("delta"))
+        self._refusal.append(_str(delta.get("refusal")))
+        text = _str(delta.get("content"))
+        self._text.append(text)
+        return text
+
+    def finish(self) -> ChatResult:
+        if not self._done and self._finish is None:
+            raise malformed("stream ended before the answer was complete (no finish_reason)")
+        return _result(
+            text="".join(self._text),
+            refusal="".join(self._refusal),
+            model=self._model,
+            usage=self._usage,
+            finish=self._finish,
+            headers=self._headers,
+        )
+
+
+def stream_parser(headers: Headers) -> _Stream:
+    """Start parsing a streamed chat completion."""
+    return _Stream(headers)
+
+
+def rate_limits(headers: Headers) -> RateLimitInfo:
+    """Read the ``x-ratelimit-*`` headers (resets are durations such as ``"6m0s"``)."""
+    return RateLimitInfo(
+        remaining_requests=int_header(headers, "x-ratelimit-remaining-requests"),
+        remaining_tokens=int_header(headers, "x-ratelimit-remaining-tokens"),
+        reset_requests_s=duration_s(headers.get("x-ratelimit-reset-requests")),
+        reset_tokens_s=duration_s(headers.get("x-ratelimit-reset-tokens")),
+    )
+
+
+def models_request(endpoint: Endpoint) -> HttpCall:
+    """Build ``GET /models``, which every key may call."""
+    return HttpCall("GET", f"{endpoint.base_url}/models", _headers(endpoint, body=False))
+
+
+def check_models(
+    endpoint: Endpoint, status: int, headers: Headers, body: bytes
+) -> ProviderError | None:
+    """Return ``None`` when the key works and the model is listed, else the error."""
+    if status >= 400:  # noqa: PLR2004
+        return parse_error(status, headers, body)
+    data = load_json(body)
+    listed = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(listed, list):
+        return malformed(f"model list has no 'data' array: {snippet(body)}")
+    ids = [_str(_obj(item).get("id")) for item in listed]
+    if endpoint.model in ids:
+        return None
+    close = difflib.get_close_matches(endpoint.model, [i for i in ids if i], n=3, cutoff=0.5)
+    return ProviderError(
+        ErrorKind.NOT_FOUND,
+        f"model {endpoint.model!r} is not offered by this provider; "
+        f"close matches: {', '.join(close) or 'none'}",
+        code="model_not_found",
+    )
+
+
+def _obj(value: object) -> dict[str, object]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _code(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value) or None
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+PROTOCOL = WireProtocol(
+    name=NAME,
+    chat_request=chat_request,
+    parse_chat=parse_chat,
+    parse_error=parse_error,
+    stream_parser=stream_parser,
+    rate_limits=rate_limits,
+    models_request=models_request,
+    check_models=check_models,
+)

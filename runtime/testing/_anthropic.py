@@ -1,0 +1,279 @@
+"""The Anthropic Messages wire format, as the fake server writes it (pure functions).
+
+Documented shapes: the ``message`` object, the streaming event sequence (``message_start``,
+``content_block_start``, ``ping``, ``content_block_delta`` with ``text_delta``,
+``content_block_stop``, ``message_delta``, ``message_stop``, and ``error``), error bodies
+``{"type": "error", "error": {"type", "message"}, "request_id"}``, the
+``anthropic-ratelimit-*`` headers with RFC 3339 reset times, and the models endpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from runtime.testing._budget import BudgetState, rfc3339_in, whole_seconds
+from runtime.testing._completion import (
+    AskError,
+    ChatAsk,
+    Completion,
+    Ending,
+    positive_int,
+    random_id,
+    split_text,
+    stop_list,
+    texts_of,
+)
+from runtime.testing._script import Fail, StreamError
+from runtime.testing._wire import Action, Reply, Route, StreamPlan, sse_frame
+
+NAME: str = "anthropic"
+API_ROOT: str = "/v1"
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/v1/messages", Action.CHAT),
+    Route("GET", "/v1/models", Action.LIST_MODELS),
+    Route("GET", "/v1/models/{model}", Action.GET_MODEL),
+)
+MODELS: tuple[str, ...] = (
+    "claude-opus-4-1",
+    "claude-sonnet-4-5",
+    "claude-haiku-4-5",
+    "claude-sonnet-4-20250514",
+    "claude-3-5-haiku-20241022",
+)
+REQUESTS_PER_MINUTE: int = 4_000
+TOKENS_PER_MINUTE: int = 400_000
+
+_STOP_REASON = {
+    Ending.NATURAL: "end_turn",
+    Ending.LENGTH: "max_tokens",
+    Ending.STOP_SEQUENCE: "stop_sequence",
+}
+_RATE_LIMIT_ADVICE = (
+    "For details, refer to: https://docs.anthropic.com/en/api/rate-limits. You can see the "
+    "response headers for current usage. Please reduce the prompt length or the maximum "
+    "tokens requested, or try again later. You may also contact sales at "
+    "https://www.anthropic.com/contact-sales to discuss your options for a rate limit increase."
+)
+_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "Invalid request."),
+    401: ("authentication_error", "invalid x-api-key"),
+    402: ("billing_error", "Your credit balance is too low to access the Anthropic API."),
+    403: ("permission_error", "Your API key does not have permission to use the resource."),
+    404: ("not_found_error", "Not found."),
+    413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
+    429: (
+        "rate_limit_error",
+        "Number of request tokens has exceeded your per-minute rate limit. " + _RATE_LIMIT_ADVICE,
+    ),
+    500: ("api_error", "Internal server error"),
+    504: ("timeout_error", "Request timeout"),
+    529: ("overloaded_error", "Overloaded"),
+}
+
+
+def presented_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:  # noqa: ARG001
+    """The ``x-api-key`` header."""
+    return headers.get("x-api-key") or None
+
+
+def error_body(kind: str, message: str) -> Any:
+    """Anthropic's error envelope, with a request id."""
+    error = {"type": kind, "message": message}
+    return {"type": "error", "error": error, "request_id": random_id("req_011C", 20)}
+
+
+def auth_error(presented: str | None) -> Reply:
+    """401 ``authentication_error``."""
+    message = "x-api-key header is required" if presented is None else "invalid x-api-key"
+    return Reply(401, error_body("authentication_error", message))
+
+
+def header_error(headers: Mapping[str, str]) -> Reply | None:
+    """400 when ``anthropic-version`` is missing, as the real API answers."""
+    if headers.get("anthropic-version"):
+        return None
+    return Reply(400, error_body("invalid_request_error", "anthropic-version: header is required"))
+
+
+def read_ask(
+    body: Any,
+    *,
+    model: str | None,  # noqa: ARG001 - Anthropic has the model in the body
+    stream: bool,  # noqa: ARG001 - ...and says in the body whether to stream
+    query: Mapping[str, str],  # noqa: ARG001
+) -> ChatAsk:
+    """Read a ``POST /v1/messages`` body."""
+    if not isinstance(body, Mapping):
+        raise AskError("There was an error parsing the body of your request.")
+    for required in ("model", "messages", "max_tokens"):
+        if body.get(required) is None:
+            raise AskError(f"{required}: Field required", required)
+    name, messages = body["model"], body["messages"]
+    if not isinstance(name, str) or not isinstance(messages, list):
+        raise AskError("model: must be a string and messages a list", "model")
+    texts = [*texts_of(body.get("system"))]
+    texts += [t for m in messages if isinstance(m, Mapping) for t in texts_of(m.get("content"))]
+    return ChatAsk(
+        model=name,
+        prompt="\n".join(texts),
+        stream=body.get("stream") is True,
+        max_tokens=positive_int(body, "max_tokens"),
+        stop=stop_list(body.get("stop_sequences")),
+    )
+
+
+def bad_request(error: AskError) -> Reply:
+    """400 ``invalid_request_error``."""
+    return Reply(400, error_body("invalid_request_error", error.message))
+
+
+def unknown_model(model: str) -> Reply:
+    """404 ``not_found_error``."""
+    return Reply(404, error_body("not_found_error", f"model: {model}"))
+
+
+def unknown_path(method: str, path: str) -> Reply:  # noqa: ARG001
+    """404 ``not_found_error``."""
+    return Reply(404, error_body("not_found_error", "Not Found"))
+
+
+def failure(fail: Fail, model: str) -> Reply:  # noqa: ARG001
+    """The error body Anthropic sends with ``fail.status``."""
+    kind, message = _ERRORS.get(fail.status, ("api_error", "Internal server error"))
+    headers = {}
+    if fail.retry_after_s is not None:
+        headers["retry-after"] = str(whole_seconds(fail.retry_after_s))
+    return Reply(fail.status, error_body(fail.code or kind, fail.message or message), headers)
+
+
+def rate_limited(model: str, limit: int, wait_s: float) -> Reply:  # noqa: ARG001
+    """429 ``rate_limit_error`` for the requests-per-minute limit."""
+    message = (
+        "This request would exceed the rate limit for your organization of "
+        f"{limit} requests per minute. {_RATE_LIMIT_ADVICE}"
+    )
+    headers = {"retry-after": str(whole_seconds(wait_s))}
+    return Reply(429, error_body("rate_limit_error", message), headers)
+
+
+def limit_headers(requests: BudgetState, tokens: BudgetState) -> dict[str, str]:
+    """``anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}``."""
+    return {
+        "anthropic-ratelimit-requests-limit": str(requests.limit),
+        "anthropic-ratelimit-requests-remaining": str(requests.remaining),
+        "anthropic-ratelimit-requests-reset": rfc3339_in(requests.reset_s),
+        "anthropic-ratelimit-tokens-limit": str(tokens.limit),
+        "anthropic-ratelimit-tokens-remaining": str(tokens.remaining),
+        "anthropic-ratelimit-tokens-reset": rfc3339_in(tokens.reset_s),
+    }
+
+
+def id_headers() -> dict[str, str]:
+    """``request-id``."""
+    return {"request-id": random_id("req_011C", 20)}
+
+
+def answer(completion: Completion, model: str) -> Any:
+    """A ``message`` object."""
+    return {
+        **_message(model),
+        "content": [{"type": "text", "text": completion.text}],
+        "stop_reason": _stop_reason(completion),
+        "stop_sequence": completion.stop_sequence,
+        "usage": _usage(completion.input_tokens, completion.output_tokens),
+    }
+
+
+def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
+    """The documented event sequence, one ``text_delta`` per text chunk."""
+    start = {
+        **_message(ask.model),
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": _usage(completion.input_tokens, 1),
+    }
+    head = (
+        sse_frame({"type": "message_start", "message": start}, "message_start"),
+        _event("content_block_start", index=0, content_block={"type": "text", "text": ""}),
+        _event("ping"),
+    )
+    body = tuple(
+        _event("content_block_delta", index=0, delta={"type": "text_delta", "text": piece})
+        for piece in split_text(completion.text)
+    )
+    delta = {"stop_reason": _stop_reason(completion), "stop_sequence": completion.stop_sequence}
+    tail = (
+        _event("content_block_stop", index=0),
+        _event(
+            "message_delta",
+            delta=delta,
+            usage=_usage(completion.input_tokens, completion.output_tokens),
+        ),
+        _event("message_stop"),
+    )
+    return StreamPlan(head, body, tail)
+
+
+def stream_error(error: StreamError) -> bytes | None:
+    """An ``error`` event (``overloaded_error`` unless ``error.code`` names another type)."""
+    kind = error.code or "overloaded_error"
+    message = error.message or "Overloaded"
+    return sse_frame({"type": "error", "error": {"type": kind, "message": message}}, "error")
+
+
+def stream_error_failure(error: StreamError) -> Fail:
+    """A 529 ``overloaded_error`` (or the error type named)."""
+    return Fail(529, code=error.code, message=error.message)
+
+
+def model_list(models: tuple[str, ...]) -> Any:
+    """``GET /v1/models``: one page holding every model."""
+    data = [model_info(m) for m in models]
+    first, last = (models[0], models[-1]) if models else (None, None)
+    return {"data": data, "has_more": False, "first_id": first, "last_id": last}
+
+
+def model_info(model: str) -> Any:
+    """``GET /v1/models/{model}``."""
+    return {
+        "type": "model",
+        "id": model,
+        "display_name": display_name(model),
+        "created_at": "2025-05-22T00:00:00Z",
+    }
+
+
+def display_name(model: str) -> str:
+    """``claude-sonnet-4-5`` → ``Claude Sonnet 4.5`` (a dated suffix dropped)."""
+    words: list[str] = []
+    for part in model.split("-"):
+        if part.isdigit() and len(part) == 8:  # noqa: PLR2004 - a YYYYMMDD snapshot date
+            continue
+        if part.isdigit() and words and words[-1][-1].isdigit():
+            words[-1] += f".{part}"
+        else:
+            words.append(part.capitalize())
+    return " ".join(words)
+
+
+def _event(kind: str, **fields: Any) -> bytes:
+    return sse_frame({"type": kind, **fields}, kind)
+
+
+def _message(model: str) -> dict[str, Any]:
+    return {"id": random_id("msg_01", 22), "type": "message", "role": "assistant", "model": model}
+
+
+def _stop_reason(completion: Completion) -> str:
+    return completion.finish or _STOP_REASON[completion.ending]
+
+
+def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    return {
+        "input_tokens": input_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": output_tokens,
+    }

@@ -1,0 +1,297 @@
+"""The Gemini API (``generateContent``) wire format, as the fake server writes it (pure functions).
+
+Documented shapes: ``GenerateContentResponse`` (``candidates``, ``usageMetadata``,
+``modelVersion``, ``responseId``), its ``alt=sse`` stream of such responses with the
+``finishReason`` on the last, ``google.rpc.Status`` error bodies with ``ErrorInfo``,
+``QuotaFailure``, ``Help`` and ``RetryInfo`` details, and the ``Model`` resources. Gemini
+sends no rate-limit headers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from runtime.testing._budget import BudgetState, proto_duration
+from runtime.testing._completion import (
+    AskError,
+    ChatAsk,
+    Completion,
+    Ending,
+    positive_int,
+    random_id,
+    split_text,
+    stop_list,
+    texts_of,
+)
+from runtime.testing._script import Fail, StreamError
+from runtime.testing._wire import Action, Reply, Route, StreamPlan, sse_frame
+
+NAME: str = "gemini"
+API_ROOT: str = "/v1beta"
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/v1beta/models/{model}:generateContent", Action.CHAT),
+    Route("POST", "/v1beta/models/{model}:streamGenerateContent", Action.CHAT_STREAM),
+    Route("GET", "/v1beta/models", Action.LIST_MODELS),
+    Route("GET", "/v1beta/models/{model}", Action.GET_MODEL),
+)
+MODELS: tuple[str, ...] = (
+    "gemini-2.5-pro",
+    "gemini-2.5-flash",
+    "gemini-2.5-flash-lite",
+    "gemini-2.0-flash",
+)
+REQUESTS_PER_MINUTE: int = 1_000
+TOKENS_PER_MINUTE: int = 1_000_000
+
+_SERVICE = "generativelanguage.googleapis.com"
+_RATE_DOCS = "https://ai.google.dev/gemini-api/docs/rate-limits"
+_FINISH = {Ending.NATURAL: "STOP", Ending.STOP_SEQUENCE: "STOP", Ending.LENGTH: "MAX_TOKENS"}
+_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("INVALID_ARGUMENT", "Request contains an invalid argument."),
+    403: ("PERMISSION_DENIED", "The caller does not have permission"),
+    404: ("NOT_FOUND", "Requested entity was not found."),
+    429: (
+        "RESOURCE_EXHAUSTED",
+        (
+            "You exceeded your current quota, please check your plan and billing details. "
+            f"For more information on this error, head to: {_RATE_DOCS}."
+        ),
+    ),
+    500: (
+        "INTERNAL",
+        (
+            "An internal error has occurred. Please retry or report in "
+            "https://developers.generativeai.google/guide/troubleshooting"
+        ),
+    ),
+    503: ("UNAVAILABLE", "The model is overloaded. Please try again later."),
+    504: ("DEADLINE_EXCEEDED", "Deadline expired before operation could complete."),
+}
+_NO_KEY = (
+    "Method doesn't allow unregistered callers (callers without established identity). "
+    "Please use API Key or other form of API consumer identity to call this API."
+)
+_BAD_KEY = "API key not valid. Please pass a valid API key."
+_DEFAULT_RETRY_S = 1.0
+_TOO_MANY_REQUESTS = 429
+
+
+def presented_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+    """The ``x-goog-api-key`` header, or the ``key`` query parameter."""
+    return headers.get("x-goog-api-key") or query.get("key") or None
+
+
+def error_body(code: int, status: str, message: str, details: list[Any] | None = None) -> Any:
+    """A ``google.rpc.Status`` error envelope."""
+    error: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+def auth_error(presented: str | None) -> Reply:
+    """403 without a key; 400 ``INVALID_ARGUMENT`` with reason ``API_KEY_INVALID`` otherwise."""
+    if presented is None:
+        return Reply(403, error_body(403, "PERMISSION_DENIED", _NO_KEY))
+    details = [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "API_KEY_INVALID",
+            "domain": "googleapis.com",
+            "metadata": {"service": _SERVICE},
+        },
+        {
+            "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+            "locale": "en-US",
+            "message": _BAD_KEY,
+        },
+    ]
+    return Reply(400, error_body(400, "INVALID_ARGUMENT", _BAD_KEY, details))
+
+
+def header_error(headers: Mapping[str, str]) -> Reply | None:  # noqa: ARG001
+    """Gemini requires no header but the key."""
+    return None
+
+
+def read_ask(body: Any, *, model: str | None, stream: bool, query: Mapping[str, str]) -> ChatAsk:
+    """Read a ``generateContent`` body; the model and streaming come from the path.
+
+    A stream is sent as server-sent events with ``?alt=sse``, else as one JSON array.
+    """
+    if not isinstance(body, Mapping):
+        raise AskError("Invalid JSON payload received.")
+    contents = body.get("contents")
+    if not isinstance(contents, list) or not contents:
+        raise AskError("* GenerateContentRequest.contents: contents is not specified\n")
+    system = _either(body, "systemInstruction", "system_instruction")
+    texts = [*_part_texts(system)]
+    texts += [t for c in contents for t in _part_texts(c)]
+    config = _either(body, "generationConfig", "generation_config")
+    config = config if isinstance(config, Mapping) else {}
+    limit = "maxOutputTokens" if "maxOutputTokens" in config else "max_output_tokens"
+    return ChatAsk(
+        model=model or "",
+        prompt="\n".join(texts),
+        stream=stream,
+        max_tokens=positive_int(config, limit),
+        stop=stop_list(_either(config, "stopSequences", "stop_sequences")),
+        event_stream=query.get("alt") == "sse",
+    )
+
+
+def bad_request(error: AskError) -> Reply:
+    """400 ``INVALID_ARGUMENT``."""
+    return Reply(400, error_body(400, "INVALID_ARGUMENT", error.message))
+
+
+def unknown_model(model: str) -> Reply:
+    """404 ``NOT_FOUND``."""
+    message = (
+        f"models/{model} is not found for API version v1beta, or is not supported for "
+        "generateContent. Call ListModels to see the list of available models and their "
+        "supported methods."
+    )
+    return Reply(404, error_body(404, "NOT_FOUND", message))
+
+
+def unknown_path(method: str, path: str) -> Reply:  # noqa: ARG001
+    """404 ``NOT_FOUND``."""
+    return Reply(404, error_body(404, "NOT_FOUND", f"Method not found: {path}"))
+
+
+def failure(fail: Fail, model: str) -> Reply:
+    """The error body Gemini sends with ``fail.status`` (429s carry ``RetryInfo``)."""
+    status, message = _ERRORS.get(fail.status, ("UNKNOWN", "Unknown error."))
+    details = None
+    if fail.status == _TOO_MANY_REQUESTS:
+        details = _quota_details(model, None, fail.retry_after_s or _DEFAULT_RETRY_S)
+    body = error_body(fail.status, fail.code or status, fail.message or message, details)
+    return Reply(fail.status, body)
+
+
+def rate_limited(model: str, limit: int, wait_s: float) -> Reply:
+    """429 ``RESOURCE_EXHAUSTED`` with the quota, a help link and the ``RetryInfo`` delay."""
+    status, message = _ERRORS[_TOO_MANY_REQUESTS]
+    return Reply(429, error_body(429, status, message, _quota_details(model, limit, wait_s)))
+
+
+def limit_headers(requests: BudgetState, tokens: BudgetState) -> dict[str, str]:  # noqa: ARG001
+    """Gemini sends no rate-limit headers."""
+    return {}
+
+
+def id_headers() -> dict[str, str]:
+    """Gemini sends no request-id header."""
+    return {}
+
+
+def answer(completion: Completion, model: str) -> Any:
+    """A ``GenerateContentResponse``."""
+    return _response(completion, model, random_id("", 23), completion.text, final=True)
+
+
+def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
+    """``GenerateContentResponse`` chunks, the last with the ``finishReason``.
+
+    Sent as ``data:`` events (``alt=sse``), or else as the items of one JSON array.
+    """
+    response_id = random_id("", 23)
+    pieces = split_text(completion.text, words_per_piece=8) or [""]
+    last = len(pieces) - 1
+    chunks = [
+        _response(completion, ask.model, response_id, piece, final=i == last)
+        for i, piece in enumerate(pieces)
+    ]
+    if ask.event_stream:
+        return StreamPlan((), tuple(sse_frame(c, crlf=True) for c in chunks), ())
+    items = tuple(
+        (b"[" if i == 0 else b",\r\n") + json.dumps(c).encode() for i, c in enumerate(chunks)
+    )
+    return StreamPlan((), items, (b"]",), "application/json")
+
+
+def stream_error(error: StreamError) -> bytes | None:  # noqa: ARG001
+    """Gemini reports nothing mid-stream: the connection is cut."""
+    return None
+
+
+def stream_error_failure(error: StreamError) -> Fail:
+    """A 503 ``UNAVAILABLE``."""
+    return Fail(503, code=error.code, message=error.message)
+
+
+def model_list(models: tuple[str, ...]) -> Any:
+    """``GET /v1beta/models``: one page holding every model."""
+    return {"models": [model_info(m) for m in models]}
+
+
+def model_info(model: str) -> Any:
+    """``GET /v1beta/models/{model}``: a ``Model`` resource."""
+    return {
+        "name": f"models/{model}",
+        "version": "001",
+        "displayName": " ".join(w.capitalize() for w in model.split("-")),
+        "description": f"Fake {model} served by callboard's loopback test server.",
+        "inputTokenLimit": 1_048_576,
+        "outputTokenLimit": 65_536,
+        "supportedGenerationMethods": ["generateContent", "countTokens"],
+        "temperature": 1,
+        "topP": 0.95,
+        "topK": 64,
+        "maxTemperature": 2,
+        "thinking": True,
+    }
+
+
+def _response(
+    completion: Completion, model: str, response_id: str, text: str, *, final: bool
+) -> Any:
+    candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}}
+    usage: dict[str, Any] = {
+        "promptTokenCount": completion.input_tokens,
+        "totalTokenCount": completion.input_tokens,
+    }
+    if final:
+        candidate |= {"finishReason": completion.finish or _FINISH[completion.ending], "index": 0}
+        usage |= {
+            "candidatesTokenCount": completion.output_tokens,
+            "totalTokenCount": completion.input_tokens + completion.output_tokens,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": completion.input_tokens}],
+        }
+    return {
+        "candidates": [candidate],
+        "usageMetadata": usage,
+        "modelVersion": model,
+        "responseId": response_id,
+    }
+
+
+def _quota_details(model: str, limit: int | None, wait_s: float) -> list[Any]:
+    violation: dict[str, Any] = {
+        "quotaMetric": f"{_SERVICE}/generate_content_free_tier_requests",
+        "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+        "quotaDimensions": {"location": "global", "model": model},
+    }
+    if limit is not None:
+        violation["quotaValue"] = str(limit)
+    return [
+        {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [violation]},
+        {
+            "@type": "type.googleapis.com/google.rpc.Help",
+            "links": [{"description": "Learn more about Gemini API quotas", "url": _RATE_DOCS}],
+        },
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": proto_duration(wait_s)},
+    ]
+
+
+def _either(body: Mapping[str, Any], camel: str, snake: str) -> Any:
+    return body.get(camel, body.get(snake))
+
+
+def _part_texts(content: Any) -> list[str]:
+    if not isinstance(content, Mapping):
+        return []
+    return list(texts_of(content.get("parts")))

@@ -1,0 +1,292 @@
+"""The OpenAI Chat Completions wire format, as the fake server writes it (pure functions).
+
+Documented shapes: ``chat.completion`` and ``chat.completion.chunk`` objects, the final
+usage chunk with empty ``choices`` (``stream_options.include_usage``), ``data: [DONE]``,
+error bodies ``{"error": {"message", "type", "param", "code"}}`` and the
+``x-ratelimit-*`` headers with Go-style durations.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from runtime.testing._budget import BudgetState, go_duration, whole_seconds
+from runtime.testing._completion import (
+    AskError,
+    ChatAsk,
+    Completion,
+    Ending,
+    positive_int,
+    random_id,
+    split_text,
+    stop_list,
+    texts_of,
+)
+from runtime.testing._script import Fail, StreamError
+from runtime.testing._wire import Action, Reply, Route, StreamPlan, sse_frame
+
+NAME: str = "openai"
+API_ROOT: str = "/v1"
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/v1/chat/completions", Action.CHAT),
+    Route("GET", "/v1/models", Action.LIST_MODELS),
+    Route("GET", "/v1/models/{model}", Action.GET_MODEL),
+)
+MODELS: tuple[str, ...] = (
+    "gpt-4o",
+    "gpt-4o-mini",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "gpt-5",
+    "gpt-5-mini",
+)
+REQUESTS_PER_MINUTE: int = 5_000
+TOKENS_PER_MINUTE: int = 2_000_000
+
+_FINISH = {Ending.NATURAL: "stop", Ending.STOP_SEQUENCE: "stop", Ending.LENGTH: "length"}
+_NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization "
+    "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field "
+    "(with blank username) if you're accessing the API from your browser and are prompted for "
+    "a username and password. You can obtain an API key from "
+    "https://platform.openai.com/account/api-keys."
+)
+_ERRORS: dict[int, tuple[str, str | None, str]] = {
+    400: ("invalid_request_error", None, "Invalid request."),
+    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+    403: (
+        "invalid_request_error",
+        "unsupported_country_region_territory",
+        "Country, region, or territory not supported.",
+    ),
+    404: ("invalid_request_error", None, "The requested resource was not found."),
+    429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests."),
+    500: (
+        "server_error",
+        None,
+        "The server had an error while processing your request. Sorry about that!",
+    ),
+    503: ("server_error", None, "The server is overloaded or not ready yet."),
+}
+_INSUFFICIENT_QUOTA = (
+    "You exceeded your current quota, please check your plan and billing details. For more "
+    "information on this error, read the docs: "
+    "https://platform.openai.com/docs/guides/error-codes/api-errors."
+)
+
+
+def presented_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:  # noqa: ARG001
+    """The key of an ``Authorization: Bearer`` header."""
+    scheme, _, key = headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return key.strip() or None
+
+
+def mask_key(key: str) -> str:
+    """Mask a key as OpenAI's 401 message does: first 8 and last 4 characters shown."""
+    if len(key) <= 12:  # noqa: PLR2004 - too short to show both ends
+        return key[: len(key) // 2] + "*" * (len(key) - len(key) // 2)
+    return key[:8] + "*" * (len(key) - 12) + key[-4:]
+
+
+def error_body(message: str, kind: str, code: str | None, param: str | None = None) -> Any:
+    """OpenAI's error envelope."""
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def auth_error(presented: str | None) -> Reply:
+    """401: no key, or an incorrect (or revoked) one."""
+    if presented is None:
+        return Reply(401, error_body(_NO_KEY, "invalid_request_error", None))
+    message = (
+        f"Incorrect API key provided: {mask_key(presented)}. You can find your API key at "
+        "https://platform.openai.com/account/api-keys."
+    )
+    return Reply(401, error_body(message, "invalid_request_error", "invalid_api_key"))
+
+
+def header_error(headers: Mapping[str, str]) -> Reply | None:  # noqa: ARG001
+    """OpenAI requires no header but the key."""
+    return None
+
+
+def read_ask(
+    body: Any,
+    *,
+    model: str | None,  # noqa: ARG001 - OpenAI has the model in the body
+    stream: bool,  # noqa: ARG001 - ...and says in the body whether to stream
+    query: Mapping[str, str],  # noqa: ARG001
+) -> ChatAsk:
+    """Read a ``POST /v1/chat/completions`` body."""
+    if not isinstance(body, Mapping):
+        raise AskError("We could not parse the JSON body of your request.")
+    name = body.get("model")
+    if not isinstance(name, str) or not name:
+        raise AskError("you must provide a model parameter")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise AskError("Missing required parameter: 'messages'.", "messages")
+    prompt = "\n".join(
+        text for m in messages if isinstance(m, Mapping) for text in texts_of(m.get("content"))
+    )
+    max_tokens = positive_int(body, "max_completion_tokens") or positive_int(body, "max_tokens")
+    options = body.get("stream_options")
+    if options is not None and body.get("stream") is not True:
+        message = "The 'stream_options' parameter is only allowed when 'stream' is enabled."
+        raise AskError(message, "stream_options")
+    return ChatAsk(
+        model=name,
+        prompt=prompt,
+        stream=body.get("stream") is True,
+        max_tokens=max_tokens,
+        stop=stop_list(body.get("stop")),
+        include_usage=isinstance(options, Mapping) and options.get("include_usage") is True,
+    )
+
+
+def bad_request(error: AskError) -> Reply:
+    """400 ``invalid_request_error``."""
+    code = "missing_required_parameter" if error.message.startswith("Missing") else None
+    return Reply(400, error_body(error.message, "invalid_request_error", code, error.param))
+
+
+def unknown_model(model: str) -> Reply:
+    """404 ``model_not_found``."""
+    message = f"The model `{model}` does not exist or you do not have access to it."
+    return Reply(404, error_body(message, "invalid_request_error", "model_not_found"))
+
+
+def unknown_path(method: str, path: str) -> Reply:
+    """404 ``Invalid URL``."""
+    return Reply(404, error_body(f"Invalid URL ({method} {path})", "invalid_request_error", None))
+
+
+def failure(fail: Fail, model: str) -> Reply:  # noqa: ARG001
+    """The error body OpenAI sends with ``fail.status``."""
+    code: str | None
+    if fail.code == "insufficient_quota":
+        kind, code, message = "insufficient_quota", "insufficient_quota", _INSUFFICIENT_QUOTA
+    else:
+        kind, code, message = _ERRORS.get(fail.status, ("server_error", None, "Unexpected error."))
+        code = fail.code or code
+    headers = {}
+    if fail.retry_after_s is not None:
+        headers["retry-after"] = str(whole_seconds(fail.retry_after_s))
+    return Reply(fail.status, error_body(fail.message or message, kind, code), headers)
+
+
+def rate_limited(model: str, limit: int, wait_s: float) -> Reply:
+    """429 ``rate_limit_exceeded`` for the requests-per-minute limit."""
+    message = (
+        f"Rate limit reached for {model} in organization org-fake on requests per min (RPM): "
+        f"Limit {limit}, Used {limit}, Requested 1. Please try again in {go_duration(wait_s)}. "
+        "Visit https://platform.openai.com/account/rate-limits to learn more."
+    )
+    headers = {"retry-after": str(whole_seconds(wait_s))}
+    return Reply(429, error_body(message, "requests", "rate_limit_exceeded"), headers)
+
+
+def limit_headers(requests: BudgetState, tokens: BudgetState) -> dict[str, str]:
+    """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``."""
+    return {
+        "x-ratelimit-limit-requests": str(requests.limit),
+        "x-ratelimit-limit-tokens": str(tokens.limit),
+        "x-ratelimit-remaining-requests": str(requests.remaining),
+        "x-ratelimit-remaining-tokens": str(tokens.remaining),
+        "x-ratelimit-reset-requests": go_duration(requests.reset_s),
+        "x-ratelimit-reset-tokens": go_duration(tokens.reset_s),
+    }
+
+
+def id_headers() -> dict[str, str]:
+    """``x-request-id``."""
+    return {"x-request-id": random_id("req_", 32, "0123456789abcdef")}
+
+
+def answer(completion: Completion, model: str) -> Any:
+    """A ``chat.completion`` object."""
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": completion.text,
+        "refusal": None,
+        "annotations": [],
+    }
+    choice = {
+        "index": 0,
+        "message": message,
+        "logprobs": None,
+        "finish_reason": _finish(completion),
+    }
+    return {**_envelope("chat.completion", model), "choices": [choice], "usage": _usage(completion)}
+
+
+def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
+    """``chat.completion.chunk`` events: role, text deltas, finish, usage, ``[DONE]``."""
+    envelope = _envelope("chat.completion.chunk", ask.model)
+    extra = {"usage": None} if ask.include_usage else {}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return sse_frame({**envelope, "choices": [choice], **extra})
+
+    head = (chunk({"role": "assistant", "content": "", "refusal": None}),)
+    body = tuple(chunk({"content": piece}) for piece in split_text(completion.text))
+    tail = [chunk({}, _finish(completion))]
+    if ask.include_usage:
+        tail.append(sse_frame({**envelope, "choices": [], "usage": _usage(completion)}))
+    tail.append(sse_frame("[DONE]"))
+    return StreamPlan(head, body, tuple(tail))
+
+
+def stream_error(error: StreamError) -> bytes | None:
+    """``data: {"error": ...}``, as OpenAI reports a failure mid-stream."""
+    message = error.message or "The server had an error while processing your request."
+    return sse_frame(error_body(message, "server_error", error.code))
+
+
+def stream_error_failure(error: StreamError) -> Fail:
+    """A 500 ``server_error``."""
+    return Fail(500, code=error.code, message=error.message)
+
+
+def model_list(models: tuple[str, ...]) -> Any:
+    """``GET /v1/models``."""
+    return {"object": "list", "data": [model_info(m) for m in models]}
+
+
+def model_info(model: str) -> Any:
+    """``GET /v1/models/{model}``."""
+    return {"id": model, "object": "model", "created": 1_715_367_049, "owned_by": "system"}
+
+
+def _envelope(kind: str, model: str) -> dict[str, Any]:
+    return {
+        "id": random_id("chatcmpl-", 29),
+        "object": kind,
+        "created": int(time.time()),
+        "model": model,
+        "service_tier": "default",
+        "system_fingerprint": random_id("fp_", 10, "0123456789abcdef"),
+    }
+
+
+def _finish(completion: Completion) -> str:
+    return completion.finish or _FINISH[completion.ending]
+
+
+def _usage(completion: Completion) -> dict[str, Any]:
+    return {
+        "prompt_tokens": completion.input_tokens,
+        "completion_tokens": completion.output_tokens,
+        "total_tokens": completion.input_tokens + completion.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }

@@ -1,0 +1,351 @@
+"""The fake provider: a loopback server that answers as one provider's real API does.
+
+`FakeProvider` does the I/O and the bookkeeping every provider shares (keys, models, the
+rate-limit budget, the script, the request log); its subclasses name the protocol module
+(`Wire`) that knows the wire format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import ClassVar, NoReturn, Self, assert_never
+
+from aiohttp import web
+
+from runtime.testing._budget import Budget
+from runtime.testing._completion import AskError, ChatAsk, count_tokens, plan_completion
+from runtime.testing._log import SECRET_HEADERS, SECRET_QUERY, RecordedRequest, RequestLog, masked
+from runtime.testing._script import (
+    Answer,
+    Behaviour,
+    Drop,
+    Fail,
+    Hang,
+    Malformed,
+    ProxyError,
+    Script,
+    Stall,
+    StreamError,
+)
+from runtime.testing._server import LoopbackServer
+from runtime.testing._wire import Action, Reply, StreamPlan, Wire
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_BODY = web.RequestKey("callboard_fake_body", object)
+_NOT_JSON = object()
+
+
+class FakeProvider:
+    """A fake provider API on ``127.0.0.1``, speaking one provider's real wire format.
+
+    Args:
+        keys: The API keys accepted (one key may be given as a string); ``None`` accepts
+            any request, with or without a key.
+        models: The models offered (default: a realistic list for the provider).
+        script: Behaviours for the first chat requests, one each, in order.
+        default: The answer given once the script is spent.
+        latency_s: The wait before answering, for answers that set no ``delay_s``.
+        rpm: A requests-per-minute limit to enforce (429 past it); ``None``: no limit.
+        port: The port to serve (0: any free port).
+    """
+
+    wire: ClassVar[Wire]
+
+    def __init__(
+        self,
+        *,
+        keys: str | Iterable[str] | None = None,
+        models: str | Iterable[str] | None = None,
+        script: Iterable[Behaviour] = (),
+        default: Answer | None = None,
+        latency_s: float = 0.0,
+        rpm: int | None = None,
+        port: int = 0,
+    ) -> None:
+        self._keys = None if keys is None else {keys} if isinstance(keys, str) else set(keys)
+        self._keys_lock = threading.Lock()
+        if isinstance(models, str):
+            models = (models,)
+        self.models: tuple[str, ...] = self.wire.MODELS if models is None else tuple(models)
+        self.script = Script(script)
+        self.log = RequestLog()
+        self.default = default or Answer()
+        self.latency_s = latency_s
+        self._requests = Budget(rpm or self.wire.REQUESTS_PER_MINUTE, enforced=rpm is not None)
+        self._tokens = Budget(self.wire.TOKENS_PER_MINUTE, enforced=False)
+        self._handlers = {route: self._handler(route.action) for route in self.wire.ROUTES}
+        self._actions = {handler: route.action for route, handler in self._handlers.items()}
+        self._server = LoopbackServer(self._make_app, port=port, name=f"fake-{self.wire.NAME}")
+
+    @property
+    def protocol(self) -> str:
+        """``"openai"``, ``"anthropic"`` or ``"gemini"``."""
+        return self.wire.NAME
+
+    @property
+    def port(self) -> int:
+        """The port served (known once started)."""
+        return self._server.port
+
+    @property
+    def base_url(self) -> str:
+        """The API root with its version path: ``http://127.0.0.1:PORT/v1`` (Gemini ``/v1beta``)."""
+        return self._server.url + self.wire.API_ROOT
+
+    @property
+    def requests(self) -> tuple[RecordedRequest, ...]:
+        """Every request received so far, oldest first, secrets masked."""
+        return self.log.entries()
+
+    def start(self) -> Self:
+        """Start serving; returns once the port accepts connections."""
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, cutting requests still in flight. Idempotent."""
+        self._server.stop()
+
+    def down(self) -> None:
+        """Stop listening: connections are refused until `up`."""
+        self._server.down()
+
+    def up(self) -> None:
+        """Listen again on the same port."""
+        self._server.up()
+
+    def revoke_key(self, key: str) -> None:
+        """Make ``key`` invalid from now on."""
+        with self._keys_lock:
+            if self._keys is None:
+                raise RuntimeError("this fake accepts any key; give it keys=... to revoke one")
+            self._keys.discard(key)
+
+    def add_key(self, key: str) -> None:
+        """Accept ``key`` from now on."""
+        with self._keys_lock:
+            self._keys = {key} if self._keys is None else self._keys | {key}
+
+    def wait_for_requests(
+        self, count: int, *, chat_only: bool = False, timeout_s: float = 5.0
+    ) -> tuple[RecordedRequest, ...]:
+        """Block until ``count`` requests (only chat requests, if asked) have arrived.
+
+        Raises:
+            TimeoutError: they had not after ``timeout_s`` seconds.
+        """
+        where = (lambda r: r.is_chat) if chat_only else None
+        return self.log.wait_for(count, where=where, timeout_s=timeout_s)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _make_app(self) -> web.Application:
+        @web.middleware
+        async def record(request: web.Request, handler: _Handler) -> web.StreamResponse:
+            return await self._record(request, handler)
+
+        app = web.Application(middlewares=[self._server.middleware(), record])
+        for route, handler in self._handlers.items():
+            app.router.add_route(route.method, route.path, handler)
+        app.router.add_route("*", "/{path:.*}", self._unknown_path)
+        return app
+
+    async def _unknown_path(self, request: web.Request) -> web.StreamResponse:
+        return _json(self.wire.unknown_path(request.method, request.path))
+
+    async def _record(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        raw = await request.read() if request.body_exists else b""
+        body: object = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = _NOT_JSON
+        request[_BODY] = body
+        action = self._actions.get(request.match_info.handler)
+        entry = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            query=masked(request.query, SECRET_QUERY),
+            headers=masked(request.headers, SECRET_HEADERS),
+            json=None if body is _NOT_JSON else body,
+            action=action.value if action else "",
+        )
+        self.log.record(entry)
+        return await handler(request)
+
+    def _handler(self, action: Action) -> _Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await self._dispatch(action, request)
+
+        return handle
+
+    async def _dispatch(self, action: Action, request: web.Request) -> web.StreamResponse:
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return _json(refusal)
+        model = request.match_info.get("model", "")
+        if action is Action.LIST_MODELS:
+            return _json(Reply(200, self.wire.model_list(self.models)), self.wire.id_headers())
+        if action is Action.GET_MODEL:
+            if model not in self.models:
+                return _json(self.wire.unknown_model(model))
+            return _json(Reply(200, self.wire.model_info(model)), self.wire.id_headers())
+        return await self._chat(request, model or None, stream=action is Action.CHAT_STREAM)
+
+    def _refusal(self, request: web.Request) -> Reply | None:
+        presented = self.wire.presented_key(request.headers, request.query)
+        with self._keys_lock:
+            refused = self._keys is not None and presented not in self._keys
+        if refused:
+            return self.wire.auth_error(presented)
+        return self.wire.header_error(request.headers)
+
+    async def _chat(
+        self, request: web.Request, model: str | None, *, stream: bool
+    ) -> web.StreamResponse:
+        try:
+            ask = self._read_ask(request, model, stream=stream)
+        except AskError as error:
+            return _json(self.wire.bad_request(error))
+        if ask.model not in self.models:
+            return _json(self.wire.unknown_model(ask.model))
+        now = time.monotonic()
+        admitted = self._requests.take(1, now)
+        self._tokens.take(count_tokens(ask.prompt) + (ask.max_tokens or 0), now)
+        headers = self.wire.limit_headers(self._requests.state(now), self._tokens.state(now))
+        headers |= self.wire.id_headers()
+        if not admitted:
+            wait_s = self._requests.wait_s(1, now)
+            return _json(self.wire.rate_limited(ask.model, self._requests.limit, wait_s), headers)
+        behaviour = self.script.pop_next() or self.default
+        return await self._perform(request, ask, behaviour, headers)
+
+    def _read_ask(self, request: web.Request, model: str | None, *, stream: bool) -> ChatAsk:
+        body = request[_BODY]
+        if body is _NOT_JSON:
+            raise AskError("The request body is not valid JSON.")
+        return self.wire.read_ask(body, model=model, stream=stream, query=request.query)
+
+    async def _perform(  # noqa: PLR0911 - one return per behaviour
+        self, request: web.Request, ask: ChatAsk, behaviour: Behaviour, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        match behaviour:
+            case Answer():
+                return await self._answer(request, ask, behaviour, headers)
+            case Fail():
+                if behaviour.delay_s > 0:
+                    await asyncio.sleep(behaviour.delay_s)
+                return _json(self.wire.failure(behaviour, ask.model), headers)
+            case Malformed():
+                return _malformed(behaviour, ask, headers)
+            case ProxyError():
+                return web.Response(
+                    status=behaviour.status,
+                    text=behaviour.body,
+                    content_type=behaviour.content_type,
+                )
+            case StreamError() | Stall() if ask.stream:
+                return await self._answer(request, ask, self.default, headers, cut=behaviour)
+            case StreamError():
+                fail = self.wire.stream_error_failure(behaviour)
+                return _json(self.wire.failure(fail, ask.model), headers)
+            case Hang() | Stall():
+                return await _hang()
+            case Drop():
+                return await _drop()
+            case _:  # pragma: no cover - every behaviour is handled above
+                assert_never(behaviour)
+
+    async def _answer(
+        self,
+        request: web.Request,
+        ask: ChatAsk,
+        answer: Answer,
+        headers: dict[str, str],
+        cut: StreamError | Stall | None = None,
+    ) -> web.StreamResponse:
+        delay_s = self.latency_s if answer.delay_s is None else answer.delay_s
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
+        completion = plan_completion(ask, answer)
+        if not ask.stream:
+            return _json(Reply(200, self.wire.answer(completion, ask.model)), headers)
+        plan = self.wire.stream(completion, ask)
+        return await self._stream(request, plan, headers, answer.chunk_delay_s, cut)
+
+    async def _stream(
+        self,
+        request: web.Request,
+        plan: StreamPlan,
+        headers: dict[str, str],
+        chunk_delay_s: float,
+        cut: StreamError | Stall | None,
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={**headers, "Content-Type": plan.content_type, "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        body = plan.body if cut is None else plan.body[: cut.after_chunks]
+        if chunk_delay_s <= 0:
+            await response.write(b"".join((*plan.head, *body)))
+        else:
+            await response.write(b"".join(plan.head))
+            for i, frame in enumerate(body):
+                if i:
+                    await asyncio.sleep(chunk_delay_s)
+                await response.write(frame)
+        match cut:
+            case None:
+                await response.write(b"".join(plan.tail))
+            case Stall():
+                await _hang()
+            case StreamError():
+                error_frame = self.wire.stream_error(cut)
+                if error_frame is None:
+                    await _drop()
+                await response.write(error_frame)
+        await response.write_eof()
+        return response
+
+
+_SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+
+
+def _json(reply: Reply, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=reply.status,
+        body=json.dumps(reply.body).encode(),
+        headers={**(headers or {}), **reply.headers},
+        content_type="application/json",
+    )
+
+
+def _malformed(behaviour: Malformed, ask: ChatAsk, headers: dict[str, str]) -> web.Response:
+    if ask.stream and ask.event_stream:
+        text = f"data: {behaviour.body}\n\n"
+        return web.Response(text=text, headers={**headers, **_SSE_HEADERS})
+    return web.Response(text=behaviour.body, headers=headers, content_type="application/json")
+
+
+async def _hang() -> NoReturn:
+    """Wait until the server cancels this request (at `down` or `stop`)."""
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _drop() -> NoReturn:
+    """Abandon this request: aiohttp then closes its connection without answering."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.cancel()
+    await asyncio.sleep(0)
+    raise ConnectionResetError("request dropped")  # pragma: no cover

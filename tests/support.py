@@ -1,0 +1,125 @@
+"""Helpers for tests that run the whole runtime against loopback fake providers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime import Callboard
+from runtime.testing import FakeProvider
+
+
+@dataclass
+class Deployment:
+    """A config file written for a test, and the boards started from it."""
+
+    path: Path
+    audit_path: Path
+    boards: list[Callboard] = field(default_factory=list)
+
+    def write(self, text: str) -> Path:
+        """Write the config file; return its path."""
+        self.path.write_text(text)
+        return self.path
+
+    def board(self, *, check: bool = False) -> Callboard:
+        """Start a board from the config file (closed after the test)."""
+        board = Callboard.from_config(self.path, check=check, environ=ENV)
+        self.boards.append(board)
+        return board
+
+    def audit(self) -> list[dict[str, Any]]:
+        """Return every audit record written so far."""
+        if not self.audit_path.exists():
+            return []
+        return [json.loads(line) for line in self.audit_path.read_text().splitlines()]
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """Return the audit records of one event."""
+        return [record for record in self.audit() if record["event"] == name]
+
+
+KEYS = {
+    "openai": "sk-test-openai-0001",
+    "anthropic": "sk-ant-test-0002",
+    "gemini": "AIzaTestKey0003",
+}
+ENV = {
+    "OPENAI_KEY": KEYS["openai"],
+    "ANTHROPIC_KEY": KEYS["anthropic"],
+    "GEMINI_KEY": KEYS["gemini"],
+}
+ENV_OF = {"openai": "OPENAI_KEY", "anthropic": "ANTHROPIC_KEY", "gemini": "GEMINI_KEY"}
+MODELS = {"openai": "gpt-4o", "anthropic": "claude-sonnet-4-5", "gemini": "gemini-2.5-flash"}
+
+
+def provider_toml(pid: str, fake: FakeProvider, **settings: Any) -> str:
+    """Return a ``[providers.<pid>]`` table pointing at ``fake``."""
+    values: dict[str, Any] = {
+        "type": fake.protocol,
+        "api_key": "${" + ENV_OF[fake.protocol] + "}",
+        "base_url": fake.base_url,
+        "model": MODELS[fake.protocol],
+        **settings,
+    }
+    lines = [f"[providers.{pid}]"] + [f"{k} = {_toml(v)}" for k, v in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def config_toml(
+    deployment: Deployment,
+    providers: dict[str, FakeProvider | tuple[FakeProvider, dict[str, Any]]],
+    roles: dict[str, list[str] | dict[str, Any]],
+    *,
+    default: str | None = None,
+    sections: str = "",
+) -> str:
+    """Return a whole config for these fakes; timeouts are short so tests stay quick."""
+    parts = [f"default_provider = {_toml(default)}\n" if default else ""]
+    parts.append(sections or FAST_SECTIONS)
+    parts.append(f"[audit]\npath = {_toml(str(deployment.audit_path))}\n")
+    for pid, spec in providers.items():
+        fake, extra = spec if isinstance(spec, tuple) else (spec, {})
+        parts.append(provider_toml(pid, fake, **extra))
+    for role, cast in roles.items():
+        table = {"providers": cast} if isinstance(cast, list) else cast
+        parts.append(f"[roles.{role}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in table.items()))
+    return "\n".join(parts)
+
+
+FAST_SECTIONS = """
+[retry]
+attempts = 2
+backoff_initial_s = 0.05
+backoff_max_s = 0.2
+jitter = false
+
+[timeouts]
+connect_s = 1.0
+first_byte_s = 0.5
+request_s = 5.0
+task_s = 10.0
+validate_s = 1.0
+
+[breaker]
+failures = 3
+cooldown_s = 0.5
+"""
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)
+
+
+def primary_and_backup(deployment: Deployment, primary: FakeProvider, backup: FakeProvider) -> Path:
+    """Write a config casting role ``coder`` to ``primary``, then ``backup``."""
+    providers = {"primary": primary, "backup": backup}
+    return deployment.write(config_toml(deployment, providers, {"coder": ["primary", "backup"]}))

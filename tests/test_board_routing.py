@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import pytest
+from support import config_toml
+
+from runtime import UnknownRoleError
+from runtime.testing import Answer
+
+pytestmark = pytest.mark.timeout(20)
+
+
+def test_each_role_goes_to_its_first_provider(fakes, deployment):
+    """Tasks for different roles reach each role's own first provider."""
+    gpt, claude, gemini = fakes("openai"), fakes("anthropic"), fakes("gemini")
+    deployment.write(
+        config_toml(
+            deployment,
+            {"gpt": gpt, "claude": claude, "gemini": gemini},
+            {"coder": ["claude", "gpt"], "reviewer": ["gemini", "claude"], "planner": ["gpt"]},
+        )
+    )
+    gpt.script.append(Answer("plan"))
+    claude.script.append(Answer("code"))
+    gemini.script.append(Answer("review"))
+    board = deployment.board()
+    coder = board.ask("coder", "write it", system="You are terse.")
+    reviewer = board.ask("reviewer", "check it")
+    planner = board.ask("planner", "plan it")
+    assert (coder.text, coder.provider, coder.model) == ("code", "claude", "claude-sonnet-4-5")
+    assert (reviewer.text, reviewer.provider) == ("review", "gemini")
+    assert (planner.text, planner.provider) == ("plan", "gpt")
+    assert coder.usage.input_tokens > 0
+    assert coder.usage.output_tokens > 0
+    assert [a.outcome for a in coder.attempts] == ["ok"]
+    sent = claude.wait_for_requests(1, chat_only=True)[0].json
+    assert sent["system"] == "You are terse."
+    assert sent["messages"] == [{"role": "user", "content": "write it"}]
+
+
+def test_a_role_without_providers_uses_the_default(fakes, deployment):
+    """A configured role with no providers, and an unconfigured one, use default_provider."""
+    gpt, claude = fakes("openai"), fakes("anthropic")
+    deployment.write(
+        config_toml(deployment, {"gpt": gpt, "claude": claude}, {"planner": {}}, default="claude")
+    )
+    board = deployment.board()
+    assert board.ask("planner", "hi").provider == "claude"
+    assert board.ask("anything", "hi").provider == "claude"
+
+
+def test_an_unknown_role_without_default_names_the_roles_that_exist(fakes, deployment):
+    """With no default provider, an unknown role is an error listing the known roles."""
+    gpt = fakes("openai")
+    deployment.write(config_toml(deployment, {"gpt": gpt}, {"coder": ["gpt"], "planner": ["gpt"]}))
+    board = deployment.board()
+    with pytest.raises(
+        UnknownRoleError, match="unknown role 'tester': configured roles are coder, planner"
+    ):
+        board.ask("tester", "hi")
+
+
+def test_tuning_is_layered_call_over_role_over_provider(fakes, deployment):
+    """The provider's defaults, the role's overrides and the call's own arrive as one request."""
+    gpt = fakes("openai")
+    deployment.write(
+        config_toml(
+            deployment,
+            {"gpt": (gpt, {"temperature": 0.7, "max_tokens": 100, "top_p": 0.9})},
+            {"coder": {"providers": ["gpt"], "temperature": 0.1, "max_tokens": 800}},
+        )
+    )
+    board = deployment.board()
+    board.ask("coder", "one")
+    board.ask("coder", "two", temperature=0.5, stop=["END"])
+    first, second = (r.json for r in gpt.wait_for_requests(2, chat_only=True))
+    assert (first["temperature"], first["max_tokens"], first["top_p"]) == (0.1, 800, 0.9)
+    assert (second["temperature"], second["max_tokens"], second["stop"]) == (0.5, 800, ["END"])
+
+
+def test_a_conversation_can_be_passed_as_messages(fakes, deployment):
+    """Messages, system turns included, reach the provider in its own shape."""
+    gemini = fakes("gemini")
+    deployment.write(config_toml(deployment, {"g": gemini}, {"reviewer": ["g"]}))
+    board = deployment.board()
+    board.ask(
+        "reviewer",
+        messages=[
+            {"role": "system", "content": "Be strict."},
+            {"role": "user", "content": "Here is my code."},
+            {"role": "assistant", "content": "Send it."},
+            {"role": "user", "content": "def f(): pass"},
+        ],
+    )
+    sent = gemini.wait_for_requests(1, chat_only=True)[0].json
+    assert sent["systemInstruction"]["parts"][0]["text"] == "Be strict."
+    assert [c["role"] for c in sent["contents"]] == ["user", "model", "user"]
+
+
+def test_a_task_needs_a_user_message(fakes, deployment):
+    """A call with neither a prompt nor a user message is refused before it is sent."""
+    gpt = fakes("openai")
+    deployment.write(config_toml(deployment, {"gpt": gpt}, {"coder": ["gpt"]}))
+    board = deployment.board()
+    with pytest.raises(ValueError, match="needs a prompt"):
+        board.ask("coder", messages=[{"role": "system", "content": "x"}])

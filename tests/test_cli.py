@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from support import ENV, KEYS, config_toml
+
+from runtime.testing import Answer, Fail
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def callboard(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, **ENV, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "runtime._cli", *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_check_passes_a_good_config_and_its_credentials(fakes, deployment):
+    """`callboard check` exits 0 and summarizes providers and roles."""
+    gpt, claude = fakes("openai"), fakes("anthropic")
+    path = deployment.write(
+        config_toml(deployment, {"gpt": gpt, "claude": claude}, {"coder": ["claude", "gpt"]})
+    )
+    done = callboard("check", "--config", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "role coder: claude -> gpt" in done.stdout
+    assert "credentials: checked" in done.stdout
+
+
+def test_check_lists_every_problem_and_exits_2(fakes, deployment):
+    """A bad config and a rejected key each show up, and the exit status is 2."""
+    gpt = fakes("openai", keys={"other"})
+    path = deployment.write(config_toml(deployment, {"gpt": gpt}, {"coder": ["gtp"]}))
+    done = callboard("check", "--config", str(path))
+    assert done.returncode == 2
+    assert 'roles.coder.providers[0]: unknown provider "gtp"; did you mean "gpt"?' in done.stderr
+    path = deployment.write(config_toml(deployment, {"gpt": gpt}, {"coder": ["gpt"]}))
+    done = callboard("check", "--config", str(path))
+    assert done.returncode == 2
+    assert "gpt: the key was rejected (HTTP 401)" in done.stderr
+    assert "OPENAI_KEY" in done.stderr
+    assert KEYS["openai"] not in done.stderr
+
+
+def test_check_names_a_missing_environment_variable(fakes, deployment):
+    """An unset ${VAR} is named in the error, with its place."""
+    gpt = fakes("openai")
+    path = deployment.write(config_toml(deployment, {"gpt": gpt}, {"coder": ["gpt"]}))
+    environ = {k: v for k, v in os.environ.items() if k != "OPENAI_KEY"}
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime._cli", "check", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "providers.gpt.api_key: environment variable OPENAI_KEY is not set" in done.stderr
+
+
+def test_ask_json_prints_one_object_with_the_whole_story(fakes, deployment):
+    """`callboard ask --json` gives text, role, provider, model, usage, attempts and task id."""
+    gpt, claude = fakes("openai"), fakes("anthropic")
+    path = deployment.write(
+        config_toml(deployment, {"gpt": gpt, "claude": claude}, {"coder": ["claude", "gpt"]})
+    )
+    claude.script.append(Fail(529))
+    gpt.script.append(Answer("def parse(): ..."))
+    done = callboard("ask", "coder", "Write a parser", "--config", str(path), "--json")
+    assert done.returncode == 0, done.stderr
+    reply = json.loads(done.stdout)
+    assert reply["text"] == "def parse(): ..."
+    assert (reply["role"], reply["provider"], reply["model"]) == ("coder", "gpt", "gpt-4o")
+    assert set(reply["usage"]) == {"input_tokens", "output_tokens", "cached_tokens"}
+    assert [(a["provider"], a["outcome"], a["error_kind"]) for a in reply["attempts"]] == [
+        ("claude", "overloaded", "overloaded"),
+        ("gpt", "ok", None),
+    ]
+    assert len(reply["task_id"]) == 32
+    assert reply["latency_ms"] > 0
+
+
+def test_ask_prints_the_text_and_the_provider_on_stderr(fakes, deployment):
+    """Without --json the answer goes to stdout and who answered to stderr."""
+    gemini = fakes("gemini")
+    path = deployment.write(config_toml(deployment, {"g": gemini}, {"planner": ["g"]}))
+    gemini.script.append(Answer("1. think\n2. do"))
+    done = callboard("ask", "planner", "Plan", "--config", str(path), "--system", "Be brief.")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "1. think\n2. do\n"
+    assert "[g (gemini-2.5-flash), 1 attempt," in done.stderr
+    sent = gemini.wait_for_requests(2)[-1].json
+    assert sent["systemInstruction"]["parts"][0]["text"] == "Be brief."
+
+
+def test_ask_exits_1_when_the_task_fails(fakes, deployment):
+    """A task that no provider answers prints the error and exits 1."""
+    gpt = fakes("openai")
+    path = deployment.write(config_toml(deployment, {"gpt": gpt}, {"coder": ["gpt"]}))
+    gpt.script.extend([Fail(400), Fail(400)])
+    done = callboard("ask", "coder", "x", "--config", str(path))
+    assert done.returncode == 1
+    assert "failed: every provider failed" in done.stderr
+    assert "bad_request HTTP 400" in done.stderr

@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runtime import ConfigError, load_config, parse_config
+
+pytestmark = pytest.mark.timeout(10)
+
+GOOD = """
+default_provider = "gpt"
+
+[retry]
+attempts = 2
+failover = "after_retries"
+
+[providers.gpt]
+type = "openai"
+api_key = "${OPENAI_API_KEY}"
+model = "gpt-4o"
+rpm = 500
+temperature = 0.7
+
+[providers.claude]
+type = "anthropic"
+api_key = "${ANTHROPIC_API_KEY}"
+model = "claude-sonnet-4-5"
+
+[roles.coder]
+providers = ["claude", "gpt"]
+temperature = 0.1
+max_tokens = 8000
+
+[roles.planner]
+"""
+ENV = {"OPENAI_API_KEY": "sk-openai-secret-1", "ANTHROPIC_API_KEY": "sk-ant-secret-2"}
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, t in enumerate(text.splitlines(), 1) if needle in t)
+
+
+def problems(text: str, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, source="config.toml", environ=ENV if environ is None else environ)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_a_good_config_loads_with_defaults_filled_in():
+    """A valid file becomes a Config with its values, the defaults, and each key's env var."""
+    config = parse_config(GOOD, environ=ENV)
+    assert config.retry.attempts == 2
+    assert config.retry.failover == "after_retries"
+    assert config.timeouts.request_s == 60.0
+    assert config.providers["gpt"].api_key is not None
+    assert config.providers["gpt"].api_key.get_secret_value() == "sk-openai-secret-1"
+    assert config.providers["gpt"].api_key_env == "OPENAI_API_KEY"
+    assert config.chain("coder") == ("claude", "gpt")
+
+
+def test_a_role_without_providers_uses_the_default_provider():
+    """A role with no providers of its own is cast to default_provider."""
+    config = parse_config(GOOD, environ=ENV)
+    assert config.chain("planner") == ("gpt",)
+    assert config.chain("unconfigured") == ("gpt",)
+
+
+def test_an_unknown_role_without_default_has_no_chain():
+    """With no default_provider, a role that is not configured has no chain."""
+    text = GOOD.replace('default_provider = "gpt"', "").replace("[roles.planner]", "")
+    config = parse_config(text, environ=ENV)
+    assert config.chain("coder") == ("claude", "gpt")
+    assert config.chain("nobody") is None
+
+
+def test_every_problem_is_reported_at_once_with_its_place():
+    """Type, range, enum, env, reference and key errors all come back together, located."""
+    text = GOOD.replace("attempts = 2", "attempts = -1").replace("rpm = 500", 'rpm = "many"')
+    text = text.replace('"claude", "gpt"]', '"claude", "gtp"]').replace(
+        'type = "anthropic"', 'type = "anthropc"'
+    )
+    found = problems(text, {"OPENAI_API_KEY": "x"})
+    joined = "\n".join(found)
+    assert "line 5: retry.attempts: must be greater than 0 (got -1)" in joined
+    assert 'providers.gpt.rpm: must be a valid integer (got "many")' in joined
+    assert "environment variable ANTHROPIC_API_KEY is not set" in joined
+    assert "providers.claude.type: must be 'openai', 'anthropic' or 'gemini'" in joined
+    assert 'roles.coder.providers[1]: unknown provider "gtp"; did you mean "gpt"?' in joined
+    assert len(found) == 5
+
+
+def test_problems_carry_the_line_they_are_on():
+    """Each problem names the line of the key it is about."""
+    text = GOOD.replace('"claude", "gpt"]', '"claude", "gtp"]')
+    line = line_of(text, "gtp")
+    assert problems(text) == [
+        f'line {line}: roles.coder.providers[1]: unknown provider "gtp"; did you mean "gpt"?'
+    ]
+
+
+def test_an_unknown_key_suggests_the_close_one():
+    """A misspelt key is named with the key it probably meant."""
+    found = problems(GOOD.replace("failover =", "failovr ="))
+    assert len(found) == 1
+    assert "retry.failovr: unknown key 'failovr'; did you mean \"failover\"?" in found[0]
+
+
+def test_a_role_cannot_override_endpoint_settings():
+    """Only tuning parameters may be set per role; a model there is refused with why."""
+    found = problems(GOOD.replace("max_tokens = 8000", 'max_tokens = 8000\nmodel = "gpt-4o"'))
+    assert len(found) == 1
+    assert "roles.coder.model: 'model' cannot be set per role" in found[0]
+    assert "only providers, temperature, max_tokens, top_p and stop" in found[0]
+
+
+def test_negative_limits_are_refused():
+    """Limits must be positive numbers."""
+    found = problems(GOOD.replace("rpm = 500", "rpm = 500\ntpm = -10\nmax_concurrency = 0"))
+    joined = "\n".join(found)
+    assert "providers.gpt.tpm: must be greater than 0 (got -10)" in joined
+    assert "providers.gpt.max_concurrency: must be greater than 0 (got 0)" in joined
+
+
+def test_a_role_with_no_providers_and_no_default_is_an_error():
+    """Without default_provider, an empty role says what to add."""
+    found = problems(GOOD.replace('default_provider = "gpt"', ""))
+    line = line_of(GOOD, "[roles.planner]")
+    expected = (
+        f"line {line}: roles.planner: no providers and no default_provider: "
+        'add providers = ["..."] or set default_provider = "..."'
+    )
+    assert found == [expected]
+
+
+def test_an_unknown_default_provider_is_an_error():
+    """default_provider must name a configured provider."""
+    found = problems(GOOD.replace('default_provider = "gpt"', 'default_provider = "gtp"'))
+    assert found == ['line 2: default_provider: unknown provider "gtp"; did you mean "gpt"?']
+
+
+def test_a_provider_listed_twice_in_a_role_is_an_error():
+    """A role's chain names each provider once."""
+    found = problems(GOOD.replace('"claude", "gpt"]', '"claude", "claude"]'))
+    assert found[0].endswith('roles.coder.providers[1]: provider "claude" is listed twice')
+
+
+def test_a_toml_syntax_error_names_its_line():
+    """A file that is not TOML says so, with the line."""
+    found = problems(GOOD.replace("rpm = 500", "rpm = "))
+    assert len(found) == 1
+    assert found[0].startswith(f"line {line_of(GOOD, 'rpm = 500')}: (file): not valid TOML")
+
+
+def test_no_providers_at_all_is_an_error():
+    """A config needs at least one provider."""
+    assert problems("[retry]\nattempts = 1\n") == [
+        "providers: required, but not set",
+        "providers: no provider is configured; add [providers.<id>]",
+    ]
+
+
+def test_secrets_never_appear_in_errors_or_reprs():
+    """A bad api_key value is reported without its value; reprs mask keys."""
+    text = GOOD.replace('api_key = "${OPENAI_API_KEY}"', "api_key = 12345678")
+    found = "\n".join(problems(text))
+    assert "providers.gpt.api_key" in found
+    assert "12345678" not in found
+    config = parse_config(GOOD, environ=ENV)
+    shown = repr(config) + str(config) + repr(config.providers["gpt"].endpoint())
+    assert "sk-openai-secret-1" not in shown
+    assert "sk-ant-secret-2" not in shown
+
+
+def test_env_defaults_fill_unset_variables():
+    """${VAR:-default} takes the default when VAR is unset."""
+    text = GOOD.replace('model = "gpt-4o"', 'model = "${GPT_MODEL:-gpt-4o-mini}"')
+    config = parse_config(text, environ=ENV)
+    assert config.providers["gpt"].model == "gpt-4o-mini"
+    config = parse_config(text, environ={**ENV, "GPT_MODEL": "gpt-5"})
+    assert config.providers["gpt"].model == "gpt-5"
+
+
+def test_role_tuning_is_kept_apart_from_provider_tuning():
+    """A role's overrides and a provider's defaults are both available, unmerged."""
+    config = parse_config(GOOD, environ=ENV)
+    assert config.role_tuning("coder").temperature == 0.1
+    assert config.role_tuning("coder").max_tokens == 8000
+    assert config.providers["gpt"].tuning().temperature == 0.7
+
+
+def test_load_config_reads_the_file_and_resolves_the_audit_path(tmp_path: Path):
+    """A relative audit path is taken relative to the config file."""
+    path = tmp_path / "conf" / "config.toml"
+    path.parent.mkdir()
+    path.write_text(GOOD + '\n[audit]\npath = "logs/audit.jsonl"\n')
+    config = load_config(path, environ=ENV)
+    assert config.source == str(path)
+    assert config.audit_path() == path.parent.resolve() / "logs" / "audit.jsonl"
+
+
+def test_a_missing_file_is_a_config_error(tmp_path: Path):
+    """A file that cannot be read gives a ConfigError naming it."""
+    with pytest.raises(ConfigError, match="cannot read the file"):
+        load_config(tmp_path / "nope.toml", environ={})
