@@ -23,12 +23,27 @@ class SupervisedActor(pykka.ThreadingActor):
         self.child_id = child_id
         self.supervisor = supervisor
 
+    def on_receive(self, message: object) -> object:
+        """Handle one message, then flush buffered output once the inbox is drained."""
+        result = self.handle(message)
+        if self.actor_inbox.empty():
+            self.flush()
+        return result
+
+    def handle(self, message: object) -> object:
+        """Handle one message (subclasses override)."""
+        raise unexpected(self, message)
+
+    def flush(self) -> None:
+        """Write out what the actor buffered (its audit lines)."""
+
     def release(self, reason: str) -> None:
         """Give back what the actor holds; ``reason`` says why it stops."""
 
     def on_stop(self) -> None:
         """Release on a normal stop."""
         self.release("stopped")
+        self.flush()
 
     def on_failure(
         self,
@@ -40,6 +55,7 @@ class SupervisedActor(pykka.ThreadingActor):
         reason = f"{exception_type.__name__ if exception_type else 'error'}: {exception_value}"
         try:
             self.release(f"crashed ({reason})")
+            self.flush()
         finally:
             if self.supervisor is not None:
                 tell_quietly(self.supervisor, ChildDied(self.child_id, reason))

@@ -7,25 +7,25 @@ from typing import Any
 import pykka
 
 from actors._child import SupervisedActor, unexpected
-from runtime._messages import AttemptEvent, GetStats, TaskEvent
+from runtime._messages import GetStats, TaskEvents
 from runtime._stats import StatsBook
 
 
 class MetricsActor(SupervisedActor):
-    """Folds every attempt and task event into a `StatsBook`; answers `GetStats`."""
+    """Folds every task event into a `StatsBook`; answers `GetStats`."""
 
     def __init__(self, supervisor: pykka.ActorRef[Any] | None = None) -> None:
         super().__init__("metrics", supervisor)
         self._book = StatsBook()
 
-    def on_receive(self, message: object) -> object:
+    def handle(self, message: object) -> object:
         """Handle one message."""
-        if isinstance(message, AttemptEvent):
-            self._book.add_attempt(message)
-        elif isinstance(message, TaskEvent):
-            self._book.add_task(message)
+        if isinstance(message, TaskEvents):
+            for event in message.events:
+                self._book.add_task(event)
         elif isinstance(message, GetStats):
-            return self._book.snapshot()
+            if not message.reply.done():
+                message.reply.set_result(self._book.snapshot())
         else:
             raise unexpected(self, message)
         return None

@@ -2,8 +2,8 @@
 
 It owns the provider's HTTP client, rate limiter, circuit breaker, concurrency cap and
 bounded wait queue. It never blocks: an admitted call becomes a coroutine on the I/O loop,
-whose end comes back as `IoDone` (to update the state here) and, in parallel, as
-`AttemptDone` straight to the router that asked.
+whose end comes back here as `IoDone`; the actor reports it to the router that asked
+(`AttemptDone`) before it updates its own state.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from runtime._breaker import Breaker, BreakerState
 from runtime._chat import ChatResult
 from runtime._config import BreakerSettings, ProviderSettings
 from runtime._errors import ErrorKind, ProviderError
-from runtime._http import ProviderClient
+from runtime._http import ProviderClient, proxy_for
 from runtime._io_loop import IoLoop
 from runtime._messages import (
     AttemptDone,
@@ -73,9 +73,11 @@ class ProviderActor(SupervisedActor):
         self._protocol = PROTOCOLS[settings.type]
         self._endpoint = settings.endpoint()
         self._io = io
-        self._audit = audit
+        self._audit = audit.writer()
         self._clock = clock
-        self._client = ProviderClient(settings.max_concurrency, connect_s)
+        self._client = ProviderClient(
+            settings.max_concurrency, connect_s, proxy_for(self._endpoint.base_url)
+        )
         self._breaker = Breaker(breaker.failures, breaker.cooldown_s)
         self._limiter = RateLimiter.per_minute(settings.rpm, settings.tpm, clock())
         self._in_flight: dict[int, _InFlight] = {}
@@ -86,7 +88,7 @@ class ProviderActor(SupervisedActor):
         self._wake_at = float("inf")
         self._wake_token = 0
 
-    def on_receive(self, message: object) -> None:
+    def handle(self, message: object) -> None:
         """Handle one message."""
         if isinstance(message, StartAttempt):
             self._admit(message)
@@ -175,7 +177,7 @@ class ProviderActor(SupervisedActor):
 
     def _start(self, call: StartAttempt, tokens: int, now: float) -> None:
         if self._breaker.on_start(now) is BreakerState.HALF_OPEN:
-            self._audit.event("breaker_half_open", provider=self.provider_id)
+            self._audit.event("breaker_half_open", now=True, provider=self.provider_id)
         self._limiter.take(tokens, now)
         http_call = self._protocol.chat_request(self._endpoint, call.request, self._settings.stream)
         limits = AttemptLimits(
@@ -191,6 +193,11 @@ class ProviderActor(SupervisedActor):
         entry = self._in_flight.pop(done.call_id, None)
         if entry is None:
             return
+        call = entry.call
+        report = AttemptDone(
+            call.call_id, call.task_id, self.provider_id, done.result, done.error, done.latency_ms
+        )
+        tell_quietly(call.reply_to, report)
         now = self._clock()
         if done.result is not None:
             self._on_success(done.result, entry, now)
@@ -201,7 +208,7 @@ class ProviderActor(SupervisedActor):
 
     def _on_success(self, result: ChatResult, entry: _InFlight, now: float) -> None:
         if self._breaker.on_success() is BreakerState.CLOSED:
-            self._audit.event("breaker_closed", provider=self.provider_id)
+            self._audit.event("breaker_closed", now=True, provider=self.provider_id)
         self._limiter.settle(entry.tokens, result.usage.total_tokens or None, now)
         rest = result.rate_limits.exhausted_for_s()
         if rest:
@@ -216,6 +223,7 @@ class ProviderActor(SupervisedActor):
             )
             self._audit.event(
                 "provider_out",
+                now=True,
                 provider=self.provider_id,
                 reason=self._out_reason,
                 status=error.status,
@@ -224,12 +232,15 @@ class ProviderActor(SupervisedActor):
         elif kind is ErrorKind.RATE_LIMITED:
             rest = error.retry_after_s if error.retry_after_s is not None else DEFAULT_COOLDOWN_S
             self._limiter.hold(now + rest)
-            self._audit.event("provider_cooling", provider=self.provider_id, seconds=round(rest, 3))
+            self._audit.event(
+                "provider_cooling", now=True, provider=self.provider_id, seconds=round(rest, 3)
+            )
             self._breaker.on_neutral()
         elif kind.counts_against_health:
             if self._breaker.on_failure(now) is BreakerState.OPEN:
                 self._audit.event(
                     "breaker_opened",
+                    now=True,
                     provider=self.provider_id,
                     failures=self._breaker.streak,
                     cooldown_s=self._breaker.cooldown_s,
@@ -280,6 +291,10 @@ class ProviderActor(SupervisedActor):
             entry.future.cancel()
         self._io.submit(self._client.aclose())
 
+    def flush(self) -> None:
+        """Write out buffered audit lines."""
+        self._audit.flush()
+
 
 def _report(
     provider_ref: pykka.ActorRef[Any],
@@ -288,7 +303,7 @@ def _report(
     started: float,
     future: concurrent.futures.Future[ChatResult],
 ) -> None:
-    """Runs on the I/O loop when an attempt ends: tell the router and the provider."""
+    """Runs on the I/O loop when an attempt ends: tell the provider actor how."""
     latency_ms = (time.perf_counter() - started) * 1000.0
     result: ChatResult | None = None
     error: ProviderError | None = None
@@ -309,8 +324,4 @@ def _report(
             )
     if error is not None:
         error = error.for_provider(provider_id)
-    tell_quietly(
-        call.reply_to,
-        AttemptDone(call.call_id, call.task_id, provider_id, result, error, latency_ms),
-    )
-    tell_quietly(provider_ref, IoDone(call.call_id, result, error))
+    tell_quietly(provider_ref, IoDone(call.call_id, result, error, latency_ms))

@@ -9,6 +9,7 @@ to its own timers (`Wake`) and to the supervisor's news of restarted actors.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import itertools
 import random
 import time
@@ -32,9 +33,9 @@ from runtime._io_loop import IoLoop
 from runtime._messages import (
     ApplyRouting,
     AttemptDone,
-    AttemptEvent,
     CancelAttempt,
     CancelTask,
+    GetStats,
     HealthChanged,
     MetricsReplaced,
     ProviderDown,
@@ -44,9 +45,11 @@ from runtime._messages import (
     StartAttempt,
     Submit,
     TaskEvent,
+    TaskEvents,
     Wake,
 )
 from runtime._routing import READY, Availability, Dispatch, GiveUp, Health, next_step
+from runtime._stats import Stats
 from runtime._task import TaskState
 
 
@@ -71,37 +74,34 @@ class RouterActor(SupervisedActor):
         self._health: dict[str, Health] = {}
         self._metrics = metrics
         self._io = io
-        self._audit = audit
+        self._audit = audit.writer()
         self._clock = clock
         self._random = rand
         self._tasks: dict[str, TaskState] = {}
         self._call_ids = itertools.count(1)
         self._retired: set[str] = set()
+        self._events: list[TaskEvent] = []
+        self._events_sent_at = clock()
 
-    def on_receive(self, message: object) -> None:
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            AttemptDone: self._attempt_done,
+            Submit: self._submit,
+            Wake: self._wake,
+            HealthChanged: self._health_changed,
+            CancelTask: self._cancel,
+            ProviderReplaced: self._provider_replaced,
+            ProviderDown: self._provider_down,
+            MetricsReplaced: self._metrics_replaced,
+            GetStats: self._get_stats,
+            ApplyRouting: self._apply,
+        }
+
+    def handle(self, message: object) -> None:
         """Handle one message."""
-        if isinstance(message, AttemptDone):
-            self._attempt_done(message)
-        elif isinstance(message, Submit):
-            self._submit(message)
-        elif isinstance(message, Wake):
-            self._wake(message)
-        elif isinstance(message, HealthChanged):
-            self._health[message.slot] = message.health
-        elif isinstance(message, CancelTask):
-            self._cancel(message.task_id)
-        elif isinstance(message, ProviderReplaced):
-            self._refs[message.slot] = message.ref
-            self._health.pop(message.slot, None)
-            self._fail_calls_on(message.slot, "the provider actor crashed and was restarted")
-        elif isinstance(message, ProviderDown):
-            self._provider_down(message)
-        elif isinstance(message, MetricsReplaced):
-            self._metrics = message.ref
-        elif isinstance(message, ApplyRouting):
-            self._apply(message)
-        else:
+        handler = self._handlers.get(type(message))
+        if handler is None:
             raise unexpected(self, message)
+        handler(message)
 
     # -- tasks -------------------------------------------------------------------------
 
@@ -191,27 +191,15 @@ class RouterActor(SupervisedActor):
         record = task.record(
             done.provider, done.result, done.error, done.latency_ms, self._audit.redactor
         )
-        fallback = task.is_fallback(done.provider)
-        usage = done.result.usage if done.result is not None else None
-        self._audit.event(
-            "attempt",
-            task_id=task.task_id,
-            role=task.spec.role,
-            attempt=len(task.attempts),
-            **record.to_dict(),
-            **(usage.to_dict() if usage is not None else {}),
-        )
-        if self._metrics is not None:
-            event = AttemptEvent(
-                done.provider,
-                task.spec.role,
-                record.model,
-                record.outcome,
-                done.latency_ms,
-                usage or _NO_USAGE,
-                fallback,
-            )
-            tell_quietly(self._metrics, event)
+        fields: dict[str, Any] = {
+            "task_id": task.task_id,
+            "role": task.spec.role,
+            "attempt": len(task.attempts),
+        }
+        fields.update(record.to_dict())
+        if done.result is not None:
+            fields.update(done.result.usage.to_dict())
+        self._audit.event("attempt", **fields)
         if done.result is not None:
             self._succeed(task, done.provider, done.result, now)
             return
@@ -225,6 +213,7 @@ class RouterActor(SupervisedActor):
         reply = task.answer(provider, result, now)
         self._end(task, "ok", provider, now)
         _settle(task.reply, result=reply)
+        self._count(task, "ok", provider, reply.latency_ms, result.usage)
 
     def _fail(self, task: TaskState, error: TaskFailedError, now: float) -> None:
         outcome = "failed"
@@ -234,6 +223,7 @@ class RouterActor(SupervisedActor):
             outcome = "cancelled"
         self._end(task, outcome, None, now, error=str(error.reason))
         _settle(task.reply, error=error)
+        self._count(task, outcome, None, task.latency_ms(now), _NO_USAGE)
 
     def _end(
         self,
@@ -243,32 +233,47 @@ class RouterActor(SupervisedActor):
         now: float,
         error: str | None = None,
     ) -> None:
+        """Write the task's terminal record, durably, before its caller hears of it."""
         self._tasks.pop(task.task_id, None)
         fields = task.terminal_fields(outcome, provider, now)
         if error is not None:
             fields["error"] = self._audit.redactor.text(error)
         self._audit.event("task_finished", **fields)
-        if self._metrics is not None:
-            fallback = provider is not None and task.is_fallback(provider)
-            event = TaskEvent(
-                task.spec.role,
-                provider,
-                outcome,
-                fields["latency_ms"],
-                len(task.attempts),
-                fallback,
-            )
-            tell_quietly(self._metrics, event)
+        self._audit.flush()
         if self._retired:
             self._retire_idle()
+
+    def _count(
+        self, task: TaskState, outcome: str, provider: str | None, latency_ms: float, usage: Usage
+    ) -> None:
+        """Tell the metrics actor, after the caller has its answer."""
+        if self._metrics is None:
+            return
+        head = task.chain[0] if task.chain else None
+        attempts = tuple(task.attempts)
+        event = TaskEvent(task.spec.role, provider, outcome, latency_ms, attempts, usage, head)
+        self._events.append(event)
+        if len(self._events) >= MAX_EVENT_BATCH:
+            self._send_events()
+
+    def _send_events(self) -> None:
+        if self._events and self._metrics is not None:
+            tell_quietly(self._metrics, TaskEvents(tuple(self._events)))
+        self._events.clear()
+        self._events_sent_at = self._clock()
+
+    def _get_stats(self, message: GetStats) -> None:
+        self._send_events()
+        if self._metrics is None or not self._send(self._metrics, message):
+            _settle_stats(message, Stats(providers={}, roles={}))
 
     def _wake(self, wake: Wake) -> None:
         task = self._tasks.get(wake.key)
         if task is not None and task.wake_token == wake.token and task.call_id is None:
             self._advance(task, self._clock())
 
-    def _cancel(self, task_id: str) -> None:
-        task = self._tasks.get(task_id)
+    def _cancel(self, message: CancelTask) -> None:
+        task = self._tasks.get(message.task_id)
         if task is not None:
             self._abandon(task, "the caller cancelled it")
 
@@ -292,6 +297,17 @@ class RouterActor(SupervisedActor):
     def _task_health(self, task: TaskState) -> dict[str, Health]:
         slots = task.routing.slots
         return {pid: self._health.get(slots[pid], READY) for pid in task.chain}
+
+    def _health_changed(self, message: HealthChanged) -> None:
+        self._health[message.slot] = message.health
+
+    def _provider_replaced(self, message: ProviderReplaced) -> None:
+        self._refs[message.slot] = message.ref
+        self._health.pop(message.slot, None)
+        self._fail_calls_on(message.slot, "the provider actor crashed and was restarted")
+
+    def _metrics_replaced(self, message: MetricsReplaced) -> None:
+        self._metrics = message.ref
 
     def _provider_down(self, message: ProviderDown) -> None:
         if message.failed:
@@ -329,6 +345,22 @@ class RouterActor(SupervisedActor):
         if self.supervisor is not None:
             tell_quietly(self.supervisor, RetireSlots(tuple(sorted(idle))))
 
+    def flush(self) -> None:
+        """Write out buffered audit lines; pass on the tasks that ended, at most once a second.
+
+        Metrics are live aggregates, not a record (the audit log is): batching them
+        spares the metrics actor a wake-up per task. `GetStats` and a stop send the
+        batch at once, so a snapshot always counts every task answered before it.
+        """
+        self._audit.flush()
+        if self._clock() - self._events_sent_at >= EVENT_BATCH_S:
+            self._send_events()
+
+    def on_stop(self) -> None:
+        """End the tasks still running and pass the last events on."""
+        super().on_stop()
+        self._send_events()
+
     def release(self, reason: str) -> None:
         """End every task still running, each with its terminal record."""
         crashed = reason.startswith("crashed")
@@ -337,6 +369,17 @@ class RouterActor(SupervisedActor):
 
 
 _NO_USAGE = Usage()
+
+
+MAX_EVENT_BATCH = 256
+"""Tasks that ended are passed to the metrics actor in batches of at most this many..."""
+EVENT_BATCH_S = 1.0
+"""...and at least once a second while the router is busy."""
+
+
+def _settle_stats(message: GetStats, stats: Stats) -> None:
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        message.reply.set_result(stats)
 
 
 def _settle(

@@ -42,10 +42,7 @@ async def run_attempt(
     phase = "headers"
     try:
         async with asyncio.timeout_at(first_byte) as scope:
-            request = client.get().build_request(
-                call.method, call.url, headers=call.headers, json=call.json
-            )
-            response = await client.get().send(request, stream=True)
+            response = await client.send(call)
             phase = "body"
             scope.reschedule(end)
             try:

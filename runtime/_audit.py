@@ -1,26 +1,31 @@
 """The audit log: one JSON line per event, through structlog, with secrets redacted.
 
-Each board owns its own logger (no global structlog configuration is touched), writing
-to standard error or to a file. `Redactor` is a structlog processor that masks every
-configured secret, secret-bearing header and key-shaped token in every value; the
-runtime also runs provider messages through it before they reach errors or replies.
+Each board owns its own log (no global structlog configuration is touched), writing to
+standard error or to a file; each actor renders into a buffer of its own. `Redactor` is a
+structlog processor that masks every configured secret, secret-bearing header and
+key-shaped token in every value; the runtime also runs provider messages through it
+before they reach errors or replies.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import structlog
 
 MASK = "[REDACTED]"
 SECRET_FIELDS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key", "api_key"})
 _KEY_SHAPES = re.compile(
-    r"(sk-[A-Za-z0-9_\-*]{8,}|AIza[0-9A-Za-z_\-]{20,}|Bearer\s+[A-Za-z0-9._\-*]{8,})"
+    r"sk-[A-Za-z0-9_\-*]{8,}|AIza[0-9A-Za-z_\-]{20,}|Bearer\s+[A-Za-z0-9._\-*]{8,}"
 )
+_SHORTEST_SHAPE = 11
+MIN_SECRET = 4
+"""Shorter configured values are not treated as secrets (they would mask common words)."""
 
 
 class Redactor:
@@ -28,19 +33,27 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: frozenset[str] = frozenset()
+        self._pattern = _KEY_SHAPES
+        self._shortest = _SHORTEST_SHAPE
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
-        """Mask these values too from now on (a reload may bring new keys)."""
-        fresh = {s for s in secrets if len(s) >= 4}  # noqa: PLR2004
-        self._secrets = self._secrets | fresh
+        """Mask these values too from now on (a reload may bring new keys).
+
+        The secrets and the key shapes become one pattern, replaced at once so that
+        threads reading the old one never see half an update.
+        """
+        self._secrets = self._secrets | {s for s in secrets if len(s) >= MIN_SECRET}
+        longest_first = sorted(self._secrets, key=len, reverse=True)
+        alternatives = [re.escape(s) for s in longest_first] + [_KEY_SHAPES.pattern]
+        shortest = min([_SHORTEST_SHAPE, *(len(s) for s in self._secrets)])
+        self._pattern, self._shortest = re.compile("|".join(alternatives)), shortest
 
     def text(self, value: str) -> str:
         """Return ``value`` with every secret and key-shaped token masked."""
-        for secret in self._secrets:
-            if secret in value:
-                value = value.replace(secret, MASK)
-        return _KEY_SHAPES.sub(MASK, value)
+        if len(value) < self._shortest:
+            return value
+        return self._pattern.sub(MASK, value)
 
     def value(self, value: Any) -> Any:
         """Return ``value`` (any JSON-like structure) with secrets masked."""
@@ -59,10 +72,14 @@ class Redactor:
         self, _logger: object, _method: str, event: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         """Redact a structlog event dictionary (the processor protocol)."""
+        shortest, pattern = self._shortest, self._pattern
         for key, item in event.items():
             if key.lower() in SECRET_FIELDS:
                 event[key] = MASK
-            elif isinstance(item, (str, Mapping, list, tuple)):
+            elif type(item) is str:
+                if len(item) >= shortest:
+                    event[key] = pattern.sub(MASK, item)
+            elif isinstance(item, (Mapping, list, tuple)):
                 event[key] = self.value(item)
         return event
 
@@ -75,35 +92,88 @@ def _event_first(
 
 
 class AuditLog:
-    """Writes audit events as JSON lines to standard error or a file."""
+    """Where audit lines go: standard error or a file, opened once for the board.
+
+    Each actor writes through its own `AuditWriter`, which renders lines into a buffer it
+    alone owns and appends them with one write; the file is opened ``O_APPEND``, so the
+    batches of different writers never interleave within a line and no lock is needed.
+    """
 
     def __init__(self, path: Path | None, redactor: Redactor, *, enabled: bool = True) -> None:
         self.redactor = redactor
         self.path = path
-        self._file: TextIO | None = None
+        self._fd: int | None = None
+        self._enabled = enabled
         if enabled and path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = path.open("a", encoding="utf-8", buffering=1)
-        sink = self._file if self._file is not None else sys.stderr
-        self._enabled = enabled
-        self._logger = structlog.wrap_logger(
-            structlog.WriteLogger(sink),
-            processors=[
-                structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
-                redactor,
-                _event_first,
-                structlog.processors.JSONRenderer(sort_keys=False),
-            ],
-        )
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+    def writer(self) -> AuditWriter:
+        """Return a new buffered writer, for one thread's use."""
+        return AuditWriter(self)
+
+    def append(self, text: str) -> None:
+        """Append already rendered lines, at once."""
+        if not self._enabled or not text:
+            return
+        if self._fd is not None:
+            os.write(self._fd, text.encode("utf-8"))
+        else:
+            sys.stderr.write(text)
+            sys.stderr.flush()
 
     def event(self, name: str, **fields: Any) -> None:
-        """Write one event line named ``name`` with ``fields``."""
-        if self._enabled:
-            self._logger.info(name, **fields)
+        """Write one event line now, from any thread (for callers off the hot path)."""
+        self.writer().event(name, now=True, **fields)
 
     def close(self) -> None:
-        """Close the file, if the log writes to one."""
+        """Stop writing and close the file, if the log writes to one."""
         self._enabled = False
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class AuditWriter:
+    """Renders audit events through structlog into a buffer that `flush` writes at once."""
+
+    MAX_BUFFERED = 256
+
+    def __init__(self, log: AuditLog) -> None:
+        self._log = log
+        self.redactor = log.redactor
+        self._lines: list[str] = []
+        self._logger = structlog.wrap_logger(
+            _Collector(self._lines),
+            processors=[
+                structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+                log.redactor,
+                _event_first,
+                structlog.processors.JSONRenderer(),
+            ],
+        ).bind()
+
+    def event(self, name: str, *, now: bool = False, **fields: Any) -> None:
+        """Render one event line into the buffer; with ``now``, write the buffer at once."""
+        self._logger.info(name, **fields)
+        if now or len(self._lines) >= self.MAX_BUFFERED:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered line with one append."""
+        if self._lines:
+            text = "".join(self._lines)
+            self._lines.clear()
+            self._log.append(text)
+
+
+class _Collector:
+    """A structlog logger that keeps rendered lines in a list."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self._lines = lines
+
+    def msg(self, message: str) -> None:
+        self._lines.append(message + "\n")
+
+    info = msg

@@ -37,7 +37,6 @@ from runtime._io_loop import IoLoop
 from runtime._messages import (
     AwaitChild,
     CancelTask,
-    GetChild,
     GetStats,
     ListChildren,
     Reconfigure,
@@ -258,11 +257,12 @@ class Callboard:
 
     def stats(self) -> Stats:
         """Return the live aggregates per (provider, role) and per role."""
-        metrics = self._supervisor.ask(GetChild("metrics"), block=True, timeout=CONTROL_TIMEOUT_S)
-        if metrics is None:
-            return Stats(providers={}, roles={})
-        stats: Stats = metrics.ask(GetStats(), block=True, timeout=CONTROL_TIMEOUT_S)
-        return stats
+        reply: concurrent.futures.Future[Stats] = concurrent.futures.Future()
+        self._tell_router(GetStats(reply))
+        try:
+            return reply.result(timeout=CONTROL_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            raise BoardClosedError("the metrics actor did not answer; see the audit log") from None
 
     def reload(self, path: str | os.PathLike[str] | None = None) -> Config:
         """Load the config file again; tasks that start afterwards use it.

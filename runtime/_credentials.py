@@ -14,7 +14,7 @@ import httpx
 
 from runtime._config import Config, ProviderSettings
 from runtime._errors import ErrorKind, ProviderError
-from runtime._http import ProviderClient, transport_error
+from runtime._http import ProviderClient, proxy_for, transport_error
 from runtime.protocols import PROTOCOLS
 
 
@@ -38,13 +38,15 @@ async def _check_one(
     protocol = PROTOCOLS[settings.type]
     endpoint = settings.endpoint()
     call = protocol.models_request(endpoint)
-    client = ProviderClient(max_connections=2, connect_s=min(connect_s, timeout_s))
+    client = ProviderClient(2, min(connect_s, timeout_s), proxy_for(endpoint.base_url))
     try:
         async with asyncio.timeout(timeout_s):
-            response = await client.get().request(call.method, call.url, headers=call.headers)
-        return protocol.check_models(
-            endpoint, response.status_code, response.headers, response.content
-        )
+            response = await client.send(call)
+            try:
+                body = await response.aread()
+            finally:
+                await response.aclose()
+        return protocol.check_models(endpoint, response.status_code, response.headers, body)
     except TimeoutError:
         return ProviderError(ErrorKind.TIMEOUT, "no answer")
     except httpx.HTTPError as exc:

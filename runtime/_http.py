@@ -1,22 +1,30 @@
-"""HTTP clients for providers, and the one boundary where transport errors become ours.
+"""HTTP for providers, and the one boundary where transport errors become ours.
 
-Clients are `httpx.AsyncClient`s over the aiohttp transport (httpx's own pool slows
-down badly past a hundred connections). They live on the I/O loop only: `ProviderClient`
-builds its client there on first use and closes it there.
+Requests are `httpx.Request`s sent through httpx's transport interface over aiohttp
+(`httpx_aiohttp.AiohttpTransport`): httpx's own async pool slows down badly past a
+hundred connections, and its client layer (redirects, cookies, auth flows, environment
+lookups on every request) costs more than the request itself on loopback, while a
+provider call needs none of it. Proxy settings are read from the environment once, when
+the client is built. Clients live on the I/O loop only: `ProviderClient` builds its
+transport there on first use and closes it there.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import ssl
+import urllib.request
 
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from runtime._errors import ErrorKind, ProviderError
+from runtime.protocols import HttpCall
 
 KEEPALIVE_S = 30.0
+USER_AGENT = "callboard/0.1"
 
 
 @functools.cache
@@ -25,37 +33,66 @@ def shared_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-class ProviderClient:
-    """One provider's HTTP client, created lazily on the I/O loop and closed there."""
+def proxy_for(url: str) -> httpx.Proxy | None:
+    """Return the proxy the environment (``HTTPS_PROXY``, ``NO_PROXY``...) sets for ``url``."""
+    parsed = httpx.URL(url)
+    if urllib.request.proxy_bypass(parsed.host):
+        return None
+    proxy = urllib.request.getproxies().get(parsed.scheme)
+    return httpx.Proxy(proxy) if proxy else None
 
-    def __init__(self, max_connections: int, connect_s: float) -> None:
+
+class ProviderClient:
+    """One provider's HTTP transport, created lazily on the I/O loop and closed there."""
+
+    def __init__(
+        self, max_connections: int, connect_s: float, proxy: httpx.Proxy | None = None
+    ) -> None:
         self._max_connections = max_connections
-        self._connect_s = connect_s
-        self._client: httpx.AsyncClient | None = None
+        self._timeouts = {"connect": connect_s, "read": None, "write": None, "pool": None}
+        self._proxy = proxy
+        self._transport: AiohttpTransport | None = None
+        self._urls: dict[str, httpx.URL] = {}
         self._closed = False
 
-    def get(self) -> httpx.AsyncClient:
-        """Return the client, building it on first use. Call only on the I/O loop."""
+    def _get(self) -> AiohttpTransport:
         if self._closed:
             raise ProviderError(ErrorKind.INTERNAL, "the provider's HTTP client is closed")
-        if self._client is None:
+        if self._transport is None:
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections,
                 ssl=shared_ssl_context(),
                 keepalive_timeout=KEEPALIVE_S,
             )
-            session = aiohttp.ClientSession(connector=connector, trust_env=True)
-            transport = AiohttpTransport(client=session)
-            timeout = httpx.Timeout(None, connect=self._connect_s)
-            self._client = httpx.AsyncClient(transport=transport, timeout=timeout)
-        return self._client
+            session = aiohttp.ClientSession(connector=connector, trust_env=False)
+            self._transport = AiohttpTransport(client=session, proxy=self._proxy)
+        return self._transport
+
+    async def send(self, call: HttpCall) -> httpx.Response:
+        """Send ``call``; return the response with its body still to be read.
+
+        Call only on the I/O loop. The caller must close the response.
+        """
+        headers = [("user-agent", USER_AGENT), *call.headers]
+        content = json.dumps(call.json).encode() if call.json is not None else None
+        url = self._urls.get(call.url)
+        if url is None:
+            url = self._urls[call.url] = httpx.URL(call.url)
+        request = httpx.Request(
+            call.method,
+            url,
+            headers=headers,
+            content=content,
+            extensions={"timeout": self._timeouts},
+        )
+        return await self._get().handle_async_request(request)
 
     async def aclose(self) -> None:
-        """Close the client and its connections. Call only on the I/O loop."""
+        """Close the transport and its connections. Call only on the I/O loop."""
         self._closed = True
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        if self._transport is not None:
+            transport, self._transport = self._transport, None
+            await transport.aclose()
 
 
 def transport_error(exc: httpx.HTTPError, url: str, timeout_s: float | None) -> ProviderError:

@@ -2,9 +2,9 @@
 
 ```
 caller ──Submit / CancelTask──▶ Router ──StartAttempt / CancelAttempt──▶ Provider
-I/O loop ──AttemptDone──▶ Router          I/O loop ──IoDone──▶ Provider
+I/O loop ──IoDone──▶ Provider ──AttemptDone──▶ Router
 Provider ──HealthChanged──▶ Router        timers ──Wake──▶ Router, Provider
-Router ──AttemptEvent / TaskEvent──▶ Metrics
+Router ──TaskEvents (batched) / GetStats──▶ Metrics
 children ──ChildDied──▶ Supervisor ──ProviderReplaced / ProviderFailed / MetricsReplaced──▶ Router
 ```
 """
@@ -16,13 +16,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runtime._chat import ChatRequest, ChatResult, Message, Reply, Tuning, Usage
+from runtime._chat import AttemptRecord, ChatRequest, ChatResult, Message, Reply, Tuning, Usage
 from runtime._config import Config
 from runtime._errors import ProviderError
 from runtime._routing import Health
 
 if TYPE_CHECKING:
     from pykka import ActorRef
+
+    from runtime._stats import Stats
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,7 @@ class CancelAttempt:
 
 @dataclass(frozen=True, slots=True)
 class AttemptDone:
-    """I/O loop or provider → router: how an attempt ended."""
+    """Provider → router: how an attempt ended."""
 
     call_id: int
     task_id: str
@@ -96,6 +98,7 @@ class IoDone:
     call_id: int
     result: ChatResult | None
     error: ProviderError | None
+    latency_ms: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,33 +180,37 @@ class RestartChild:
 
 
 @dataclass(frozen=True, slots=True)
-class AttemptEvent:
-    """Router → metrics: one attempt ended."""
-
-    provider: str
-    role: str
-    model: str
-    outcome: str
-    latency_ms: float
-    usage: Usage
-    fallback: bool
-
-
-@dataclass(frozen=True, slots=True)
 class TaskEvent:
-    """Router → metrics: one task ended."""
+    """Router → metrics: one task ended, with every attempt it made."""
 
     role: str
     provider: str | None
+    """Who answered; ``None`` when nobody did."""
     outcome: str
     latency_ms: float
-    attempts: int
-    fallback: bool
+    attempts: tuple[AttemptRecord, ...]
+    usage: Usage
+    """Tokens of the answering attempt."""
+    first_choice: str | None
+    """The head of the role's chain: attempts elsewhere are fallbacks."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvents:
+    """Router → metrics: the tasks that ended since the last batch."""
+
+    events: tuple[TaskEvent, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class GetStats:
-    """Caller → metrics (ask): return a `Stats` snapshot."""
+    """Caller → router → metrics: resolve ``reply`` with a `Stats` snapshot.
+
+    Going through the router first means the snapshot counts every task whose reply
+    was delivered before the caller asked.
+    """
+
+    reply: concurrent.futures.Future[Stats]
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime._messages import AttemptEvent, TaskEvent
+from runtime._chat import AttemptRecord
+from runtime._messages import TaskEvent
 
 _GROWTH = 1.1
 _BOUNDS: tuple[float, ...] = tuple(0.1 * _GROWTH**i for i in range(int(math.log(6e6, _GROWTH)) + 1))
@@ -118,27 +119,29 @@ class StatsBook:
         self.pairs: dict[tuple[str, str], ProviderRoleStats] = {}
         self.roles: dict[str, RoleStats] = {}
 
-    def add_attempt(self, event: AttemptEvent) -> None:
-        """Count one attempt."""
-        stats = self.pairs.setdefault((event.provider, event.role), ProviderRoleStats())
-        stats.attempts += 1
-        if event.outcome == "ok":
-            stats.successes += 1
-        else:
-            stats.failures[event.outcome] += 1
-        stats.fallback_attempts += event.fallback
-        stats.input_tokens += event.usage.input_tokens
-        stats.output_tokens += event.usage.output_tokens
-        stats.cached_tokens += event.usage.cached_tokens
-        stats.latency.add(event.latency_ms)
-
     def add_task(self, event: TaskEvent) -> None:
-        """Count one task."""
+        """Count one task and each of its attempts."""
+        for attempt in event.attempts:
+            self._add_attempt(event, attempt)
         stats = self.roles.setdefault(event.role, RoleStats())
         stats.tasks += 1
         stats.outcomes[event.outcome] += 1
-        stats.by_fallback += event.fallback and event.outcome == "ok"
+        answered_by_fallback = event.provider is not None and event.provider != event.first_choice
+        stats.by_fallback += answered_by_fallback
         stats.latency.add(event.latency_ms)
+
+    def _add_attempt(self, event: TaskEvent, attempt: AttemptRecord) -> None:
+        stats = self.pairs.setdefault((attempt.provider, event.role), ProviderRoleStats())
+        stats.attempts += 1
+        stats.fallback_attempts += attempt.provider != event.first_choice
+        stats.latency.add(attempt.latency_ms)
+        if not attempt.ok:
+            stats.failures[attempt.outcome] += 1
+            return
+        stats.successes += 1
+        stats.input_tokens += event.usage.input_tokens
+        stats.output_tokens += event.usage.output_tokens
+        stats.cached_tokens += event.usage.cached_tokens
 
     def snapshot(self) -> Stats:
         """Return a JSON-ready copy of every aggregate."""

@@ -121,9 +121,11 @@ def test_a_crashed_router_ends_its_tasks_and_a_new_one_takes_over(fakes, deploym
 
 
 def test_a_crashed_metrics_actor_is_restarted_and_counts_again(fakes, deployment):
-    """After a metrics crash the live stats start again and keep counting."""
+    """After a metrics crash the live stats start again from the next task."""
     _primary, _backup, board = setup(fakes, deployment)
     board.ask("solo", "one")
+    assert board.stats().pair("primary", "solo")["attempts"] == 1
     crash(board, "metrics", only_ref(MetricsActor))
     board.ask("solo", "two")
     assert board.stats().pair("primary", "solo")["attempts"] == 1
+    assert board.stats().roles["solo"]["tasks"] == 1

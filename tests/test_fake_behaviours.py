@@ -148,6 +148,22 @@ def test_answer_delay_and_default_latency_are_waited(caller):
     assert time.monotonic() - started >= 0.2
 
 
+def test_fail_waits_its_delay(caller):
+    """A failure with a delay answers its error only after that delay."""
+    caller.fake.script.append(Fail(500, delay_s=0.2))
+    started = time.monotonic()
+    assert caller.post().status_code == 500
+    assert time.monotonic() - started >= 0.2
+
+
+def test_unknown_path_gets_a_json_404(caller):
+    """A path the API does not serve gets a JSON 404, as the provider's front end sends."""
+    response = caller.client.get("/no/such/path")
+    assert response.status_code == 404
+    assert response.json()
+    assert caller.fake.wait_for_requests(1)[0].action == ""
+
+
 def test_malformed_answers_200_with_an_undocumented_body(caller):
     """`Malformed` answers 200 with JSON that is not the documented shape."""
     caller.fake.script.append(Malformed())

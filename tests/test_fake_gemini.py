@@ -71,6 +71,16 @@ def test_stream_is_responses_with_finish_on_the_last(fake, client):
     assert len({c["responseId"] for c in chunks}) == 1
 
 
+def test_stream_without_alt_sse_is_one_json_array(fake, client):
+    """Without ``alt=sse`` a stream is one JSON array of the same response chunks."""
+    fake.script.append(Answer(" ".join(["word"] * 20)))
+    response = client.post(STREAM.removesuffix("?alt=sse"), json=ask())
+    assert response.headers["content-type"].startswith("application/json")
+    chunks = response.json()
+    assert len(chunks) > 1
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+
+
 def test_max_output_tokens_finishes_with_max_tokens(fake, client):
     """An answer longer than ``maxOutputTokens`` is cut and finishes with ``MAX_TOKENS``."""
     fake.script.append(Answer("abcd" * 10))

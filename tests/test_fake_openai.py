@@ -179,6 +179,20 @@ def test_missing_messages_gets_400(client):
     assert (error["type"], error["param"]) == ("invalid_request_error", "messages")
 
 
+def test_stream_options_without_stream_gets_400(client):
+    """``stream_options`` on a request that does not stream is refused, as OpenAI does."""
+    response = client.post("/chat/completions", json=ask(stream_options={"include_usage": True}))
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "stream_options"
+
+
+def test_unknown_path_gets_invalid_url(client):
+    """A path the API does not have gets OpenAI's JSON 404 naming it."""
+    response = client.post("/chat/completion", json=ask())
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == "Invalid URL (POST /v1/chat/completion)"
+
+
 def test_models_lists_the_models_offered():
     """``GET /v1/models`` lists exactly the models given, as ``model`` objects."""
     with FakeOpenAI(keys={KEY}, models=["gpt-a", "gpt-b"]) as fake:

@@ -40,6 +40,14 @@ def test_start_returns_the_fake_and_stop_is_idempotent():
         fake.stop()
 
 
+def test_one_key_may_be_given_as_a_string():
+    """``keys="k"`` accepts exactly the key ``k``, not its characters."""
+    with FakeOpenAI(keys="sk-one") as fake:
+        good = httpx.get(f"{fake.base_url}/models", headers={"Authorization": "Bearer sk-one"})
+        bad = httpx.get(f"{fake.base_url}/models", headers={"Authorization": "Bearer s"})
+    assert (good.status_code, bad.status_code) == (200, 401)
+
+
 def test_starting_twice_is_an_error():
     """A started fake refuses to start again."""
     with FakeOpenAI() as fake, pytest.raises(RuntimeError, match="already started"):
@@ -148,3 +156,14 @@ def _post_error(base_url):
     except httpx.HTTPError as error:
         return type(error)
     return None
+
+
+def test_port_in_use_fails_start_cleanly():
+    """Starting on a port already served raises `OSError` and leaves no thread behind."""
+    with FakeOpenAI() as first:
+        threads = threading.active_count()
+        second = FakeOpenAI(port=first.port)
+        with pytest.raises(OSError, match="in use"):
+            second.start()
+        assert threading.active_count() == threads
+        second.stop()

@@ -203,7 +203,7 @@ class _Stream:
         self._stopped = False
 
     def feed(self, event: str, data: str) -> list[str]:
-        payload = load_json(data.encode())
+        payload = load_json(data)
         if not isinstance(payload, dict):
             raise malformed(f"stream event is not a JSON object: {snippet(data.encode())}")
         kind = _str(payload.get("type")) or event

@@ -64,8 +64,8 @@ def retry_after_s(headers: Headers, *, now: float | None = None) -> float | None
     return max(0.0, when.timestamp() - current)
 
 
-def load_json(body: bytes) -> Any:
-    """Decode a JSON body, or return ``None`` when it is not JSON."""
+def load_json(body: bytes | str) -> Any:
+    """Decode a JSON body (or a server-sent event's data), or ``None`` when it is not JSON."""
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):

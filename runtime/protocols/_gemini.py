@@ -230,7 +230,7 @@ class _Stream:
         self._answer = _Answer(headers)
 
     def feed(self, event: str, data: str) -> list[str]:  # noqa: ARG002
-        chunk = load_json(data.encode())
+        chunk = load_json(data)
         if not isinstance(chunk, dict):
             raise malformed(f"stream chunk is not a JSON object: {snippet(data.encode())}")
         return self._answer.add(chunk)

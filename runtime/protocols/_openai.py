@@ -202,12 +202,13 @@ class _Stream:
         self._done = False
 
     def feed(self, event: str, data: str) -> list[str]:
-        if data.strip() == "[DONE]":
+        stripped = data.strip()
+        if stripped == "[DONE]":
             self._done = True
             return []
-        if not data.strip():
+        if not stripped:
             return []
-        chunk = load_json(data.encode())
+        chunk = load_json(data)
         if not isinstance(chunk, dict):
             raise malformed(f"stream chunk is not a JSON object: {snippet(data.encode())}")
         if "error" in chunk or event == "error":

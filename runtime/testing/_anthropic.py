@@ -5,6 +5,9 @@ Documented shapes: the ``message`` object, the streaming event sequence (``messa
 ``content_block_stop``, ``message_delta``, ``message_stop``, and ``error``), error bodies
 ``{"type": "error", "error": {"type", "message"}, "request_id"}``, the
 ``anthropic-ratelimit-*`` headers with RFC 3339 reset times, and the models endpoints.
+
+Each public function has the signature `runtime.testing._wire.Wire` asks for, so some
+ignore arguments other protocols need.
 """
 
 from __future__ import annotations

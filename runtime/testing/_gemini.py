@@ -5,6 +5,9 @@ Documented shapes: ``GenerateContentResponse`` (``candidates``, ``usageMetadata`
 ``finishReason`` on the last, ``google.rpc.Status`` error bodies with ``ErrorInfo``,
 ``QuotaFailure``, ``Help`` and ``RetryInfo`` details, and the ``Model`` resources. Gemini
 sends no rate-limit headers.
+
+Each public function has the signature `runtime.testing._wire.Wire` asks for, so some
+ignore arguments other protocols need.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Documented shapes: ``chat.completion`` and ``chat.completion.chunk`` objects, th
 usage chunk with empty ``choices`` (``stream_options.include_usage``), ``data: [DONE]``,
 error bodies ``{"error": {"message", "type", "param", "code"}}`` and the
 ``x-ratelimit-*`` headers with Go-style durations.
+
+Each public function has the signature `runtime.testing._wire.Wire` asks for, so some
+ignore arguments other protocols need.
 """
 
 from __future__ import annotations

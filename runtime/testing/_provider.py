@@ -37,6 +37,8 @@ from runtime.testing._wire import Action, Reply, StreamPlan, Wire
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _BODY = web.RequestKey("callboard_fake_body", object)
 _NOT_JSON = object()
+_MAX_BODY = 32 * 1024 * 1024
+"""The largest request body taken, as Anthropic documents for its Messages API."""
 
 
 class FakeProvider:
@@ -152,7 +154,9 @@ class FakeProvider:
         async def record(request: web.Request, handler: _Handler) -> web.StreamResponse:
             return await self._record(request, handler)
 
-        app = web.Application(middlewares=[self._server.middleware(), record])
+        app = web.Application(
+            middlewares=[self._server.middleware(), record], client_max_size=_MAX_BODY
+        )
         for route, handler in self._handlers.items():
             app.router.add_route(route.method, route.path, handler)
         app.router.add_route("*", "/{path:.*}", self._unknown_path)

@@ -1,0 +1,445 @@
+"""Benchmark: what callboard adds on top of the same HTTP calls made directly.
+
+Run it with ``python bench/bench_runtime.py`` (``--quick`` for a short pass). It starts
+loopback OpenAI-compatible fake servers in separate processes (so the server does not
+compete with the client for the GIL), then measures in one run, with the same HTTP
+client, the same wire protocol and the same requests:
+
+- latency per call at concurrency 1 (p50, p99), directly and through callboard, for a
+  thread caller and an asyncio caller: the difference is what callboard adds;
+- requests per second at concurrency 1, 16, 64 and 256, and client CPU per call;
+- the wall time of 500 concurrent calls to a server that answers in 200 ms;
+- the time to answer when the first provider answers 503 or refuses connections and the
+  second is healthy, against asking the healthy one directly;
+- import time and peak resident memory.
+
+Every figure is the median of several runs (``--runs``), each run interleaving the
+direct and callboard variants so that machine noise hits both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import queue
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from runtime import Callboard, parse_config
+from runtime._attempt import AttemptLimits, run_attempt
+from runtime._chat import ChatRequest, Message, Tuning
+from runtime._http import ProviderClient
+from runtime._io_loop import IoLoop
+from runtime.protocols import PROTOCOLS, Endpoint
+from runtime.testing import Fail, FakeOpenAI
+
+T = TypeVar("T")
+KEY = "sk-bench-0000"
+PROMPT = "Write a function that parses ISO dates"
+
+
+@contextlib.contextmanager
+def server(latency_s: float) -> Iterator[str]:
+    """Run a fake OpenAI server in its own process; yield its base URL."""
+    command = [sys.executable, "-m", "runtime.testing", "serve", "--protocol", "openai"]
+    command += ["--latency", str(latency_s), "--key", KEY]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: S603
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().strip()
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def config_text(
+    providers: dict[str, str], chain: list[str], audit: Path, *, stream: bool = True
+) -> str:
+    parts = [
+        f'[audit]\npath = "{audit}"\n',
+        "[breaker]\nfailures = 1000000\n",
+        "[retry]\nattempts = 3\nbackoff_initial_s = 0.01\n",
+    ]
+    for pid, url in providers.items():
+        parts.append(
+            f'[providers.{pid}]\ntype = "openai"\napi_key = "{KEY}"\nbase_url = "{url}"\n'
+            'model = "gpt-4o"\nmax_concurrency = 1024\nmax_queue = 100000\n'
+            f"stream = {'true' if stream else 'false'}\n"
+        )
+    parts.append(f"[roles.bench]\nproviders = {chain!r}\n".replace("'", '"'))
+    return "\n".join(parts)
+
+
+CALLER_LOOP = asyncio.new_event_loop()
+"""The asyncio callers' loop: one for the whole run, so connections stay warm."""
+
+
+def arun(coro: Coroutine[Any, Any, T]) -> T:
+    return CALLER_LOOP.run_until_complete(coro)
+
+
+class Direct:
+    """The same requests with the same client and protocol, without callboard.
+
+    Thread callers hand the request to an I/O loop thread, as callboard does; asyncio
+    callers await it on their own loop, with a client of their own.
+    """
+
+    def __init__(self, base_url: str, *, stream: bool = True) -> None:
+        self.io = IoLoop("bench-direct")
+        self.client = ProviderClient(1024, 5.0)
+        self.caller_client = ProviderClient(1024, 5.0)
+        self.protocol = PROTOCOLS["openai"]
+        self.endpoint = Endpoint(base_url=base_url, model="gpt-4o", api_key=KEY)
+        request = ChatRequest((Message("user", PROMPT),), "gpt-4o", None, Tuning())
+        self.call = self.protocol.chat_request(self.endpoint, request, stream)
+        self.limits = AttemptLimits(4.0, 60.0)
+
+    async def acall(self) -> None:
+        """Send one request from the caller's own loop."""
+        await run_attempt(self.caller_client, self.protocol, self.call, self.limits)
+
+    async def acall_on_io(self) -> None:
+        """Send one request on the I/O loop thread."""
+        await run_attempt(self.client, self.protocol, self.call, self.limits)
+
+    def call_sync(self) -> None:
+        """Send one request from a caller thread, through the I/O loop thread."""
+        self.io.submit(self.acall_on_io()).result(60)
+
+    def close(self) -> None:
+        """Close both clients and the I/O loop."""
+        self.io.run(self.client.aclose(), 5)
+        self.io.close()
+        arun(self.caller_client.aclose())
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def sequential_ms(call: Callable[[], None], n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        start = time.perf_counter()
+        call()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def async_sequential_ms(acall: Callable[[], object], n: int) -> list[float]:
+    async def main() -> list[float]:
+        out = []
+        for _ in range(n):
+            start = time.perf_counter()
+            await acall()  # type: ignore[misc]
+            out.append((time.perf_counter() - start) * 1000)
+        return out
+
+    return arun(main())
+
+
+def threaded_rate(call: Callable[[], None], concurrency: int, total: int) -> tuple[float, float]:
+    """Return (requests per second, client CPU ms per call) for ``total`` calls."""
+    per_worker = total // concurrency
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(lambda _: [call() for _ in range(per_worker)], range(concurrency)))
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    done = per_worker * concurrency
+    return done / wall, cpu * 1000 / done
+
+
+def async_rate(acall: Callable[[], object], concurrency: int, total: int) -> tuple[float, float]:
+    per_worker = total // concurrency
+
+    async def worker() -> None:
+        for _ in range(per_worker):
+            await acall()  # type: ignore[misc]
+
+    async def main() -> None:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    arun(main())
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    done = per_worker * concurrency
+    return done / wall, cpu * 1000 / done
+
+
+def burst_s(acall: Callable[[], object], count: int) -> float:
+    async def main() -> float:
+        start = time.perf_counter()
+        await asyncio.gather(*(acall() for _ in range(count)))  # type: ignore[misc]
+        return time.perf_counter() - start
+
+    return arun(main())
+
+
+def threaded_burst_s(call: Callable[[], None], count: int) -> float:
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        list(pool.map(lambda _: None, range(count)))  # start the threads first
+        start = time.perf_counter()
+        list(pool.map(lambda _: call(), range(count)))
+        return time.perf_counter() - start
+
+
+def board_for(
+    providers: dict[str, str], chain: list[str], workdir: Path, *, stream: bool = True
+) -> Callboard:
+    audit = workdir / f"audit-{len(list(workdir.iterdir()))}.jsonl"
+    text = config_text(providers, chain, audit, stream=stream)
+    return Callboard(parse_config(text, environ={}), check=False)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def report(title: str, rows: list[tuple[str, str]]) -> None:
+    print(f"\n## {title}")
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+
+
+def bench_latency(fast_url: str, workdir: Path, runs: int, n: int) -> None:
+    direct = Direct(fast_url)
+    board = board_for({"fast": fast_url}, ["fast"], workdir)
+    results: dict[str, list[tuple[float, float]]] = {}
+    variants = {
+        "direct, thread caller": lambda: sequential_ms(direct.call_sync, n),
+        "callboard ask, thread caller": lambda: sequential_ms(
+            lambda: board.ask("bench", PROMPT), n
+        ),
+        "direct, asyncio caller": lambda: async_sequential_ms(direct.acall, n),
+        "callboard aask, asyncio caller": lambda: async_sequential_ms(
+            lambda: board.aask("bench", PROMPT), n
+        ),
+    }
+    for name, run in variants.items():
+        run()  # warm up connections and code paths
+        results[name] = []
+    for _ in range(runs):
+        for name, run in variants.items():
+            samples = run()
+            results[name].append((percentile(samples, 0.5), percentile(samples, 0.99)))
+    rows = []
+    for name, pairs in results.items():
+        p50, p99 = median([p[0] for p in pairs]), median([p[1] for p in pairs])
+        rows.append((name, f"p50 {p50:.3f} ms   p99 {p99:.3f} ms"))
+    for caller, direct_name, board_name in (
+        ("thread", "direct, thread caller", "callboard ask, thread caller"),
+        ("asyncio", "direct, asyncio caller", "callboard aask, asyncio caller"),
+    ):
+        d, b = results[direct_name], results[board_name]
+        add50 = median([bb[0] - dd[0] for dd, bb in zip(d, b, strict=True)])
+        add99 = median([bb[1] - dd[1] for dd, bb in zip(d, b, strict=True)])
+        rows.append(
+            (f"added by callboard ({caller})", f"p50 {add50:+.3f} ms   p99 {add99:+.3f} ms")
+        )
+    report(f"Latency per call, concurrency 1 ({n} calls x {runs} runs, median)", rows)
+    board.close()
+    direct.close()
+
+
+def bench_throughput(fast_url: str, workdir: Path, runs: int, total: int) -> None:
+    direct = Direct(fast_url)
+    board = board_for({"fast": fast_url}, ["fast"], workdir)
+    rows = []
+    for concurrency in (1, 16, 64, 256):
+        calls = max(total, concurrency * 4) if concurrency > 1 else total // 4
+        figures: dict[str, list[tuple[float, float]]] = {
+            "direct sync": [],
+            "callboard sync": [],
+            "direct async": [],
+            "callboard async": [],
+        }
+        for _ in range(runs):
+            figures["direct sync"].append(threaded_rate(direct.call_sync, concurrency, calls))
+            figures["callboard sync"].append(
+                threaded_rate(lambda: board.ask("bench", PROMPT), concurrency, calls)
+            )
+            figures["direct async"].append(async_rate(direct.acall, concurrency, calls))
+            figures["callboard async"].append(
+                async_rate(lambda: board.aask("bench", PROMPT), concurrency, calls)
+            )
+        line = []
+        for name, samples in figures.items():
+            rps = median([s[0] for s in samples])
+            cpu = median([s[1] for s in samples])
+            line.append(f"{name} {rps:7.0f}/s ({cpu:.2f} ms CPU)")
+        rows.append((f"c={concurrency}", " | ".join(line)))
+    report(f"Requests per second, client CPU per call (median of {runs})", rows)
+    board.close()
+    direct.close()
+
+
+def bench_burst(slow_url: str, workdir: Path, runs: int) -> None:
+    rows = []
+    for stream in (True, False):
+        direct = Direct(slow_url, stream=stream)
+        board = board_for({"slow": slow_url}, ["slow"], workdir, stream=stream)
+        figures: dict[str, list[float]] = {
+            "direct, asyncio": [],
+            "callboard aask": [],
+            "direct, threads": [],
+            "callboard ask, threads": [],
+        }
+        cold = burst_s(lambda: board.aask("bench", PROMPT), 500)  # noqa: B023
+        burst_s(direct.acall, 500)
+        threaded_burst_s(direct.call_sync, 500)
+        for _ in range(runs):
+            figures["direct, asyncio"].append(burst_s(direct.acall, 500))
+            figures["callboard aask"].append(burst_s(lambda: board.aask("bench", PROMPT), 500))  # noqa: B023
+            figures["direct, threads"].append(threaded_burst_s(direct.call_sync, 500))
+            figures["callboard ask, threads"].append(
+                threaded_burst_s(lambda: board.ask("bench", PROMPT), 500)  # noqa: B023
+            )
+        mode = "streamed" if stream else "whole JSON"
+        rows.append((f"{mode}: callboard aask, cold (new connections)", f"{cold * 1000:.0f} ms"))
+        rows += [(f"{mode}: {k}, warm", f"{median(v) * 1000:.0f} ms") for k, v in figures.items()]
+        board.close()
+        direct.close()
+    report(f"500 concurrent calls, server answers in 200 ms (median of {runs})", rows)
+
+
+def bench_hop(runs: int) -> None:
+    """The machine's floor: one thread handing a value to another and back."""
+    inbox: queue.Queue[int | None] = queue.Queue()
+    outbox: queue.Queue[int] = queue.Queue()
+
+    def echo() -> None:
+        while (item := inbox.get()) is not None:
+            outbox.put(item)
+
+    thread = threading.Thread(target=echo)
+    thread.start()
+    medians = []
+    for _ in range(runs):
+        samples = []
+        for i in range(5000):
+            start = time.perf_counter()
+            inbox.put(i)
+            outbox.get()
+            samples.append((time.perf_counter() - start) * 1e6)
+        medians.append(percentile(samples, 0.5))
+    inbox.put(None)
+    thread.join()
+    report(
+        "Machine floor: a queue.Queue round trip between two threads",
+        [("p50 (two thread wake-ups)", f"{median(medians):.1f} us")],
+    )
+
+
+def bench_failover(fast_url: str, workdir: Path, runs: int, n: int) -> None:
+    failing = FakeOpenAI(keys={KEY}).start()
+    refused = f"http://127.0.0.1:{closed_port()}/v1"
+    healthy = board_for({"fast": fast_url}, ["fast"], workdir)
+    on_503 = board_for({"bad": failing.base_url, "fast": fast_url}, ["bad", "fast"], workdir)
+    on_refused = board_for({"bad": refused, "fast": fast_url}, ["bad", "fast"], workdir)
+    figures: dict[str, list[float]] = {
+        "healthy first": [],
+        "first answers 503": [],
+        "first refuses": [],
+    }
+    for _ in range(runs):
+        failing.script.extend([Fail(503)] * (n + 1))
+        for name, board in (
+            ("healthy first", healthy),
+            ("first answers 503", on_503),
+            ("first refuses", on_refused),
+        ):
+            samples = sequential_ms(lambda: board.ask("bench", PROMPT), n)  # noqa: B023
+            figures[name].append(percentile(samples, 0.5))
+        failing.script.clear()
+    base = median(figures["healthy first"])
+    rows = [(name, f"p50 {median(v):.2f} ms") for name, v in figures.items()]
+    rows += [
+        (f"failover cost ({name})", f"{median(figures[name]) - base:+.2f} ms")
+        for name in ("first answers 503", "first refuses")
+    ]
+    report(f"Answer time with a failing first provider ({n} calls x {runs} runs)", rows)
+    for board in (healthy, on_503, on_refused):
+        board.close()
+    failing.stop()
+
+
+def bench_import(runs: int) -> None:
+    """Time ``import runtime`` in fresh interpreters, with bytecode caching on as usual."""
+    code = (
+        "import time, resource; t = time.perf_counter(); import runtime; "
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    times, rss = [], []
+    for attempt in range(runs + 1):
+        out = subprocess.run(  # noqa: S603
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        )
+        seconds, kilobytes = out.stdout.split()
+        if attempt:  # the first run writes the bytecode cache
+            times.append(float(seconds))
+            rss.append(int(kilobytes) / 1024)
+    report(
+        f"Import (median of {runs} fresh interpreters)",
+        [
+            ("import runtime", f"{median(times) * 1000:.0f} ms"),
+            ("resident set after the import", f"{median(rss):.0f} MB"),
+        ],
+    )
+
+
+MEMORY: list[tuple[str, str]] = []
+
+
+def remember(after: str) -> None:
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    MEMORY.append((after, f"{rss_mb:.0f} MB"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="fewer calls, three runs")
+    args = parser.parse_args()
+    runs = 3 if args.quick else args.runs
+    scale = 4 if args.quick else 1
+    print(f"callboard benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory() as tmp, server(0.0) as fast_url, server(0.2) as slow_url:
+        workdir = Path(tmp)
+        bench_import(runs)
+        bench_hop(runs)
+        remember("start")
+        bench_latency(fast_url, workdir, runs, 2000 // scale)
+        remember("latency (one call at a time)")
+        bench_failover(fast_url, workdir, runs, 200 // scale)
+        remember("failover")
+        bench_burst(slow_url, workdir, runs)
+        remember("500 concurrent calls (asyncio, then 500 caller threads)")
+        bench_throughput(fast_url, workdir, runs, 4000 // scale)
+        remember("throughput up to 256 caller threads")
+    report("Memory (peak resident set of this process, after each part)", MEMORY)
+
+
+if __name__ == "__main__":
+    main()
