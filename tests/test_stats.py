@@ -24,7 +24,7 @@ def test_attempts_aggregate_per_provider_and_role():
     book.add_task(task("coder", "gpt", "ok", [ok], usage=Usage(10, 5, 2)))
     book.add_task(task("coder", "gpt", "ok", [failed, ok], usage=Usage(1, 1)))
     book.add_task(
-        task("reviewer", "claude", "ok", [AttemptRecord("claude", "m", "ok")], Usage(3, 4))
+        task("reviewer", "claude", "ok", [AttemptRecord("claude", "m", "ok")], usage=Usage(3, 4))
     )
     stats = book.snapshot()
     coder = stats.pair("gpt", "coder")
