@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from support import config_toml
 
-from runtime import UnknownRoleError
-from runtime.testing import Answer
+from runtime import Callboard, UnknownRoleError
+from runtime.testing import Answer, Fail, FakeAnthropic, FakeOpenAI, config_for
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -103,3 +103,31 @@ def test_a_task_needs_a_user_message(fakes, deployment):
     board = deployment.board()
     with pytest.raises(ValueError, match="needs a prompt"):
         board.ask("coder", messages=[{"role": "system", "content": "x"}])
+
+
+def test_users_can_point_a_board_at_fakes_with_config_for():
+    """runtime.testing.config_for casts roles to started fakes for a user's own tests."""
+    with (
+        FakeAnthropic(keys={"k"}, script=[Answer("from the fake")]) as claude,
+        FakeOpenAI() as gpt,
+        Callboard(
+            config_for(
+                {"claude": claude, "gpt": gpt},
+                {"coder": ["claude", "gpt"]},
+                keys={"claude": "k"},
+                toml="[retry]\nattempts = 1\n",
+            )
+        ) as board,
+    ):
+        reply = board.ask("coder", "hi")
+        assert (reply.text, reply.provider) == ("from the fake", "claude")
+        assert board.config.retry.attempts == 1
+
+
+def test_the_readme_testing_example_works():
+    """The runtime.testing example in the README runs as written."""
+    with FakeAnthropic(script=[Fail(529)]) as claude, FakeOpenAI(script=[Answer("ok")]) as gpt:
+        config = config_for({"claude": claude, "gpt": gpt}, {"coder": ["claude", "gpt"]})
+        with Callboard(config) as board:
+            assert board.ask("coder", "hi").provider == "gpt"
+        assert claude.requests[-1].json["messages"][0]["content"] == "hi"

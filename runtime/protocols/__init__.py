@@ -8,15 +8,7 @@ OpenAI-compatible service through its base URL), ``"anthropic"`` (the Messages A
 ``"gemini"`` (Google's ``generateContent``).
 """
 
-from collections.abc import Mapping
-from types import MappingProxyType
-
-from runtime.protocols import _anthropic, _gemini, _openai
 from runtime.protocols._base import Endpoint, HttpCall, StreamParser, WireProtocol
-
-PROTOCOLS: Mapping[str, WireProtocol] = MappingProxyType(
-    {p.name: p for p in (_openai.PROTOCOL, _anthropic.PROTOCOL, _gemini.PROTOCOL)}
-)
-"""Every wire protocol, keyed by its name."""
+from runtime.protocols._registry import PROTOCOLS
 
 __all__ = ["PROTOCOLS", "Endpoint", "HttpCall", "StreamParser", "WireProtocol"]

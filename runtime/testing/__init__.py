@@ -15,12 +15,16 @@ so callboard's own tests, ``callboard demo`` and your tests all use them::
         assert client.post("/chat/completions", json=ask).json()["choices"][0]["message"]
         fake.wait_for_requests(2, chat_only=True)
 
+`config_for` builds a validated callboard config whose roles are cast to fakes, so code
+that takes a `Callboard` can be tested end to end without keys or network.
+
 A fake's `Script` decides what each chat request gets (`Answer`, `Fail`, `Hang`, `Drop`,
 `Malformed`, `ProxyError`, `StreamError`, `Stall`); its `RequestLog` keeps every request,
 secrets masked. ``python -m runtime.testing serve --protocol openai`` serves one from the
 command line.
 """
 
+from runtime.testing._config import config_for
 from runtime.testing._fakes import FAKES, FakeAnthropic, FakeGemini, FakeOpenAI
 from runtime.testing._log import RecordedRequest, RequestLog
 from runtime.testing._provider import FakeProvider
@@ -55,4 +59,5 @@ __all__ = [
     "Script",
     "Stall",
     "StreamError",
+    "config_for",
 ]
