@@ -20,6 +20,9 @@ from runtime._chat import ChatRequest, ChatResult, RateLimitInfo, Usage
 from runtime._errors import ErrorKind, ProviderError
 from runtime.protocols._base import HttpCall, WireProtocol
 from runtime.protocols._common import (
+    as_count,
+    as_dict,
+    as_str,
     int_header,
     kind_for_status,
     load_json,
@@ -113,23 +116,23 @@ def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:
     if not isinstance(data, dict):
         raise malformed(f"message is not a JSON object: {snippet(body)}")
     if data.get("type") == "error":
-        raise _error_from(_obj(data.get("error")), None, None)
+        raise _error_from(as_dict(data.get("error")), None, None)
     content = data.get("content")
     if not isinstance(content, list):
         raise malformed("message has no 'content' array")
     text = "".join(_block_text(block) for block in content)
     counts = _usage_counts(data.get("usage"))
-    return _result(text, _str(data.get("model")), counts, data.get("stop_reason"), headers)
+    return _result(text, as_str(data.get("model")), counts, data.get("stop_reason"), headers)
 
 
 def _block_text(block: object) -> str:
-    block = _obj(block)
-    return _str(block.get("text")) if block.get("type") == "text" else ""
+    block = as_dict(block)
+    return as_str(block.get("text")) if block.get("type") == "text" else ""
 
 
 def _usage_counts(value: object) -> dict[str, int]:
-    usage = _obj(value)
-    return {name: _count(usage[name]) for name in _USAGE_FIELDS if name in usage}
+    usage = as_dict(value)
+    return {name: as_count(usage[name]) for name in _USAGE_FIELDS if name in usage}
 
 
 def _result(
@@ -168,9 +171,9 @@ def parse_error(status: int, headers: Headers, body: bytes) -> ProviderError:
 
 
 def _error_from(error: dict[str, object], status: int | None, wait: float | None) -> ProviderError:
-    error_type = _str(error.get("type"))
+    error_type = as_str(error.get("type"))
     message = _message(error.get("message"), status)
-    if _obj(error.get("details")).get("error_code") == "enforced_spend_limit_reached":
+    if as_dict(error.get("details")).get("error_code") == "enforced_spend_limit_reached":
         kind = ErrorKind.PERMISSION
         message = f"the organization's monthly spend limit is reached: {message}"
     elif error_type == "invalid_request_error" and "credit balance" in message.lower():
@@ -206,15 +209,15 @@ class _Stream:
         payload = load_json(data)
         if not isinstance(payload, dict):
             raise malformed(f"stream event is not a JSON object: {snippet(data.encode())}")
-        kind = _str(payload.get("type")) or event
+        kind = as_str(payload.get("type")) or event
         if kind == "error":
-            raise _error_from(_obj(payload.get("error")), None, None)
+            raise _error_from(as_dict(payload.get("error")), None, None)
         if kind == "message_start":
-            message = _obj(payload.get("message"))
-            self._model = _str(message.get("model"))
+            message = as_dict(payload.get("message"))
+            self._model = as_str(message.get("model"))
             self._counts.update(_usage_counts(message.get("usage")))
         elif kind == "message_delta":
-            self._stop = _obj(payload.get("delta")).get("stop_reason", self._stop)
+            self._stop = as_dict(payload.get("delta")).get("stop_reason", self._stop)
             self._counts.update(_usage_counts(payload.get("usage")))
         elif kind == "message_stop":
             self._stopped = True
@@ -223,10 +226,10 @@ class _Stream:
         return []
 
     def _take(self, payload: dict[str, object]) -> list[str]:
-        part = _obj(payload.get("content_block") or payload.get("delta"))
+        part = as_dict(payload.get("content_block") or payload.get("delta"))
         if part.get("type") not in ("text", "text_delta"):
             return []
-        text = _str(part.get("text"))
+        text = as_str(part.get("text"))
         self._text.append(text)
         return [text] if text else []
 
@@ -295,21 +298,9 @@ def check_models(
     if status >= 400:  # noqa: PLR2004
         return parse_error(status, headers, body)
     data = load_json(body)
-    if not isinstance(data, dict) or not _str(data.get("id")):
+    if not isinstance(data, dict) or not as_str(data.get("id")):
         return malformed(f"model lookup answer has no 'id': {snippet(body)}")
     return None
-
-
-def _obj(value: object) -> dict[str, object]:
-    return value if isinstance(value, dict) else {}
-
-
-def _str(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 PROTOCOL = WireProtocol(

@@ -133,3 +133,18 @@ def int_header(headers: Headers, name: str) -> int | None:
         return int(value.strip())
     except ValueError:
         return None
+
+
+def as_dict(value: object) -> dict[str, object]:
+    """Return ``value`` if it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_str(value: object) -> str:
+    """Return ``value`` if it is a string, else ``""``."""
+    return value if isinstance(value, str) else ""
+
+
+def as_count(value: object) -> int:
+    """Return ``value`` if it is a positive whole number (a token count), else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

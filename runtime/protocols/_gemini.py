@@ -18,6 +18,9 @@ from runtime._chat import ChatRequest, ChatResult, RateLimitInfo, Usage
 from runtime._errors import ErrorKind, ProviderError
 from runtime.protocols._base import HttpCall, WireProtocol
 from runtime.protocols._common import (
+    as_count,
+    as_dict,
+    as_str,
     duration_s,
     kind_for_status,
     load_json,
@@ -111,18 +114,18 @@ class _Answer:
 
     def add(self, response: dict[str, object]) -> list[str]:
         if "error" in response:
-            raise _error_from(_obj(response["error"]), None, None)
-        feedback = _obj(response.get("promptFeedback"))
-        self._blocked = _str(feedback.get("blockReason")) or self._blocked
-        self._model = _str(response.get("modelVersion")) or self._model
+            raise _error_from(as_dict(response["error"]), None, None)
+        feedback = as_dict(response.get("promptFeedback"))
+        self._blocked = as_str(feedback.get("blockReason")) or self._blocked
+        self._model = as_str(response.get("modelVersion")) or self._model
         if isinstance(response.get("usageMetadata"), dict):
             self._usage = _usage(response["usageMetadata"])
         candidates = response.get("candidates")
         if not isinstance(candidates, list) or not candidates:
             return []
-        candidate = _obj(candidates[0])
-        self.finish = _str(candidate.get("finishReason")) or self.finish
-        parts = _obj(candidate.get("content")).get("parts")
+        candidate = as_dict(candidates[0])
+        self.finish = as_str(candidate.get("finishReason")) or self.finish
+        parts = as_dict(candidate.get("content")).get("parts")
         texts = [_part_text(part) for part in parts] if isinstance(parts, list) else []
         self._text.extend(texts)
         return [text for text in texts if text]
@@ -152,17 +155,17 @@ class _Answer:
 
 
 def _part_text(part: object) -> str:
-    part = _obj(part)
-    return "" if part.get("thought") is True else _str(part.get("text"))
+    part = as_dict(part)
+    return "" if part.get("thought") is True else as_str(part.get("text"))
 
 
 def _usage(value: object) -> Usage:
-    usage = _obj(value)
+    usage = as_dict(value)
     return Usage(
-        input_tokens=_count(usage.get("promptTokenCount")),
-        output_tokens=_count(usage.get("candidatesTokenCount"))
-        + _count(usage.get("thoughtsTokenCount")),
-        cached_tokens=_count(usage.get("cachedContentTokenCount")),
+        input_tokens=as_count(usage.get("promptTokenCount")),
+        output_tokens=as_count(usage.get("candidatesTokenCount"))
+        + as_count(usage.get("thoughtsTokenCount")),
+        cached_tokens=as_count(usage.get("cachedContentTokenCount")),
     )
 
 
@@ -200,11 +203,11 @@ def parse_error(status: int, headers: Headers, body: bytes) -> ProviderError:
 
 def _error_from(error: dict[str, object], status: int | None, wait: float | None) -> ProviderError:
     raw = error.get("details")
-    details = [_obj(d) for d in raw] if isinstance(raw, list) else []
-    reasons = {_str(d.get("reason")) for d in details if d.get("@type") == _ERROR_INFO}
-    delays = [_str(d.get("retryDelay")) for d in details if d.get("@type") == _RETRY_INFO]
+    details = [as_dict(d) for d in raw] if isinstance(raw, list) else []
+    reasons = {as_str(d.get("reason")) for d in details if d.get("@type") == _ERROR_INFO}
+    delays = [as_str(d.get("retryDelay")) for d in details if d.get("@type") == _RETRY_INFO]
     waits = [w for w in (wait, *map(duration_s, delays)) if w is not None]
-    rpc_status = _str(error.get("status"))
+    rpc_status = as_str(error.get("status"))
     code = error.get("code")
     number = status if status is not None else code if isinstance(code, int) else None
     if _BAD_KEY in reasons:
@@ -213,7 +216,7 @@ def _error_from(error: dict[str, object], status: int | None, wait: float | None
         kind = _STATUS_KINDS[rpc_status]
     else:
         kind = kind_for_status(number) if number is not None else ErrorKind.SERVER
-    message = _str(error.get("message")).strip()
+    message = as_str(error.get("message")).strip()
     return ProviderError(
         kind,
         snippet(message.encode()) if message else f"{rpc_status or 'error'} with no message",
@@ -272,21 +275,9 @@ def check_models(
     if status >= 400:  # noqa: PLR2004
         return parse_error(status, headers, body)
     data = load_json(body)
-    if not isinstance(data, dict) or not _str(data.get("name")):
+    if not isinstance(data, dict) or not as_str(data.get("name")):
         return malformed(f"model lookup answer has no 'name': {snippet(body)}")
     return None
-
-
-def _obj(value: object) -> dict[str, object]:
-    return value if isinstance(value, dict) else {}
-
-
-def _str(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 PROTOCOL = WireProtocol(

@@ -17,6 +17,9 @@ from runtime._chat import ChatRequest, ChatResult, RateLimitInfo, Usage
 from runtime._errors import ErrorKind, ProviderError
 from runtime.protocols._base import HttpCall, WireProtocol
 from runtime.protocols._common import (
+    as_count,
+    as_dict,
+    as_str,
     duration_s,
     int_header,
     kind_for_status,
@@ -94,7 +97,7 @@ def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:
     if not isinstance(data, dict):
         raise malformed(f"chat completion is not a JSON object: {snippet(body)}")
     if "error" in data:
-        raise _error_from(_obj(data["error"]), None, None)
+        raise _error_from(as_dict(data["error"]), None, None)
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise malformed("chat completion has no choices")
@@ -102,9 +105,9 @@ def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:
     if not isinstance(message, dict):
         raise malformed("chat completion choice has no message")
     return _result(
-        text=_str(message.get("content")),
-        refusal=_str(message.get("refusal")),
-        model=_str(data.get("model")),
+        text=as_str(message.get("content")),
+        refusal=as_str(message.get("refusal")),
+        model=as_str(data.get("model")),
         usage=_usage(data.get("usage")),
         finish=choices[0].get("finish_reason"),
         headers=headers,
@@ -136,11 +139,11 @@ def _finish_reason(value: object) -> str | None:
 
 
 def _usage(value: object) -> Usage:
-    usage = _obj(value)
+    usage = as_dict(value)
     return Usage(
-        input_tokens=_count(usage.get("prompt_tokens")),
-        output_tokens=_count(usage.get("completion_tokens")),
-        cached_tokens=_count(_obj(usage.get("prompt_tokens_details")).get("cached_tokens")),
+        input_tokens=as_count(usage.get("prompt_tokens")),
+        output_tokens=as_count(usage.get("completion_tokens")),
+        cached_tokens=as_count(as_dict(usage.get("prompt_tokens_details")).get("cached_tokens")),
     )
 
 
@@ -212,8 +215,8 @@ class _Stream:
         if not isinstance(chunk, dict):
             raise malformed(f"stream chunk is not a JSON object: {snippet(data.encode())}")
         if "error" in chunk or event == "error":
-            raise _error_from(_obj(chunk.get("error", chunk)), None, None)
-        self._model = _str(chunk.get("model")) or self._model
+            raise _error_from(as_dict(chunk.get("error", chunk)), None, None)
+        self._model = as_str(chunk.get("model")) or self._model
         if isinstance(chunk.get("usage"), dict):
             self._usage = _usage(chunk["usage"])
         choices = chunk.get("choices") or []
@@ -222,14 +225,14 @@ class _Stream:
         return [text for choice in choices if (text := self._take(choice))]
 
     def _take(self, choice: object) -> str:
-        choice = _obj(choice)
+        choice = as_dict(choice)
         if choice.get("index", 0) != 0:
             return ""
         if isinstance(choice.get("finish_reason"), str):
             self._finish = str(choice["finish_reason"])
-        delta = _obj(choice.get("delta"))
-        self._refusal.append(_str(delta.get("refusal")))
-        text = _str(delta.get("content"))
+        delta = as_dict(choice.get("delta"))
+        self._refusal.append(as_str(delta.get("refusal")))
+        text = as_str(delta.get("content"))
         self._text.append(text)
         return text
 
@@ -276,7 +279,7 @@ def check_models(
     listed = data.get("data") if isinstance(data, dict) else None
     if not isinstance(listed, list):
         return malformed(f"model list has no 'data' array: {snippet(body)}")
-    ids = [_str(_obj(item).get("id")) for item in listed]
+    ids = [as_str(as_dict(item).get("id")) for item in listed]
     if endpoint.model in ids:
         return None
     close = difflib.get_close_matches(endpoint.model, [i for i in ids if i], n=3, cutoff=0.5)
@@ -288,22 +291,10 @@ def check_models(
     )
 
 
-def _obj(value: object) -> dict[str, object]:
-    return value if isinstance(value, dict) else {}
-
-
-def _str(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
 def _code(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None
     return str(value) or None
-
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 PROTOCOL = WireProtocol(
