@@ -412,6 +412,26 @@ def bench_import(runs: int) -> None:
 MEMORY: list[tuple[str, str]] = []
 
 
+def memory_probe(slow_url: str) -> None:
+    """In a process of its own: a board, 500 concurrent calls from asyncio, then 256 threads."""
+    with tempfile.TemporaryDirectory() as tmp:
+        board = board_for({"slow": slow_url}, ["slow"], Path(tmp))
+        for _ in range(3):
+            burst_s(lambda: board.aask("bench", PROMPT), 500)
+        threaded_rate(lambda: board.ask("bench", PROMPT), 256, 512)
+        board.close()
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def bench_memory_alone(slow_url: str) -> None:
+    probe = [sys.executable, __file__, "--memory-probe", slow_url]
+    out = subprocess.run(probe, capture_output=True, text=True, check=True)  # noqa: S603
+    report(
+        "Memory of callboard alone (a fresh process: 3 x 500 concurrent calls, then 256 threads)",
+        [("peak resident set", f"{float(out.stdout.split()[-1]):.0f} MB")],
+    )
+
+
 def remember(after: str) -> None:
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     MEMORY.append((after, f"{rss_mb:.0f} MB"))
@@ -421,7 +441,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer calls, three runs")
+    parser.add_argument("--memory-probe", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_probe:
+        memory_probe(args.memory_probe)
+        return
     runs = 3 if args.quick else args.runs
     scale = 4 if args.quick else 1
     print(f"callboard benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
@@ -436,6 +460,7 @@ def main() -> None:
         remember("failover")
         bench_burst(slow_url, workdir, runs)
         remember("500 concurrent calls (asyncio, then 500 caller threads)")
+        bench_memory_alone(slow_url)
         bench_throughput(fast_url, workdir, runs, 4000 // scale)
         remember("throughput up to 256 caller threads")
     report("Memory (peak resident set of this process, after each part)", MEMORY)
