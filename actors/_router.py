@@ -20,7 +20,7 @@ import pykka
 
 from actors._child import SupervisedActor, tell_quietly, unexpected
 from runtime._audit import AuditLog
-from runtime._chat import ChatResult, Reply, Usage
+from runtime._chat import ChatResult, Reply
 from runtime._errors import (
     DeadlineExceededError,
     ErrorKind,
@@ -44,11 +44,13 @@ from runtime._messages import (
     Routing,
     StartAttempt,
     Submit,
+    SyncStore,
     TaskEvent,
     TaskEvents,
     Wake,
 )
 from runtime._routing import READY, Availability, Dispatch, GiveUp, Health, next_step
+from runtime._rows import TaskRow, wall_time
 from runtime._stats import Stats
 from runtime._task import TaskState
 
@@ -67,6 +69,7 @@ class RouterActor(SupervisedActor):
         supervisor: pykka.ActorRef[Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         super().__init__("router", supervisor)
         self._routing = routing
@@ -77,6 +80,7 @@ class RouterActor(SupervisedActor):
         self._audit = audit.writer()
         self._clock = clock
         self._random = rand
+        self._wall = wall
         self._tasks: dict[str, TaskState] = {}
         self._call_ids = itertools.count(1)
         self._retired: set[str] = set()
@@ -92,7 +96,8 @@ class RouterActor(SupervisedActor):
             ProviderReplaced: self._provider_replaced,
             ProviderDown: self._provider_down,
             MetricsReplaced: self._metrics_replaced,
-            GetStats: self._get_stats,
+            GetStats: self._forward_to_metrics,
+            SyncStore: self._forward_to_metrics,
             ApplyRouting: self._apply,
         }
 
@@ -188,18 +193,15 @@ class RouterActor(SupervisedActor):
             return
         task.call_id = task.call_provider = None
         now = self._clock()
-        record = task.record(
-            done.provider, done.result, done.error, done.latency_ms, self._audit.redactor
+        row = task.record(
+            done.provider,
+            result=done.result,
+            error=done.error,
+            latency_ms=done.latency_ms,
+            redactor=self._audit.redactor,
+            wall=wall_time(self._wall()),
         )
-        fields: dict[str, Any] = {
-            "task_id": task.task_id,
-            "role": task.spec.role,
-            "attempt": len(task.attempts),
-        }
-        fields.update(record.to_dict())
-        if done.result is not None:
-            fields.update(done.result.usage.to_dict())
-        self._audit.event("attempt", **fields)
+        self._audit.event("attempt", **row.audit_fields())
         if done.result is not None:
             self._succeed(task, done.provider, done.result, now)
             return
@@ -211,9 +213,9 @@ class RouterActor(SupervisedActor):
 
     def _succeed(self, task: TaskState, provider: str, result: ChatResult, now: float) -> None:
         reply = task.answer(provider, result, now)
-        self._end(task, "ok", provider, now)
+        row = self._end(task, "ok", provider, now)
         _settle(task.reply, result=reply)
-        self._count(task, "ok", provider, reply.latency_ms, result.usage)
+        self._count(task, row)
 
     def _fail(self, task: TaskState, error: TaskFailedError, now: float) -> None:
         outcome = "failed"
@@ -221,9 +223,9 @@ class RouterActor(SupervisedActor):
             outcome = "deadline"
         elif isinstance(error, TaskCancelledError):
             outcome = "cancelled"
-        self._end(task, outcome, None, now, error=str(error.reason))
+        row = self._end(task, outcome, None, now, error=str(error.reason))
         _settle(task.reply, error=error)
-        self._count(task, outcome, None, task.latency_ms(now), _NO_USAGE)
+        self._count(task, row)
 
     def _end(
         self,
@@ -232,27 +234,22 @@ class RouterActor(SupervisedActor):
         provider: str | None,
         now: float,
         error: str | None = None,
-    ) -> None:
+    ) -> TaskRow:
         """Write the task's terminal record, durably, before its caller hears of it."""
         self._tasks.pop(task.task_id, None)
-        fields = task.terminal_fields(outcome, provider, now)
-        if error is not None:
-            fields["error"] = self._audit.redactor.text(error)
-        self._audit.event("task_finished", **fields)
+        reason = self._audit.redactor.text(error) if error is not None else None
+        row = task.task_row(outcome, provider, now, wall_time(self._wall()), reason)
+        self._audit.event("task_finished", **row.audit_fields(), trail=task.trail())
         self._audit.flush()
         if self._retired:
             self._retire_idle()
+        return row
 
-    def _count(
-        self, task: TaskState, outcome: str, provider: str | None, latency_ms: float, usage: Usage
-    ) -> None:
-        """Tell the metrics actor, after the caller has its answer."""
+    def _count(self, task: TaskState, row: TaskRow) -> None:
+        """Pass the task's rows on to the metrics actor, after the caller has its answer."""
         if self._metrics is None:
             return
-        head = task.chain[0] if task.chain else None
-        attempts = tuple(task.attempts)
-        event = TaskEvent(task.spec.role, provider, outcome, latency_ms, attempts, usage, head)
-        self._events.append(event)
+        self._events.append(TaskEvent(row, tuple(task.rows)))
         if len(self._events) >= MAX_EVENT_BATCH:
             self._send_events()
 
@@ -262,10 +259,14 @@ class RouterActor(SupervisedActor):
         self._events.clear()
         self._events_sent_at = self._clock()
 
-    def _get_stats(self, message: GetStats) -> None:
+    def _forward_to_metrics(self, message: GetStats | SyncStore) -> None:
+        """Pass on the tasks that ended, then the caller's question, in that order."""
         self._send_events()
-        if self._metrics is None or not self._send(self._metrics, message):
-            _settle_stats(message, Stats(providers={}, roles={}))
+        if self._metrics is not None and self._send(self._metrics, message):
+            return
+        answer = Stats(providers={}, roles={}) if isinstance(message, GetStats) else None
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            message.reply.set_result(answer)  # type: ignore[arg-type]
 
     def _wake(self, wake: Wake) -> None:
         task = self._tasks.get(wake.key)
@@ -368,18 +369,10 @@ class RouterActor(SupervisedActor):
             self._abandon(task, f"the router {reason}", cancelled=not crashed)
 
 
-_NO_USAGE = Usage()
-
-
 MAX_EVENT_BATCH = 256
 """Tasks that ended are passed to the metrics actor in batches of at most this many..."""
 EVENT_BATCH_S = 1.0
 """...and at least once a second while the router is busy."""
-
-
-def _settle_stats(message: GetStats, stats: Stats) -> None:
-    with contextlib.suppress(concurrent.futures.InvalidStateError):
-        message.reply.set_result(stats)
 
 
 def _settle(

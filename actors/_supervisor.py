@@ -20,7 +20,7 @@ from typing import Any
 import pykka
 
 from actors._child import tell_quietly, unexpected
-from actors._metrics import MetricsActor
+from actors._metrics import MetricsActor, MetricsSettings
 from actors._provider import ProviderActor
 from actors._router import RouterActor
 from runtime._audit import AuditLog
@@ -79,7 +79,7 @@ class Supervisor(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         """Start metrics, then the providers, then the router."""
-        self._add(METRICS, lambda: MetricsActor.start(self.actor_ref))
+        self._add(METRICS, self._start_metrics)
         self._slots = self._provider_slots(self._config)
         self._add(ROUTER, self._start_router)
 
@@ -88,6 +88,19 @@ class Supervisor(pykka.ThreadingActor):
         child.ref = start()
         self._children[child_id] = child
         return child.ref
+
+    def _start_metrics(self) -> pykka.ActorRef[Any]:
+        config = self._config.metrics
+        prometheus = None
+        if config.prometheus_port is not None:
+            prometheus = (config.prometheus_host, config.prometheus_port)
+        settings = MetricsSettings(
+            store_path=self._config.metrics_path(),
+            prices=self._config.price_table(),
+            retain_days=config.retain_days,
+            prometheus=prometheus,
+        )
+        return MetricsActor.start(self.actor_ref, settings=settings, io=self._io, audit=self._audit)
 
     def _routing(self) -> Routing:
         return Routing(self._config, dict(self._slots))

@@ -9,7 +9,8 @@ with Callboard.from_config("config.toml") as board:
 ```
 """
 
-from runtime._board import Callboard
+import typing
+
 from runtime._chat import AttemptRecord, Message, Reply, Usage
 from runtime._config import Config
 from runtime._config_load import load_config, parse_config
@@ -20,13 +21,19 @@ from runtime._errors import (
     ConfigProblem,
     DeadlineExceededError,
     ErrorKind,
+    MissingExtraError,
     ProviderError,
     StartupError,
+    StoreError,
     TaskCancelledError,
     TaskFailedError,
     UnknownRoleError,
 )
+from runtime._report import Flag, GroupStats, Report, Trend
 from runtime._stats import Stats
+
+if typing.TYPE_CHECKING:
+    from runtime._board import Callboard
 
 __all__ = [
     "AttemptRecord",
@@ -38,15 +45,35 @@ __all__ = [
     "ConfigProblem",
     "DeadlineExceededError",
     "ErrorKind",
+    "Flag",
+    "GroupStats",
     "Message",
+    "MissingExtraError",
     "ProviderError",
     "Reply",
+    "Report",
     "StartupError",
     "Stats",
+    "StoreError",
     "TaskCancelledError",
     "TaskFailedError",
+    "Trend",
     "UnknownRoleError",
     "Usage",
     "load_config",
     "parse_config",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Import `Callboard` on first use.
+
+    The board pulls in the actors, which import this package's modules: importing it
+    lazily lets ``import actors`` come first, and keeps ``import runtime`` light for
+    code that only reads configs or uses `runtime.testing`.
+    """
+    if name == "Callboard":
+        from runtime._board import Callboard  # noqa: PLC0415 - see the docstring
+
+        return Callboard
+    raise AttributeError(f"module 'runtime' has no attribute {name!r}")

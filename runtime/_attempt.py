@@ -8,6 +8,7 @@ within ``total_s``. Either way it ends with a `ChatResult` or a `ProviderError`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass
 
 import httpx
@@ -46,7 +47,7 @@ async def run_attempt(
             phase = "body"
             scope.reschedule(end)
             try:
-                return await _read(protocol, response, call)
+                return await _read(protocol, response, call, start)
             finally:
                 await response.aclose()
     except TimeoutError:
@@ -55,7 +56,9 @@ async def run_attempt(
         raise transport_error(exc, call.url, limits.total_s) from None
 
 
-async def _read(protocol: WireProtocol, response: httpx.Response, call: HttpCall) -> ChatResult:
+async def _read(
+    protocol: WireProtocol, response: httpx.Response, call: HttpCall, start: float
+) -> ChatResult:
     status, headers = response.status_code, response.headers
     if status >= 400:  # noqa: PLR2004
         raise protocol.parse_error(status, headers, await response.aread())
@@ -63,9 +66,15 @@ async def _read(protocol: WireProtocol, response: httpx.Response, call: HttpCall
     if not (call.stream and "text/event-stream" in content_type):
         return protocol.parse_chat(status, headers, await response.aread())
     parser = protocol.stream_parser(headers)
+    first_text: float | None = None
+    loop = asyncio.get_running_loop()
     async for event in EventSource(response).aiter_sse():
-        parser.feed(event.event, event.data)
-    return parser.finish()
+        if parser.feed(event.event, event.data) and first_text is None:
+            first_text = loop.time()
+    result = parser.finish()
+    if first_text is None:
+        return result
+    return dataclasses.replace(result, ttft_ms=(first_text - start) * 1000.0)
 
 
 def _timeout(call: HttpCall, phase: str, limits: AttemptLimits) -> ProviderError:

@@ -12,11 +12,14 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import structlog
+
+from runtime._rows import iso
 
 MASK = "[REDACTED]"
 SECRET_FIELDS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key", "api_key"})
@@ -84,6 +87,15 @@ class Redactor:
         return event
 
 
+def _timestamp(
+    _logger: object, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Stamp the event with the time, unless it carries its own (rows do)."""
+    if "ts" not in event:
+        event["ts"] = iso(time.time())
+    return event
+
+
 def _event_first(
     _logger: object, _method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
@@ -146,7 +158,7 @@ class AuditWriter:
         self._logger = structlog.wrap_logger(
             _Collector(self._lines),
             processors=[
-                structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+                _timestamp,
                 log.redactor,
                 _event_first,
                 structlog.processors.JSONRenderer(),

@@ -8,13 +8,16 @@ tasks by role. Blocking waits happen only here, in the caller's thread, or are a
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import os
 import signal
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -31,6 +34,7 @@ from runtime._errors import (
     CallboardError,
     ConfigError,
     StartupError,
+    StoreError,
     TaskFailedError,
 )
 from runtime._io_loop import IoLoop
@@ -41,9 +45,13 @@ from runtime._messages import (
     ListChildren,
     Reconfigure,
     Submit,
+    SyncStore,
     TaskSpec,
 )
+from runtime._metrics_store import Filters, MetricsStore
+from runtime._report import Every, GroupBy, Report, Trend
 from runtime._stats import Stats
+from runtime._timespec import span_s
 
 CONTROL_TIMEOUT_S = 5.0
 """Bound on every control-plane wait (stats, reload, router hand-over)."""
@@ -102,6 +110,10 @@ class Callboard:
             providers=sorted(config.providers),
             roles=sorted(config.roles),
         )
+        self._close_at_exit = _exit_hook(self)
+        atexit.register(self._close_at_exit)
+        if config.startup.exit_on_sigterm:
+            _exit_on_sigterm()
 
     @classmethod
     def from_config(
@@ -264,6 +276,64 @@ class Callboard:
         except concurrent.futures.TimeoutError:
             raise BoardClosedError("the metrics actor did not answer; see the audit log") from None
 
+    def metrics(
+        self,
+        *,
+        since: str | float = "24h",
+        until: float | None = None,
+        by: GroupBy = "provider,role",
+        role: str | None = None,
+        provider: str | None = None,
+        workflow: str | None = None,
+    ) -> Report:
+        """Report how each provider does in each role, from the metrics store.
+
+        ``since`` is a span back from ``until`` (``"24h"``, ``"7d"``) or Unix seconds;
+        ``until`` defaults to now. Every task answered before the call is counted.
+
+        Raises:
+            StoreError: there is no store (``[metrics] path = "off"``) or it cannot be read.
+        """
+        store, first, last = self._open_store(since, until)
+        try:
+            return store.report(first, last, by, Filters(role, provider, workflow))
+        finally:
+            store.close()
+
+    def trend(
+        self,
+        *,
+        every: Every = "hour",
+        since: str | float = "7d",
+        until: float | None = None,
+        by: GroupBy = "provider,role",
+        role: str | None = None,
+        provider: str | None = None,
+        workflow: str | None = None,
+    ) -> Trend:
+        """Report the same figures as `metrics`, per hour or per day."""
+        store, first, last = self._open_store(since, until)
+        try:
+            return store.trend(first, last, every, by, Filters(role, provider, workflow))
+        finally:
+            store.close()
+
+    def _open_store(
+        self, since: str | float, until: float | None
+    ) -> tuple[MetricsStore, float, float]:
+        reply: concurrent.futures.Future[Path | None] = concurrent.futures.Future()
+        self._tell_router(SyncStore(reply))
+        try:
+            path = reply.result(timeout=CONTROL_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            raise BoardClosedError("the metrics actor did not answer; see the audit log") from None
+        path = path or self._config.metrics_path()
+        if path is None:
+            raise StoreError('there is no metrics store: set [metrics] path (it is "off")')
+        last = time.time() if until is None else until
+        first = last - span_s(since) if isinstance(since, str) else since
+        return MetricsStore(path, self._config.price_table(), readonly=True), first, last
+
     def reload(self, path: str | os.PathLike[str] | None = None) -> Config:
         """Load the config file again; tasks that start afterwards use it.
 
@@ -344,6 +414,7 @@ class Callboard:
         if self._closed:
             return
         self._closed = True
+        atexit.unregister(self._close_at_exit)
         try:
             children = self._supervisor.ask(ListChildren(), block=True, timeout=timeout_s)
             self._supervisor.stop(block=True, timeout=timeout_s)
@@ -385,6 +456,35 @@ class Callboard:
         return (
             f"<Callboard {state} {self._config.source} providers={sorted(self._config.providers)}>"
         )
+
+
+def _exit_hook(board: Callboard) -> Callable[[], None]:
+    """Return a hook that closes ``board`` at interpreter exit, if it is still alive."""
+    ref = weakref.ref(board)
+
+    def close_at_exit() -> None:
+        alive = ref()
+        if alive is not None:
+            alive.close()
+
+    return close_at_exit
+
+
+def _exit_on_sigterm() -> None:
+    """Make SIGTERM raise `SystemExit` in the main thread, if nothing else handles it.
+
+    The default action kills the process at once; an exit instead unwinds ``with``
+    blocks and runs exit hooks, so boards close and write every record first.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def exit_cleanly(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, exit_cleanly)
 
 
 def _tuning(

@@ -147,6 +147,8 @@ class ChatResult:
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
     rate_limits: RateLimitInfo = field(default_factory=RateLimitInfo)
+    ttft_ms: float | None = None
+    """Milliseconds from the start of the attempt to the first text (streamed answers)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,14 +8,18 @@ import sys
 from collections.abc import Sequence
 
 from runtime._board import Callboard
+from runtime._cli_metrics import add_metrics_commands
 from runtime._config import Config
 from runtime._config_load import load_config
 from runtime._errors import (
     BoardClosedError,
     ConfigError,
+    MissingExtraError,
     StartupError,
+    StoreError,
     TaskFailedError,
     UnknownRoleError,
+    UsageError,
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -26,9 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         status: int = args.run(args)
-    except (ConfigError, StartupError) as exc:
+    except (ConfigError, StartupError, UsageError) as exc:
         print(f"callboard: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except (StoreError, MissingExtraError, OSError) as exc:
+        print(f"callboard: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
     return status
@@ -56,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--max-tokens", type=int)
     ask.add_argument("--deadline", type=float, metavar="S", help="seconds for the whole task")
     ask.set_defaults(run=_ask)
+    add_metrics_commands(commands)
     return parser
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from runtime._chat import Tuning
+from runtime._prices import Price, PriceTable
 from runtime.protocols import Endpoint
 
 ProviderType = Literal["openai", "anthropic", "gemini"]
@@ -90,10 +91,33 @@ class AuditSettings(_Section):
     """``"-"`` for standard error, ``"off"`` for none, else a file (relative to the config)."""
 
 
+class MetricsSettings(_Section):
+    """``[metrics]``: the persistent metrics store and its exports."""
+
+    path: str = "callboard-metrics.db"
+    """SQLite file, relative to the config file; ``"off"`` keeps live statistics only.
+    A config that is not read from a file has no store unless this is absolute."""
+    retain_days: PositiveFloat = 90.0
+    prometheus_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    """Serve Prometheus metrics on this loopback port (needs ``callboard[prometheus]``)."""
+    prometheus_host: str = "127.0.0.1"
+
+
+class PriceSettings(_Section):
+    """``[prices."<model>"]``: US dollars per million tokens."""
+
+    input: NonNegativeFloat
+    output: NonNegativeFloat
+    cached_input: NonNegativeFloat | None = None
+
+
 class StartupSettings(_Section):
     """``[startup]``: what happens before the first task."""
 
     check_credentials: bool = True
+    exit_on_sigterm: bool = True
+    """Turn SIGTERM into a clean exit (`SystemExit`), so every record is written first.
+    Only done in the main thread, and only when nothing else handles SIGTERM."""
 
 
 class ProviderSettings(_Tunable):
@@ -149,6 +173,8 @@ class Config(_Section):
     supervision: SupervisionSettings = Field(default_factory=SupervisionSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     startup: StartupSettings = Field(default_factory=StartupSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    prices: dict[str, PriceSettings] = Field(default_factory=dict)
     providers: dict[str, ProviderSettings]
     roles: dict[str, RoleSettings] = Field(default_factory=dict)
     source: str = Field(default="<memory>", exclude=True)
@@ -176,7 +202,26 @@ class Config(_Section):
         """Return the audit file, ``None`` for standard error; raise nothing."""
         if self.audit.path in ("-", "off"):
             return None
-        path = Path(self.audit.path).expanduser()
-        if not path.is_absolute() and self.source != "<memory>":
-            path = Path(self.source).resolve().parent / path
-        return path
+        return self._beside(self.audit.path) or Path(self.audit.path).expanduser()
+
+    def metrics_path(self) -> Path | None:
+        """Return the metrics store's file, or ``None`` when there is none."""
+        if self.metrics.path == "off":
+            return None
+        return self._beside(self.metrics.path)
+
+    def _beside(self, name: str) -> Path | None:
+        """Resolve ``name`` against the config file's folder (``None``: no file to go by)."""
+        path = Path(name).expanduser()
+        if path.is_absolute():
+            return path
+        if self.source.startswith("<"):
+            return None
+        return Path(self.source).resolve().parent / path
+
+    def price_table(self) -> PriceTable:
+        """Return the default prices with this config's overrides."""
+        overrides = {
+            model: Price(p.input, p.output, p.cached_input) for model, p in self.prices.items()
+        }
+        return PriceTable(overrides)

@@ -19,12 +19,17 @@ from typing import Any
 import toml
 from pydantic import BaseModel, ValidationError
 
-from runtime._config import Config, ProviderSettings, RoleSettings
+from runtime._config import Config, PriceSettings, ProviderSettings, RoleSettings
 from runtime._errors import ConfigError, ConfigProblem
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _ID = re.compile(r"^[A-Za-z0-9_-]+$")
 _TUNING_KEYS = "providers, temperature, max_tokens, top_p and stop"
+_TABLES_OF_TABLES: dict[str, type[BaseModel]] = {
+    "providers": ProviderSettings,
+    "roles": RoleSettings,
+    "prices": PriceSettings,
+}
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
@@ -175,8 +180,8 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel]:
     index = 0
     while index < len(loc):
         part = loc[index]
-        if model is Config and part in ("providers", "roles"):
-            model = ProviderSettings if part == "providers" else RoleSettings
+        if model is Config and part in _TABLES_OF_TABLES:
+            model = _TABLES_OF_TABLES[part]
             index += 2
             continue
         field = model.model_fields.get(str(part))

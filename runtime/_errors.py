@@ -9,7 +9,12 @@ CallboardError
 ├── TaskFailedError         a task got no answer: every provider tried, with what each said
 │   ├── DeadlineExceededError   ...because its deadline ran out first
 │   └── TaskCancelledError      ...because its caller cancelled it
-└── BoardClosedError        the board was closed, or its router could not be kept running
+├── BoardClosedError        the board was closed, or its router could not be kept running
+├── StoreError              the metrics store cannot be opened, read or written
+├── MissingExtraError       a feature needs an optional extra that is not installed
+│   ├── ChartUnavailableError       ...matplotlib (``charts``), for PNG charts
+│   └── PrometheusUnavailableError  ...prometheus-client (``prometheus``)
+└── UsageError              the command line asked for something unreadable (a bad date)
 ```
 
 Errors of the layers below (httpx, aiohttp, JSON, pykka) are translated into these at one
@@ -222,3 +227,29 @@ class TaskCancelledError(TaskFailedError):
 
 class BoardClosedError(CallboardError):
     """The board is closed, or its router failed more often than supervision allows."""
+
+
+class StoreError(CallboardError):
+    """The metrics store cannot be opened, read or written; the message says what to do."""
+
+
+class MissingExtraError(CallboardError):
+    """A feature needs an optional extra of callboard that is not installed."""
+
+
+class ChartUnavailableError(MissingExtraError):
+    """A PNG chart was asked for, but matplotlib (the ``charts`` extra) is not installed."""
+
+
+class PrometheusUnavailableError(MissingExtraError):
+    """The Prometheus exposition was asked for, but ``prometheus-client`` is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the Prometheus exposition needs the prometheus-client package: "
+            "pip install 'callboard[prometheus]'"
+        )
+
+
+class UsageError(CallboardError):
+    """The command line asked for something that cannot be read (a bad date or span)."""

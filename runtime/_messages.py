@@ -14,12 +14,14 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runtime._chat import AttemptRecord, ChatRequest, ChatResult, Message, Reply, Tuning, Usage
+from runtime._chat import ChatRequest, ChatResult, Message, Reply, Tuning
 from runtime._config import Config
 from runtime._errors import ProviderError
 from runtime._routing import Health
+from runtime._rows import AttemptRow, TaskRow
 
 if TYPE_CHECKING:
     from pykka import ActorRef
@@ -181,18 +183,10 @@ class RestartChild:
 
 @dataclass(frozen=True, slots=True)
 class TaskEvent:
-    """Router → metrics: one task ended, with every attempt it made."""
+    """Router → metrics: one task ended; its row and the rows of its attempts."""
 
-    role: str
-    provider: str | None
-    """Who answered; ``None`` when nobody did."""
-    outcome: str
-    latency_ms: float
-    attempts: tuple[AttemptRecord, ...]
-    usage: Usage
-    """Tokens of the answering attempt."""
-    first_choice: str | None
-    """The head of the role's chain: attempts elsewhere are fallbacks."""
+    task: TaskRow
+    attempts: tuple[AttemptRow, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +205,17 @@ class GetStats:
     """
 
     reply: concurrent.futures.Future[Stats]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncStore:
+    """Caller → router → metrics: write every finished task to the store, then resolve.
+
+    ``reply`` gets the store's path, or ``None`` when there is no store or it cannot be
+    written now.
+    """
+
+    reply: concurrent.futures.Future[Path | None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,62 +6,13 @@ returns immutable copies for callers.
 
 from __future__ import annotations
 
-import bisect
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime._chat import AttemptRecord
+from runtime._histogram import LatencyHistogram
 from runtime._messages import TaskEvent
-
-_GROWTH = 1.1
-_BOUNDS: tuple[float, ...] = tuple(0.1 * _GROWTH**i for i in range(int(math.log(6e6, _GROWTH)) + 1))
-"""Latency bucket upper bounds in ms: 0.1 ms to about 10 minutes, each 10% above the last."""
-
-
-@dataclass(slots=True)
-class LatencyHistogram:
-    """Counts latencies in buckets 10% apart, for percentiles in constant memory."""
-
-    counts: list[int] = field(default_factory=lambda: [0] * (len(_BOUNDS) + 1))
-    total: int = 0
-    sum_ms: float = 0.0
-    max_ms: float = 0.0
-
-    def add(self, ms: float) -> None:
-        """Count one latency."""
-        self.counts[bisect.bisect_left(_BOUNDS, ms)] += 1
-        self.total += 1
-        self.sum_ms += ms
-        self.max_ms = max(self.max_ms, ms)
-
-    def percentile(self, q: float) -> float | None:
-        """Return the latency below which a ``q`` share (0..1) falls, within 10%."""
-        if self.total == 0:
-            return None
-        rank = q * self.total
-        seen = 0
-        for index, count in enumerate(self.counts):
-            seen += count
-            if seen >= rank and count:
-                return min(_BOUNDS[index], self.max_ms) if index < len(_BOUNDS) else self.max_ms
-        return self.max_ms
-
-    def summary(self) -> dict[str, float | None]:
-        """Return mean, p50, p95, p99 and max in ms."""
-        mean = self.sum_ms / self.total if self.total else None
-        return {
-            "mean": _round(mean),
-            "p50": _round(self.percentile(0.5)),
-            "p95": _round(self.percentile(0.95)),
-            "p99": _round(self.percentile(0.99)),
-            "max": _round(self.max_ms if self.total else None),
-        }
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
+from runtime._rows import AttemptRow
 
 
 @dataclass(slots=True)
@@ -122,26 +73,26 @@ class StatsBook:
     def add_task(self, event: TaskEvent) -> None:
         """Count one task and each of its attempts."""
         for attempt in event.attempts:
-            self._add_attempt(event, attempt)
-        stats = self.roles.setdefault(event.role, RoleStats())
+            self._add_attempt(attempt)
+        task = event.task
+        stats = self.roles.setdefault(task.role, RoleStats())
         stats.tasks += 1
-        stats.outcomes[event.outcome] += 1
-        answered_by_fallback = event.provider is not None and event.provider != event.first_choice
-        stats.by_fallback += answered_by_fallback
-        stats.latency.add(event.latency_ms)
+        stats.outcomes[task.outcome] += 1
+        stats.by_fallback += task.fallback and task.outcome == "ok"
+        stats.latency.add(task.latency_ms)
 
-    def _add_attempt(self, event: TaskEvent, attempt: AttemptRecord) -> None:
-        stats = self.pairs.setdefault((attempt.provider, event.role), ProviderRoleStats())
+    def _add_attempt(self, attempt: AttemptRow) -> None:
+        stats = self.pairs.setdefault((attempt.provider, attempt.role), ProviderRoleStats())
         stats.attempts += 1
-        stats.fallback_attempts += attempt.provider != event.first_choice
+        stats.fallback_attempts += attempt.fallback
         stats.latency.add(attempt.latency_ms)
-        if not attempt.ok:
+        if attempt.outcome != "ok":
             stats.failures[attempt.outcome] += 1
             return
         stats.successes += 1
-        stats.input_tokens += event.usage.input_tokens
-        stats.output_tokens += event.usage.output_tokens
-        stats.cached_tokens += event.usage.cached_tokens
+        stats.input_tokens += attempt.input_tokens
+        stats.output_tokens += attempt.output_tokens
+        stats.cached_tokens += attempt.cached_tokens
 
     def snapshot(self) -> Stats:
         """Return a JSON-ready copy of every aggregate."""

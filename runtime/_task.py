@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import concurrent.futures
 from dataclasses import dataclass, field
-from typing import Any
 
 from runtime._audit import Redactor
 from runtime._chat import AttemptRecord, ChatRequest, ChatResult, Reply, Tuning, Usage
@@ -21,6 +20,7 @@ from runtime._errors import (
 )
 from runtime._messages import Routing, TaskSpec
 from runtime._routing import Health, ProviderProgress
+from runtime._rows import AttemptRow, TaskRow
 
 
 @dataclass(slots=True)
@@ -34,6 +34,7 @@ class TaskState:
     deadline: float
     progress: dict[str, ProviderProgress] = field(default_factory=dict)
     attempts: list[AttemptRecord] = field(default_factory=list)
+    rows: list[AttemptRow] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     call_id: int | None = None
     call_provider: str | None = None
@@ -62,12 +63,14 @@ class TaskState:
     def record(
         self,
         provider: str,
+        *,
         result: ChatResult | None,
         error: ProviderError | None,
         latency_ms: float,
         redactor: Redactor,
-    ) -> AttemptRecord:
-        """Add the record of an attempt that just ended, and return it."""
+        wall: float,
+    ) -> AttemptRow:
+        """Add the records of an attempt that just ended (ending at ``wall``); return its row."""
         model = result.model if result is not None and result.model else self._model(provider)
         if result is not None:
             self.usage = self.usage + result.usage
@@ -83,7 +86,27 @@ class TaskState:
                 redactor.text(error.message),
             )
         self.attempts.append(record)
-        return record
+        usage = result.usage if result is not None else Usage()
+        row = AttemptRow(
+            ts=wall,
+            task_id=self.task_id,
+            workflow_id=self.spec.workflow_id,
+            role=self.spec.role,
+            attempt=len(self.attempts),
+            provider=provider,
+            model=model,
+            outcome=record.outcome,
+            status=record.status,
+            latency_ms=round(latency_ms, 3),
+            ttft_ms=round(result.ttft_ms, 3) if result is not None and result.ttft_ms else None,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_tokens=usage.cached_tokens,
+            fallback=self.is_fallback(provider),
+            message=record.message,
+        )
+        self.rows.append(row)
+        return row
 
     def _model(self, provider: str) -> str:
         return self.config.providers[provider].model
@@ -144,23 +167,33 @@ class TaskState:
             lines.append("the providers are failing or slow; retry later or raise the deadline")
         return lines
 
-    def terminal_fields(self, outcome: str, provider: str | None, now: float) -> dict[str, Any]:
-        """Return the fields of the task's one terminal audit record."""
+    def task_row(
+        self, outcome: str, provider: str | None, now: float, wall: float, error: str | None
+    ) -> TaskRow:
+        """Return the task's one terminal row (ended at monotonic ``now``, Unix ``wall``)."""
         model = self._model(provider) if provider is not None else None
         if provider is not None and self.attempts and self.attempts[-1].provider == provider:
             model = self.attempts[-1].model
-        return {
-            "task_id": self.task_id,
-            "workflow_id": self.spec.workflow_id,
-            "role": self.spec.role,
-            "outcome": outcome,
-            "provider": provider,
-            "model": model,
-            "attempts": len(self.attempts),
-            "trail": [f"{a.provider}:{a.outcome}" for a in self.attempts],
-            **self.usage.to_dict(),
-            "latency_ms": round(self.latency_ms(now), 3),
-        }
+        return TaskRow(
+            ts=wall,
+            task_id=self.task_id,
+            workflow_id=self.spec.workflow_id,
+            role=self.spec.role,
+            outcome=outcome,
+            provider=provider,
+            model=model,
+            attempts=len(self.attempts),
+            input_tokens=self.usage.input_tokens,
+            output_tokens=self.usage.output_tokens,
+            cached_tokens=self.usage.cached_tokens,
+            latency_ms=round(self.latency_ms(now), 3),
+            fallback=provider is not None and self.is_fallback(provider),
+            error=error,
+        )
+
+    def trail(self) -> list[str]:
+        """Return ``provider:outcome`` for each attempt, in order."""
+        return [f"{a.provider}:{a.outcome}" for a in self.attempts]
 
 
 def _advice_out(pid: str, key_hint: str, state: Health | None) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime import Callboard
+from runtime._rows import AttemptRow, TaskRow
 from runtime.testing import FakeProvider
 
 
@@ -18,6 +19,11 @@ class Deployment:
     path: Path
     audit_path: Path
     boards: list[Callboard] = field(default_factory=list)
+
+    @property
+    def metrics_path(self) -> Path:
+        """Where the config puts the metrics store."""
+        return self.path.parent / "metrics.db"
 
     def write(self, text: str) -> Path:
         """Write the config file; return its path."""
@@ -80,6 +86,7 @@ def config_toml(
     parts = [f"default_provider = {_toml(default)}\n" if default else ""]
     parts.append(sections or FAST_SECTIONS)
     parts.append(f"[audit]\npath = {_toml(str(deployment.audit_path))}\n")
+    parts.append(f"[metrics]\npath = {_toml(str(deployment.metrics_path))}\n")
     for pid, spec in providers.items():
         fake, extra = spec if isinstance(spec, tuple) else (spec, {})
         parts.append(provider_toml(pid, fake, **extra))
@@ -123,3 +130,45 @@ def primary_and_backup(deployment: Deployment, primary: FakeProvider, backup: Fa
     """Write a config casting role ``coder`` to ``primary``, then ``backup``."""
     providers = {"primary": primary, "backup": backup}
     return deployment.write(config_toml(deployment, providers, {"coder": ["primary", "backup"]}))
+
+
+def attempt_row(**values: Any) -> AttemptRow:
+    """Build an attempt row with plausible defaults for the fields not given."""
+    defaults: dict[str, Any] = {
+        "ts": 1_800_000_000.0,
+        "task_id": "t1",
+        "workflow_id": None,
+        "role": "coder",
+        "attempt": 1,
+        "provider": "gpt",
+        "model": "gpt-4o",
+        "outcome": "ok",
+        "status": 200,
+        "latency_ms": 100.0,
+        "ttft_ms": None,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cached_tokens": 0,
+        "fallback": False,
+    }
+    return AttemptRow(**{**defaults, **values})
+
+
+def task_row(**values: Any) -> TaskRow:
+    """Build a task row with plausible defaults for the fields not given."""
+    defaults: dict[str, Any] = {
+        "ts": 1_800_000_000.0,
+        "task_id": "t1",
+        "workflow_id": None,
+        "role": "coder",
+        "outcome": "ok",
+        "provider": "gpt",
+        "model": "gpt-4o",
+        "attempts": 1,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cached_tokens": 0,
+        "latency_ms": 100.0,
+        "fallback": False,
+    }
+    return TaskRow(**{**defaults, **values})

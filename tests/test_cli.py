@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -8,6 +9,7 @@ import sys
 import pytest
 from support import ENV, KEYS, config_toml
 
+from runtime import TaskFailedError
 from runtime.testing import Answer, Fail
 
 pytestmark = pytest.mark.timeout(60)
@@ -113,3 +115,73 @@ def test_ask_exits_1_when_the_task_fails(fakes, deployment):
     assert done.returncode == 1
     assert "failed: every provider failed" in done.stderr
     assert "bad_request HTTP 400" in done.stderr
+
+
+def test_metrics_reports_what_the_board_recorded(fakes, deployment):
+    """`callboard metrics` prints the table, and --json / --csv the same figures."""
+    gpt = fakes("openai")
+    path = deployment.write(config_toml(deployment, {"gpt": gpt}, {"coder": ["gpt"]}))
+    gpt.script.extend([Fail(500), Fail(500)])
+    board = deployment.board()
+    for i in range(3):
+        with contextlib.suppress(TaskFailedError):
+            board.ask("coder", f"t{i}")
+    board.close()
+    table = callboard("metrics", "--config", str(path), "--since", "1h")
+    assert table.returncode == 0, table.stderr
+    assert "gpt/coder" in table.stdout
+    assert "server=2" in table.stdout
+    data = json.loads(callboard("metrics", "--config", str(path), "--json").stdout)
+    (group,) = data["groups"]
+    assert (group["calls"], group["successes"], group["failures"]) == (4, 2, {"server": 2})
+    csv_out = callboard("metrics", "--config", str(path), "--csv", "--by", "provider").stdout
+    header, row = csv_out.splitlines()
+    assert header.startswith("provider,calls,successes,success_rate,failures")
+    assert row.startswith("gpt,4,2,0.5,server=2")
+
+
+def test_metrics_rebuild_restores_the_store_from_the_audit_log(fakes, deployment):
+    """`callboard metrics rebuild --from-audit` gives back the store that was lost."""
+    gpt = fakes("openai")
+    path = deployment.write(config_toml(deployment, {"gpt": gpt}, {"coder": ["gpt"]}))
+    board = deployment.board()
+    for i in range(4):
+        board.ask("coder", f"t{i}", workflow_id="wf-1")
+    board.close()
+    before = callboard("metrics", "--config", str(path), "--json").stdout
+    refused = callboard(
+        "metrics", "rebuild", "--config", str(path), "--from-audit", str(deployment.audit_path)
+    )
+    assert refused.returncode == 1
+    assert "pass --replace" in refused.stderr
+    done = callboard(
+        "metrics",
+        "rebuild",
+        "--replace",
+        "--config",
+        str(path),
+        "--from-audit",
+        str(deployment.audit_path),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "4 tasks, 4 attempts" in done.stdout
+    after = callboard("metrics", "--config", str(path), "--json").stdout
+    assert json.loads(after)["groups"] == json.loads(before)["groups"]
+    workflow = callboard("metrics", "--config", str(path), "--workflow", "wf-1", "--json").stdout
+    assert json.loads(workflow)["groups"][0]["calls"] == 4
+
+
+def test_metrics_explains_a_missing_or_broken_store(fakes, deployment):
+    """No store yet, or a corrupt one, gives one clear line and exit 1."""
+    gpt = fakes("openai")
+    path = deployment.write(config_toml(deployment, {"gpt": gpt}, {"coder": ["gpt"]}))
+    missing = callboard("metrics", "--config", str(path))
+    assert missing.returncode == 1
+    assert "nothing has been recorded yet" in missing.stderr
+    deployment.metrics_path.write_bytes(b"junk" * 500)
+    broken = callboard("metrics", "--config", str(path))
+    assert broken.returncode == 1
+    assert "rebuild --from-audit" in broken.stderr
+    bad_window = callboard("metrics", "--config", str(path), "--since", "yesterday")
+    assert bad_window.returncode == 2
+    assert "like 30m, 24h, 7d or 2w" in bad_window.stderr

@@ -203,3 +203,22 @@ def test_a_missing_file_is_a_config_error(tmp_path: Path):
     """A file that cannot be read gives a ConfigError naming it."""
     with pytest.raises(ConfigError, match="cannot read the file"):
         load_config(tmp_path / "nope.toml", environ={})
+
+
+def test_metrics_and_prices_sections_are_validated_with_their_places():
+    """[metrics] and [prices."model"] are checked like every other section."""
+    text = GOOD + '\n[metrics]\nretain_days = -1\n\n[prices."gpt-4.1"]\ninput = 2.0\noutpt = 8.0\n'
+    found = "\n".join(problems(text))
+    assert "metrics.retain_days: must be greater than 0 (got -1)" in found
+    assert "prices.gpt-4.1.outpt: unknown key 'outpt'; did you mean \"output\"?" in found
+    assert "prices.gpt-4.1.output: required, but not set" in found
+
+
+def test_prices_from_the_config_override_the_defaults(tmp_path: Path):
+    """Configured prices reach the price table; the store sits beside the config file."""
+    path = tmp_path / "config.toml"
+    path.write_text(GOOD + '\n[prices."gpt-4o"]\ninput = 1.0\noutput = 2.0\n')
+    config = load_config(path, environ=ENV)
+    assert config.price_table().cost("gpt-4o", 1_000_000, 1_000_000) == pytest.approx(3.0)
+    assert config.metrics_path() == tmp_path.resolve() / "callboard-metrics.db"
+    assert parse_config(GOOD, environ=ENV).metrics_path() is None

@@ -14,14 +14,16 @@ pytestmark = pytest.mark.timeout(10)
 def test_all_names_exactly_the_public_names(package):
     """Each package's __all__ lists every public name it has, and each name exists."""
     module = importlib.import_module(package)
+    names = set(vars(module)) | set(getattr(module, "__all__", ()))
     public = {
         name
-        for name, value in vars(module).items()
+        for name in names
         if not name.startswith("_")
-        and not isinstance(value, types.ModuleType)
+        and not isinstance(getattr(module, name), types.ModuleType)
         and name != "annotations"
     }
     assert set(module.__all__) == public
+    assert all(getattr(module, name) is not None for name in module.__all__)
     assert len(module.__all__) == len(set(module.__all__))
 
 

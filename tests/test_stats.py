@@ -1,31 +1,24 @@
 from __future__ import annotations
 
 import pytest
+from support import attempt_row, task_row
 
-from runtime._chat import AttemptRecord, Usage
+from runtime._histogram import LatencyHistogram
 from runtime._messages import TaskEvent
-from runtime._stats import LatencyHistogram, StatsBook
+from runtime._stats import StatsBook
 
 pytestmark = pytest.mark.timeout(5)
-
-
-NO_USAGE = Usage()
-
-
-def task(role, provider, outcome, attempts, *, usage=NO_USAGE, head="gpt"):
-    return TaskEvent(role, provider, outcome, 10.0, tuple(attempts), usage, head)
 
 
 def test_attempts_aggregate_per_provider_and_role():
     """Counts, failures by kind, tokens and fallbacks add up per (provider, role)."""
     book = StatsBook()
-    ok = AttemptRecord("gpt", "m", "ok", 200, 100.0)
-    failed = AttemptRecord("gpt", "m", "server", 500, 50.0)
-    book.add_task(task("coder", "gpt", "ok", [ok], usage=Usage(10, 5, 2)))
-    book.add_task(task("coder", "gpt", "ok", [failed, ok], usage=Usage(1, 1)))
-    book.add_task(
-        task("reviewer", "claude", "ok", [AttemptRecord("claude", "m", "ok")], usage=Usage(3, 4))
-    )
+    ok = attempt_row(input_tokens=10, output_tokens=5, cached_tokens=2)
+    failed = attempt_row(outcome="server", status=500)
+    book.add_task(TaskEvent(task_row(), (ok,)))
+    book.add_task(TaskEvent(task_row(), (failed, attempt_row(input_tokens=1, output_tokens=1))))
+    claude = attempt_row(provider="claude", role="reviewer", fallback=True, output_tokens=4)
+    book.add_task(TaskEvent(task_row(role="reviewer", provider="claude", fallback=True), (claude,)))
     stats = book.snapshot()
     coder = stats.pair("gpt", "coder")
     assert coder["attempts"] == 3
@@ -39,9 +32,10 @@ def test_attempts_aggregate_per_provider_and_role():
 def test_tasks_aggregate_per_role():
     """Task outcomes and answers given by a fallback provider are counted per role."""
     book = StatsBook()
-    first = AttemptRecord("gpt", "m", "server", 500)
-    book.add_task(task("coder", "claude", "ok", [first, AttemptRecord("claude", "m", "ok")]))
-    book.add_task(task("coder", None, "failed", [first]))
+    first = attempt_row(outcome="server", status=500)
+    rescued = attempt_row(provider="claude", fallback=True, attempt=2)
+    book.add_task(TaskEvent(task_row(provider="claude", fallback=True), (first, rescued)))
+    book.add_task(TaskEvent(task_row(outcome="failed", provider=None), (first,)))
     role = book.snapshot().roles["coder"]
     assert role["tasks"] == 2
     assert role["outcomes"] == {"failed": 1, "ok": 1}

@@ -184,7 +184,9 @@ def answer(completion: Completion, model: str) -> Any:
         "content": [{"type": "text", "text": completion.text}],
         "stop_reason": _stop_reason(completion),
         "stop_sequence": completion.stop_sequence,
-        "usage": _usage(completion.input_tokens, completion.output_tokens),
+        "usage": _usage(
+            completion.input_tokens, completion.output_tokens, completion.cached_tokens
+        ),
     }
 
 
@@ -195,7 +197,7 @@ def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": _usage(completion.input_tokens, 1),
+        "usage": _usage(completion.input_tokens, 1, completion.cached_tokens),
     }
     head = (
         sse_frame({"type": "message_start", "message": start}, "message_start"),
@@ -212,7 +214,9 @@ def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
         _event(
             "message_delta",
             delta=delta,
-            usage=_usage(completion.input_tokens, completion.output_tokens),
+            usage=_usage(
+                completion.input_tokens, completion.output_tokens, completion.cached_tokens
+            ),
         ),
         _event("message_stop"),
     )
@@ -273,10 +277,11 @@ def _stop_reason(completion: Completion) -> str:
     return completion.finish or _STOP_REASON[completion.ending]
 
 
-def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+def _usage(input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> dict[str, Any]:
+    """Anthropic's usage: ``input_tokens`` excludes the tokens read from the cache."""
     return {
-        "input_tokens": input_tokens,
+        "input_tokens": input_tokens - cached_tokens,
         "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_read_input_tokens": cached_tokens,
         "output_tokens": output_tokens,
     }

@@ -257,6 +257,8 @@ def _response(
         "promptTokenCount": completion.input_tokens,
         "totalTokenCount": completion.input_tokens,
     }
+    if completion.cached_tokens:
+        usage["cachedContentTokenCount"] = completion.cached_tokens
     if final:
         candidate |= {"finishReason": completion.finish or _FINISH[completion.ending], "index": 0}
         usage |= {

@@ -1,0 +1,168 @@
+"""Benchmark: the metrics store at a million calls.
+
+Run it with ``python bench/bench_metrics.py`` (``--calls N`` to change the size). It
+writes N generated calls spread over 30 days (3 providers, 4 roles, 5% failures, one
+task in ten needing a second attempt) through the metrics actor, then times each report
+a user can ask for, as the median of several runs. It prints the write throughput of the
+store alone and of the actor (batches told, until the store has them all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pykka
+
+from actors import MetricsActor
+from actors._metrics import MetricsSettings
+from runtime._messages import SyncStore, TaskEvent, TaskEvents
+from runtime._metrics_store import Filters, MetricsStore
+from runtime._prices import PriceTable
+from runtime._rows import AttemptRow, TaskRow
+
+PROVIDERS = (("claude", "claude-sonnet-4-5"), ("gpt", "gpt-4o"), ("gemini", "gemini-2.5-flash"))
+ROLES = ("coder", "reviewer", "planner", "clarifier")
+DAY = 86400.0
+
+
+def generate(calls: int, now: float, seed: int = 7) -> list[TaskEvent]:
+    """Make tasks whose attempts add up to ``calls``, spread over the last 30 days."""
+    rng = random.Random(seed)
+    events: list[TaskEvent] = []
+    made = 0
+    while made < calls:
+        ts = now - rng.random() * 30 * DAY
+        role = rng.choice(ROLES)
+        chain = rng.sample(PROVIDERS, 2)
+        task_id = f"{len(events):012x}"
+        workflow = f"wf-{len(events) // 50}"
+        attempts = []
+        if rng.random() < 0.1:
+            attempts.append(
+                _attempt(
+                    rng, task_id, workflow, role, chain[0], ts - 1, 1, "server", fallback=False
+                )
+            )
+        ok_provider = chain[1] if attempts else chain[0]
+        outcome = "ok" if rng.random() > 0.05 else "timeout"
+        attempts.append(
+            _attempt(
+                rng,
+                task_id,
+                workflow,
+                role,
+                ok_provider,
+                ts,
+                len(attempts) + 1,
+                outcome,
+                fallback=bool(attempts),
+            )
+        )
+        last = attempts[-1]
+        task = TaskRow(
+            ts=ts, task_id=task_id, workflow_id=workflow, role=role,
+            outcome="ok" if outcome == "ok" else "failed",
+            provider=last.provider if outcome == "ok" else None,
+            model=last.model if outcome == "ok" else None, attempts=len(attempts),
+            input_tokens=last.input_tokens, output_tokens=last.output_tokens, cached_tokens=0,
+            latency_ms=sum(a.latency_ms for a in attempts), fallback=len(attempts) > 1,
+        )  # fmt: skip
+        events.append(TaskEvent(task, tuple(attempts)))
+        made += len(attempts)
+    return events
+
+
+def _attempt(rng, task_id, workflow, role, provider, ts, n, outcome, *, fallback) -> AttemptRow:  # type: ignore[no-untyped-def]  # noqa: PLR0917
+    ok = outcome == "ok"
+    return AttemptRow(
+        ts=round(ts, 6), task_id=task_id, workflow_id=workflow, role=role, attempt=n,
+        provider=provider[0], model=provider[1], outcome=outcome, status=200 if ok else 500,
+        latency_ms=rng.lognormvariate(7, 0.6), ttft_ms=rng.lognormvariate(6, 0.5) if ok else None,
+        input_tokens=rng.randint(200, 4000) if ok else 0,
+        output_tokens=rng.randint(50, 1500) if ok else 0, cached_tokens=0, fallback=fallback,
+    )  # fmt: skip
+
+
+def time_ms(run: Callable[[], object], runs: int) -> tuple[float, float]:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples), max(samples)
+
+
+def write_through_actor(path: Path, events: list[TaskEvent], batch: int) -> float:
+    """Tell the actor batches as the router would; return seconds until all are stored."""
+    settings = MetricsSettings(store_path=path, prices=PriceTable(), retain_days=3650)
+    actor = MetricsActor.start(None, settings=settings)
+    start = time.perf_counter()
+    for i in range(0, len(events), batch):
+        actor.tell(TaskEvents(tuple(events[i : i + batch])))
+    done: concurrent.futures.Future[Path | None] = concurrent.futures.Future()
+    actor.tell(SyncStore(done))
+    done.result(timeout=3600)
+    elapsed = time.perf_counter() - start
+    actor.stop()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    now = time.time()
+    events = generate(args.calls, now)
+    attempts = sum(len(e.attempts) for e in events)
+    print(f"metrics benchmark: {attempts:,} attempts in {len(events):,} tasks over 30 days")
+    with tempfile.TemporaryDirectory() as tmp:
+        alone = MetricsStore(Path(tmp) / "alone.db", PriceTable())
+        sample = events[:100_000]
+        start = time.perf_counter()
+        for i in range(0, len(sample), 256):
+            chunk = sample[i : i + 256]
+            alone.write([e.task for e in chunk], [a for e in chunk for a in e.attempts])
+        rate = sum(1 + len(e.attempts) for e in sample) / (time.perf_counter() - start)
+        alone.close()
+        print(f"\n## Writes\n  store alone, batches of 256 tasks   {rate:,.0f} rows/s")
+        path = Path(tmp) / "metrics.db"
+        seconds = write_through_actor(path, events, 256)
+        rows = len(events) + attempts
+        print(
+            f"  metrics actor, 256-task batches     {rows / seconds:,.0f} rows/s "
+            f"({seconds:.1f} s for {rows:,} rows)"
+        )
+        size_mb = path.stat().st_size / 1e6
+        print(f"  store size                          {size_mb:.0f} MB")
+        store = MetricsStore(path, PriceTable(), readonly=True)
+        everything = (now - 31 * DAY, now + 1)
+        cases: list[tuple[str, Callable[[], object]]] = [
+            ("report, last 24h", lambda: store.report(now - DAY, now)),
+            ("report, last 7 days", lambda: store.report(now - 7 * DAY, now)),
+            ("report, 30 days (every row)", lambda: store.report(*everything)),
+            ("report, 30 days, by model", lambda: store.report(*everything, "model")),
+            ("report, 30 days, one role",
+             lambda: store.report(*everything, filters=Filters("coder"))),
+            ("report, one workflow (raw rows)",
+             lambda: store.report(*everything, filters=Filters(workflow="wf-1234"))),
+            ("trend, hourly over 7 days", lambda: store.trend(now - 7 * DAY, now, "hour")),
+            ("trend, daily over 30 days", lambda: store.trend(now - 30 * DAY, now, "day")),
+        ]  # fmt: skip
+        print(f"\n## Reports over {attempts:,} attempts (median and worst of {args.runs} runs)")
+        for name, run in cases:
+            median, worst = time_ms(run, args.runs)
+            print(f"  {name:<34} {median:7.1f} ms  (worst {worst:.1f} ms)")
+        store.close()
+    pykka.ActorRegistry.stop_all()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""``callboard metrics``: reports, trends and rebuilds of the metrics store."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from runtime._audit_rebuild import rebuild
+from runtime._config import Config
+from runtime._config_load import load_config
+from runtime._errors import StoreError, UsageError
+from runtime._metrics_store import Filters, MetricsStore
+from runtime._report import GROUPINGS
+from runtime._report_text import render_report
+from runtime._timespec import window
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_metrics_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``metrics`` (with ``trend`` and ``rebuild``) to the command line."""
+    metrics = commands.add_parser(
+        "metrics",
+        help="report how each provider does in each role",
+        description="Report calls, success, failures, latency, tokens and cost per provider "
+        "and role, from the metrics store.",
+    )
+    _add_report_options(metrics, default_since="24h")
+    metrics.set_defaults(run=run_report)
+    sub = metrics.add_subparsers(metavar="{trend,rebuild}")
+    trend = sub.add_parser("trend", help="the same figures per hour or day, as a chart")
+    _add_report_options(trend, default_since="7d")
+    trend.add_argument("--every", choices=("hour", "day"), default="hour")
+    trend.add_argument("--chart", type=Path, metavar="PNG", help="also draw a PNG chart here")
+    trend.set_defaults(run=run_trend)
+    again = sub.add_parser("rebuild", help="rebuild the metrics store from audit logs")
+    again.add_argument("--from-audit", type=Path, nargs="+", required=True, metavar="FILE")
+    again.add_argument("--config", default="config.toml", metavar="PATH")
+    again.add_argument("--replace", action="store_true", help="move an existing store aside")
+    again.set_defaults(run=run_rebuild)
+
+
+def _add_report_options(parser: argparse.ArgumentParser, *, default_since: str) -> None:
+    parser.add_argument("--config", default="config.toml", metavar="PATH")
+    when = parser.add_argument_group("window (UTC)")
+    when.add_argument(
+        "--since", metavar="SPAN", help=f"e.g. 30m, 24h, 7d (default {default_since})"
+    )
+    when.add_argument(
+        "--from", dest="start", metavar="DATE", help="e.g. 2026-11-20 or 2026-11-20T14:00"
+    )
+    when.add_argument("--to", dest="end", metavar="DATE")
+    parser.add_argument("--role")
+    parser.add_argument("--provider")
+    parser.add_argument("--workflow", metavar="ID")
+    parser.add_argument("--by", choices=GROUPINGS, default="provider,role")
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true")
+    out.add_argument("--csv", action="store_true")
+    parser.set_defaults(default_since=default_since)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Print a report."""
+    store, since, until = _open(args)
+    try:
+        report = store.report(since, until, args.by, _filters(args))
+    finally:
+        store.close()
+    print(
+        report.to_json() if args.json else report.to_csv() if args.csv else render_report(report),
+        end="",
+    )
+    return EXIT_OK
+
+
+def run_trend(args: argparse.Namespace) -> int:
+    """Print a trend, and draw it when asked."""
+    from runtime._trend_chart import render_trend_png, render_trend_text  # noqa: PLC0415
+
+    store, since, until = _open(args)
+    try:
+        trend = store.trend(since, until, args.every, args.by, _filters(args))
+    finally:
+        store.close()
+    if args.json:
+        print(trend.to_json())
+    elif args.csv:
+        print(trend.to_csv(), end="")
+    else:
+        print(render_trend_text(trend, width=shutil.get_terminal_size().columns), end="")
+    if args.chart is not None:
+        written = render_trend_png(trend, args.chart)
+        print(f"chart written to {written}", file=sys.stderr)
+    return EXIT_OK
+
+
+def run_rebuild(args: argparse.Namespace) -> int:
+    """Rebuild the store from audit logs."""
+    config = load_config(args.config)
+    path = _store_path(config)
+    missing = [str(f) for f in args.from_audit if not f.is_file()]
+    if missing:
+        raise StoreError(f"no audit log at {', '.join(missing)}")
+    if path.exists():
+        if not args.replace:
+            raise StoreError(
+                f"the metrics store {path} already exists; pass --replace to move it aside "
+                "and rebuild it from the audit log"
+            )
+        aside = path.with_name(f"{path.name}.{int(time.time())}.bak")
+        for suffix in ("", "-wal", "-shm"):
+            old = Path(f"{path}{suffix}")
+            if old.exists():
+                old.rename(Path(f"{aside}{suffix}"))
+        print(f"moved the old store to {aside}", file=sys.stderr)
+    store = MetricsStore(path, config.price_table())
+    try:
+        count = rebuild(store, args.from_audit)
+    finally:
+        store.close()
+    skipped = f"; {count.skipped_lines} unreadable lines skipped" if count.skipped_lines else ""
+    print(f"rebuilt {path}: {count.tasks} tasks, {count.attempts} attempts{skipped}")
+    return EXIT_OK
+
+
+def _open(args: argparse.Namespace) -> tuple[MetricsStore, float, float]:
+    config = load_config(args.config)
+    try:
+        since, until = window(
+            time.time(),
+            since=args.since or (None if args.start else args.default_since),
+            start=args.start,
+            end=args.end,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return MetricsStore(_store_path(config), config.price_table(), readonly=True), since, until
+
+
+def _store_path(config: Config) -> Path:
+    path = config.metrics_path()
+    if path is None:
+        raise StoreError(f'{config.source}: there is no metrics store ([metrics] path = "off")')
+    return path
+
+
+def _filters(args: argparse.Namespace) -> Filters:
+    return Filters(args.role, args.provider, args.workflow)

@@ -1,0 +1,108 @@
+"""The records of what calls did: one row per attempt, one per task.
+
+The router builds them once; the same values become the audit log's ``attempt`` and
+``task_finished`` lines and the metrics store's rows, so the store can be rebuilt from
+the audit log exactly (`from_audit`). Times are Unix seconds rounded to microseconds,
+which survive the trip through the audit log's ISO timestamps unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from typing import Any, Self
+
+
+def wall_time(seconds: float) -> float:
+    """Round a Unix time to microseconds, as every row stores it."""
+    return round(seconds, 6)
+
+
+def iso(seconds: float) -> str:
+    """Format a Unix time as the audit log writes it (UTC, microseconds, ``Z``)."""
+    text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds")
+    return text.replace("+00:00", "Z")
+
+
+def from_iso(text: str) -> float:
+    """Parse an audit-log timestamp back into the Unix time it was made from."""
+    return wall_time(datetime.fromisoformat(text).timestamp())
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    """One attempt at one provider."""
+
+    ts: float
+    """When the attempt ended."""
+    task_id: str
+    workflow_id: str | None
+    role: str
+    attempt: int
+    """1 for the task's first attempt, 2 for the next..."""
+    provider: str
+    model: str
+    outcome: str
+    """``"ok"`` or the error kind."""
+    status: int | None
+    latency_ms: float
+    ttft_ms: float | None
+    """Time to the first text of a streamed answer."""
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    fallback: bool
+    """Whether this provider was not the first choice of the role."""
+    message: str = ""
+
+    def audit_fields(self) -> dict[str, Any]:
+        """Return the fields of the audit ``attempt`` line."""
+        values = asdict(self)
+        values["ts"] = iso(self.ts)
+        values["error_kind"] = None if self.outcome == "ok" else self.outcome
+        return values
+
+    @classmethod
+    def from_audit(cls, line: dict[str, Any]) -> Self:
+        """Rebuild the row from its audit ``attempt`` line."""
+        return cls(**_known(cls, line), ts=from_iso(line["ts"]))
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    """One task, as it ended."""
+
+    ts: float
+    """When the task ended."""
+    task_id: str
+    workflow_id: str | None
+    role: str
+    outcome: str
+    """``"ok"``, ``"failed"``, ``"deadline"`` or ``"cancelled"``."""
+    provider: str | None
+    """Who answered (``None`` when nobody did)."""
+    model: str | None
+    attempts: int
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    latency_ms: float
+    fallback: bool
+    """Whether the answer came from a provider other than the role's first choice."""
+    error: str | None = None
+
+    def audit_fields(self) -> dict[str, Any]:
+        """Return the fields of the audit ``task_finished`` line."""
+        values = asdict(self)
+        values["ts"] = iso(self.ts)
+        return values
+
+    @classmethod
+    def from_audit(cls, line: dict[str, Any]) -> Self:
+        """Rebuild the row from its audit ``task_finished`` line."""
+        return cls(**_known(cls, line), ts=from_iso(line["ts"]))
+
+
+def _known(cls: type, line: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)} - {"ts"}
+    return {k: v for k, v in line.items() if k in names}
