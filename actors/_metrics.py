@@ -24,11 +24,11 @@ import pykka
 
 from actors._child import SupervisedActor, tell_quietly, unexpected
 from runtime._audit import AuditLog
+from runtime._config import Config
 from runtime._errors import CallboardError, StoreError
 from runtime._io_loop import IoLoop
 from runtime._messages import GetStats, SyncStore, TaskEvent, TaskEvents, Wake
 from runtime._metrics_store import MetricsStore, store_error
-from runtime._prices import PriceTable
 from runtime._stats import StatsBook
 
 RETRY_S = 5.0
@@ -43,9 +43,17 @@ class MetricsSettings:
     """What the metrics actor needs from the config."""
 
     store_path: Path | None
-    prices: PriceTable
     retain_days: float
     prometheus: tuple[str, int] | None = None
+
+    @classmethod
+    def of(cls, config: Config) -> MetricsSettings:
+        """Take the settings from a config."""
+        metrics = config.metrics
+        prometheus = None
+        if metrics.prometheus_port is not None:
+            prometheus = (metrics.prometheus_host, metrics.prometheus_port)
+        return cls(config.metrics_path(), metrics.retain_days, prometheus)
 
 
 class MetricsActor(SupervisedActor):
@@ -61,7 +69,7 @@ class MetricsActor(SupervisedActor):
         wall: Callable[[], float] = time.time,
     ) -> None:
         super().__init__("metrics", supervisor)
-        self._settings = settings or MetricsSettings(None, PriceTable(), 90.0)
+        self._settings = settings or MetricsSettings(None, 90.0)
         self._io = io
         self._audit = audit
         self._wall = wall
@@ -90,9 +98,21 @@ class MetricsActor(SupervisedActor):
             _resolve(message.reply, self._settings.store_path if not self._failing else None)
         elif isinstance(message, Wake):
             self._wake(message)
+        elif isinstance(message, MetricsSettings):
+            self._reconfigure(message)
         else:
             raise unexpected(self, message)
         return None
+
+    def _reconfigure(self, settings: MetricsSettings) -> None:
+        """Take a new retention; the store and the exporter stay until a restart."""
+        kept = self._settings
+        if (settings.store_path, settings.prometheus) != (kept.store_path, kept.prometheus):
+            self._event(
+                "metrics_settings_kept",
+                reason="[metrics] path and prometheus_port apply when the board restarts",
+            )
+        self._settings = MetricsSettings(kept.store_path, settings.retain_days, kept.prometheus)
 
     def _take(self, events: tuple[TaskEvent, ...]) -> None:
         for event in events:
@@ -109,9 +129,7 @@ class MetricsActor(SupervisedActor):
     def _observe(self, event: TaskEvent) -> None:
         if self._exporter is None:
             return
-        costs = [self._settings.prices.cost(
-            a.model, a.input_tokens, a.output_tokens, a.cached_tokens
-        ) for a in event.attempts]  # fmt: skip
+        costs = [a.cost_usd for a in event.attempts]
         self._exporter.observe(event.task, event.attempts, costs)
 
     def _write(self) -> None:
@@ -139,7 +157,7 @@ class MetricsActor(SupervisedActor):
         if path is None or self._store is not None:
             return self._store is not None
         try:
-            self._store = MetricsStore(path, self._settings.prices)
+            self._store = MetricsStore(path)
         except StoreError as exc:
             self._failed("metrics_store_unavailable", exc)
             return False

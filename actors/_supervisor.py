@@ -90,16 +90,7 @@ class Supervisor(pykka.ThreadingActor):
         return child.ref
 
     def _start_metrics(self) -> pykka.ActorRef[Any]:
-        config = self._config.metrics
-        prometheus = None
-        if config.prometheus_port is not None:
-            prometheus = (config.prometheus_host, config.prometheus_port)
-        settings = MetricsSettings(
-            store_path=self._config.metrics_path(),
-            prices=self._config.price_table(),
-            retain_days=config.retain_days,
-            prometheus=prometheus,
-        )
+        settings = MetricsSettings.of(self._config)
         return MetricsActor.start(self.actor_ref, settings=settings, io=self._io, audit=self._audit)
 
     def _routing(self) -> Routing:
@@ -258,6 +249,9 @@ class Supervisor(pykka.ThreadingActor):
 
     def _reconfigure(self, config: Config) -> None:
         self._config = config
+        metrics = self._ref(METRICS)
+        if metrics is not None:
+            tell_quietly(metrics, MetricsSettings.of(config))
         self._slots = self._provider_slots(config)
         self._tell_router(ApplyRouting(self._routing(), self._provider_refs()))
 

@@ -24,7 +24,6 @@ from actors import MetricsActor
 from actors._metrics import MetricsSettings
 from runtime._messages import SyncStore, TaskEvent, TaskEvents
 from runtime._metrics_store import Filters, MetricsStore
-from runtime._prices import PriceTable
 from runtime._rows import AttemptRow, TaskRow
 
 PROVIDERS = (("claude", "claude-sonnet-4-5"), ("gpt", "gpt-4o"), ("gemini", "gemini-2.5-flash"))
@@ -101,7 +100,7 @@ def time_ms(run: Callable[[], object], runs: int) -> tuple[float, float]:
 
 def write_through_actor(path: Path, events: list[TaskEvent], batch: int) -> float:
     """Tell the actor batches as the router would; return seconds until all are stored."""
-    settings = MetricsSettings(store_path=path, prices=PriceTable(), retain_days=3650)
+    settings = MetricsSettings(store_path=path, retain_days=3650)
     actor = MetricsActor.start(None, settings=settings)
     start = time.perf_counter()
     for i in range(0, len(events), batch):
@@ -124,7 +123,7 @@ def main() -> None:
     attempts = sum(len(e.attempts) for e in events)
     print(f"metrics benchmark: {attempts:,} attempts in {len(events):,} tasks over 30 days")
     with tempfile.TemporaryDirectory() as tmp:
-        alone = MetricsStore(Path(tmp) / "alone.db", PriceTable())
+        alone = MetricsStore(Path(tmp) / "alone.db")
         sample = events[:100_000]
         start = time.perf_counter()
         for i in range(0, len(sample), 256):
@@ -142,7 +141,7 @@ def main() -> None:
         )
         size_mb = path.stat().st_size / 1e6
         print(f"  store size                          {size_mb:.0f} MB")
-        store = MetricsStore(path, PriceTable(), readonly=True)
+        store = MetricsStore(path, readonly=True)
         everything = (now - 31 * DAY, now + 1)
         cases: list[tuple[str, Callable[[], object]]] = [
             ("report, last 24h", lambda: store.report(now - DAY, now)),

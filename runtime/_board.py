@@ -332,7 +332,7 @@ class Callboard:
             raise StoreError('there is no metrics store: set [metrics] path (it is "off")')
         last = time.time() if until is None else until
         first = last - span_s(since) if isinstance(since, str) else since
-        return MetricsStore(path, self._config.price_table(), readonly=True), first, last
+        return MetricsStore(path, readonly=True), first, last
 
     def reload(self, path: str | os.PathLike[str] | None = None) -> Config:
         """Load the config file again; tasks that start afterwards use it.

@@ -117,7 +117,7 @@ def run_rebuild(args: argparse.Namespace) -> int:
             if old.exists():
                 old.rename(Path(f"{aside}{suffix}"))
         print(f"moved the old store to {aside}", file=sys.stderr)
-    store = MetricsStore(path, config.price_table())
+    store = MetricsStore(path)
     try:
         count = rebuild(store, args.from_audit)
     finally:
@@ -138,7 +138,7 @@ def _open(args: argparse.Namespace) -> tuple[MetricsStore, float, float]:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return MetricsStore(_store_path(config), config.price_table(), readonly=True), since, until
+    return MetricsStore(_store_path(config), readonly=True), since, until
 
 
 def _store_path(config: Config) -> Path:

@@ -6,6 +6,7 @@ tasks keep the snapshot they started with.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -219,8 +220,9 @@ class Config(_Section):
             return None
         return Path(self.source).resolve().parent / path
 
+    @functools.cached_property
     def price_table(self) -> PriceTable:
-        """Return the default prices with this config's overrides."""
+        """The default prices with this config's overrides."""
         overrides = {
             model: Price(p.input, p.output, p.cached_input) for model, p in self.prices.items()
         }

@@ -21,7 +21,6 @@ from typing import Any
 
 from runtime._errors import StoreError
 from runtime._histogram import bucket_of
-from runtime._prices import PriceTable
 from runtime._report import (
     PERIOD_S,
     Every,
@@ -124,7 +123,7 @@ class _Query:
 class MetricsStore:
     """One SQLite metrics file: write batches, prune, and answer reports."""
 
-    def __init__(self, path: Path, prices: PriceTable, *, readonly: bool = False) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         """Open (and, unless ``readonly``, create) the store at ``path``.
 
         Raises:
@@ -132,7 +131,6 @@ class MetricsStore:
                 newer callboard, or cannot be created.
         """
         self.path = path
-        self.prices = prices
         self._db = _connect(path, readonly=readonly)
         try:
             self._prepare(readonly=readonly)
@@ -167,40 +165,24 @@ class MetricsStore:
     # -- writing -------------------------------------------------------------------------
 
     def write(self, tasks: Sequence[TaskRow], attempts: Sequence[AttemptRow]) -> None:
-        """Store a batch in one transaction, with its rollups and costs.
+        """Store a batch in one transaction, with its rollups.
 
         Raises:
             sqlite3.Error: the write failed (disk full, locked, read-only...); nothing of
                 the batch was stored, so the caller may retry it whole.
         """
-        costs = [self.attempt_cost(a) for a in attempts]
         with self._db:
             self._db.executemany(
                 "INSERT INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [_attempt_values(a, c) for a, c in zip(attempts, costs, strict=True)],
+                [_attempt_values(a) for a in attempts],
             )
             self._db.executemany(
                 "INSERT INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [_task_values(t, self.task_cost(t, attempts, costs)) for t in tasks],
+                [_task_values(t) for t in tasks],
             )
-            rollups, histogram = _rollups(attempts, costs)
+            rollups, histogram = _rollups(attempts)
             self._db.executemany(_UPSERT_ROLLUP, rollups)
             self._db.executemany(_UPSERT_HISTOGRAM, histogram)
-
-    def attempt_cost(self, attempt: AttemptRow) -> float | None:
-        """Return an attempt's cost in US dollars, ``None`` when its price is unknown."""
-        return self.prices.cost(
-            attempt.model, attempt.input_tokens, attempt.output_tokens, attempt.cached_tokens
-        )
-
-    @staticmethod
-    def task_cost(
-        task: TaskRow, attempts: Sequence[AttemptRow], costs: Sequence[float | None]
-    ) -> float | None:
-        """Sum the known costs of a task's attempts in this batch (``None``: none known)."""
-        known = [c for a, c in zip(attempts, costs, strict=True) if a.task_id == task.task_id]
-        priced = [c for c in known if c is not None]
-        return sum(priced) if priced else None
 
     def prune(self, older_than: float) -> int:
         """Delete rows and rollups older than ``older_than`` (Unix seconds); return rows deleted."""
@@ -357,29 +339,29 @@ def _where(base: str, params: list[Any], filters: Filters) -> tuple[str, list[An
     return " AND ".join(clauses), params
 
 
-def _attempt_values(a: AttemptRow, cost: float | None) -> tuple[Any, ...]:
+def _attempt_values(a: AttemptRow) -> tuple[Any, ...]:
     return (
         a.task_id, a.attempt, a.ts, a.workflow_id, a.role, a.provider, a.model, a.outcome,
         a.status, a.latency_ms, a.ttft_ms, a.input_tokens, a.output_tokens, a.cached_tokens,
-        cost, int(a.fallback),
+        a.cost_usd, int(a.fallback),
     )  # fmt: skip
 
 
-def _task_values(t: TaskRow, cost: float | None) -> tuple[Any, ...]:
+def _task_values(t: TaskRow) -> tuple[Any, ...]:
     return (
         t.task_id, t.ts, t.workflow_id, t.role, t.outcome, t.provider, t.model, t.attempts,
-        t.input_tokens, t.output_tokens, t.cached_tokens, cost, t.latency_ms, int(t.fallback),
+        t.input_tokens, t.output_tokens, t.cached_tokens, t.cost_usd, t.latency_ms,
+        int(t.fallback),
         t.error,
     )  # fmt: skip
 
 
-def _rollups(
-    attempts: Iterable[AttemptRow], costs: Iterable[float | None]
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+def _rollups(attempts: Iterable[AttemptRow]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """Sum a batch into rollup rows and histogram rows for every level, ready to upsert."""
     sums: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0.0, 0])
     buckets: Counter[tuple[Any, ...]] = Counter()
-    for a, cost in zip(attempts, costs, strict=True):
+    for a in attempts:
+        cost = a.cost_usd
         for level in LEVELS:
             where = (level, math.floor(a.ts / level), a.provider, a.role, a.model)
             row = sums[(*where, a.outcome)]

@@ -3,7 +3,8 @@
 The router builds them once; the same values become the audit log's ``attempt`` and
 ``task_finished`` lines and the metrics store's rows, so the store can be rebuilt from
 the audit log exactly (`from_audit`). Times are Unix seconds rounded to microseconds,
-which survive the trip through the audit log's ISO timestamps unchanged.
+which survive the trip through the audit log's ISO timestamps unchanged; costs are fixed
+when the call ends, at the prices of the config the task started with.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class AttemptRow:
     cached_tokens: int
     fallback: bool
     """Whether this provider was not the first choice of the role."""
+    cost_usd: float | None = None
+    """At the prices in force when the call was made; ``None`` when the model has none."""
     message: str = ""
 
     def audit_fields(self) -> dict[str, Any]:
@@ -89,6 +92,8 @@ class TaskRow:
     latency_ms: float
     fallback: bool
     """Whether the answer came from a provider other than the role's first choice."""
+    cost_usd: float | None = None
+    """The known costs of the task's attempts (``None`` when none had a price)."""
     error: str | None = None
 
     def audit_fields(self) -> dict[str, Any]:

@@ -87,6 +87,9 @@ class TaskState:
             )
         self.attempts.append(record)
         usage = result.usage if result is not None else Usage()
+        cost = self.config.price_table.cost(
+            model, usage.input_tokens, usage.output_tokens, usage.cached_tokens
+        )
         row = AttemptRow(
             ts=wall,
             task_id=self.task_id,
@@ -103,6 +106,7 @@ class TaskState:
             output_tokens=usage.output_tokens,
             cached_tokens=usage.cached_tokens,
             fallback=self.is_fallback(provider),
+            cost_usd=None if cost is None else round(cost, 9),
             message=record.message,
         )
         self.rows.append(row)
@@ -188,8 +192,13 @@ class TaskState:
             cached_tokens=self.usage.cached_tokens,
             latency_ms=round(self.latency_ms(now), 3),
             fallback=provider is not None and self.is_fallback(provider),
+            cost_usd=self._cost(),
             error=error,
         )
+
+    def _cost(self) -> float | None:
+        known = [row.cost_usd for row in self.rows if row.cost_usd is not None]
+        return round(sum(known), 9) if known else None
 
     def trail(self) -> list[str]:
         """Return ``provider:outcome`` for each attempt, in order."""

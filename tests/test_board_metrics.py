@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import socket
 import sqlite3
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support import config_toml, primary_and_backup
+from support import attempt_row, config_toml, primary_and_backup, task_row
 
 from runtime import Usage
 from runtime._audit_rebuild import rebuild
@@ -67,9 +68,8 @@ def test_rebuilding_from_the_audit_log_gives_the_same_report(fakes, deployment, 
     for i in range(6):
         board.ask("coder", f"task {i}", workflow_id="wf-9")
     board.close()
-    config = board.config
-    live = MetricsStore(deployment.metrics_path, config.price_table(), readonly=True)
-    rebuilt = MetricsStore(tmp_path / "rebuilt.db", config.price_table())
+    live = MetricsStore(deployment.metrics_path, readonly=True)
+    rebuilt = MetricsStore(tmp_path / "rebuilt.db")
     count = rebuild(rebuilt, [deployment.audit_path])
     assert (count.tasks, count.attempts, count.skipped_lines) == (6, 9, 0)
     window = (0.0, 4e9)
@@ -145,3 +145,46 @@ def test_prometheus_exposes_the_live_aggregates(fakes, deployment):
     assert samples[ok] == 3
     assert samples[failed] == 1
     assert samples[("callboard_tasks_total", (("outcome", "ok"), ("role", "coder")))] == 3
+
+
+def test_old_rows_are_pruned_past_retain_days(fakes, deployment):
+    """Rows older than [metrics] retain_days are removed when the metrics actor starts."""
+    only = fakes("openai")
+    text = config_toml(deployment, {"only": only}, {"coder": ["only"]})
+    deployment.write(text.replace("[metrics]\n", "[metrics]\nretain_days = 2\n"))
+    old = MetricsStore(deployment.metrics_path)
+    now = time.time()
+    old.write(
+        [task_row(task_id="old", ts=now - 5 * 86400), task_row(task_id="recent", ts=now - 86400)],
+        [
+            attempt_row(task_id="old", provider="only", ts=now - 5 * 86400),
+            attempt_row(task_id="recent", provider="only", ts=now - 86400),
+        ],
+    )
+    old.close()
+    board = deployment.board()
+    board.ask("coder", "new")
+    (group,) = board.metrics(since="30d").groups
+    assert group.calls == 2
+    board.close()
+    with sqlite3.connect(deployment.metrics_path) as db:
+        kept = {row[0] for row in db.execute("SELECT task_id FROM tasks")}
+    assert "old" not in kept
+    assert "recent" in kept
+
+
+def test_reloaded_prices_apply_to_later_calls(fakes, deployment):
+    """A price changed in the config and reloaded costs the calls made afterwards."""
+    only = fakes("openai")
+    text = config_toml(deployment, {"only": only}, {"coder": ["only"]})
+    deployment.write(text)
+    only.script.extend(
+        [Answer("a", usage=Usage(1_000_000, 0)), Answer("b", usage=Usage(1_000_000, 0))]
+    )
+    board = deployment.board()
+    board.ask("coder", "at list price")
+    deployment.write(text + '\n[prices."gpt-4o"]\ninput = 1.0\noutput = 1.0\n')
+    board.reload()
+    board.ask("coder", "at the new price")
+    (group,) = board.metrics(since="1h").groups
+    assert group.cost_usd == pytest.approx(2.50 + 1.0)

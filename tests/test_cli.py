@@ -185,3 +185,23 @@ def test_metrics_explains_a_missing_or_broken_store(fakes, deployment):
     bad_window = callboard("metrics", "--config", str(path), "--since", "yesterday")
     assert bad_window.returncode == 2
     assert "like 30m, 24h, 7d or 2w" in bad_window.stderr
+
+
+def test_metrics_trend_prints_a_chart_and_draws_a_png(fakes, deployment, tmp_path):
+    """`callboard metrics trend --chart` prints sparklines and writes a PNG."""
+    gpt = fakes("openai")
+    path = deployment.write(config_toml(deployment, {"gpt": gpt}, {"coder": ["gpt"]}))
+    board = deployment.board()
+    for i in range(5):
+        board.ask("coder", f"t{i}")
+    board.close()
+    png = tmp_path / "charts" / "trend.png"
+    done = callboard(
+        "metrics", "trend", "--config", str(path), "--since", "3h", "--chart", str(png)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "gpt/coder: 5 calls, 100.0% ok" in done.stdout
+    assert "chart written to" in done.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads(callboard("metrics", "trend", "--config", str(path), "--json").stdout)
+    assert sum(p["calls"] for p in data["series"]["gpt/coder"] if p) == 5

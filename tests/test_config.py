@@ -219,6 +219,6 @@ def test_prices_from_the_config_override_the_defaults(tmp_path: Path):
     path = tmp_path / "config.toml"
     path.write_text(GOOD + '\n[prices."gpt-4o"]\ninput = 1.0\noutput = 2.0\n')
     config = load_config(path, environ=ENV)
-    assert config.price_table().cost("gpt-4o", 1_000_000, 1_000_000) == pytest.approx(3.0)
+    assert config.price_table.cost("gpt-4o", 1_000_000, 1_000_000) == pytest.approx(3.0)
     assert config.metrics_path() == tmp_path.resolve() / "callboard-metrics.db"
     assert parse_config(GOOD, environ=ENV).metrics_path() is None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -19,19 +20,22 @@ T0 = 1_800_000_000.0 - (1_800_000_000.0 % 3600)
 
 @pytest.fixture
 def store(tmp_path: Path):
-    opened = MetricsStore(tmp_path / "metrics.db", PriceTable())
+    opened = MetricsStore(tmp_path / "metrics.db")
     yield opened
     opened.close()
 
 
+PRICES = PriceTable()
+
+
 def calls(n: int, *, provider="gpt", role="coder", start=T0, step=60.0, **values):
-    """Build ``n`` one-attempt tasks, ``step`` seconds apart."""
+    """Build ``n`` one-attempt tasks, ``step`` seconds apart, priced as the router does."""
     tasks, attempts = [], []
     for i in range(n):
         tid = f"{provider}-{role}-{start}-{i}"
-        attempts.append(
-            attempt_row(task_id=tid, provider=provider, role=role, ts=start + i * step, **values)
-        )
+        row = attempt_row(task_id=tid, provider=provider, role=role, ts=start + i * step, **values)
+        cost = PRICES.cost(row.model, row.input_tokens, row.output_tokens, row.cached_tokens)
+        attempts.append(dataclasses.replace(row, cost_usd=cost))
         tasks.append(task_row(task_id=tid, provider=provider, role=role, ts=start + i * step))
     return tasks, attempts
 
@@ -176,13 +180,13 @@ def test_a_corrupt_file_gives_a_clear_error(tmp_path: Path):
     path = tmp_path / "metrics.db"
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match=r"not a usable callboard database.*rebuild --from-audit"):
-        MetricsStore(path, PriceTable())
+        MetricsStore(path)
 
 
 def test_reading_a_missing_store_says_so(tmp_path: Path):
     """A read-only open of a store that does not exist explains why it may be missing."""
     with pytest.raises(StoreError, match="nothing has been recorded yet"):
-        MetricsStore(tmp_path / "none.db", PriceTable(), readonly=True)
+        MetricsStore(tmp_path / "none.db", readonly=True)
 
 
 def test_a_locked_store_fails_the_write_and_the_retry_succeeds(store):
