@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import itertools
 import random
 import time
@@ -20,7 +21,7 @@ import pykka
 
 from actors._child import SupervisedActor, tell_quietly, unexpected
 from runtime._audit import AuditLog
-from runtime._chat import ChatResult, Reply
+from runtime._chat import ChatResult, Progress, ProgressState, Reply
 from runtime._errors import (
     DeadlineExceededError,
     ErrorKind,
@@ -35,10 +36,12 @@ from runtime._messages import (
     AttemptDone,
     CancelAttempt,
     CancelTask,
+    GetHealth,
     GetStats,
     HealthChanged,
     MetricsReplaced,
     ProviderDown,
+    ProviderHealth,
     ProviderReplaced,
     RetireSlots,
     Routing,
@@ -99,6 +102,7 @@ class RouterActor(SupervisedActor):
             GetStats: self._forward_to_metrics,
             SyncStore: self._forward_to_metrics,
             ApplyRouting: self._apply,
+            GetHealth: self._report_health,
         }
 
     def handle(self, message: object) -> None:
@@ -144,13 +148,23 @@ class RouterActor(SupervisedActor):
                 provider=step.provider,
                 seconds=round(step.when - now, 3),
             )
+            waiting = Progress(
+                task.task_id,
+                "waiting",
+                step.provider,
+                attempt=len(task.attempts),
+                detail=f"{step.when - now:.1f} s",
+            )
+            _report(task, waiting)
             wake = Wake(task.task_id, task.wake_token)
             self._io.call_later(step.when - now, tell_quietly, self.actor_ref, wake)
 
     def _dispatch(self, task: TaskState, provider: str) -> None:
+        state: ProgressState = "running"
         if task.attempts:
             last = task.attempts[-1]
             event = "retry" if last.provider == provider else "fallback"
+            state = "retrying" if event == "retry" else "fallback"
             self._audit.event(
                 event,
                 task_id=task.task_id,
@@ -159,6 +173,8 @@ class RouterActor(SupervisedActor):
                 to_provider=provider,
                 after=last.outcome,
             )
+        model = task.config.providers[provider].model
+        _report(task, Progress(task.task_id, state, provider, model, len(task.attempts) + 1))
         timeouts = task.config.timeouts
         call_id = next(self._call_ids)
         task.call_id, task.call_provider = call_id, provider
@@ -206,6 +222,10 @@ class RouterActor(SupervisedActor):
             self._succeed(task, done.provider, done.result, now)
             return
         assert done.error is not None  # noqa: S101 - an attempt ends with one or the other
+        failed = Progress(
+            task.task_id, "attempt_failed", row.provider, row.model, row.attempt, row.outcome
+        )
+        _report(task, failed)
         task.progress[done.provider].record_failure(
             done.error.kind, done.error.retry_after_s, task.config.retry, now, self._random
         )
@@ -241,6 +261,8 @@ class RouterActor(SupervisedActor):
         row = task.task_row(outcome, provider, now, wall_time(self._wall()), reason)
         self._audit.event("task_finished", **row.audit_fields(), trail=task.trail())
         self._audit.flush()
+        state: ProgressState = outcome  # type: ignore[assignment]
+        _report(task, Progress(task.task_id, state, provider, row.model, row.attempts))
         if self._retired:
             self._retire_idle()
         return row
@@ -298,6 +320,21 @@ class RouterActor(SupervisedActor):
     def _task_health(self, task: TaskState) -> dict[str, Health]:
         slots = task.routing.slots
         return {pid: self._health.get(slots[pid], READY) for pid in task.chain}
+
+    def _report_health(self, message: GetHealth) -> None:
+        now = self._clock()
+        health = {}
+        for pid, slot in self._routing.slots.items():
+            state = self._health.get(slot, READY)
+            if not state.usable:
+                health[pid] = ProviderHealth(state.state.value, None, state.reason)
+            elif state.ready_at() > now:
+                left = round(state.ready_at() - now, 3)
+                health[pid] = ProviderHealth(state.state.value, left, state.reason)
+            else:
+                health[pid] = ProviderHealth("ready")
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            message.reply.set_result(health)
 
     def _health_changed(self, message: HealthChanged) -> None:
         self._health[message.slot] = message.health
@@ -373,6 +410,17 @@ MAX_EVENT_BATCH = 256
 """Tasks that ended are passed to the metrics actor in batches of at most this many..."""
 EVENT_BATCH_S = 1.0
 """...and at least once a second while the router is busy."""
+
+
+def _report(task: TaskState, progress: Progress) -> None:
+    """Tell the caller's progress callback, which must never take the router down."""
+    callback = task.spec.on_progress
+    if callback is None:
+        return
+    try:
+        callback(progress)
+    except Exception:  # noqa: BLE001 - the caller's code; the task goes on regardless
+        task.spec = dataclasses.replace(task.spec, on_progress=None)
 
 
 def _settle(

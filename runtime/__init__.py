@@ -11,7 +11,7 @@ with Callboard.from_config("config.toml") as board:
 
 import typing
 
-from runtime._chat import AttemptRecord, Message, Reply, Usage
+from runtime._chat import AttemptRecord, Message, Progress, Reply, Usage
 from runtime._config import Config
 from runtime._config_load import load_config, parse_config
 from runtime._errors import (
@@ -29,6 +29,7 @@ from runtime._errors import (
     TaskFailedError,
     UnknownRoleError,
 )
+from runtime._messages import ProviderHealth
 from runtime._report import Flag, GroupStats, Report, Trend
 from runtime._stats import Stats
 
@@ -49,7 +50,9 @@ __all__ = [
     "GroupStats",
     "Message",
     "MissingExtraError",
+    "Progress",
     "ProviderError",
+    "ProviderHealth",
     "Reply",
     "Report",
     "StartupError",

@@ -25,7 +25,7 @@ import pykka
 
 from actors import Supervisor
 from runtime._audit import AuditLog, Redactor
-from runtime._chat import Message, Reply, Tuning
+from runtime._chat import Message, Progress, Reply, Tuning
 from runtime._config import Config
 from runtime._config_load import load_config
 from runtime._credentials import check_credentials
@@ -41,8 +41,10 @@ from runtime._io_loop import IoLoop
 from runtime._messages import (
     AwaitChild,
     CancelTask,
+    GetHealth,
     GetStats,
     ListChildren,
+    ProviderHealth,
     Reconfigure,
     Submit,
     SyncStore,
@@ -151,16 +153,21 @@ class Callboard:
         stop: Sequence[str] | None = None,
         deadline_s: float | None = None,
         workflow_id: str | None = None,
+        on_progress: Callable[[Progress], object] | None = None,
     ) -> Reply:
         """Run one task for ``role`` and block until its reply.
 
         Give a ``prompt`` (one user turn), ``messages`` (a conversation), or both (the
         prompt is appended). Tuning arguments override the role's and the provider's.
         ``deadline_s`` bounds the whole task, retries and fallbacks included (default:
-        ``[timeouts] task_s``).
+        ``[timeouts] task_s``). ``on_progress`` is called with a `Progress` at each step
+        (attempt started, failed, fallback, waiting, ended), on the runtime's thread: it
+        must return at once (hand the event to a queue or an event loop).
         """
         tuning = _tuning(temperature, max_tokens, top_p, stop)
-        spec, reply = self._submit(role, prompt, messages, system, tuning, deadline_s, workflow_id)
+        spec, reply = self._submit(
+            role, prompt, messages, system, tuning, deadline_s, workflow_id, on_progress
+        )
         try:
             return reply.result(timeout=self._wait_s(spec))
         except concurrent.futures.TimeoutError:
@@ -179,6 +186,7 @@ class Callboard:
         stop: Sequence[str] | None = None,
         deadline_s: float | None = None,
         workflow_id: str | None = None,
+        on_progress: Callable[[Progress], object] | None = None,
     ) -> Reply:
         """Run one task for ``role`` from asyncio; the same as `ask` without blocking.
 
@@ -186,7 +194,9 @@ class Callboard:
         flight is dropped and its terminal record says ``cancelled``.
         """
         tuning = _tuning(temperature, max_tokens, top_p, stop)
-        spec, reply = self._submit(role, prompt, messages, system, tuning, deadline_s, workflow_id)
+        spec, reply = self._submit(
+            role, prompt, messages, system, tuning, deadline_s, workflow_id, on_progress
+        )
         try:
             async with asyncio.timeout(self._wait_s(spec)):
                 return await asyncio.wrap_future(reply)
@@ -205,6 +215,7 @@ class Callboard:
         tuning: Tuning,
         deadline_s: float | None,
         workflow_id: str | None,
+        on_progress: Callable[[Progress], object] | None = None,
     ) -> tuple[TaskSpec, concurrent.futures.Future[Reply]]:
         if self._closed:
             raise BoardClosedError("the board is closed")
@@ -224,6 +235,7 @@ class Callboard:
             deadline_s=deadline_s,
             workflow_id=workflow_id,
             submitted_at=time.monotonic(),
+            on_progress=on_progress,
         )
         reply: concurrent.futures.Future[Reply] = concurrent.futures.Future()
         self._tell_router(Submit(spec, reply))
@@ -275,6 +287,15 @@ class Callboard:
             return reply.result(timeout=CONTROL_TIMEOUT_S)
         except concurrent.futures.TimeoutError:
             raise BoardClosedError("the metrics actor did not answer; see the audit log") from None
+
+    def health(self) -> dict[str, ProviderHealth]:
+        """Return how each provider stands now: ready, cooling, breaker open, out, failed."""
+        reply: concurrent.futures.Future[dict[str, ProviderHealth]] = concurrent.futures.Future()
+        self._tell_router(GetHealth(reply))
+        try:
+            return reply.result(timeout=CONTROL_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            raise BoardClosedError("the router did not answer; see the audit log") from None
 
     def metrics(
         self,

@@ -200,6 +200,8 @@ class Reply:
     attempts: tuple[AttemptRecord, ...]
     task_id: str
     finish_reason: str | None = None
+    cost_usd: float | None = None
+    """What the task's attempts cost, at the config's prices (``None``: no price known)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the reply as the JSON object ``callboard ask --json`` prints."""
@@ -212,5 +214,31 @@ class Reply:
             "latency_ms": round(self.latency_ms, 3),
             "attempts": [a.to_dict() for a in self.attempts],
             "finish_reason": self.finish_reason,
+            "cost_usd": self.cost_usd,
             "task_id": self.task_id,
         }
+
+
+ProgressState = Literal[
+    "running", "retrying", "fallback", "attempt_failed", "waiting",
+    "ok", "failed", "deadline", "cancelled",
+]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A step in a task's life, reported to the caller's ``on_progress`` as it happens.
+
+    ``state`` is ``running`` (first attempt started), ``retrying`` (the same provider
+    again), ``fallback`` (another provider), ``attempt_failed`` (``detail`` is the error
+    kind), ``waiting`` (every provider resting or backing off; ``detail`` says how long),
+    or how the task ended: ``ok``, ``failed``, ``deadline``, ``cancelled``.
+    """
+
+    task_id: str
+    state: ProgressState
+    provider: str | None = None
+    model: str | None = None
+    attempt: int = 0
+    """The number of the attempt this is about (1 for the first)."""
+    detail: str = ""

@@ -12,12 +12,12 @@ children ──ChildDied──▶ Supervisor ──ProviderReplaced / ProviderFa
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runtime._chat import ChatRequest, ChatResult, Message, Reply, Tuning
+from runtime._chat import ChatRequest, ChatResult, Message, Progress, Reply, Tuning
 from runtime._config import Config
 from runtime._errors import ProviderError
 from runtime._routing import Health
@@ -42,6 +42,8 @@ class TaskSpec:
     workflow_id: str | None
     submitted_at: float
     """Monotonic time of the call."""
+    on_progress: Callable[[Progress], object] | None = None
+    """Called on the router's thread at each step; must return at once and never raise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +207,25 @@ class GetStats:
     """
 
     reply: concurrent.futures.Future[Stats]
+
+
+@dataclass(frozen=True, slots=True)
+class GetHealth:
+    """Caller → router: resolve ``reply`` with each provider's standing, by provider id."""
+
+    reply: concurrent.futures.Future[dict[str, ProviderHealth]]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderHealth:
+    """How a provider stands now, as `Callboard.health` reports it."""
+
+    state: str
+    """``ready``, ``cooling`` (after a 429), ``open`` (breaker), ``out`` (key rejected)
+    or ``failed`` (its actor kept crashing)."""
+    for_s: float | None = None
+    """Seconds until it may be tried again, when that is known."""
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,6 +131,7 @@ class TaskState:
             attempts=tuple(self.attempts),
             task_id=self.task_id,
             finish_reason=result.finish_reason,
+            cost_usd=self._cost(),
         )
 
     def latency_ms(self, now: float) -> float:

@@ -6,6 +6,7 @@ import time
 import pytest
 from support import KEYS, config_toml, primary_and_backup
 
+from runtime import TaskFailedError
 from runtime.testing import Answer, Fail
 
 pytestmark = pytest.mark.timeout(30)
@@ -140,3 +141,56 @@ def test_an_answer_after_fallback_still_reports_usage(fakes, deployment):
     (finished,) = deployment.events("task_finished")
     assert finished["output_tokens"] == reply.usage.output_tokens
     assert finished["provider"] == "backup"
+
+
+def test_progress_reports_each_step_of_a_task(fakes, deployment):
+    """on_progress hears the first attempt, its failure, the fallback and the end."""
+    primary, backup = fakes("openai"), fakes("anthropic")
+    primary_and_backup(deployment, primary, backup)
+    primary.script.append(Fail(500))
+    board = deployment.board()
+    seen = []
+    reply = board.ask("coder", "x", on_progress=seen.append)
+    assert [(p.state, p.provider, p.attempt) for p in seen] == [
+        ("running", "primary", 1),
+        ("attempt_failed", "primary", 1),
+        ("fallback", "backup", 2),
+        ("ok", "backup", 2),
+    ]
+    assert seen[1].detail == "server"
+    assert all(p.task_id == reply.task_id for p in seen)
+    assert reply.cost_usd is not None
+
+
+def test_a_failing_progress_callback_never_harms_the_task(fakes, deployment):
+    """A callback that raises is dropped; the task still gets its answer."""
+    only = fakes("openai")
+    deployment.write(config_toml(deployment, {"only": only}, {"coder": ["only"]}))
+    board = deployment.board()
+
+    def broken(_progress):
+        raise RuntimeError("caller bug")
+
+    assert board.ask("coder", "x", on_progress=broken).provider == "only"
+
+
+def test_health_says_how_each_provider_stands(fakes, deployment):
+    """board.health() shows a provider cooling after a 429 and one out after a 401."""
+    primary, backup = fakes("openai"), fakes("gemini")
+    primary_and_backup(deployment, primary, backup)
+    primary.script.append(Fail(429, retry_after_s=30))
+    board = deployment.board()
+    assert {pid: h.state for pid, h in board.health().items()} == {
+        "primary": "ready",
+        "backup": "ready",
+    }
+    board.ask("coder", "x")
+    backup.revoke_key(KEYS["gemini"])
+    with pytest.raises(TaskFailedError):
+        board.ask("coder", "y")
+    health = board.health()
+    assert health["primary"].state == "cooling"
+    assert health["primary"].for_s is not None
+    assert 20 < health["primary"].for_s <= 30
+    assert health["backup"].state == "out"
+    assert "GEMINI_KEY" in health["backup"].reason
