@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from runtime._chat import Tuning
 from runtime._prices import Price, PriceTable
+from runtime._workflow import DEFAULT_WORKFLOW, StageSettings
 from runtime.protocols import Endpoint
 
 ProviderType = Literal["openai", "anthropic", "gemini"]
@@ -178,8 +179,16 @@ class Config(_Section):
     prices: dict[str, PriceSettings] = Field(default_factory=dict)
     providers: dict[str, ProviderSettings]
     roles: dict[str, RoleSettings] = Field(default_factory=dict)
+    workflow: dict[str, dict[str, StageSettings]] = Field(default_factory=dict)
+    """``[workflow.<name>.<stage>]``; ``default`` is built in unless defined here."""
     source: str = Field(default="<memory>", exclude=True)
     """Where the config was read from."""
+
+    def workflow_stages(self, name: str = "default") -> dict[str, StageSettings] | None:
+        """Return a workflow's stages (the built-in default unless the config defines it)."""
+        if name in self.workflow:
+            return self.workflow[name]
+        return dict(DEFAULT_WORKFLOW) if name == "default" else None
 
     def chain(self, role: str) -> tuple[str, ...] | None:
         """Return the provider ids cast to ``role`` in order, or ``None`` for an unknown role."""

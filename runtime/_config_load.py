@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from runtime._config import Config, PriceSettings, ProviderSettings, RoleSettings
 from runtime._errors import ConfigError, ConfigProblem
+from runtime._workflow import StageSettings, check_workflow
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _ID = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -67,6 +68,8 @@ def parse_config(text: str, *, source: str = "<memory>", environ: Mapping[str, s
     except ValidationError as exc:
         problems += _shape_problems(exc, raw)
     problems += _reference_problems(raw)
+    if config is not None:
+        problems += _workflow_problems(config)
     if problems:
         located = [ConfigProblem(p.location, p.message, lines.find(p.location)) for p in problems]
         unique = list(dict.fromkeys(located))
@@ -77,6 +80,26 @@ def parse_config(text: str, *, source: str = "<memory>", environ: Mapping[str, s
         for pid, settings in config.providers.items()
     }
     return config.model_copy(update={"providers": providers, "source": source})
+
+
+def _workflow_problems(config: Config) -> list[ConfigProblem]:
+    """Check each workflow's stages, and that every role they name can be served."""
+    problems = []
+    for name, stages in config.workflow.items():
+        problems += [
+            ConfigProblem(where, message) for where, message in check_workflow(name, stages)
+        ]
+        for stage, settings in stages.items():
+            if config.chain(settings.role) is None:
+                roles = ", ".join(sorted(config.roles)) or "none"
+                problems.append(
+                    ConfigProblem(
+                        f"workflow.{name}.{stage}.role",
+                        f'unknown role "{settings.role}"; configured roles: {roles} '
+                        "(or set default_provider)",
+                    )
+                )
+    return problems
 
 
 def _expand_env(
@@ -180,6 +203,10 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel]:
     index = 0
     while index < len(loc):
         part = loc[index]
+        if model is Config and part == "workflow":
+            model = StageSettings
+            index += 3
+            continue
         if model is Config and part in _TABLES_OF_TABLES:
             model = _TABLES_OF_TABLES[part]
             index += 2

@@ -226,7 +226,11 @@ class MetricsStore:
         by: GroupBy = "provider,role",
         filters: Filters = Filters(),
     ) -> Trend:
-        """Aggregate the attempts in ``[since, until)`` per group and per hour or day."""
+        """Aggregate the attempts in ``[since, until)`` per group and per hour or day.
+
+        A trend's points carry latency percentiles but not time to first token (a report
+        has both): reading one histogram per period keeps trends over long windows fast.
+        """
         period = PERIOD_S[every]
         accumulators = self._accumulate(since, until, by, filters, period_s=period)
         first, last = math.floor(since / period), math.ceil(until / period)
@@ -286,6 +290,8 @@ class MetricsStore:
                 cost_usd=row[width + 6],
                 priced_calls=row[width + 7],
             )
+        if query.period_s is not None:
+            where += f" AND metric = {LATENCY}"  # trends chart latency, not time to first token
         histograms = self._db.execute(
             f"SELECT {period}, {columns}, metric, bucket, SUM(count) FROM rollup_histograms "  # noqa: S608
             f"WHERE {where} GROUP BY 1, {columns}, metric, bucket",
@@ -322,7 +328,7 @@ class MetricsStore:
             )
             if outcome == "ok":
                 acc.latency.add(latency)
-                if ttft is not None:
+                if ttft is not None and query.period_s is None:
                     acc.ttft.add(ttft)
 
 
