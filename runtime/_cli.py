@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from runtime._board import Callboard
 from runtime._cli_metrics import add_metrics_commands
+from runtime._cli_run import add_run_commands
 from runtime._config import Config
 from runtime._config_load import load_config
 from runtime._errors import (
@@ -64,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--deadline", type=float, metavar="S", help="seconds for the whole task")
     ask.set_defaults(run=_ask)
     add_metrics_commands(commands)
+    add_run_commands(commands)
     return parser
 
 

@@ -54,7 +54,7 @@ def _row(group: GroupStats) -> list[str]:
 def _cost(group: GroupStats) -> str:
     if group.cost_usd is None:
         return "unknown"
-    text = f"${group.cost_usd:,.2f}"
+    text = f"${group.cost_usd:,.2f}" if group.cost_usd >= 1 else f"${group.cost_usd:.4f}"
     return f"{text} +{group.unpriced_calls} unpriced" if group.unpriced_calls else text
 
 

@@ -153,9 +153,7 @@ def _cycle(stages: Mapping[str, StageSettings]) -> list[str]:
     return []
 
 
-_STEP = re.compile(
-    r"^[\s*_#>-]*(?:step\s*)?(\d+)[*_]*\s*[.):\-]+[*_]*\s+(.+?)\s*$", re.IGNORECASE
-)
+_STEP = re.compile(r"^[\s*_#>-]*(?:step\s*)?(\d+)[*_]*\s*[.):\-]+[*_]*\s+(.+?)\s*$", re.IGNORECASE)
 
 
 def numbered_steps(text: str) -> list[str]:
@@ -198,8 +196,7 @@ class WorkflowPlan:
 
     def ready(self) -> list[TaskNode]:
         """Expand stages whose inputs are known, then return the tasks that can start."""
-        self._expand()
-        self._skip_blocked()
+        self._settle()
         return [
             t
             for t in self.tasks.values()
@@ -208,10 +205,18 @@ class WorkflowPlan:
 
     def finished(self) -> bool:
         """Whether nothing more can start or is running."""
-        self._expand()
-        self._skip_blocked()
+        self._settle()
         settled = all(t.state not in ("waiting", "running") for t in self.tasks.values())
         return settled and self.expanded == set(self.stages)
+
+    def _settle(self) -> None:
+        """Make the tasks that can be made and skip the blocked ones, until neither moves."""
+        while True:
+            before = (len(self.tasks), sum(t.state == "skipped" for t in self.tasks.values()))
+            self._expand()
+            self._skip_blocked()
+            if before == (len(self.tasks), sum(t.state == "skipped" for t in self.tasks.values())):
+                return
 
     def _expand(self) -> None:
         progress = True

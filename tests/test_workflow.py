@@ -60,9 +60,9 @@ def test_workflow_problems_are_named_with_their_place():
 
 def test_a_config_with_a_bad_workflow_lists_its_problems():
     """Workflow mistakes are config errors with the line they are on."""
-    text = (
-        BASE
-        + '[workflow.ship.code]\nrole = "coder"\nprompt = "{goal} {plan}"\n[workflow.ship.check]\nrole = "tester"\nprompt = "x"\nafter = ["code"]\n'
+    text = BASE + (
+        '[workflow.ship.code]\nrole = "coder"\nprompt = "{goal} {plan}"\n'
+        '[workflow.ship.check]\nrole = "tester"\nprompt = "x"\nafter = ["code"]\n'
     )
     with pytest.raises(ConfigError) as caught:
         parse_config(text, environ={})

@@ -53,6 +53,9 @@ class FakeProvider:
         latency_s: The wait before answering, for answers that set no ``delay_s``.
         rpm: A requests-per-minute limit to enforce (429 past it); ``None``: no limit.
         port: The port to serve (0: any free port).
+        respond: Chooses the behaviour for a chat request from its text (the system
+            prompt and every message, joined) once the script is spent; ``None`` from
+            it means the default answer.
     """
 
     wire: ClassVar[Wire]
@@ -67,6 +70,7 @@ class FakeProvider:
         latency_s: float = 0.0,
         rpm: int | None = None,
         port: int = 0,
+        respond: Callable[[str], Behaviour | None] | None = None,
     ) -> None:
         self._keys = None if keys is None else {keys} if isinstance(keys, str) else set(keys)
         self._keys_lock = threading.Lock()
@@ -76,6 +80,7 @@ class FakeProvider:
         self.script = Script(script)
         self.log = RequestLog()
         self.default = default or Answer()
+        self.respond = respond
         self.latency_s = latency_s
         self._requests = Budget(rpm or self.wire.REQUESTS_PER_MINUTE, enforced=rpm is not None)
         self._tokens = Budget(self.wire.TOKENS_PER_MINUTE, enforced=False)
@@ -230,8 +235,15 @@ class FakeProvider:
         if not admitted:
             wait_s = self._requests.wait_s(1, now)
             return _json(self.wire.rate_limited(ask.model, self._requests.limit, wait_s), headers)
-        behaviour = self.script.pop_next() or self.default
+        behaviour = self.script.pop_next() or self._respond(ask)
         return await self._perform(request, ask, behaviour, headers)
+
+    def _respond(self, ask: ChatAsk) -> Behaviour:
+        if self.respond is not None:
+            answer = self.respond(ask.prompt)
+            if answer is not None:
+                return answer
+        return self.default
 
     def _read_ask(self, request: web.Request, model: str | None, *, stream: bool) -> ChatAsk:
         body = request[_BODY]
