@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from runtime import ConfigError, parse_config
@@ -149,3 +151,16 @@ def test_independent_stages_are_ready_together():
     assert [t.key for t in plan.ready()] == ["lint", "docs"]
     finish(plan, "lint")
     assert plan.ready() == [plan.tasks["docs"]]
+
+
+def test_the_readme_workflow_example_is_a_valid_config():
+    """The [workflow.ship...] example in the README loads as written."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("[workflow.ship.code]", 1)[1].split("```", 1)[0]
+    text = BASE + '[roles.planner]\nproviders = ["gpt"]\n[workflow.ship.code]' + block
+    config = parse_config(text, environ={})
+    stages = config.workflow_stages("ship")
+    assert stages is not None
+    assert list(stages) == ["code", "docs", "review"]
+    plan = WorkflowPlan(stages)
+    assert [t.key for t in plan.ready()] == ["code", "docs"]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -235,3 +236,25 @@ def test_callboard_demo_runs_to_completion(tmp_path):
     assert (tmp_path / "demo" / "audit.jsonl").exists()
     assert (tmp_path / "demo" / "metrics.db").exists()
     assert time.monotonic() - started < 60
+
+
+def test_ctrl_c_stops_callboard_run_cleanly(fakes, deployment, tmp_path):
+    """SIGINT cancels the calls in flight, keeps finished answers, closes every record."""
+    _gemini, _gpt, claude, _gpt2 = four_roles(fakes, deployment)
+    claude.script.extend([Hang(), Hang(), Hang()])
+    out = tmp_path / "answers"
+    command = ["run", "goal", "--config", str(deployment.path), "--out", str(out), "--plain"]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "runtime._cli", *command],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **ENV},
+    )  # fmt: skip
+    claude.wait_for_requests(3, chat_only=True, timeout_s=30)
+    child.send_signal(signal.SIGINT)
+    stdout, stderr = child.communicate(timeout=30)
+    assert child.returncode == 130, stderr
+    assert "cancelled: calls in flight were cancelled" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["01-clarify.md", "02-plan.md"]
+    started = {e["task_id"] for e in deployment.events("task_started")}
+    finished = {e["task_id"]: e["outcome"] for e in deployment.events("task_finished")}
+    assert set(finished) == started
+    assert list(finished.values()).count("cancelled") == 3
