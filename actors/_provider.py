@@ -70,7 +70,7 @@ class ProviderActor(SupervisedActor):
         self.slot = slot
         self.provider_id = provider_id
         self._settings = settings
-        self._protocol = PROTOCOLS[settings.type]
+        self._protocol = PROTOCOLS[settings.kind.protocol]
         self._endpoint = settings.endpoint()
         self._io = io
         self._audit = audit.writer()

@@ -13,15 +13,76 @@ MessageRole = Literal["system", "user", "assistant"]
 
 
 @dataclass(frozen=True, slots=True)
+class TextPart:
+    """Text in a message; ``cache`` marks the end of a prefix worth caching."""
+
+    text: str
+    cache: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image in a message: a URL, or base64 ``data`` with its ``media_type``.
+
+    ``cache`` marks the end of a prefix worth caching, as for text.
+    """
+
+    url: str | None = None
+    data: str | None = None
+    """Base64, without a ``data:`` prefix."""
+    media_type: str | None = None
+    """E.g. ``image/png``; needed with ``data``."""
+    cache: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.url is None) == (self.data is None):
+            msg = "an image part needs exactly one of url and data"
+            raise ValueError(msg)
+        if self.data is not None and not self.media_type:
+            msg = "an image given as data needs its media_type, e.g. image/png"
+            raise ValueError(msg)
+
+    def data_url(self) -> str:
+        """Return the image as a URL (``data:`` URL for inline images)."""
+        return self.url if self.url is not None else f"data:{self.media_type};base64,{self.data}"
+
+
+Part = TextPart | ImagePart
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
-    """One turn of a conversation."""
+    """One turn of a conversation: text, or parts (text, images, cache marks)."""
 
     role: MessageRole
-    content: str
+    content: str | tuple[Part, ...]
+
+    @property
+    def parts(self) -> tuple[Part, ...]:
+        """Return the content as parts (plain text is one `TextPart`)."""
+        return (TextPart(self.content),) if isinstance(self.content, str) else self.content
+
+    @property
+    def text(self) -> str:
+        """Return the text of the message, parts joined by blank lines."""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n\n".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    @property
+    def has_images(self) -> bool:
+        """Whether the message holds an image."""
+        return any(isinstance(p, ImagePart) for p in self.parts)
 
     @classmethod
     def coerce(cls, value: Message | Mapping[str, Any]) -> Message:
-        """Accept a `Message` or a ``{"role": ..., "content": ...}`` mapping."""
+        """Accept a `Message` or a ``{"role": ..., "content": ...}`` mapping.
+
+        Content is a string, or a list of parts: `TextPart` / `ImagePart` values or
+        mappings ``{"type": "text", "text": ..., "cache": true}``,
+        ``{"type": "image", "url": ...}`` or ``{"type": "image", "data": ...,
+        "media_type": "image/png"}``.
+        """
         if isinstance(value, Message):
             return value
         role = value.get("role")
@@ -29,10 +90,28 @@ class Message:
         if role not in ("system", "user", "assistant"):
             msg = f"message role must be 'system', 'user' or 'assistant', not {role!r}"
             raise ValueError(msg)
-        if not isinstance(content, str):
-            msg = f"message content must be a string, not {type(content).__name__}"
-            raise TypeError(msg)
-        return cls(role=role, content=content)
+        if isinstance(content, str):
+            return cls(role=role, content=content)
+        if isinstance(content, (list, tuple)):
+            return cls(role=role, content=tuple(_part(p) for p in content))
+        msg = f"message content must be a string or a list of parts, not {type(content).__name__}"
+        raise TypeError(msg)
+
+
+def _part(value: object) -> Part:
+    if isinstance(value, (TextPart, ImagePart)):
+        return value
+    if not isinstance(value, Mapping):
+        msg = f"a message part must be a mapping or a part, not {type(value).__name__}"
+        raise TypeError(msg)
+    kind = value.get("type")
+    cache = bool(value.get("cache", False))
+    if kind == "text" and isinstance(value.get("text"), str):
+        return TextPart(value["text"], cache)
+    if kind == "image":
+        return ImagePart(value.get("url"), value.get("data"), value.get("media_type"), cache)
+    msg = f"unknown message part {dict(value)!r}: use type 'text' or 'image'"
+    raise ValueError(msg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,19 +151,37 @@ class ChatRequest:
         systems: list[str] = [system] if system else []
         for message in messages:
             if message.role == "system":
-                systems.append(message.content)
+                systems.append(message.text)
             else:
                 turns.append(message)
         return tuple(turns), ("\n\n".join(systems) if systems else None)
 
+    @property
+    def has_images(self) -> bool:
+        """Whether any message holds an image."""
+        return any(m.has_images for m in self.messages)
+
     def estimated_tokens(self) -> int:
         """A cheap upper-leaning estimate of the tokens this call will count against a TPM limit.
 
-        Four characters to a token for the prompt, plus the completion budget
-        (``max_tokens``, or 1,024 when unset), as providers themselves reserve.
+        Four characters to a token for the prompt, about 1,500 tokens an image, plus the
+        completion budget (``max_tokens``, or 1,024 when unset), as providers reserve.
         """
-        chars = sum(len(m.content) for m in self.messages) + len(self.system or "")
+        chars = sum(len(m.text) for m in self.messages) + len(self.system or "")
+        chars += 4 * 1500 * sum(isinstance(p, ImagePart) for m in self.messages for p in m.parts)
         return chars // 4 + 1 + (self.tuning.max_tokens or 1024)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedRequest:
+    """What one embeddings attempt asks of one provider."""
+
+    texts: tuple[str, ...]
+    model: str
+    dimensions: int | None = None
+    """Ask for shorter vectors, where the model allows it."""
+    input_type: str | None = None
+    """``"document"`` or ``"query"`` where a provider distinguishes them (Cohere, Gemini)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +246,15 @@ class ChatResult:
     rate_limits: RateLimitInfo = field(default_factory=RateLimitInfo)
     ttft_ms: float | None = None
     """Milliseconds from the start of the attempt to the first text (streamed answers)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedResult:
+    """A provider's embeddings: one vector per input text, in order."""
+
+    vectors: tuple[tuple[float, ...], ...]
+    model: str
+    usage: Usage = field(default_factory=Usage)
 
 
 @dataclass(frozen=True, slots=True)

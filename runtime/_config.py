@@ -14,16 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from runtime._chat import Tuning
 from runtime._prices import Price, PriceTable
+from runtime._provider_types import KINDS, ProviderKind
 from runtime._workflow import DEFAULT_WORKFLOW, StageSettings
 from runtime.protocols import Endpoint
 
-ProviderType = Literal["openai", "anthropic", "gemini"]
-
-DEFAULT_BASE_URLS: dict[str, str] = {
-    "openai": "https://api.openai.com/v1",
-    "anthropic": "https://api.anthropic.com/v1",
-    "gemini": "https://generativelanguage.googleapis.com/v1beta",
-}
+AZURE_API_VERSION = "2024-10-21"
+"""The Azure OpenAI data-plane API version used when a provider sets none."""
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -125,10 +121,25 @@ class StartupSettings(_Section):
 class ProviderSettings(_Tunable):
     """``[providers.<id>]``: one provider's endpoint, credentials, model and limits."""
 
-    type: ProviderType
+    type: Annotated[str, Field(min_length=1)]
+    """A provider type (see `runtime._provider_types.KINDS`)."""
     model: Annotated[str, Field(min_length=1)]
     api_key: SecretStr | None = None
     base_url: str | None = None
+    auth: Literal["default", "bearer", "api-key", "entra", "sigv4", "none"] = "default"
+    """How the key is sent: Azure takes ``api-key`` (default) or ``entra`` (a bearer
+    token in ``api_key``); Bedrock ``sigv4`` (the AWS credential chain, default) or
+    ``api-key`` (a Bedrock API key)."""
+    deployment: str | None = None
+    """Azure OpenAI: the deployment name (default: the model)."""
+    api_version: str | None = None
+    """Azure OpenAI: the ``api-version`` query parameter."""
+    region: str | None = None
+    """AWS Bedrock: the region, e.g. ``us-east-1``."""
+    embedding_model: str | None = None
+    """The model `Callboard.embed` uses with this provider."""
+    images: bool | None = None
+    """Whether the model takes images (default: what the protocol allows)."""
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     rpm: PositiveInt | None = None
     tpm: PositiveInt | None = None
@@ -138,12 +149,40 @@ class ProviderSettings(_Tunable):
     api_key_env: str | None = Field(default=None, exclude=True)
     """The environment variable the key came from (filled by the loader, for advice)."""
 
+    @property
+    def kind(self) -> ProviderKind:
+        """The provider type's row (protocol, defaults, quirks)."""
+        return KINDS[self.type]
+
     def endpoint(self) -> Endpoint:
         """Return the protocol-level endpoint, secret included (never log it)."""
-        base = (self.base_url or DEFAULT_BASE_URLS[self.type]).rstrip("/")
+        kind = self.kind
         key = self.api_key.get_secret_value() if self.api_key is not None else None
         headers = tuple((k, v.get_secret_value()) for k, v in self.headers.items())
-        return Endpoint(base_url=base, model=self.model, api_key=key, extra_headers=headers)
+        options = dict(kind.options)
+        if self.type == "azure_openai":
+            options["deployment"] = self.deployment or self.model
+            options["api_version"] = self.api_version or AZURE_API_VERSION
+        if self.region:
+            options["region"] = self.region
+        auth = self.auth if self.auth != "default" else kind.auth
+        return Endpoint(
+            base_url=self.base_url_or_default().rstrip("/"),
+            model=self.model,
+            api_key=key,
+            extra_headers=headers,
+            auth=auth,
+            options=tuple(sorted(options.items())),
+            embedding_model=self.embedding_model,
+        )
+
+    def base_url_or_default(self) -> str:
+        """Return the configured base URL, else the type's (Bedrock's from its region)."""
+        if self.base_url:
+            return self.base_url
+        if self.type == "bedrock":
+            return f"https://bedrock-runtime.{self.region or 'us-east-1'}.amazonaws.com"
+        return self.kind.base_url or ""
 
     def key_hint(self) -> str:
         """Say where this provider's key comes from, for error advice."""

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from runtime._config import Config, PriceSettings, ProviderSettings, RoleSettings
 from runtime._errors import ConfigError, ConfigProblem
+from runtime._provider_types import KINDS
 from runtime._workflow import StageSettings, check_workflow
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -68,6 +69,7 @@ def parse_config(text: str, *, source: str = "<memory>", environ: Mapping[str, s
     except ValidationError as exc:
         problems += _shape_problems(exc, raw)
     problems += _reference_problems(raw)
+    problems += _provider_problems(raw)
     if config is not None:
         problems += _workflow_problems(config)
     if problems:
@@ -138,7 +140,7 @@ def _expand(
         if default is not None:
             return default
         problems.append(ConfigProblem(location, f"environment variable {name} is not set"))
-        return ""
+        return match.group(0)
 
     return _VAR.sub(replace, value)
 
@@ -217,6 +219,40 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel]:
             model = annotation
         index += 1
     return model
+
+
+def _provider_problems(raw: dict[str, Any]) -> list[ConfigProblem]:
+    """Check each provider's type, and what that type needs (a key, a base URL)."""
+    providers = raw.get("providers")
+    if not isinstance(providers, dict):
+        return []
+    problems = []
+    for pid, table in providers.items():
+        if not isinstance(table, dict) or not isinstance(table.get("type"), str):
+            continue
+        kind = KINDS.get(table["type"])
+        where = f"providers.{pid}"
+        if kind is None:
+            hint = difflib.get_close_matches(table["type"], list(KINDS), n=1)
+            tail = f'did you mean "{hint[0]}"?' if hint else f"known types: {', '.join(KINDS)}"
+            problems.append(
+                ConfigProblem(f"{where}.type", f'unknown type "{table["type"]}"; {tail}')
+            )
+            continue
+        if kind.base_url is None and kind.name != "bedrock" and not table.get("base_url"):
+            problems.append(
+                ConfigProblem(
+                    f"{where}.base_url",
+                    f"required for type {kind.name} (e.g. https://<resource>.openai.azure.com)",
+                )
+            )
+        auth = table.get("auth", "default")
+        if kind.needs_key and auth != "none" and not table.get("api_key"):
+            usual = f' (usually "${{{kind.key_env}}}")' if kind.key_env else ""
+            problems.append(
+                ConfigProblem(f"{where}.api_key", f"required for type {kind.name}{usual}")
+            )
+    return problems
 
 
 def _reference_problems(raw: dict[str, Any]) -> list[ConfigProblem]:

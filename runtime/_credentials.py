@@ -35,7 +35,7 @@ async def check_credentials(config: Config, provider_ids: Iterable[str] | None =
 async def _check_one(
     settings: ProviderSettings, timeout_s: float, connect_s: float
 ) -> ProviderError | None:
-    protocol = PROTOCOLS[settings.type]
+    protocol = PROTOCOLS[settings.kind.protocol]
     endpoint = settings.endpoint()
     call = protocol.models_request(endpoint)
     client = ProviderClient(2, min(connect_s, timeout_s), proxy_for(endpoint.base_url))

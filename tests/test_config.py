@@ -85,7 +85,7 @@ def test_every_problem_is_reported_at_once_with_its_place():
     assert "line 5: retry.attempts: must be greater than 0 (got -1)" in joined
     assert 'providers.gpt.rpm: must be a valid integer (got "many")' in joined
     assert "environment variable ANTHROPIC_API_KEY is not set" in joined
-    assert "providers.claude.type: must be 'openai', 'anthropic' or 'gemini'" in joined
+    assert 'providers.claude.type: unknown type "anthropc"; did you mean "anthropic"?' in joined
     assert 'roles.coder.providers[1]: unknown provider "gtp"; did you mean "gpt"?' in joined
     assert len(found) == 5
 
@@ -222,3 +222,31 @@ def test_prices_from_the_config_override_the_defaults(tmp_path: Path):
     assert config.price_table.cost("gpt-4o", 1_000_000, 1_000_000) == pytest.approx(3.0)
     assert config.metrics_path() == tmp_path.resolve() / "callboard-metrics.db"
     assert parse_config(GOOD, environ=ENV).metrics_path() is None
+
+
+def test_each_provider_type_says_what_it_needs():
+    """A type that needs a key or a base URL says so; compatible services need neither URL."""
+    text = (
+        '[providers.azure]\ntype = "azure_openai"\nmodel = "gpt-4o"\napi_key = "k"\n'
+        '[providers.groq]\ntype = "groq"\nmodel = "llama-3.3-70b-versatile"\n'
+        '[providers.local]\ntype = "vllm"\nmodel = "qwen"\n'
+    )
+    found = problems(text, {})
+    assert found == [
+        (
+            "line 1: providers.azure.base_url: required for type azure_openai "
+            "(e.g. https://<resource>.openai.azure.com)"
+        ),
+        'line 5: providers.groq.api_key: required for type groq (usually "${GROQ_API_KEY}")',
+    ]
+    fixed = text.replace('model = "llama-3.3-70b-versatile"', 'model = "x"\napi_key = "k"')
+    fixed = fixed.replace(
+        'api_key = "k"\n[providers.groq]',
+        'api_key = "k"\nbase_url = "https://r.openai.azure.com"\n[providers.groq]',
+    )
+    config = parse_config(fixed, environ={})
+    assert config.providers["groq"].endpoint().base_url == "https://api.groq.com/openai/v1"
+    assert config.providers["local"].endpoint().api_key is None
+    azure = config.providers["azure"].endpoint()
+    assert azure.option("deployment") == "gpt-4o"
+    assert azure.option("api_version") == "2024-10-21"

@@ -540,7 +540,16 @@ def test_protocols_registry_holds_every_protocol_by_name():
 
 
 def test_package_exports_exactly_the_documented_names():
-    """The protocols package's __all__ names the five public names, each of which exists."""
-    expected = {"PROTOCOLS", "Endpoint", "HttpCall", "StreamParser", "WireProtocol"}
+    """The protocols package's __all__ names its public names, each of which exists."""
+    expected = {
+        "PROTOCOLS",
+        "Embeddings",
+        "Endpoint",
+        "Framing",
+        "HttpCall",
+        "ListModels",
+        "StreamParser",
+        "WireProtocol",
+    }
     assert set(runtime.protocols.__all__) == expected
     assert all(hasattr(runtime.protocols, name) for name in expected)

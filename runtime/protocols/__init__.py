@@ -8,7 +8,24 @@ OpenAI-compatible service through its base URL), ``"anthropic"`` (the Messages A
 ``"gemini"`` (Google's ``generateContent``).
 """
 
-from runtime.protocols._base import Endpoint, HttpCall, StreamParser, WireProtocol
+from runtime.protocols._base import (
+    Embeddings,
+    Endpoint,
+    Framing,
+    HttpCall,
+    ListModels,
+    StreamParser,
+    WireProtocol,
+)
 from runtime.protocols._registry import PROTOCOLS
 
-__all__ = ["PROTOCOLS", "Endpoint", "HttpCall", "StreamParser", "WireProtocol"]
+__all__ = [
+    "PROTOCOLS",
+    "Embeddings",
+    "Endpoint",
+    "Framing",
+    "HttpCall",
+    "ListModels",
+    "StreamParser",
+    "WireProtocol",
+]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from runtime._chat import ChatRequest, ChatResult, RateLimitInfo
+from runtime._chat import ChatRequest, ChatResult, EmbedRequest, EmbedResult, RateLimitInfo
 from runtime._errors import ProviderError
 
 Headers = Mapping[str, str]
@@ -28,6 +28,17 @@ class Endpoint:
     model: str
     api_key: str | None = field(default=None, repr=False)
     extra_headers: tuple[tuple[str, str], ...] = ()
+    auth: str = "default"
+    """How the key is sent when a protocol allows several: ``"default"`` (the protocol's
+    own header), ``"bearer"`` (``Authorization: Bearer``), ``"none"``."""
+    options: tuple[tuple[str, str], ...] = ()
+    """Protocol settings that are not secrets: Azure's ``api_version`` and
+    ``deployment``, Bedrock's ``region``, quirks of an OpenAI-compatible service."""
+    embedding_model: str | None = None
+
+    def option(self, name: str, default: str | None = None) -> str | None:
+        """Return one of ``options``."""
+        return dict(self.options).get(name, default)
 
     def __repr__(self) -> str:
         key = "set" if self.api_key else "none"
@@ -95,3 +106,38 @@ class WireProtocol:
     """Judge the answer to `models_request`: ``None`` when the key works and the
     configured model exists, else the error (``auth`` for a rejected key, ``not_found``
     for a model the provider does not offer, naming close matches)."""
+    framing: Framing = "sse"
+    """How a streamed answer is framed: server-sent events, newline-delimited JSON (Ollama),
+    or AWS event-stream messages (Bedrock). Each frame goes to `StreamParser.feed` as
+    ``(event, data)``: the SSE event name and data; ``""`` and the JSON line; the
+    message's ``:event-type`` (or ``:exception-type``) and its payload."""
+    list_models: ListModels | None = None
+    """Build the request that lists every model, and read the ids from its answer."""
+    embed: Embeddings | None = None
+    """Build an embeddings request and parse its answer; ``None``: no embeddings."""
+    images: bool = True
+    """Whether messages may hold images."""
+    cache_points: bool = False
+    """Whether `TextPart.cache` / `ImagePart.cache` become explicit cache points
+    (Anthropic, Bedrock); elsewhere the provider caches prefixes on its own."""
+
+
+Framing = Literal["sse", "ndjson", "aws-eventstream"]
+
+
+@dataclass(frozen=True, slots=True)
+class ListModels:
+    """Listing a provider's models (`Callboard.models`)."""
+
+    request: Callable[[Endpoint], HttpCall]
+    parse: Callable[[int, Headers, bytes], list[str]]
+    """Return the model ids; raise `ProviderError` for an error status or a bad body."""
+
+
+@dataclass(frozen=True, slots=True)
+class Embeddings:
+    """Embeddings: the request for some texts, and the parse of the answer."""
+
+    request: Callable[[Endpoint, EmbedRequest], HttpCall]
+    parse: Callable[[int, Headers, bytes], EmbedResult]
+    """Return the vectors in input order; raise `ProviderError` for an error or bad body."""
