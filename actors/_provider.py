@@ -12,17 +12,17 @@ import concurrent.futures
 import functools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import pykka
 
 from actors._child import SupervisedActor, tell_quietly, unexpected
-from runtime._attempt import AttemptLimits, run_attempt
+from runtime._attempt import AttemptLimits, run_attempt, run_embed
 from runtime._audit import AuditLog
 from runtime._breaker import Breaker, BreakerState
-from runtime._chat import ChatResult
+from runtime._chat import ChatResult, EmbedRequest, EmbedResult
 from runtime._config import BreakerSettings, ProviderSettings
 from runtime._errors import ErrorKind, ProviderError
 from runtime._http import ProviderClient, proxy_for
@@ -46,7 +46,7 @@ DEFAULT_COOLDOWN_S = 1.0
 @dataclass(slots=True)
 class _InFlight:
     call: StartAttempt
-    future: concurrent.futures.Future[ChatResult]
+    future: concurrent.futures.Future[ChatResult | EmbedResult]
     tokens: int
 
 
@@ -179,15 +179,40 @@ class ProviderActor(SupervisedActor):
         if self._breaker.on_start(now) is BreakerState.HALF_OPEN:
             self._audit.event("breaker_half_open", now=True, provider=self.provider_id)
         self._limiter.take(tokens, now)
-        http_call = self._protocol.chat_request(self._endpoint, call.request, self._settings.stream)
         limits = AttemptLimits(
-            call.first_byte_s, max(0.001, min(call.request_s, call.deadline - now))
+            call.first_byte_s, max(0.001, min(call.request_s, call.deadline - now)), call.idle_s
         )
-        future = self._io.submit(run_attempt(self._client, self._protocol, http_call, limits))
+        future: concurrent.futures.Future[ChatResult | EmbedResult]
+        try:
+            future = self._io.submit(self._work(call, limits))
+        except ProviderError as error:
+            self._reject_started(call, tokens, error, now)
+            return
         self._in_flight[call.call_id] = _InFlight(call, future, tokens)
         future.add_done_callback(
             functools.partial(_report, self.actor_ref, call, self.provider_id, time.perf_counter())
         )
+
+    def _work(
+        self, call: StartAttempt, limits: AttemptLimits
+    ) -> Coroutine[Any, Any, ChatResult | EmbedResult]:
+        """Build the attempt's coroutine (raising `ProviderError` for a request it cannot send)."""
+        request = call.request
+        if isinstance(request, EmbedRequest):
+            embed = self._protocol.embed
+            if embed is None:
+                raise ProviderError(ErrorKind.BAD_REQUEST, "this provider has no embeddings")
+            return run_embed(self._client, embed, embed.request(self._endpoint, request), limits)
+        http_call = self._protocol.chat_request(self._endpoint, request, self._settings.stream)
+        return run_attempt(self._client, self._protocol, http_call, limits, call.sink)
+
+    def _reject_started(
+        self, call: StartAttempt, tokens: int, error: ProviderError, now: float
+    ) -> None:
+        """Give back what `_start` took for a call that could not be sent, and report it."""
+        self._limiter.settle(tokens, 0, now)
+        self._breaker.on_neutral()
+        self._reject(call, error.kind, error.message)
 
     def _finish(self, done: IoDone) -> None:
         entry = self._in_flight.pop(done.call_id, None)
@@ -206,11 +231,11 @@ class ProviderActor(SupervisedActor):
         self._announce(now)
         self._drain(now)
 
-    def _on_success(self, result: ChatResult, entry: _InFlight, now: float) -> None:
+    def _on_success(self, result: ChatResult | EmbedResult, entry: _InFlight, now: float) -> None:
         if self._breaker.on_success() is BreakerState.CLOSED:
             self._audit.event("breaker_closed", now=True, provider=self.provider_id)
         self._limiter.settle(entry.tokens, result.usage.total_tokens or None, now)
-        rest = result.rate_limits.exhausted_for_s()
+        rest = result.rate_limits.exhausted_for_s() if isinstance(result, ChatResult) else None
         if rest:
             self._limiter.hold(now + rest)
 
@@ -301,11 +326,11 @@ def _report(
     call: StartAttempt,
     provider_id: str,
     started: float,
-    future: concurrent.futures.Future[ChatResult],
+    future: concurrent.futures.Future[ChatResult | EmbedResult],
 ) -> None:
     """Runs on the I/O loop when an attempt ends: tell the provider actor how."""
     latency_ms = (time.perf_counter() - started) * 1000.0
-    result: ChatResult | None = None
+    result: ChatResult | EmbedResult | None = None
     error: ProviderError | None = None
     if future.cancelled():
         error = ProviderError(

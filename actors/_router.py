@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import itertools
 import random
 import time
@@ -21,7 +22,7 @@ import pykka
 
 from actors._child import SupervisedActor, tell_quietly, unexpected
 from runtime._audit import AuditLog
-from runtime._chat import ChatResult, Progress, ProgressState, Reply
+from runtime._chat import ChatResult, EmbedReply, EmbedResult, Progress, ProgressState, Reply
 from runtime._errors import (
     DeadlineExceededError,
     ErrorKind,
@@ -55,7 +56,7 @@ from runtime._messages import (
 from runtime._routing import READY, Availability, Dispatch, GiveUp, Health, next_step
 from runtime._rows import TaskRow, wall_time
 from runtime._stats import Stats
-from runtime._task import TaskState
+from runtime._task import TaskState, eligible_chain
 
 
 class RouterActor(SupervisedActor):
@@ -121,16 +122,28 @@ class RouterActor(SupervisedActor):
             _settle(message.reply, error=UnknownRoleError(spec.role, sorted(config.roles)))
             return
         deadline = spec.submitted_at + (spec.deadline_s or config.timeouts.task_s)
-        task = TaskState(spec, message.reply, self._routing, chain, deadline)
+        usable, skipped = eligible_chain(config, spec, chain)
+        task = TaskState(spec, message.reply, self._routing, usable, deadline)
         self._tasks[spec.task_id] = task
         self._audit.event(
             "task_started",
             task_id=spec.task_id,
             workflow_id=spec.workflow_id,
             role=spec.role,
-            chain=list(chain),
+            chain=list(usable),
             deadline_s=round(deadline - spec.submitted_at, 3),
         )
+        for pid, reason in skipped:
+            self._audit.event("provider_skipped", task_id=spec.task_id, provider=pid, reason=reason)
+        if not usable:
+            why = "; ".join(f"{pid}: {reason}" for pid, reason in skipped)
+            error = TaskFailedError(
+                task_id=spec.task_id,
+                role=spec.role,
+                reason=f"no provider of role {spec.role!r} can take this task ({why})",
+            )
+            self._fail(task, error, self._clock())
+            return
         self._advance(task, self._clock())
 
     def _advance(self, task: TaskState, now: float) -> None:
@@ -175,6 +188,10 @@ class RouterActor(SupervisedActor):
             )
         model = task.config.providers[provider].model
         _report(task, Progress(task.task_id, state, provider, model, len(task.attempts) + 1))
+        stream = task.spec.stream
+        if stream is not None and task.restart_reason:
+            stream.restart(provider, task.restart_reason)
+            task.restart_reason = ""
         timeouts = task.config.timeouts
         call_id = next(self._call_ids)
         task.call_id, task.call_provider = call_id, provider
@@ -188,6 +205,8 @@ class RouterActor(SupervisedActor):
             first_byte_s=timeouts.first_byte_s,
             request_s=timeouts.request_s,
             reply_to=self.actor_ref,
+            idle_s=timeouts.stream_idle_s,
+            sink=functools.partial(stream.delta, provider) if stream is not None else None,
         )
         if not self._send(self._refs.get(slot), call):
             error = ProviderError(ErrorKind.INTERNAL, "the provider actor is not running")
@@ -222,6 +241,11 @@ class RouterActor(SupervisedActor):
             self._succeed(task, done.provider, done.result, now)
             return
         assert done.error is not None  # noqa: S101 - an attempt ends with one or the other
+        if done.error.partial_text and task.spec.stream is not None:
+            if task.spec.on_broken != "restart":
+                self._fail(task, task.broken(done.error), now)
+                return
+            task.restart_reason = f"{done.provider} broke off mid-stream ({done.error.kind})"
         failed = Progress(
             task.task_id, "attempt_failed", row.provider, row.model, row.attempt, row.outcome
         )
@@ -231,8 +255,14 @@ class RouterActor(SupervisedActor):
         )
         self._advance(task, now)
 
-    def _succeed(self, task: TaskState, provider: str, result: ChatResult, now: float) -> None:
-        reply = task.answer(provider, result, now)
+    def _succeed(
+        self, task: TaskState, provider: str, result: ChatResult | EmbedResult, now: float
+    ) -> None:
+        reply: Reply | EmbedReply
+        if isinstance(result, EmbedResult):
+            reply = task.embed_answer(provider, result, now)
+        else:
+            reply = task.answer(provider, result, now)
         row = self._end(task, "ok", provider, now)
         _settle(task.reply, result=reply)
         self._count(task, row)
@@ -424,16 +454,14 @@ def _report(task: TaskState, progress: Progress) -> None:
 
 
 def _settle(
-    future: concurrent.futures.Future[Reply],
+    future: concurrent.futures.Future[Any],
     *,
-    result: Reply | None = None,
+    result: Reply | EmbedReply | None = None,
     error: BaseException | None = None,
 ) -> None:
     """Resolve a caller's future unless the caller already cancelled it."""
-    try:
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
         if error is not None:
             future.set_exception(error)
         else:
-            future.set_result(result)  # type: ignore[arg-type]
-    except concurrent.futures.InvalidStateError:
-        pass
+            future.set_result(result)

@@ -11,7 +11,20 @@ with Callboard.from_config("config.toml") as board:
 
 import typing
 
-from runtime._chat import AttemptRecord, Message, Progress, Reply, Usage
+from runtime._chat import (
+    AttemptRecord,
+    EmbedReply,
+    ImagePart,
+    Message,
+    Progress,
+    Reply,
+    StreamDelta,
+    StreamEnd,
+    StreamEvent,
+    StreamRestart,
+    TextPart,
+    Usage,
+)
 from runtime._config import Config
 from runtime._config_load import load_config, parse_config
 from runtime._errors import (
@@ -25,6 +38,7 @@ from runtime._errors import (
     ProviderError,
     StartupError,
     StoreError,
+    StreamBrokenError,
     TaskCancelledError,
     TaskFailedError,
     UnknownRoleError,
@@ -45,9 +59,11 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "DeadlineExceededError",
+    "EmbedReply",
     "ErrorKind",
     "Flag",
     "GroupStats",
+    "ImagePart",
     "Message",
     "MissingExtraError",
     "Progress",
@@ -58,8 +74,14 @@ __all__ = [
     "StartupError",
     "Stats",
     "StoreError",
+    "StreamBrokenError",
+    "StreamDelta",
+    "StreamEnd",
+    "StreamEvent",
+    "StreamRestart",
     "TaskCancelledError",
     "TaskFailedError",
+    "TextPart",
     "Trend",
     "UnknownRoleError",
     "Usage",

@@ -1,87 +1,191 @@
 """One attempt at one provider, run on the I/O loop: send, read, parse, bound in time.
 
-An attempt is bounded twice: the provider must start answering (response headers)
-within ``first_byte_s`` when the answer is streamed, and the whole answer must arrive
-within ``total_s``. Either way it ends with a `ChatResult` or a `ProviderError`.
+An attempt is bounded three ways: the provider must start answering (response headers)
+within ``first_byte_s`` when the answer is streamed, a stream must not stall longer
+than ``idle_s`` between frames, and the whole answer must arrive within ``total_s``.
+Frames are read as the protocol says (server-sent events, JSON lines, or AWS
+event-stream messages) and fed to its parser; the text of each frame goes straight to
+the caller's `DeltaSink`, if it streams, without passing through any actor. Either way
+the attempt ends with a result or a `ProviderError` (carrying the text already
+delivered, when a stream breaks after its first chunk).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import httpx
 from httpx_sse import EventSource
 
-from runtime._chat import ChatResult
+from runtime._chat import ChatResult, EmbedResult
 from runtime._errors import ErrorKind, ProviderError
 from runtime._http import ProviderClient, transport_error
-from runtime.protocols import HttpCall, WireProtocol
+from runtime.protocols import Embeddings, HttpCall, StreamParser, WireProtocol
+
+DeltaSink = Callable[[str], object]
+"""Takes each piece of streamed text, on the I/O thread; must return at once."""
 
 
 @dataclass(frozen=True, slots=True)
 class AttemptLimits:
-    """Time bounds of one attempt, in seconds from its start."""
+    """Time bounds of one attempt, in seconds."""
 
     first_byte_s: float
     total_s: float
+    idle_s: float | None = None
+    """Longest silence between two frames of a stream (``None``: only ``total_s``)."""
 
 
 async def run_attempt(
-    client: ProviderClient, protocol: WireProtocol, call: HttpCall, limits: AttemptLimits
+    client: ProviderClient,
+    protocol: WireProtocol,
+    call: HttpCall,
+    limits: AttemptLimits,
+    sink: DeltaSink | None = None,
 ) -> ChatResult:
-    """Send ``call`` and return the parsed answer.
+    """Send ``call`` and return the parsed answer, handing streamed text to ``sink``.
 
     Raises:
         ProviderError: for every way the attempt can fail, transport errors included.
     """
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    end = start + limits.total_s
-    first_byte = min(start + limits.first_byte_s, end) if call.stream else end
-    phase = "headers"
+    reader = _Reader(protocol, call, limits, sink)
+    return await reader.run(client)
+
+
+async def run_embed(
+    client: ProviderClient, embed: Embeddings, call: HttpCall, limits: AttemptLimits
+) -> EmbedResult:
+    """Send an embeddings request and return the vectors.
+
+    Raises:
+        ProviderError: for every way the attempt can fail.
+    """
     try:
-        async with asyncio.timeout_at(first_byte) as scope:
+        async with asyncio.timeout(limits.total_s):
             response = await client.send(call)
-            phase = "body"
-            scope.reschedule(end)
             try:
-                return await _read(protocol, response, call, start)
+                body = await response.aread()
             finally:
                 await response.aclose()
     except TimeoutError:
-        raise _timeout(call, phase, limits) from None
+        host = httpx.URL(call.url).host
+        raise ProviderError(
+            ErrorKind.TIMEOUT, f"{host} did not answer within {limits.total_s:g} s"
+        ) from None
     except httpx.HTTPError as exc:
         raise transport_error(exc, call.url, limits.total_s) from None
+    return embed.parse(response.status_code, response.headers, body)
 
 
-async def _read(
-    protocol: WireProtocol, response: httpx.Response, call: HttpCall, start: float
-) -> ChatResult:
-    status, headers = response.status_code, response.headers
-    if status >= 400:  # noqa: PLR2004
-        raise protocol.parse_error(status, headers, await response.aread())
-    content_type = headers.get("content-type", "")
-    if not (call.stream and "text/event-stream" in content_type):
-        return protocol.parse_chat(status, headers, await response.aread())
-    parser = protocol.stream_parser(headers)
-    first_text: float | None = None
-    loop = asyncio.get_running_loop()
-    async for event in EventSource(response).aiter_sse():
-        if parser.feed(event.event, event.data) and first_text is None:
-            first_text = loop.time()
-    result = parser.finish()
-    if first_text is None:
-        return result
-    return dataclasses.replace(result, ttft_ms=(first_text - start) * 1000.0)
+class _Reader:
+    """Reads one chat answer, tracking the phase and the text already delivered."""
+
+    def __init__(
+        self, protocol: WireProtocol, call: HttpCall, limits: AttemptLimits, sink: DeltaSink | None
+    ) -> None:
+        self.protocol = protocol
+        self.call = call
+        self.limits = limits
+        self.sink = sink
+        self.phase = "headers"
+        self.delivered: list[str] = []
+        self.first_text: float | None = None
+
+    async def run(self, client: ProviderClient) -> ChatResult:
+        loop = asyncio.get_running_loop()
+        self.start = loop.time()
+        self.end = self.start + self.limits.total_s
+        first_byte = min(self.start + self.limits.first_byte_s, self.end)
+        try:
+            async with asyncio.timeout_at(first_byte if self.call.stream else self.end) as scope:
+                self.scope = scope
+                response = await client.send(self.call)
+                self.phase = "body"
+                scope.reschedule(self.end)
+                try:
+                    return await self._read(response)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            raise self._broken(self._timeout()) from None
+        except httpx.HTTPError as exc:
+            raise self._broken(transport_error(exc, self.call.url, self.limits.total_s)) from None
+        except ProviderError as exc:
+            raise self._broken(exc) from None
+
+    async def _read(self, response: httpx.Response) -> ChatResult:
+        status, headers = response.status_code, response.headers
+        if status >= 400:  # noqa: PLR2004
+            raise self.protocol.parse_error(status, headers, await response.aread())
+        if not (self.call.stream and _is_stream(self.protocol, headers.get("content-type", ""))):
+            return self.protocol.parse_chat(status, headers, await response.aread())
+        parser = self.protocol.stream_parser(headers)
+        async for event, data in _frames(self.protocol, response):
+            self._fed(parser, event, data)
+        result = parser.finish()
+        if self.first_text is None:
+            return result
+        return dataclasses.replace(result, ttft_ms=(self.first_text - self.start) * 1000.0)
+
+    def _fed(self, parser: StreamParser, event: str, data: str) -> None:
+        loop = asyncio.get_running_loop()
+        if self.limits.idle_s is not None:
+            self.scope.reschedule(min(self.end, loop.time() + self.limits.idle_s))
+        self.phase = "stream"
+        for text in parser.feed(event, data):
+            if not text:
+                continue
+            if self.first_text is None:
+                self.first_text = loop.time()
+            self.delivered.append(text)
+            if self.sink is not None:
+                self.sink(text)
+
+    def _timeout(self) -> ProviderError:
+        host = httpx.URL(self.call.url).host
+        limits = self.limits
+        if self.phase == "headers" and self.call.stream and limits.first_byte_s < limits.total_s:
+            message = f"{host} sent nothing back within {limits.first_byte_s:g} s (first_byte_s)"
+        elif self.phase == "stream" and limits.idle_s is not None:
+            message = f"{host} stalled: nothing for {limits.idle_s:g} s mid-stream (stream_idle_s)"
+        else:
+            message = f"{host} did not finish within {limits.total_s:g} s"
+        return ProviderError(ErrorKind.TIMEOUT, message)
+
+    def _broken(self, error: ProviderError) -> ProviderError:
+        """Attach the text delivered so far to an error that broke a started stream."""
+        if self.delivered:
+            error.partial_text = "".join(self.delivered)
+        return error
 
 
-def _timeout(call: HttpCall, phase: str, limits: AttemptLimits) -> ProviderError:
-    host = httpx.URL(call.url).host
-    if phase == "headers" and call.stream and limits.first_byte_s < limits.total_s:
-        return ProviderError(
-            ErrorKind.TIMEOUT,
-            f"{host} sent nothing back within {limits.first_byte_s:g} s (first_byte_s)",
-        )
-    return ProviderError(ErrorKind.TIMEOUT, f"{host} did not finish within {limits.total_s:g} s")
+def _is_stream(protocol: WireProtocol, content_type: str) -> bool:
+    expected = {
+        "sse": "text/event-stream",
+        "ndjson": "ndjson",
+        "aws-eventstream": "vnd.amazon.eventstream",
+    }[protocol.framing]
+    return expected in content_type or (protocol.framing == "ndjson" and "json" in content_type)
+
+
+async def _frames(
+    protocol: WireProtocol, response: httpx.Response
+) -> AsyncIterator[tuple[str, str]]:
+    """Yield ``(event, data)`` frames of a streamed answer, in the protocol's framing."""
+    if protocol.framing == "sse":
+        async for sse in EventSource(response).aiter_sse():
+            yield sse.event, sse.data
+    elif protocol.framing == "ndjson":
+        async for line in response.aiter_lines():
+            if line.strip():
+                yield "", line
+    else:
+        from runtime.protocols._bedrock import EventStreamDecoder  # noqa: PLC0415 - optional
+
+        decoder = EventStreamDecoder()
+        async for chunk in response.aiter_raw():
+            for name, payload in decoder.feed(chunk):
+                yield name, payload

@@ -16,54 +16,41 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import pykka
 
 from actors import Supervisor
 from runtime._audit import AuditLog, Redactor
-from runtime._chat import Message, Progress, Reply, Tuning
+from runtime._board_admin import CONTROL_TIMEOUT_S, BoardAdmin
+from runtime._chat import EmbedReply, Message, Progress, Reply, StreamEvent, Tuning
 from runtime._config import Config
 from runtime._config_load import load_config
-from runtime._credentials import check_credentials
 from runtime._errors import (
     BoardClosedError,
-    CallboardError,
-    ConfigError,
-    StartupError,
-    StoreError,
     TaskFailedError,
 )
 from runtime._io_loop import IoLoop
 from runtime._messages import (
     AwaitChild,
     CancelTask,
-    GetHealth,
-    GetStats,
+    EmbedSpec,
     ListChildren,
-    ProviderHealth,
-    Reconfigure,
+    StreamSink,
     Submit,
-    SyncStore,
     TaskSpec,
 )
-from runtime._metrics_store import Filters, MetricsStore
-from runtime._report import Every, GroupBy, Report, Trend
-from runtime._stats import Stats
-from runtime._timespec import span_s
+from runtime._streams import LoopSink, QueueSink, aread_stream, read_stream
 
-CONTROL_TIMEOUT_S = 5.0
-"""Bound on every control-plane wait (stats, reload, router hand-over)."""
 GRACE_S = 5.0
 """How long past a task's deadline a caller waits before declaring the task lost."""
 
 MessageLike = Message | Mapping[str, Any]
 
 
-class Callboard:
+class Callboard(BoardAdmin):
     """Routes tasks by role to the providers a config casts to each role.
 
     Build one with `Callboard.from_config`; use it as a context manager (or call `close`).
@@ -169,9 +156,10 @@ class Callboard:
             role, prompt, messages, system, tuning, deadline_s, workflow_id, on_progress
         )
         try:
-            return reply.result(timeout=self._wait_s(spec))
+            result: Reply = reply.result(timeout=self._wait_s(spec))
         except concurrent.futures.TimeoutError:
             raise self._lost(spec) from None
+        return result
 
     async def aask(
         self,
@@ -206,6 +194,143 @@ class Callboard:
         except TimeoutError:
             raise self._lost(spec) from None
 
+    def stream(
+        self,
+        role: str,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[MessageLike] = (),
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        top_p: float | None = None,
+        stop: Sequence[str] | None = None,
+        deadline_s: float | None = None,
+        workflow_id: str | None = None,
+        on_broken: Literal["raise", "restart"] = "raise",
+        on_progress: Callable[[Progress], object] | None = None,
+    ) -> Iterator[StreamEvent]:
+        """Run one task for ``role`` and yield its answer as it arrives.
+
+        Yields `StreamDelta` pieces of text, then one `StreamEnd` whose ``reply`` holds
+        the whole text, usage, provider and time to first token. A failure before the
+        first text falls back like any task. After it, ``on_broken="raise"`` raises
+        `StreamBrokenError` with the ``partial_text``; ``"restart"`` goes on with the
+        next provider and yields a `StreamRestart` first: the text so far is void.
+        Breaking out of the loop cancels the task.
+        """
+        sink = QueueSink()
+        tuning = _tuning(temperature, max_tokens, top_p, stop)
+        spec, reply = self._submit(
+            role, prompt, messages, system, tuning, deadline_s, workflow_id, on_progress,
+            stream=sink, on_broken=on_broken,
+        )  # fmt: skip
+        reply.add_done_callback(sink.close)
+        return read_stream(
+            sink,
+            reply,
+            self._wait_s(spec),
+            lambda: self._tell_router(CancelTask(spec.task_id)),
+            lambda: self._lost(spec),
+        )
+
+    def astream(
+        self,
+        role: str,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[MessageLike] = (),
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        top_p: float | None = None,
+        stop: Sequence[str] | None = None,
+        deadline_s: float | None = None,
+        workflow_id: str | None = None,
+        on_broken: Literal["raise", "restart"] = "raise",
+        on_progress: Callable[[Progress], object] | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        """The same as `stream`, for asyncio (``async for event in board.astream(...)``).
+
+        Call it from a running event loop; the text arrives on that loop.
+        """
+        sink = LoopSink(asyncio.get_running_loop())
+        tuning = _tuning(temperature, max_tokens, top_p, stop)
+        spec, reply = self._submit(
+            role, prompt, messages, system, tuning, deadline_s, workflow_id, on_progress,
+            stream=sink, on_broken=on_broken,
+        )  # fmt: skip
+        reply.add_done_callback(sink.close)
+        return aread_stream(
+            sink,
+            reply,
+            self._wait_s(spec),
+            lambda: self._tell_router(CancelTask(spec.task_id)),
+            lambda: self._lost(spec),
+        )
+
+    def embed(
+        self,
+        role: str,
+        texts: Sequence[str],
+        *,
+        dimensions: int | None = None,
+        input_type: Literal["document", "query"] | None = None,
+        deadline_s: float | None = None,
+        workflow_id: str | None = None,
+    ) -> EmbedReply:
+        """Embed ``texts`` with the first provider of ``role`` that has embeddings.
+
+        Only providers with an ``embedding_model`` serve, and a fallback goes only to a
+        provider with the same embedding model, so the vectors of one task never mix.
+        """
+        spec, reply = self._submit_embed(
+            role, texts, dimensions, input_type, deadline_s, workflow_id
+        )
+        try:
+            result: EmbedReply = reply.result(timeout=self._wait_s(spec))
+        except concurrent.futures.TimeoutError:
+            raise self._lost(spec) from None
+        return result
+
+    async def aembed(
+        self,
+        role: str,
+        texts: Sequence[str],
+        *,
+        dimensions: int | None = None,
+        input_type: Literal["document", "query"] | None = None,
+        deadline_s: float | None = None,
+        workflow_id: str | None = None,
+    ) -> EmbedReply:
+        """The same as `embed`, for asyncio."""
+        spec, reply = self._submit_embed(
+            role, texts, dimensions, input_type, deadline_s, workflow_id
+        )
+        try:
+            async with asyncio.timeout(self._wait_s(spec)):
+                result: EmbedReply = await asyncio.wrap_future(reply)
+        except asyncio.CancelledError:
+            self._tell_router(CancelTask(spec.task_id))
+            raise
+        except TimeoutError:
+            raise self._lost(spec) from None
+        return result
+
+    def _submit_embed(  # noqa: PLR0917 - private; mirrors embed's parameters
+        self,
+        role: str,
+        texts: Sequence[str],
+        dimensions: int | None,
+        input_type: str | None,
+        deadline_s: float | None,
+        workflow_id: str | None,
+    ) -> tuple[TaskSpec, concurrent.futures.Future[Any]]:
+        if isinstance(texts, str) or not texts or not all(isinstance(t, str) for t in texts):
+            raise ValueError("embed takes a non-empty list of strings")
+        embed = EmbedSpec(tuple(texts), dimensions, input_type)
+        return self._submit(role, None, (), None, Tuning(), deadline_s, workflow_id, embed=embed)
+
     def _submit(  # noqa: PLR0917 - private; mirrors ask's parameters
         self,
         role: str,
@@ -216,16 +341,22 @@ class Callboard:
         deadline_s: float | None,
         workflow_id: str | None,
         on_progress: Callable[[Progress], object] | None = None,
-    ) -> tuple[TaskSpec, concurrent.futures.Future[Reply]]:
+        *,
+        stream: StreamSink | None = None,
+        on_broken: str = "raise",
+        embed: EmbedSpec | None = None,
+    ) -> tuple[TaskSpec, concurrent.futures.Future[Any]]:
         if self._closed:
             raise BoardClosedError("the board is closed")
         turns = [Message.coerce(m) for m in messages]
         if prompt is not None:
             turns.append(Message("user", prompt))
-        if not any(m.role == "user" for m in turns):
+        if embed is None and not any(m.role == "user" for m in turns):
             raise ValueError("a task needs a prompt or at least one user message")
         if deadline_s is not None and deadline_s <= 0:
             raise ValueError(f"deadline_s must be positive, not {deadline_s}")
+        if on_broken not in ("raise", "restart"):
+            raise ValueError(f"on_broken must be 'raise' or 'restart', not {on_broken!r}")
         spec = TaskSpec(
             task_id=uuid.uuid4().hex,
             role=role,
@@ -236,8 +367,11 @@ class Callboard:
             workflow_id=workflow_id,
             submitted_at=time.monotonic(),
             on_progress=on_progress,
+            stream=stream,
+            on_broken=on_broken,
+            embed=embed,
         )
-        reply: concurrent.futures.Future[Reply] = concurrent.futures.Future()
+        reply: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._tell_router(Submit(spec, reply))
         return spec, reply
 
@@ -276,159 +410,6 @@ class Callboard:
         except pykka.ActorDeadError:
             raise BoardClosedError("the board is closed") from None
         return reply.result(timeout=CONTROL_TIMEOUT_S)
-
-    # -- control -------------------------------------------------------------------------
-
-    def stats(self) -> Stats:
-        """Return the live aggregates per (provider, role) and per role."""
-        reply: concurrent.futures.Future[Stats] = concurrent.futures.Future()
-        self._tell_router(GetStats(reply))
-        try:
-            return reply.result(timeout=CONTROL_TIMEOUT_S)
-        except concurrent.futures.TimeoutError:
-            raise BoardClosedError("the metrics actor did not answer; see the audit log") from None
-
-    def health(self) -> dict[str, ProviderHealth]:
-        """Return how each provider stands now: ready, cooling, breaker open, out, failed."""
-        reply: concurrent.futures.Future[dict[str, ProviderHealth]] = concurrent.futures.Future()
-        self._tell_router(GetHealth(reply))
-        try:
-            return reply.result(timeout=CONTROL_TIMEOUT_S)
-        except concurrent.futures.TimeoutError:
-            raise BoardClosedError("the router did not answer; see the audit log") from None
-
-    def metrics(
-        self,
-        *,
-        since: str | float = "24h",
-        until: float | None = None,
-        by: GroupBy = "provider,role",
-        role: str | None = None,
-        provider: str | None = None,
-        workflow: str | None = None,
-    ) -> Report:
-        """Report how each provider does in each role, from the metrics store.
-
-        ``since`` is a span back from ``until`` (``"24h"``, ``"7d"``) or Unix seconds;
-        ``until`` defaults to now. Every task answered before the call is counted.
-
-        Raises:
-            StoreError: there is no store (``[metrics] path = "off"``) or it cannot be read.
-        """
-        store, first, last = self._open_store(since, until)
-        try:
-            return store.report(first, last, by, Filters(role, provider, workflow))
-        finally:
-            store.close()
-
-    def trend(
-        self,
-        *,
-        every: Every = "hour",
-        since: str | float = "7d",
-        until: float | None = None,
-        by: GroupBy = "provider,role",
-        role: str | None = None,
-        provider: str | None = None,
-        workflow: str | None = None,
-    ) -> Trend:
-        """Report the same figures as `metrics`, per hour or per day."""
-        store, first, last = self._open_store(since, until)
-        try:
-            return store.trend(first, last, every, by, Filters(role, provider, workflow))
-        finally:
-            store.close()
-
-    def _open_store(
-        self, since: str | float, until: float | None
-    ) -> tuple[MetricsStore, float, float]:
-        reply: concurrent.futures.Future[Path | None] = concurrent.futures.Future()
-        self._tell_router(SyncStore(reply))
-        try:
-            path = reply.result(timeout=CONTROL_TIMEOUT_S)
-        except concurrent.futures.TimeoutError:
-            raise BoardClosedError("the metrics actor did not answer; see the audit log") from None
-        path = path or self._config.metrics_path()
-        if path is None:
-            raise StoreError('there is no metrics store: set [metrics] path (it is "off")')
-        last = time.time() if until is None else until
-        first = last - span_s(since) if isinstance(since, str) else since
-        return MetricsStore(path, readonly=True), first, last
-
-    def reload(self, path: str | os.PathLike[str] | None = None) -> Config:
-        """Load the config file again; tasks that start afterwards use it.
-
-        Tasks in flight finish as they began. An invalid config (or one whose new or
-        changed providers fail the credential check) is rejected and the old one stays.
-
-        Raises:
-            ConfigError: the new file has problems (listed).
-            StartupError: a new or changed provider failed its credential check.
-        """
-        source = str(path) if path is not None else self._config.source
-        try:
-            config = load_config(source, self._environ)
-            changed = [
-                pid
-                for pid, settings in config.providers.items()
-                if self._config.providers.get(pid) != settings
-            ]
-            if changed and config.startup.check_credentials:
-                self._check(config, changed)
-        except (ConfigError, StartupError) as exc:
-            problems = [str(p) for p in getattr(exc, "problems", ())]
-            self._audit.event("config_rejected", source=source, problems=problems)
-            raise
-        self._redactor.add(config.secrets())
-        self._supervisor.ask(Reconfigure(config), block=True, timeout=CONTROL_TIMEOUT_S)
-        self._config = config
-        self._audit.event(
-            "config_loaded",
-            source=source,
-            providers=sorted(config.providers),
-            roles=sorted(config.roles),
-            reload=True,
-        )
-        return config
-
-    def reload_on_sighup(
-        self, on_reload: Callable[[Config | CallboardError], object] | None = None
-    ) -> None:
-        """Reload the config whenever the process gets SIGHUP (call from the main thread).
-
-        The reload runs on a short-lived thread; ``on_reload`` (if given) gets the new
-        config, or the error that rejected it (also recorded in the audit log).
-        """
-
-        def handle(_signum: int, _frame: object) -> None:
-            worker = threading.Thread(
-                target=self._reload_reporting,
-                args=(on_reload,),
-                name="callboard-reload",
-                daemon=True,
-            )
-            worker.start()
-
-        signal.signal(signal.SIGHUP, handle)
-
-    def _reload_reporting(
-        self, on_reload: Callable[[Config | CallboardError], object] | None
-    ) -> None:
-        outcome: Config | CallboardError
-        try:
-            outcome = self.reload()
-        except CallboardError as exc:
-            outcome = exc
-        if on_reload is not None:
-            on_reload(outcome)
-
-    def _check(self, config: Config, provider_ids: Iterable[str] | None) -> None:
-        timeout_s = config.timeouts.validate_s + CONTROL_TIMEOUT_S
-        problems = self._io.run(check_credentials(config, provider_ids), timeout_s)
-        if problems:
-            problems = [self._redactor.text(p) for p in problems]
-            self._audit.event("startup_failed", source=config.source, problems=problems)
-            raise StartupError(problems)
 
     def close(self, timeout_s: float = CONTROL_TIMEOUT_S) -> None:
         """Stop every actor (tasks still running end as cancelled) and the I/O thread."""

@@ -183,6 +183,15 @@ class EmbedRequest:
     input_type: str | None = None
     """``"document"`` or ``"query"`` where a provider distinguishes them (Cohere, Gemini)."""
 
+    @property
+    def has_images(self) -> bool:
+        """Embeddings of text never hold images."""
+        return False
+
+    def estimated_tokens(self) -> int:
+        """Four characters to a token, as for chats."""
+        return sum(len(t) for t in self.texts) // 4 + 1
+
 
 @dataclass(frozen=True, slots=True)
 class Usage:
@@ -308,6 +317,8 @@ class Reply:
     finish_reason: str | None = None
     cost_usd: float | None = None
     """What the task's attempts cost, at the config's prices (``None``: no price known)."""
+    ttft_ms: float | None = None
+    """Milliseconds from the task's start to the first text of the answering attempt."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the reply as the JSON object ``callboard ask --json`` prints."""
@@ -348,3 +359,47 @@ class Progress:
     attempt: int = 0
     """The number of the attempt this is about (1 for the first)."""
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedReply:
+    """The answer to an embeddings task: one vector per text, all from one model."""
+
+    vectors: tuple[tuple[float, ...], ...]
+    role: str
+    provider: str
+    model: str
+    usage: Usage
+    latency_ms: float
+    attempts: tuple[AttemptRecord, ...]
+    task_id: str
+    cost_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDelta:
+    """A piece of streamed text, from ``provider``."""
+
+    text: str
+    provider: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRestart:
+    """The text streamed so far is void: the task starts again with ``provider``.
+
+    Yielded only with ``on_broken="restart"``, when a stream broke after its first text.
+    """
+
+    provider: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """The stream is complete: ``reply`` holds the whole text, usage, provider, timings."""
+
+    reply: Reply
+
+
+StreamEvent = StreamDelta | StreamRestart | StreamEnd

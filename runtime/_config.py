@@ -63,6 +63,7 @@ class TimeoutSettings(_Section):
     request_s: PositiveFloat = 60.0
     validate_s: PositiveFloat = 2.0
     first_byte_s: PositiveFloat = 4.0
+    stream_idle_s: PositiveFloat = 30.0
     task_s: PositiveFloat = 120.0
 
 

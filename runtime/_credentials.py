@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import httpx
 
-from runtime._config import Config, ProviderSettings
+from runtime._config import Config, ProviderSettings, TimeoutSettings
 from runtime._errors import ErrorKind, ProviderError
 from runtime._http import ProviderClient, proxy_for, transport_error
 from runtime.protocols import PROTOCOLS
@@ -75,3 +75,32 @@ def _describe(pid: str, settings: ProviderSettings, error: ProviderError, timeou
     if error.kind is ErrorKind.NETWORK:
         return f"{pid}: unreachable: {error.message}; check base_url ({endpoint.base_url})"
     return f"{pid}: the check failed with {error.kind}{status}: {error.message}"
+
+
+async def list_models(settings: ProviderSettings, timeouts: TimeoutSettings) -> list[str]:
+    """Ask a provider for every model it offers.
+
+    Raises:
+        ProviderError: the provider has no model list, answered an error, or could not
+            be reached within ``validate_s``.
+    """
+    protocol = PROTOCOLS[settings.kind.protocol]
+    if protocol.list_models is None:
+        raise ProviderError(ErrorKind.BAD_REQUEST, f"{settings.type} providers list no models")
+    endpoint = settings.endpoint()
+    call = protocol.list_models.request(endpoint)
+    client = ProviderClient(2, timeouts.connect_s, proxy_for(endpoint.base_url))
+    try:
+        async with asyncio.timeout(timeouts.validate_s):
+            response = await client.send(call)
+            try:
+                body = await response.aread()
+            finally:
+                await response.aclose()
+    except TimeoutError:
+        raise ProviderError(ErrorKind.TIMEOUT, "no answer within validate_s") from None
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, call.url, timeouts.validate_s) from None
+    finally:
+        await client.aclose()
+    return protocol.list_models.parse(response.status_code, response.headers, body)

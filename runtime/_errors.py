@@ -8,7 +8,8 @@ CallboardError
 ├── ProviderError           one attempt at one provider failed (kind, status, Retry-After)
 ├── TaskFailedError         a task got no answer: every provider tried, with what each said
 │   ├── DeadlineExceededError   ...because its deadline ran out first
-│   └── TaskCancelledError      ...because its caller cancelled it
+│   ├── TaskCancelledError      ...because its caller cancelled it
+│   └── StreamBrokenError       ...because its stream broke after its first text
 ├── BoardClosedError        the board was closed, or its router could not be kept running
 ├── StoreError              the metrics store cannot be opened, read or written
 ├── MissingExtraError       a feature needs an optional extra that is not installed
@@ -26,6 +27,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class ErrorKind(enum.StrEnum):
@@ -160,6 +162,8 @@ class ProviderError(CallboardError):
         self.status = status
         self.retry_after_s = retry_after_s
         self.code = code
+        self.partial_text = ""
+        """The text a stream had delivered before it broke (``""``: none)."""
         super().__init__(self._describe())
 
     @property
@@ -169,7 +173,7 @@ class ProviderError(CallboardError):
 
     def for_provider(self, provider: str) -> ProviderError:
         """Return this error attributed to ``provider``."""
-        return ProviderError(
+        error = ProviderError(
             self.kind,
             self.message,
             provider=provider,
@@ -177,6 +181,8 @@ class ProviderError(CallboardError):
             retry_after_s=self.retry_after_s,
             code=self.code,
         )
+        error.partial_text = self.partial_text
+        return error
 
     def _describe(self) -> str:
         head = f"{self.provider}: " if self.provider else ""
@@ -223,6 +229,18 @@ class DeadlineExceededError(TaskFailedError):
 
 class TaskCancelledError(TaskFailedError):
     """A task was cancelled by its caller."""
+
+
+class StreamBrokenError(TaskFailedError):
+    """A streamed answer broke after text had reached the caller; ``partial_text`` is it.
+
+    Raised when the call asked for ``on_broken="raise"`` (the default); with
+    ``"restart"`` the task starts again on the next provider instead.
+    """
+
+    def __init__(self, *, partial_text: str, **fields: Any) -> None:
+        self.partial_text = partial_text
+        super().__init__(**fields)
 
 
 class BoardClosedError(CallboardError):

@@ -15,9 +15,17 @@ import concurrent.futures
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from runtime._chat import ChatRequest, ChatResult, Message, Progress, Reply, Tuning
+from runtime._chat import (
+    ChatRequest,
+    ChatResult,
+    EmbedRequest,
+    EmbedResult,
+    Message,
+    Progress,
+    Tuning,
+)
 from runtime._config import Config
 from runtime._errors import ProviderError
 from runtime._routing import Health
@@ -44,14 +52,39 @@ class TaskSpec:
     """Monotonic time of the call."""
     on_progress: Callable[[Progress], object] | None = None
     """Called on the router's thread at each step; must return at once and never raise."""
+    stream: StreamSink | None = None
+    """Where streamed text goes, for `Callboard.stream`."""
+    on_broken: str = "raise"
+    """When a stream breaks after its first text: ``"raise"`` or ``"restart"`` elsewhere."""
+    embed: EmbedSpec | None = None
+    """Set for an embeddings task (then ``messages`` is empty)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedSpec:
+    """What an embeddings task asks for."""
+
+    texts: tuple[str, ...]
+    dimensions: int | None = None
+    input_type: str | None = None
+
+
+class StreamSink(Protocol):
+    """Receives a streaming task's text as it arrives, and the news of a restart."""
+
+    def delta(self, provider: str, text: str) -> None:
+        """Take a piece of text from ``provider`` (called on the I/O thread)."""
+
+    def restart(self, provider: str, reason: str) -> None:
+        """Void the text so far: the task goes on with ``provider`` (router thread)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Submit:
-    """Caller → router: run this task and resolve ``reply`` with a `Reply` or an error."""
+    """Caller → router: run this task and resolve ``reply`` with its reply or an error."""
 
     task: TaskSpec
-    reply: concurrent.futures.Future[Reply]
+    reply: concurrent.futures.Future[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +101,15 @@ class StartAttempt:
     call_id: int
     task_id: str
     role: str
-    request: ChatRequest
+    request: ChatRequest | EmbedRequest
     deadline: float
     """Monotonic time by which the attempt must be over."""
     first_byte_s: float
     request_s: float
     reply_to: ActorRef[Any]
+    idle_s: float | None = None
+    sink: Callable[[str], object] | None = None
+    """Takes the attempt's streamed text on the I/O thread."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +126,7 @@ class AttemptDone:
     call_id: int
     task_id: str
     provider: str
-    result: ChatResult | None
+    result: ChatResult | EmbedResult | None
     error: ProviderError | None
     latency_ms: float
 
@@ -100,7 +136,7 @@ class IoDone:
     """I/O loop → provider: an attempt's HTTP exchange is over (or was cancelled)."""
 
     call_id: int
-    result: ChatResult | None
+    result: ChatResult | EmbedResult | None
     error: ProviderError | None
     latency_ms: float
 

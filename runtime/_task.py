@@ -10,17 +10,29 @@ import concurrent.futures
 from dataclasses import dataclass, field
 
 from runtime._audit import Redactor
-from runtime._chat import AttemptRecord, ChatRequest, ChatResult, Reply, Tuning, Usage
+from runtime._chat import (
+    AttemptRecord,
+    ChatRequest,
+    ChatResult,
+    EmbedReply,
+    EmbedRequest,
+    EmbedResult,
+    Reply,
+    Tuning,
+    Usage,
+)
 from runtime._config import Config
 from runtime._errors import (
     DeadlineExceededError,
     ErrorKind,
     ProviderError,
+    StreamBrokenError,
     TaskFailedError,
 )
 from runtime._messages import Routing, TaskSpec
 from runtime._routing import Health, ProviderProgress
 from runtime._rows import AttemptRow, TaskRow
+from runtime.protocols import PROTOCOLS
 
 
 @dataclass(slots=True)
@@ -39,6 +51,8 @@ class TaskState:
     call_id: int | None = None
     call_provider: str | None = None
     wake_token: int = 0
+    restart_reason: str = ""
+    """Set when a stream broke and the next attempt must tell the caller to start over."""
 
     def __post_init__(self) -> None:
         self.progress = {pid: ProviderProgress() for pid in self.chain}
@@ -53,9 +67,13 @@ class TaskState:
         """The task's id."""
         return self.spec.task_id
 
-    def request_for(self, provider: str) -> ChatRequest:
+    def request_for(self, provider: str) -> ChatRequest | EmbedRequest:
         """Build the request for ``provider``: call tuning over role's over provider's."""
         settings = self.config.providers[provider]
+        embed = self.spec.embed
+        if embed is not None:
+            model = settings.embedding_model or settings.model
+            return EmbedRequest(embed.texts, model, embed.dimensions, embed.input_type)
         role_tuning = self.config.role_tuning(self.spec.role)
         tuning: Tuning = self.spec.tuning.over(role_tuning).over(settings.tuning())
         return ChatRequest(self.spec.messages, settings.model, self.spec.system, tuning)
@@ -64,7 +82,7 @@ class TaskState:
         self,
         provider: str,
         *,
-        result: ChatResult | None,
+        result: ChatResult | EmbedResult | None,
         error: ProviderError | None,
         latency_ms: float,
         redactor: Redactor,
@@ -101,7 +119,7 @@ class TaskState:
             outcome=record.outcome,
             status=record.status,
             latency_ms=round(latency_ms, 3),
-            ttft_ms=round(result.ttft_ms, 3) if result is not None and result.ttft_ms else None,
+            ttft_ms=_ttft(result),
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             cached_tokens=usage.cached_tokens,
@@ -132,6 +150,32 @@ class TaskState:
             task_id=self.task_id,
             finish_reason=result.finish_reason,
             cost_usd=self._cost(),
+            ttft_ms=_ttft(result),
+        )
+
+    def embed_answer(self, provider: str, result: EmbedResult, now: float) -> EmbedReply:
+        """Build the caller's embeddings from the answering attempt."""
+        return EmbedReply(
+            vectors=result.vectors,
+            role=self.spec.role,
+            provider=provider,
+            model=result.model or self.rows[-1].model,
+            usage=self.usage,
+            latency_ms=self.latency_ms(now),
+            attempts=tuple(self.attempts),
+            task_id=self.task_id,
+            cost_usd=self._cost(),
+        )
+
+    def broken(self, error: ProviderError) -> StreamBrokenError:
+        """Build the error for a stream that broke after its first text."""
+        return StreamBrokenError(
+            partial_text=error.partial_text,
+            task_id=self.task_id,
+            role=self.spec.role,
+            reason=f"the stream from {error.provider} broke after its first text: {error}",
+            attempts=tuple(self.attempts),
+            advice=["retry the task, or ask with on_broken='restart' to go on elsewhere"],
         )
 
     def latency_ms(self, now: float) -> float:
@@ -206,7 +250,49 @@ class TaskState:
         return [f"{a.provider}:{a.outcome}" for a in self.attempts]
 
 
+def _ttft(result: ChatResult | EmbedResult | None) -> float | None:
+    if isinstance(result, ChatResult) and result.ttft_ms:
+        return round(result.ttft_ms, 3)
+    return None
+
+
 def _advice_out(pid: str, key_hint: str, state: Health | None) -> str:
     if state is not None and not state.usable and "key" not in state.reason:
         return f"{pid}: {state.reason}"
     return f"{pid}: its key was rejected; set a valid key in {key_hint}, then reload"
+
+
+def eligible_chain(
+    config: Config, spec: TaskSpec, chain: tuple[str, ...]
+) -> tuple[tuple[str, ...], list[tuple[str, str]]]:
+    """Return the providers of ``chain`` that can take the task, and why others cannot.
+
+    An embeddings task keeps only providers with an embeddings API and an
+    ``embedding_model``, and only those whose model is the first one's, so vectors
+    never mix. A task with images keeps only providers that take images.
+    """
+    kept: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    first_model: str | None = None
+    images = spec.embed is None and any(m.has_images for m in spec.messages)
+    for pid in chain:
+        settings = config.providers[pid]
+        protocol = PROTOCOLS[settings.kind.protocol]
+        reason = None
+        if spec.embed is not None:
+            model = settings.embedding_model
+            if protocol.embed is None:
+                reason = f"{settings.type} has no embeddings API"
+            elif not model:
+                reason = "it has no embedding_model set"
+            elif first_model is not None and model != first_model:
+                reason = f"its embedding model {model} is not {first_model} (vectors never mix)"
+            elif first_model is None:
+                first_model = model
+        elif images and not (settings.images if settings.images is not None else protocol.images):
+            reason = "it does not take images"
+        if reason is None:
+            kept.append(pid)
+        else:
+            skipped.append((pid, reason))
+    return tuple(kept), skipped

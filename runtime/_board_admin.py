@@ -1,0 +1,216 @@
+"""What a board offers besides tasks: statistics, health, reports, models, reloads.
+
+`BoardAdmin` is a mixin of `Callboard`; every wait here is bounded and happens in the
+caller's thread.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pykka
+
+from runtime._audit import AuditLog, Redactor
+from runtime._config import Config
+from runtime._config_load import load_config
+from runtime._credentials import check_credentials, list_models
+from runtime._errors import (
+    BoardClosedError,
+    CallboardError,
+    ConfigError,
+    StartupError,
+    StoreError,
+)
+from runtime._io_loop import IoLoop
+from runtime._messages import GetHealth, GetStats, ProviderHealth, Reconfigure, SyncStore
+from runtime._metrics_store import Filters, MetricsStore
+from runtime._report import Every, GroupBy, Report, Trend
+from runtime._stats import Stats
+from runtime._timespec import span_s
+
+CONTROL_TIMEOUT_S = 5.0
+"""Bound on every control-plane wait (stats, reload, router hand-over)."""
+
+
+class BoardAdmin:
+    """Statistics, health, metrics reports, model discovery and reloads of a board."""
+
+    _config: Config
+    _environ: Mapping[str, str] | None
+    _audit: AuditLog
+    _redactor: Redactor
+    _io: IoLoop
+    _supervisor: pykka.ActorRef[Any]
+
+    def _tell_router(self, message: object) -> None:
+        raise NotImplementedError
+
+    def models(self, provider: str) -> list[str]:
+        """List the models ``provider`` offers (asking the provider now).
+
+        Raises:
+            KeyError: no such provider in the config.
+            ProviderError: the provider could not be asked, or has no model list.
+        """
+        settings = self._config.providers[provider]
+        timeout_s = self._config.timeouts.validate_s + CONTROL_TIMEOUT_S
+        return self._io.run(list_models(settings, self._config.timeouts), timeout_s)
+
+    def stats(self) -> Stats:
+        """Return the live aggregates per (provider, role) and per role."""
+        reply: concurrent.futures.Future[Stats] = concurrent.futures.Future()
+        self._tell_router(GetStats(reply))
+        try:
+            return reply.result(timeout=CONTROL_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            raise BoardClosedError("the metrics actor did not answer; see the audit log") from None
+
+    def health(self) -> dict[str, ProviderHealth]:
+        """Return how each provider stands now: ready, cooling, breaker open, out, failed."""
+        reply: concurrent.futures.Future[dict[str, ProviderHealth]] = concurrent.futures.Future()
+        self._tell_router(GetHealth(reply))
+        try:
+            return reply.result(timeout=CONTROL_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            raise BoardClosedError("the router did not answer; see the audit log") from None
+
+    def metrics(
+        self,
+        *,
+        since: str | float = "24h",
+        until: float | None = None,
+        by: GroupBy = "provider,role",
+        role: str | None = None,
+        provider: str | None = None,
+        workflow: str | None = None,
+    ) -> Report:
+        """Report how each provider does in each role, from the metrics store.
+
+        ``since`` is a span back from ``until`` (``"24h"``, ``"7d"``) or Unix seconds;
+        ``until`` defaults to now. Every task answered before the call is counted.
+
+        Raises:
+            StoreError: there is no store (``[metrics] path = "off"``) or it cannot be read.
+        """
+        store, first, last = self._open_store(since, until)
+        try:
+            return store.report(first, last, by, Filters(role, provider, workflow))
+        finally:
+            store.close()
+
+    def trend(
+        self,
+        *,
+        every: Every = "hour",
+        since: str | float = "7d",
+        until: float | None = None,
+        by: GroupBy = "provider,role",
+        role: str | None = None,
+        provider: str | None = None,
+        workflow: str | None = None,
+    ) -> Trend:
+        """Report the same figures as `metrics`, per hour or per day."""
+        store, first, last = self._open_store(since, until)
+        try:
+            return store.trend(first, last, every, by, Filters(role, provider, workflow))
+        finally:
+            store.close()
+
+    def _open_store(
+        self, since: str | float, until: float | None
+    ) -> tuple[MetricsStore, float, float]:
+        reply: concurrent.futures.Future[Path | None] = concurrent.futures.Future()
+        self._tell_router(SyncStore(reply))
+        try:
+            path = reply.result(timeout=CONTROL_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            raise BoardClosedError("the metrics actor did not answer; see the audit log") from None
+        path = path or self._config.metrics_path()
+        if path is None:
+            raise StoreError('there is no metrics store: set [metrics] path (it is "off")')
+        last = time.time() if until is None else until
+        first = last - span_s(since) if isinstance(since, str) else since
+        return MetricsStore(path, readonly=True), first, last
+
+    def reload(self, path: str | os.PathLike[str] | None = None) -> Config:
+        """Load the config file again; tasks that start afterwards use it.
+
+        Tasks in flight finish as they began. An invalid config (or one whose new or
+        changed providers fail the credential check) is rejected and the old one stays.
+
+        Raises:
+            ConfigError: the new file has problems (listed).
+            StartupError: a new or changed provider failed its credential check.
+        """
+        source = str(path) if path is not None else self._config.source
+        try:
+            config = load_config(source, self._environ)
+            changed = [
+                pid
+                for pid, settings in config.providers.items()
+                if self._config.providers.get(pid) != settings
+            ]
+            if changed and config.startup.check_credentials:
+                self._check(config, changed)
+        except (ConfigError, StartupError) as exc:
+            problems = [str(p) for p in getattr(exc, "problems", ())]
+            self._audit.event("config_rejected", source=source, problems=problems)
+            raise
+        self._redactor.add(config.secrets())
+        self._supervisor.ask(Reconfigure(config), block=True, timeout=CONTROL_TIMEOUT_S)
+        self._config = config
+        self._audit.event(
+            "config_loaded",
+            source=source,
+            providers=sorted(config.providers),
+            roles=sorted(config.roles),
+            reload=True,
+        )
+        return config
+
+    def reload_on_sighup(
+        self, on_reload: Callable[[Config | CallboardError], object] | None = None
+    ) -> None:
+        """Reload the config whenever the process gets SIGHUP (call from the main thread).
+
+        The reload runs on a short-lived thread; ``on_reload`` (if given) gets the new
+        config, or the error that rejected it (also recorded in the audit log).
+        """
+
+        def handle(_signum: int, _frame: object) -> None:
+            worker = threading.Thread(
+                target=self._reload_reporting,
+                args=(on_reload,),
+                name="callboard-reload",
+                daemon=True,
+            )
+            worker.start()
+
+        signal.signal(signal.SIGHUP, handle)
+
+    def _reload_reporting(
+        self, on_reload: Callable[[Config | CallboardError], object] | None
+    ) -> None:
+        outcome: Config | CallboardError
+        try:
+            outcome = self.reload()
+        except CallboardError as exc:
+            outcome = exc
+        if on_reload is not None:
+            on_reload(outcome)
+
+    def _check(self, config: Config, provider_ids: Iterable[str] | None) -> None:
+        """Check credentials of ``provider_ids`` (all by default); raise `StartupError`."""
+        timeout_s = config.timeouts.validate_s + CONTROL_TIMEOUT_S
+        problems = self._io.run(check_credentials(config, provider_ids), timeout_s)
+        if problems:
+            problems = [self._redactor.text(p) for p in problems]
+            self._audit.event("startup_failed", source=config.source, problems=problems)
+            raise StartupError(problems)
