@@ -6,8 +6,10 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from runtime._board import Callboard
+from runtime._chat import Reply, StreamDelta, StreamRestart
 from runtime._cli_metrics import add_metrics_commands
 from runtime._cli_run import add_run_commands
 from runtime._config import Config
@@ -16,6 +18,7 @@ from runtime._errors import (
     BoardClosedError,
     ConfigError,
     MissingExtraError,
+    ProviderError,
     StartupError,
     StoreError,
     TaskFailedError,
@@ -63,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--temperature", type=float)
     ask.add_argument("--max-tokens", type=int)
     ask.add_argument("--deadline", type=float, metavar="S", help="seconds for the whole task")
+    ask.add_argument("--stream", action="store_true", help="print the answer as it arrives")
+    models = commands.add_parser("models", help="list the models a provider offers")
+    models.add_argument("provider")
+    _add_config(models)
+    models.set_defaults(run=_models)
     ask.set_defaults(run=_ask)
     add_metrics_commands(commands)
     add_run_commands(commands)
@@ -97,29 +105,62 @@ def _summary(config: Config, *, checked: bool) -> str:
 
 
 def _ask(args: argparse.Namespace) -> int:
+    options = {
+        "system": args.system,
+        "temperature": args.temperature,
+        "max_tokens": args.max_tokens,
+        "deadline_s": args.deadline,
+    }
     with Callboard.from_config(args.config) as board:
         try:
-            reply = board.ask(
-                args.role,
-                args.prompt,
-                system=args.system,
-                temperature=args.temperature,
-                max_tokens=args.max_tokens,
-                deadline_s=args.deadline,
-            )
+            if args.stream and not args.json:
+                reply = _print_stream(board, args.role, args.prompt, options)
+            else:
+                reply = board.ask(args.role, args.prompt, **options)
         except (TaskFailedError, UnknownRoleError, BoardClosedError) as exc:
-            print(f"callboard: {exc}", file=sys.stderr)
+            print(f"\ncallboard: {exc}", file=sys.stderr)
             return EXIT_FAILED
     if args.json:
         print(json.dumps(reply.to_dict(), ensure_ascii=False))
     else:
-        print(reply.text)
+        if not args.stream:
+            print(reply.text)
         tries = len(reply.attempts)
         print(
             f"[{reply.provider} ({reply.model}), {tries} attempt{'s' * (tries != 1)}, "
             f"{reply.latency_ms:.0f} ms]",
             file=sys.stderr,
         )
+    return EXIT_OK
+
+
+def _print_stream(board: Callboard, role: str, prompt: str, options: dict[str, Any]) -> Reply:
+    """Print the answer as it arrives (restarting the line if a provider breaks off)."""
+    for event in board.stream(role, prompt, on_broken="restart", **options):
+        if isinstance(event, StreamDelta):
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+        elif isinstance(event, StreamRestart):
+            print(f"\n[{event.reason}; starting again with {event.provider}]", file=sys.stderr)
+        else:
+            print()
+            return event.reply
+    raise BoardClosedError("the stream ended without its reply")
+
+
+def _models(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.provider not in config.providers:
+        known = ", ".join(sorted(config.providers))
+        print(f"callboard: no provider {args.provider!r}; configured: {known}", file=sys.stderr)
+        return EXIT_CONFIG
+    with Callboard(config, check=False) as board:
+        try:
+            names = board.models(args.provider)
+        except ProviderError as exc:
+            print(f"callboard: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    print("\n".join(sorted(names)))
     return EXIT_OK
 
 

@@ -131,7 +131,10 @@ class TaskState:
         return row
 
     def _model(self, provider: str) -> str:
-        return self.config.providers[provider].model
+        settings = self.config.providers[provider]
+        if self.spec.embed is not None and settings.embedding_model:
+            return settings.embedding_model
+        return settings.model
 
     def is_fallback(self, provider: str) -> bool:
         """Whether ``provider`` serves this task only because an earlier one did not."""

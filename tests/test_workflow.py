@@ -19,6 +19,7 @@ BASE = """
 [providers.gpt]
 type = "openai"
 model = "gpt-4o"
+api_key = "sk-test"
 [roles.coder]
 providers = ["gpt"]
 [roles.reviewer]

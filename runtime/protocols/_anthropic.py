@@ -1,8 +1,14 @@
 """Anthropic's Messages API.
 
 Chats go to ``POST {base_url}/messages`` with ``x-api-key`` and
-``anthropic-version: 2023-06-01``; the start-up check is ``GET {base_url}/models/{model}``,
-which also resolves aliases. Errors come as
+``anthropic-version: 2023-06-01`` (or, with ``auth = "bearer"``, ``Authorization: Bearer``
+as the official SDKs send an ``auth_token``). A message's content is a string or a list of
+blocks: ``{"type": "text", "text"}`` and ``{"type": "image", "source"}``, the source
+``{"type": "base64", "media_type", "data"}`` or ``{"type": "url", "url"}``. A cache mark puts
+``"cache_control": {"type": "ephemeral"}`` on its block; Anthropic allows four such points a
+request, so only the last four marks are sent. The start-up check is
+``GET {base_url}/models/{model}``, which also resolves aliases; ``GET {base_url}/models``
+lists them all. There is no embeddings API. Errors come as
 ``{"type": "error", "error": {"type", "message"}, "request_id"}``. A stream is
 ``message_start``, then per content block ``content_block_start``, ``content_block_delta``
 events and ``content_block_stop``, then ``message_delta`` (stop reason, cumulative usage)
@@ -11,14 +17,23 @@ and ``message_stop``; ``ping`` may come at any time, and ``error`` ends it early
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from runtime._chat import ChatRequest, ChatResult, RateLimitInfo, Usage
+from runtime._chat import (
+    ChatRequest,
+    ChatResult,
+    ImagePart,
+    Message,
+    RateLimitInfo,
+    TextPart,
+    Usage,
+)
 from runtime._errors import ErrorKind, ProviderError
-from runtime.protocols._base import HttpCall, WireProtocol
+from runtime.protocols._base import HttpCall, ListModels, WireProtocol
 from runtime.protocols._common import (
     as_count,
     as_dict,
@@ -33,7 +48,9 @@ from runtime.protocols._common import (
 )
 
 if TYPE_CHECKING:
-    from runtime._chat import Tuning
+    from collections.abc import Iterable
+
+    from runtime._chat import Part, Tuning
     from runtime.protocols._base import Endpoint, Headers
 
 NAME = "anthropic"
@@ -66,23 +83,90 @@ _USAGE_FIELDS = (
     "output_tokens",
 )
 _TOKEN_BUCKETS = ("tokens", "input-tokens", "output-tokens")
+MAX_CACHE_POINTS = 4
+"""The most ``cache_control`` blocks Anthropic accepts in one request."""
+MODELS_PAGE = 1000
+"""The largest page ``GET /models`` returns (``limit`` ranges from 1 to 1000)."""
+_DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", re.DOTALL)
 
 
 def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> HttpCall:
     """Build ``POST /messages``; the system prompt goes in the top-level ``system``."""
     turns, system = ChatRequest.split_system(request.messages, request.system)
+    systems = [m for m in request.messages if m.role == "system"]
+    points = _CachePoints([*_system_parts(systems), *(p for m in turns for p in m.parts)])
+    blocks = _system(request.system, systems, points)  # before the turns: points go in order
     body: dict[str, object] = {
         "model": request.model,
         "max_tokens": _max_tokens(request.tuning),
-        "messages": [{"role": m.role, "content": m.content} for m in turns],
+        "messages": [{"role": m.role, "content": _content(m, points)} for m in turns],
     }
     if system:
-        body["system"] = system
+        body["system"] = blocks or system
     body.update(_tuning(request.tuning))
     if stream:
         body["stream"] = True
     url = f"{endpoint.base_url}/messages"
     return HttpCall("POST", url, _headers(endpoint, body=True), body, stream=stream)
+
+
+class _CachePoints:
+    """Grants ``cache_control`` to the last `MAX_CACHE_POINTS` marked parts, in body order."""
+
+    def __init__(self, parts: Iterable[Part]) -> None:
+        self._skip = max(0, sum(part.cache for part in parts) - MAX_CACHE_POINTS)
+
+    def grant(self, part: Part) -> bool:
+        if not part.cache:
+            return False
+        if self._skip:
+            self._skip -= 1
+            return False
+        return True
+
+
+def _system_parts(systems: list[Message]) -> list[TextPart]:
+    return [part for m in systems for part in m.parts if isinstance(part, TextPart) and part.text]
+
+
+def _system(
+    system: str | None, systems: list[Message], points: _CachePoints
+) -> list[dict[str, object]] | None:
+    """Text blocks when a system message marks a cache point; ``None``: send the string."""
+    parts = _system_parts(systems)
+    if not any(part.cache for part in parts):
+        return None
+    blocks = [_block(TextPart(system), points)] if system else []
+    return blocks + [_block(part, points) for part in parts]
+
+
+def _content(message: Message, points: _CachePoints) -> str | list[dict[str, object]]:
+    """Plain text stays a string; parts (or a cache mark) make content blocks."""
+    parts = message.parts
+    if len(parts) == 1 and isinstance(parts[0], TextPart) and not parts[0].cache:
+        return parts[0].text
+    return [_block(part, points) for part in parts]
+
+
+def _block(part: Part, points: _CachePoints) -> dict[str, object]:
+    block: dict[str, object]
+    if isinstance(part, TextPart):
+        block = {"type": "text", "text": part.text}
+    else:
+        block = {"type": "image", "source": _image_source(part)}
+    if points.grant(part):
+        block["cache_control"] = {"type": "ephemeral"}
+    return block
+
+
+def _image_source(image: ImagePart) -> dict[str, object]:
+    """A base64 source for inline data (a ``data:`` URL included), else a URL source."""
+    if image.data is not None:
+        return {"type": "base64", "media_type": image.media_type, "data": image.data}
+    inline = _DATA_URL.fullmatch(image.url or "")
+    if inline:
+        return {"type": "base64", "media_type": inline["type"], "data": inline["data"]}
+    return {"type": "url", "url": image.url}
 
 
 def _max_tokens(tuning: Tuning) -> int:
@@ -100,7 +184,9 @@ def _tuning(tuning: Tuning) -> dict[str, object]:
 
 def _headers(endpoint: Endpoint, *, body: bool) -> tuple[tuple[str, str], ...]:
     headers: list[tuple[str, str]] = []
-    if endpoint.api_key:
+    if endpoint.api_key and endpoint.auth == "bearer":
+        headers.append(("authorization", f"Bearer {endpoint.api_key}"))
+    elif endpoint.api_key and endpoint.auth != "none":
         headers.append(("x-api-key", endpoint.api_key))
     headers.append(("anthropic-version", API_VERSION))
     if body:
@@ -303,6 +389,27 @@ def check_models(
     return None
 
 
+def list_models_request(endpoint: Endpoint) -> HttpCall:
+    """Build ``GET /models?limit=1000``: one page, which holds every model Anthropic offers."""
+    url = f"{endpoint.base_url}/models?limit={MODELS_PAGE}"
+    return HttpCall("GET", url, _headers(endpoint, body=False))
+
+
+def parse_models(status: int, headers: Headers, body: bytes) -> list[str]:
+    """Return the ids of a model list (``data[].id``), newest first as Anthropic lists them.
+
+    Only the first page is read: with ``limit=1000`` it holds them all (``has_more`` is
+    not followed).
+    """
+    if status >= 400:  # noqa: PLR2004
+        raise parse_error(status, headers, body)
+    data = load_json(body)
+    listed = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(listed, list):
+        raise malformed(f"model list has no 'data' array: {snippet(body)}")
+    return [model_id for item in listed if (model_id := as_str(as_dict(item).get("id")))]
+
+
 PROTOCOL = WireProtocol(
     name=NAME,
     chat_request=chat_request,
@@ -312,4 +419,8 @@ PROTOCOL = WireProtocol(
     rate_limits=rate_limits,
     models_request=models_request,
     check_models=check_models,
+    list_models=ListModels(list_models_request, parse_models),
+    embed=None,
+    images=True,
+    cache_points=True,
 )

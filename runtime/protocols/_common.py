@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from runtime._errors import ErrorKind, ProviderError
 from runtime.protocols._base import Headers
@@ -148,3 +148,12 @@ def as_str(value: object) -> str:
 def as_count(value: object) -> int:
     """Return ``value`` if it is a positive whole number (a token count), else 0."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def is_matrix(value: object) -> TypeGuard[list[list[float]]]:
+    """Whether ``value`` is a JSON array of arrays of numbers (a list of embedding vectors)."""
+    return isinstance(value, list) and all(
+        isinstance(row, list)
+        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in row)
+        for row in value
+    )

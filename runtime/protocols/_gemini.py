@@ -3,7 +3,13 @@
 Chats go to ``POST {base_url}/models/{model}:generateContent``, or
 ``:streamGenerateContent?alt=sse`` for a stream of server-sent events whose every
 ``data:`` is a whole ``GenerateContentResponse``; the key travels in ``x-goog-api-key``,
-never in the URL. The start-up check is ``GET {base_url}/models/{model}``. Errors are
+never in the URL (an OAuth access token, with ``auth = "bearer"``, in ``Authorization``).
+A message is ``parts``: ``{"text"}``, ``{"inline_data": {"mime_type", "data"}}`` for an
+inline image and ``{"file_data": {"mime_type", "file_uri"}}`` for one by URL; Gemini caches
+prompt prefixes on its own, so cache marks are not sent. Embeddings go to
+``POST {base_url}/models/{model}:batchEmbedContents`` and come back as ``embeddings[].values``
+in input order. The start-up check is ``GET {base_url}/models/{model}``; ``GET
+{base_url}/models`` lists every model as ``models[].name``. Errors are
 Google RPC statuses, ``{"error": {"code", "message", "status", "details": [...]}}``, where
 ``details`` may hold an ``ErrorInfo`` (a bad key is a 400 with reason ``API_KEY_INVALID``)
 and a ``RetryInfo`` (how long to wait after a 429). Gemini sends no rate-limit headers.
@@ -11,12 +17,23 @@ and a ``RetryInfo`` (how long to wait after a 429). Gemini sends no rate-limit h
 
 from __future__ import annotations
 
+import re
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from runtime._chat import ChatRequest, ChatResult, RateLimitInfo, Usage
+from runtime._chat import (
+    ChatRequest,
+    ChatResult,
+    EmbedRequest,
+    EmbedResult,
+    Message,
+    RateLimitInfo,
+    TextPart,
+    Usage,
+)
 from runtime._errors import ErrorKind, ProviderError
-from runtime.protocols._base import HttpCall, WireProtocol
+from runtime.protocols._base import Embeddings, HttpCall, ListModels, WireProtocol
 from runtime.protocols._common import (
     as_count,
     as_dict,
@@ -31,7 +48,7 @@ from runtime.protocols._common import (
 )
 
 if TYPE_CHECKING:
-    from runtime._chat import Tuning
+    from runtime._chat import Part, Tuning
     from runtime.protocols._base import Endpoint, Headers
 
 NAME = "gemini"
@@ -56,6 +73,20 @@ _STATUS_KINDS = {
 _ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 _BAD_KEY = "API_KEY_INVALID"
+_DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", re.DOTALL)
+_IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+    ".heic": "image/heic",
+    ".heif": "image/heif",
+}
+_DEFAULT_IMAGE_TYPE = "image/jpeg"
+_TASK_TYPES = {"document": "RETRIEVAL_DOCUMENT", "query": "RETRIEVAL_QUERY"}
+MODELS_PAGE = 1000
+"""The largest page ``GET /models`` returns (``pageSize`` is capped at 1000)."""
 
 
 def model_id(model: str) -> str:
@@ -68,7 +99,7 @@ def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> Http
     turns, system = ChatRequest.split_system(request.messages, request.system)
     body: dict[str, object] = {
         "contents": [
-            {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
+            {"role": "model" if m.role == "assistant" else "user", "parts": _parts(m)}
             for m in turns
         ]
     }
@@ -80,6 +111,29 @@ def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> Http
     method = "streamGenerateContent?alt=sse" if stream else "generateContent"
     url = f"{endpoint.base_url}/models/{quote(model_id(request.model), safe='')}:{method}"
     return HttpCall("POST", url, _headers(endpoint, body=True), body, stream=stream)
+
+
+def _parts(message: Message) -> list[dict[str, object]]:
+    """The message's parts: text, and images inline or by URL (cache marks are dropped)."""
+    return [_part(part) for part in message.parts]
+
+
+def _part(part: Part) -> dict[str, object]:
+    if isinstance(part, TextPart):
+        return {"text": part.text}
+    if part.data is not None:
+        return {"inline_data": {"mime_type": part.media_type, "data": part.data}}
+    url = part.url or ""
+    inline = _DATA_URL.fullmatch(url)
+    if inline:
+        return {"inline_data": {"mime_type": inline["type"], "data": inline["data"]}}
+    return {"file_data": {"mime_type": image_type(url), "file_uri": url}}
+
+
+def image_type(url: str) -> str:
+    """Guess an image's media type from its URL's extension (``image/jpeg`` if unknown)."""
+    suffix = PurePosixPath(urlsplit(url).path).suffix.lower()
+    return _IMAGE_TYPES.get(suffix, _DEFAULT_IMAGE_TYPE)
 
 
 def _generation_config(tuning: Tuning) -> dict[str, object]:
@@ -94,7 +148,9 @@ def _generation_config(tuning: Tuning) -> dict[str, object]:
 
 def _headers(endpoint: Endpoint, *, body: bool) -> tuple[tuple[str, str], ...]:
     headers: list[tuple[str, str]] = []
-    if endpoint.api_key:
+    if endpoint.api_key and endpoint.auth == "bearer":
+        headers.append(("authorization", f"Bearer {endpoint.api_key}"))
+    elif endpoint.api_key and endpoint.auth != "none":
         headers.append(("x-goog-api-key", endpoint.api_key))
     if body:
         headers.append(("content-type", "application/json"))
@@ -280,6 +336,77 @@ def check_models(
     return None
 
 
+def list_models_request(endpoint: Endpoint) -> HttpCall:
+    """Build ``GET /models?pageSize=1000``."""
+    url = f"{endpoint.base_url}/models?pageSize={MODELS_PAGE}"
+    return HttpCall("GET", url, _headers(endpoint, body=False))
+
+
+def parse_models(status: int, headers: Headers, body: bytes) -> list[str]:
+    """Return the model ids of a model list (``models[].name`` without ``models/``).
+
+    Only the first page is read: with ``pageSize=1000`` it holds them all
+    (``nextPageToken`` is not followed).
+    """
+    if status >= 400:  # noqa: PLR2004
+        raise parse_error(status, headers, body)
+    data = load_json(body)
+    listed = data.get("models", []) if isinstance(data, dict) else None
+    if not isinstance(listed, list):
+        raise malformed(f"model list has no 'models' array: {snippet(body)}")
+    return [model_id(name) for item in listed if (name := as_str(as_dict(item).get("name")))]
+
+
+def embed_request(endpoint: Endpoint, request: EmbedRequest) -> HttpCall:
+    """Build ``:batchEmbedContents``, one request per text.
+
+    ``input_type`` ``"document"`` and ``"query"`` become the ``RETRIEVAL_DOCUMENT`` and
+    ``RETRIEVAL_QUERY`` task types; other values are not sent.
+    """
+    name = model_id(request.model)
+    task = _TASK_TYPES.get(request.input_type or "")
+    requests: list[dict[str, object]] = []
+    for text in request.texts:
+        item: dict[str, object] = {
+            "model": f"models/{name}",
+            "content": {"parts": [{"text": text}]},
+        }
+        if task:
+            item["taskType"] = task
+        if request.dimensions is not None:
+            item["outputDimensionality"] = request.dimensions
+        requests.append(item)
+    url = f"{endpoint.base_url}/models/{quote(name, safe='')}:batchEmbedContents"
+    return HttpCall("POST", url, _headers(endpoint, body=True), {"requests": requests})
+
+
+def parse_embeddings(status: int, headers: Headers, body: bytes) -> EmbedResult:
+    """Parse a ``BatchEmbedContentsResponse``: ``embeddings[].values``, in input order.
+
+    Gemini counts no tokens in this answer, so the usage is empty.
+    """
+    if status >= 400:  # noqa: PLR2004
+        raise parse_error(status, headers, body)
+    data = load_json(body)
+    if not isinstance(data, dict):
+        raise malformed(f"embeddings answer is not a JSON object: {snippet(body)}")
+    if "error" in data:
+        raise _error_from(as_dict(data["error"]), None, None)
+    items = data.get("embeddings")
+    if not isinstance(items, list):
+        raise malformed("embeddings answer has no 'embeddings' array")
+    return EmbedResult(tuple(_values(i, item) for i, item in enumerate(items)), "")
+
+
+def _values(position: int, item: object) -> tuple[float, ...]:
+    values = as_dict(item).get("values")
+    if not isinstance(values, list) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in values
+    ):
+        raise malformed(f"embedding {position} has no 'values' array of numbers")
+    return tuple(float(v) for v in values)
+
+
 PROTOCOL = WireProtocol(
     name=NAME,
     chat_request=chat_request,
@@ -289,4 +416,7 @@ PROTOCOL = WireProtocol(
     rate_limits=rate_limits,
     models_request=models_request,
     check_models=check_models,
+    list_models=ListModels(list_models_request, parse_models),
+    embed=Embeddings(embed_request, parse_embeddings),
+    images=True,
 )

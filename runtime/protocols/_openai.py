@@ -1,7 +1,11 @@
 """OpenAI chat completions, also spoken by every OpenAI-compatible API.
 
-Chats go to ``POST {base_url}/chat/completions``; the start-up check lists
-``GET {base_url}/models`` and looks for the configured model in it. Errors come as
+Chats go to ``POST {base_url}/chat/completions``, a message's content being a string or a
+list of parts, ``{"type": "text", "text"}`` and ``{"type": "image_url", "image_url": {"url"}}``
+(an ``https:`` or a ``data:`` URL). Embeddings go to ``POST {base_url}/embeddings`` and come
+back as ``data[].embedding`` with an ``index`` each. The start-up check lists
+``GET {base_url}/models`` and looks for the configured model in it. OpenAI caches prompt
+prefixes on its own, so cache marks are not sent. Errors come as
 ``{"error": {"message", "type", "param", "code"}}``; a stream is server-sent events of
 ``chat.completion.chunk`` objects ended by ``data: [DONE]``, with the usage in a last
 chunk whose ``choices`` is empty (asked for with ``stream_options.include_usage``).
@@ -13,9 +17,18 @@ import difflib
 import re
 from typing import TYPE_CHECKING
 
-from runtime._chat import ChatRequest, ChatResult, RateLimitInfo, Usage
+from runtime._chat import (
+    ChatRequest,
+    ChatResult,
+    EmbedRequest,
+    EmbedResult,
+    Message,
+    RateLimitInfo,
+    TextPart,
+    Usage,
+)
 from runtime._errors import ErrorKind, ProviderError
-from runtime.protocols._base import HttpCall, WireProtocol
+from runtime.protocols._base import Embeddings, HttpCall, ListModels, WireProtocol
 from runtime.protocols._common import (
     as_count,
     as_dict,
@@ -31,7 +44,7 @@ from runtime.protocols._common import (
 )
 
 if TYPE_CHECKING:
-    from runtime._chat import Tuning
+    from runtime._chat import Part, Tuning
     from runtime.protocols._base import Endpoint, Headers
 
 NAME = "openai"
@@ -57,8 +70,8 @@ _ECHOED_KEY = re.compile(r"(API key provided: )\S+?(?=\.?(?:\s|$))|sk-[\w*\-]{4,
 def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> HttpCall:
     """Build ``POST /chat/completions``; the system prompt leads the messages."""
     turns, system = ChatRequest.split_system(request.messages, request.system)
-    messages = [{"role": "system", "content": system}] if system else []
-    messages += [{"role": m.role, "content": m.content} for m in turns]
+    messages: list[dict[str, object]] = [{"role": "system", "content": system}] if system else []
+    messages += [{"role": m.role, "content": _content(m)} for m in turns]
     body: dict[str, object] = {"model": request.model, "messages": messages}
     body.update(_tuning(request.tuning))
     if stream:
@@ -66,6 +79,20 @@ def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> Http
         body["stream_options"] = {"include_usage": True}
     url = f"{endpoint.base_url}/chat/completions"
     return HttpCall("POST", url, _headers(endpoint, body=True), body, stream=stream)
+
+
+def _content(message: Message) -> str | list[dict[str, object]]:
+    """Plain text stays a string; parts become content parts (cache marks are dropped)."""
+    parts = message.parts
+    if len(parts) == 1 and isinstance(parts[0], TextPart):
+        return parts[0].text
+    return [_content_part(part) for part in parts]
+
+
+def _content_part(part: Part) -> dict[str, object]:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    return {"type": "image_url", "image_url": {"url": part.data_url()}}
 
 
 def _tuning(tuning: Tuning) -> dict[str, object]:
@@ -82,7 +109,7 @@ def _tuning(tuning: Tuning) -> dict[str, object]:
 
 def _headers(endpoint: Endpoint, *, body: bool) -> tuple[tuple[str, str], ...]:
     headers: list[tuple[str, str]] = []
-    if endpoint.api_key:
+    if endpoint.api_key and endpoint.auth != "none":
         headers.append(("authorization", f"Bearer {endpoint.api_key}"))
     if body:
         headers.append(("content-type", "application/json"))
@@ -273,22 +300,71 @@ def check_models(
     endpoint: Endpoint, status: int, headers: Headers, body: bytes
 ) -> ProviderError | None:
     """Return ``None`` when the key works and the model is listed, else the error."""
-    if status >= 400:  # noqa: PLR2004
-        return parse_error(status, headers, body)
-    data = load_json(body)
-    listed = data.get("data") if isinstance(data, dict) else None
-    if not isinstance(listed, list):
-        return malformed(f"model list has no 'data' array: {snippet(body)}")
-    ids = [as_str(as_dict(item).get("id")) for item in listed]
+    try:
+        ids = parse_models(status, headers, body)
+    except ProviderError as error:
+        return error
     if endpoint.model in ids:
         return None
-    close = difflib.get_close_matches(endpoint.model, [i for i in ids if i], n=3, cutoff=0.5)
+    close = difflib.get_close_matches(endpoint.model, ids, n=3, cutoff=0.5)
     return ProviderError(
         ErrorKind.NOT_FOUND,
         f"model {endpoint.model!r} is not offered by this provider; "
         f"close matches: {', '.join(close) or 'none'}",
         code="model_not_found",
     )
+
+
+def parse_models(status: int, headers: Headers, body: bytes) -> list[str]:
+    """Return the ids of a ``GET /models`` answer (``data[].id``), in the order listed."""
+    if status >= 400:  # noqa: PLR2004
+        raise parse_error(status, headers, body)
+    data = load_json(body)
+    listed = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(listed, list):
+        raise malformed(f"model list has no 'data' array: {snippet(body)}")
+    return [model_id for item in listed if (model_id := as_str(as_dict(item).get("id")))]
+
+
+def embed_request(endpoint: Endpoint, request: EmbedRequest) -> HttpCall:
+    """Build ``POST /embeddings`` for every text at once (``dimensions`` only when asked)."""
+    body: dict[str, object] = {"model": request.model, "input": list(request.texts)}
+    if request.dimensions is not None:
+        body["dimensions"] = request.dimensions
+    url = f"{endpoint.base_url}/embeddings"
+    return HttpCall("POST", url, _headers(endpoint, body=True), body)
+
+
+def parse_embeddings(status: int, headers: Headers, body: bytes) -> EmbedResult:
+    """Parse an embeddings ``list``: the vectors ordered by their ``index``."""
+    if status >= 400:  # noqa: PLR2004
+        raise parse_error(status, headers, body)
+    data = load_json(body)
+    if not isinstance(data, dict):
+        raise malformed(f"embeddings answer is not a JSON object: {snippet(body)}")
+    if "error" in data:
+        raise _error_from(as_dict(data["error"]), None, None)
+    items = data.get("data")
+    if not isinstance(items, list):
+        raise malformed("embeddings answer has no 'data' array")
+    indexed = sorted(_indexed_vector(position, item) for position, item in enumerate(items))
+    usage = Usage(input_tokens=as_count(as_dict(data.get("usage")).get("prompt_tokens")))
+    return EmbedResult(tuple(v for _, v in indexed), as_str(data.get("model")), usage)
+
+
+def _indexed_vector(position: int, item: object) -> tuple[int, tuple[float, ...]]:
+    item = as_dict(item)
+    index = item.get("index", position)
+    values = item.get("embedding")
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise malformed(f"embedding {position} has an 'index' that is not a number")
+    if not isinstance(values, list) or not all(_is_number(v) for v in values):
+        raise malformed(f"embedding {position} has no 'embedding' array of numbers")
+    return index, tuple(float(v) for v in values)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _code(value: object) -> str | None:
@@ -306,4 +382,7 @@ PROTOCOL = WireProtocol(
     rate_limits=rate_limits,
     models_request=models_request,
     check_models=check_models,
+    list_models=ListModels(models_request, parse_models),
+    embed=Embeddings(embed_request, parse_embeddings),
+    images=True,
 )

@@ -1,6 +1,8 @@
 """The Anthropic Messages wire format, as the fake server writes it (pure functions).
 
-Documented shapes: the ``message`` object, the streaming event sequence (``message_start``,
+Documented shapes: content blocks (``text``, ``image`` with a ``base64`` or ``url`` source,
+either with ``cache_control: {"type": "ephemeral"}``, four at most), the ``message``
+object, the streaming event sequence (``message_start``,
 ``content_block_start``, ``ping``, ``content_block_delta`` with ``text_delta``,
 ``content_block_stop``, ``message_delta``, ``message_stop``, and ``error``), error bodies
 ``{"type": "error", "error": {"type", "message"}, "request_id"}``, the
@@ -58,6 +60,8 @@ _RATE_LIMIT_ADVICE = (
     "tokens requested, or try again later. You may also contact sales at "
     "https://www.anthropic.com/contact-sales to discuss your options for a rate limit increase."
 )
+_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+_MAX_CACHE_POINTS = 4
 _ERRORS: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Invalid request."),
     401: ("authentication_error", "invalid x-api-key"),
@@ -115,6 +119,15 @@ def read_ask(
     name, messages = body["model"], body["messages"]
     if not isinstance(name, str) or not isinstance(messages, list):
         raise AskError("model: must be a string and messages a list", "model")
+    points = _check_blocks(body.get("system"), "system")
+    for i, message in enumerate(messages):
+        if isinstance(message, Mapping):
+            points += _check_blocks(message.get("content"), f"messages.{i}.content")
+    if points > _MAX_CACHE_POINTS:
+        raise AskError(
+            f"A maximum of {_MAX_CACHE_POINTS} blocks with cache_control may be provided. "
+            f"Found {points}."
+        )
     texts = [*texts_of(body.get("system"))]
     texts += [t for m in messages if isinstance(m, Mapping) for t in texts_of(m.get("content"))]
     return ChatAsk(
@@ -124,6 +137,50 @@ def read_ask(
         max_tokens=positive_int(body, "max_tokens"),
         stop=stop_list(body.get("stop_sequences")),
     )
+
+
+def _check_blocks(content: Any, where: str) -> int:
+    """Refuse malformed image blocks and cache marks; return how many cache marks there are."""
+    if not isinstance(content, list):
+        return 0
+    points = 0
+    for j, block in enumerate(content):
+        if not isinstance(block, Mapping):
+            continue
+        here = f"{where}.{j}.{block.get('type')}"
+        if block.get("type") == "image":
+            _check_image_source(block.get("source"), f"{here}.source")
+        if block.get("cache_control") is not None:
+            _check_cache_control(block["cache_control"], f"{here}.cache_control")
+            points += 1
+    return points
+
+
+def _check_image_source(source: Any, where: str) -> None:
+    if not isinstance(source, Mapping):
+        raise AskError(f"{where}: Field required")
+    kind = source.get("type")
+    if kind == "base64":
+        if source.get("media_type") not in _MEDIA_TYPES:
+            allowed = ", ".join(f"'{t}'" for t in _MEDIA_TYPES[:-1]) + f" or '{_MEDIA_TYPES[-1]}'"
+            raise AskError(f"{where}.base64.media_type: Input should be {allowed}")
+        if not isinstance(source.get("data"), str) or not source["data"]:
+            raise AskError(f"{where}.base64: image cannot be empty")
+    elif kind == "url":
+        if not isinstance(source.get("url"), str) or not source["url"]:
+            raise AskError(f"{where}.url.url: Field required")
+    else:
+        raise AskError(
+            f"{where}: Input tag '{kind}' found using 'type' does not match any of the "
+            "expected tags: 'base64', 'file', 'url'"
+        )
+
+
+def _check_cache_control(value: Any, where: str) -> None:
+    if not isinstance(value, Mapping) or value.get("type") != "ephemeral":
+        raise AskError(f"{where}.type: Input should be 'ephemeral'")
+    if value.get("ttl") not in (None, "5m", "1h"):
+        raise AskError(f"{where}.ttl: Input should be '5m' or '1h'")
 
 
 def bad_request(error: AskError) -> Reply:

@@ -23,12 +23,14 @@ _PIECES = re.compile(r"\s*\S+|\s+")
 
 
 class AskError(ValueError):
-    """A chat request the real API would refuse with 400; ``param`` names the bad field."""
+    """A request the real API would refuse with 400; ``param`` names the bad field."""
 
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.code = code
+        """The provider's error code, where it sends one (OpenAI's ``invalid_value``)."""
 
 
 @dataclass(frozen=True, slots=True)

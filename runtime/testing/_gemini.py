@@ -1,10 +1,12 @@
 """The Gemini API (``generateContent``) wire format, as the fake server writes it (pure functions).
 
-Documented shapes: ``GenerateContentResponse`` (``candidates``, ``usageMetadata``,
-``modelVersion``, ``responseId``), its ``alt=sse`` stream of such responses with the
-``finishReason`` on the last, ``google.rpc.Status`` error bodies with ``ErrorInfo``,
-``QuotaFailure``, ``Help`` and ``RetryInfo`` details, and the ``Model`` resources. Gemini
-sends no rate-limit headers.
+Documented shapes: request parts (``text``, ``inline_data`` with base64 ``data``,
+``file_data`` with a ``file_uri``; camelCase or snake_case), ``GenerateContentResponse``
+(``candidates``, ``usageMetadata``, ``modelVersion``, ``responseId``), its ``alt=sse``
+stream of such responses with the ``finishReason`` on the last, ``batchEmbedContents``
+(``requests[]`` in, ``embeddings[].values`` out), ``google.rpc.Status`` error bodies with
+``ErrorInfo``, ``BadRequest``, ``QuotaFailure``, ``Help`` and ``RetryInfo`` details, and the
+``Model`` resources. Gemini sends no rate-limit headers.
 
 Each public function has the signature `runtime.testing._wire.Wire` asks for, so some
 ignore arguments other protocols need.
@@ -13,6 +15,7 @@ ignore arguments other protocols need.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,13 +32,14 @@ from runtime.testing._completion import (
     texts_of,
 )
 from runtime.testing._script import Fail, StreamError
-from runtime.testing._wire import Action, Reply, Route, StreamPlan, sse_frame
+from runtime.testing._wire import Action, EmbedAsk, Reply, Route, StreamPlan, sse_frame
 
 NAME: str = "gemini"
 API_ROOT: str = "/v1beta"
 ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1beta/models/{model}:generateContent", Action.CHAT),
     Route("POST", "/v1beta/models/{model}:streamGenerateContent", Action.CHAT_STREAM),
+    Route("POST", "/v1beta/models/{model}:batchEmbedContents", Action.EMBED),
     Route("GET", "/v1beta/models", Action.LIST_MODELS),
     Route("GET", "/v1beta/models/{model}", Action.GET_MODEL),
 )
@@ -44,6 +48,7 @@ MODELS: tuple[str, ...] = (
     "gemini-2.5-flash",
     "gemini-2.5-flash-lite",
     "gemini-2.0-flash",
+    "gemini-embedding-001",
 )
 REQUESTS_PER_MINUTE: int = 1_000
 TOKENS_PER_MINUTE: int = 1_000_000
@@ -78,6 +83,21 @@ _NO_KEY = (
 )
 _BAD_KEY = "API key not valid. Please pass a valid API key."
 _DEFAULT_RETRY_S = 1.0
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+_TASK_TYPES = frozenset(
+    {
+        "TASK_TYPE_UNSPECIFIED",
+        "RETRIEVAL_QUERY",
+        "RETRIEVAL_DOCUMENT",
+        "SEMANTIC_SIMILARITY",
+        "CLASSIFICATION",
+        "CLUSTERING",
+        "QUESTION_ANSWERING",
+        "FACT_VERIFICATION",
+        "CODE_RETRIEVAL_QUERY",
+    }
+)
+_BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
 _TOO_MANY_REQUESTS = 429
 
 
@@ -129,6 +149,8 @@ def read_ask(body: Any, *, model: str | None, stream: bool, query: Mapping[str, 
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:
         raise AskError("* GenerateContentRequest.contents: contents is not specified\n")
+    for i, content in enumerate(contents):
+        _check_parts(content, f"contents[{i}]")
     system = _either(body, "systemInstruction", "system_instruction")
     texts = [*_part_texts(system)]
     texts += [t for c in contents for t in _part_texts(c)]
@@ -145,9 +167,88 @@ def read_ask(body: Any, *, model: str | None, stream: bool, query: Mapping[str, 
     )
 
 
+def _check_parts(content: Any, where: str) -> None:
+    """Refuse inline images whose data is not base64 or lacks its type, and URL-less files."""
+    parts = content.get("parts") if isinstance(content, Mapping) else None
+    for j, part in enumerate(parts if isinstance(parts, list) else []):
+        here = f"{where}.parts[{j}]"
+        inline = _either(part, "inlineData", "inline_data") if isinstance(part, Mapping) else None
+        if isinstance(inline, Mapping):
+            _check_inline_data(inline, f"{here}.inline_data")
+        file = _either(part, "fileData", "file_data") if isinstance(part, Mapping) else None
+        if isinstance(file, Mapping) and not _either(file, "fileUri", "file_uri"):
+            field = f"{here}.file_data.file_uri"
+            raise AskError(f"* GenerateContentRequest.{field}: file_uri is not specified\n", field)
+
+
+def _check_inline_data(inline: Mapping[str, Any], where: str) -> None:
+    data = inline.get("data")
+    if not isinstance(data, str) or not _BASE64.fullmatch(data) or len(data) % 4 == 1:
+        field = f"{where}.data"
+        message = f"Invalid value at '{field}' (TYPE_BYTES), Base64 decoding failed for "
+        raise AskError(message + json.dumps(data), field)
+    if not _either(inline, "mimeType", "mime_type"):
+        field = f"{where}.mime_type"
+        raise AskError(f"* GenerateContentRequest.{field}: mime_type is not specified\n", field)
+
+
 def bad_request(error: AskError) -> Reply:
-    """400 ``INVALID_ARGUMENT``."""
-    return Reply(400, error_body(400, "INVALID_ARGUMENT", error.message))
+    """400 ``INVALID_ARGUMENT``, with a ``BadRequest`` detail naming the field when known."""
+    details = None
+    if error.param:
+        violation = {"field": error.param, "description": error.message}
+        details = [{"@type": _BAD_REQUEST_TYPE, "fieldViolations": [violation]}]
+    return Reply(400, error_body(400, "INVALID_ARGUMENT", error.message, details))
+
+
+def read_embed(body: Any) -> EmbedAsk:
+    """Read a ``batchEmbedContents`` body; the model comes from its requests' ``model``."""
+    if not isinstance(body, Mapping):
+        raise AskError("Invalid JSON payload received.")
+    requests = body.get("requests")
+    if not isinstance(requests, list) or not requests:
+        raise AskError("* BatchEmbedContentsRequest.requests: requests is not specified\n")
+    items = [_embed_item(item, f"requests[{i}]") for i, item in enumerate(requests)]
+    models = {model for model, _, _ in items}
+    if len(models) > 1:
+        message = "* BatchEmbedContentsRequest.requests: all requests must use the same model\n"
+        raise AskError(message, "requests")
+    sizes = [size for _, _, size in items if size is not None]
+    texts = tuple(text for _, text, _ in items)
+    return EmbedAsk(models.pop(), texts, sizes[0] if sizes else None)
+
+
+def _embed_item(item: Any, where: str) -> tuple[str, str, int | None]:
+    """One ``EmbedContentRequest``: its model (without ``models/``), text and dimensions."""
+    request: Mapping[str, Any] = item if isinstance(item, Mapping) else {}
+    name = request.get("model")
+    if not isinstance(name, str) or not name.startswith("models/"):
+        field = f"{where}.model"
+        raise AskError(
+            f"* BatchEmbedContentsRequest.{field}: unexpected model name format\n", field
+        )
+    text = "".join(_part_texts(request.get("content")))
+    if not text:
+        field = f"{where}.content"
+        raise AskError(f"* BatchEmbedContentsRequest.{field}: content is not specified\n", field)
+    _check_task_type(_either(request, "taskType", "task_type"), f"{where}.task_type")
+    limit = "outputDimensionality" if "outputDimensionality" in request else "output_dimensionality"
+    return name.removeprefix("models/"), text, positive_int(request, limit)
+
+
+def _check_task_type(value: Any, field: str) -> None:
+    if value is not None and value not in _TASK_TYPES:
+        enum = "type.googleapis.com/google.ai.generativelanguage.v1beta.TaskType"
+        raise AskError(f"Invalid value at '{field}' ({enum}), {json.dumps(value)}", field)
+
+
+def embed_answer(
+    ask: EmbedAsk,  # noqa: ARG001 - the vectors say it all
+    vectors: tuple[tuple[float, ...], ...],
+    input_tokens: int,  # noqa: ARG001 - Gemini counts no tokens here
+) -> Any:
+    """A ``BatchEmbedContentsResponse``: ``embeddings[].values``, in request order."""
+    return {"embeddings": [{"values": list(vector)} for vector in vectors]}
 
 
 def unknown_model(model: str) -> Reply:
@@ -240,7 +341,9 @@ def model_info(model: str) -> Any:
         "description": f"Fake {model} served by callboard's loopback test server.",
         "inputTokenLimit": 1_048_576,
         "outputTokenLimit": 65_536,
-        "supportedGenerationMethods": ["generateContent", "countTokens"],
+        "supportedGenerationMethods": (
+            ["embedContent"] if "embedding" in model else ["generateContent", "countTokens"]
+        ),
         "temperature": 1,
         "topP": 0.95,
         "topK": 64,

@@ -12,7 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-SECRET_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "proxy-authorization"})
+SECRET_HEADERS = frozenset(
+    {"authorization", "x-api-key", "x-goog-api-key", "api-key", "proxy-authorization"}
+)
 SECRET_QUERY = frozenset({"key"})
 _SHOWN_FROM_LENGTH = 20
 
@@ -47,7 +49,8 @@ class RecordedRequest:
     path: str
     query: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
-    """Lower-cased names; ``authorization``, ``x-api-key`` and ``x-goog-api-key`` masked."""
+    """Lower-cased names; ``authorization``, ``x-api-key``, ``x-goog-api-key`` and ``api-key``
+    masked."""
     json: Any = None
     """The parsed JSON body; ``None`` when there was no body or it was not JSON."""
     action: str = ""

@@ -2,8 +2,10 @@
 
 Documented shapes: ``chat.completion`` and ``chat.completion.chunk`` objects, the final
 usage chunk with empty ``choices`` (``stream_options.include_usage``), ``data: [DONE]``,
-error bodies ``{"error": {"message", "type", "param", "code"}}`` and the
-``x-ratelimit-*`` headers with Go-style durations.
+content parts (``text``, and ``image_url`` with an ``http(s):`` or base64 ``data:`` URL),
+the embeddings ``list`` (vectors as floats or, with ``encoding_format: "base64"``,
+little-endian float32 in base64), error bodies ``{"error": {"message", "type", "param",
+"code"}}`` and the ``x-ratelimit-*`` headers with Go-style durations.
 
 Each public function has the signature `runtime.testing._wire.Wire` asks for, so some
 ignore arguments other protocols need.
@@ -11,6 +13,9 @@ ignore arguments other protocols need.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import struct
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -28,12 +33,13 @@ from runtime.testing._completion import (
     texts_of,
 )
 from runtime.testing._script import Fail, StreamError
-from runtime.testing._wire import Action, Reply, Route, StreamPlan, sse_frame
+from runtime.testing._wire import Action, EmbedAsk, Reply, Route, StreamPlan, sse_frame
 
 NAME: str = "openai"
 API_ROOT: str = "/v1"
 ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/chat/completions", Action.CHAT),
+    Route("POST", "/v1/embeddings", Action.EMBED),
     Route("GET", "/v1/models", Action.LIST_MODELS),
     Route("GET", "/v1/models/{model}", Action.GET_MODEL),
 )
@@ -44,6 +50,8 @@ MODELS: tuple[str, ...] = (
     "gpt-4.1-mini",
     "gpt-5",
     "gpt-5-mini",
+    "text-embedding-3-small",
+    "text-embedding-3-large",
 )
 REQUESTS_PER_MINUTE: int = 5_000
 TOKENS_PER_MINUTE: int = 2_000_000
@@ -73,6 +81,15 @@ _ERRORS: dict[int, tuple[str, str | None, str]] = {
     ),
     503: ("server_error", None, "The server is overloaded or not ready yet."),
 }
+_PART_TYPES = ("text", "image_url", "input_audio", "refusal", "audio", "file")
+_IMAGE_URL_HINT = (
+    "Expected a base64-encoded data URL with an image MIME type "
+    "(e.g. 'data:image/png;base64,aW1nIGJ5dGVzIGhlcmU='), but got "
+)
+_BAD_INPUT = (
+    "'$.input' is invalid. Please check the API reference: "
+    "https://platform.openai.com/docs/api-reference."
+)
 _INSUFFICIENT_QUOTA = (
     "You exceeded your current quota, please check your plan and billing details. For more "
     "information on this error, read the docs: "
@@ -132,6 +149,9 @@ def read_ask(
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise AskError("Missing required parameter: 'messages'.", "messages")
+    for i, message in enumerate(messages):
+        if isinstance(message, Mapping):
+            _check_parts(message.get("content"), f"messages[{i}]")
     prompt = "\n".join(
         text for m in messages if isinstance(m, Mapping) for text in texts_of(m.get("content"))
     )
@@ -150,10 +170,93 @@ def read_ask(
     )
 
 
+def _check_parts(content: Any, where: str) -> None:
+    """Refuse content parts the real API refuses: unknown types, text without text, bad images."""
+    if not isinstance(content, list):
+        return
+    for j, part in enumerate(content):
+        here = f"{where}.content[{j}]"
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if kind not in _PART_TYPES:
+            supported = ", ".join(f"'{t}'" for t in _PART_TYPES[:-1])
+            last = _PART_TYPES[-1]
+            message = f"Invalid value: '{kind}'. Supported values are: {supported}, and '{last}'."
+            raise AskError(message, f"{here}.type", "invalid_value")
+        if kind == "text" and not isinstance(part.get("text"), str):
+            raise AskError(f"Missing required parameter: '{here}.text'.", f"{here}.text")
+        if kind == "image_url":
+            _check_image_url(part.get("image_url"), f"{here}.image_url")
+
+
+def _check_image_url(image: Any, where: str) -> None:
+    param = f"{where}.url"
+    url = image.get("url") if isinstance(image, Mapping) else None
+    if not isinstance(url, str):
+        raise AskError(f"Missing required parameter: '{param}'.", param)
+    if url.startswith(("https://", "http://")):
+        return
+    problem = _data_url_problem(url)
+    if problem:
+        message = f"Invalid image URL: '{param}'. {_IMAGE_URL_HINT}{problem}"
+        raise AskError(message, param, "invalid_value")
+
+
+def _data_url_problem(url: str) -> str | None:
+    if not url.startswith("data:"):
+        return "a value without the 'data:' prefix."
+    head, _, data = url.removeprefix("data:").partition(",")
+    media_type, _, encoding = head.partition(";")
+    if not media_type.startswith("image/"):
+        return f"unsupported MIME type '{media_type}'."
+    if encoding != "base64" or not data:
+        return "empty base64-encoded bytes."
+    try:
+        base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return "invalid base64-encoded bytes."
+    return None
+
+
 def bad_request(error: AskError) -> Reply:
     """400 ``invalid_request_error``."""
-    code = "missing_required_parameter" if error.message.startswith("Missing") else None
+    code = error.code
+    if code is None and error.message.startswith("Missing"):
+        code = "missing_required_parameter"
     return Reply(400, error_body(error.message, "invalid_request_error", code, error.param))
+
+
+def read_embed(body: Any) -> EmbedAsk:
+    """Read a ``POST /v1/embeddings`` body: ``input`` is a string or a list of strings."""
+    if not isinstance(body, Mapping):
+        raise AskError("We could not parse the JSON body of your request.")
+    name = body.get("model")
+    if not isinstance(name, str) or not name:
+        raise AskError("you must provide a model parameter")
+    given = body.get("input")
+    texts = (given,) if isinstance(given, str) else tuple(given or ())
+    if not texts or not all(isinstance(t, str) and t for t in texts):
+        raise AskError(_BAD_INPUT)
+    encoding = body.get("encoding_format", "float")
+    if encoding not in ("float", "base64"):
+        message = f"Invalid value: '{encoding}'. Supported values are: 'float' and 'base64'."
+        raise AskError(message, "encoding_format", "invalid_value")
+    return EmbedAsk(name, texts, positive_int(body, "dimensions"), encoding)
+
+
+def embed_answer(ask: EmbedAsk, vectors: tuple[tuple[float, ...], ...], input_tokens: int) -> Any:
+    """An embeddings ``list``: one ``embedding`` object per input, with its ``index``."""
+    data = [
+        {"object": "embedding", "index": i, "embedding": _encoded(vector, ask.encoding)}
+        for i, vector in enumerate(vectors)
+    ]
+    usage = {"prompt_tokens": input_tokens, "total_tokens": input_tokens}
+    return {"object": "list", "data": data, "model": ask.model, "usage": usage}
+
+
+def _encoded(vector: tuple[float, ...], encoding: str) -> Any:
+    if encoding != "base64":
+        return list(vector)
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
 
 
 def unknown_model(model: str) -> Reply:

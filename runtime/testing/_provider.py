@@ -8,11 +8,14 @@ rate-limit budget, the script, the request log); its subclasses name the protoco
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import json
+import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import ClassVar, NoReturn, Self, assert_never
+from typing import ClassVar, NoReturn, Self, assert_never, cast
 
 from aiohttp import web
 
@@ -32,13 +35,15 @@ from runtime.testing._script import (
     StreamError,
 )
 from runtime.testing._server import LoopbackServer
-from runtime.testing._wire import Action, Reply, StreamPlan, Wire
+from runtime.testing._wire import Action, EmbedWire, Reply, StreamPlan, Wire
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _BODY = web.RequestKey("callboard_fake_body", object)
 _NOT_JSON = object()
 _MAX_BODY = 32 * 1024 * 1024
 """The largest request body taken, as Anthropic documents for its Messages API."""
+EMBED_DIMENSIONS = 16
+"""The length of a fake embedding when the request asks for none."""
 
 
 class FakeProvider:
@@ -208,7 +213,29 @@ class FakeProvider:
             if model not in self.models:
                 return _json(self.wire.unknown_model(model))
             return _json(Reply(200, self.wire.model_info(model)), self.wire.id_headers())
+        if action is Action.EMBED:
+            return self._embed(request)
         return await self._chat(request, model or None, stream=action is Action.CHAT_STREAM)
+
+    def _embed(self, request: web.Request) -> web.StreamResponse:
+        """Answer an embeddings request: a deterministic unit vector per text (no script)."""
+        wire = cast("EmbedWire", self.wire)  # only an EmbedWire routes to Action.EMBED
+        body = request[_BODY]
+        if body is _NOT_JSON:
+            return _json(wire.bad_request(AskError("The request body is not valid JSON.")))
+        try:
+            ask = wire.read_embed(body)
+        except AskError as error:
+            return _json(wire.bad_request(error))
+        deployment = request.match_info.get("model")
+        if deployment:  # the path names the model (Azure's deployment): it wins over the body
+            ask = dataclasses.replace(ask, model=deployment)
+        if ask.model not in self.models:
+            return _json(wire.unknown_model(ask.model))
+        size = ask.dimensions or EMBED_DIMENSIONS
+        vectors = tuple(fake_vector(text, size) for text in ask.texts)
+        tokens = sum(count_tokens(text) for text in ask.texts)
+        return _json(Reply(200, wire.embed_answer(ask, vectors, tokens)), wire.id_headers())
 
     def _refusal(self, request: web.Request) -> Reply | None:
         presented = self.wire.presented_key(request.headers, request.query)
@@ -294,7 +321,9 @@ class FakeProvider:
             await asyncio.sleep(delay_s)
         completion = plan_completion(ask, answer)
         if not ask.stream:
-            return _json(Reply(200, self.wire.answer(completion, ask.model)), headers)
+            body = self.wire.answer(completion, ask.model)
+            reply = body if isinstance(body, Reply) else Reply(200, body)  # Replicate's 201
+            return _json(reply, headers)
         plan = self.wire.stream(completion, ask)
         return await self._stream(request, plan, headers, answer.chunk_delay_s, cut)
 
@@ -331,6 +360,19 @@ class FakeProvider:
                 await response.write(error_frame)
         await response.write_eof()
         return response
+
+
+def fake_vector(text: str, size: int) -> tuple[float, ...]:
+    """A unit vector of ``size`` floats that depends only on ``text`` (same text, same vector)."""
+    raw: list[float] = []
+    block = 0
+    while len(raw) < size:
+        digest = hashlib.sha256(f"{block}:{text}".encode()).digest()
+        raw.extend(byte / 127.5 - 1.0 for byte in digest)
+        block += 1
+    raw = raw[:size]
+    norm = math.sqrt(sum(x * x for x in raw)) or 1.0
+    return tuple(round(x / norm, 6) for x in raw)
 
 
 _SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}

@@ -26,6 +26,8 @@ class Action(enum.Enum):
     """A chat whose route itself asks for a stream (Gemini's ``streamGenerateContent``)."""
     LIST_MODELS = "list_models"
     GET_MODEL = "get_model"
+    EMBED = "embed"
+    """An embeddings request; only a module that satisfies `EmbedWire` routes to it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,17 @@ class StreamPlan:
     body: tuple[bytes, ...]
     tail: tuple[bytes, ...]
     content_type: str = "text/event-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedAsk:
+    """What an embeddings request asked for, whatever its protocol."""
+
+    model: str
+    texts: tuple[str, ...]
+    dimensions: int | None = None
+    encoding: str = "float"
+    """OpenAI only: ``encoding_format``, ``"float"`` or ``"base64"`` (little-endian float32)."""
 
 
 def sse_frame(data: Any, event: str | None = None, *, crlf: bool = False) -> bytes:
@@ -129,3 +142,19 @@ class Wire(Protocol):
 
     def model_info(self, model: str) -> Any:
         """The body of the get-model endpoint."""
+
+
+class EmbedWire(Wire, Protocol):
+    """A protocol module that also serves embeddings (routes with `Action.EMBED`)."""
+
+    def read_embed(self, body: Any) -> EmbedAsk:
+        """Read an embeddings request.
+
+        Raises:
+            AskError: the real API would answer 400.
+        """
+
+    def embed_answer(
+        self, ask: EmbedAsk, vectors: tuple[tuple[float, ...], ...], input_tokens: int
+    ) -> Any:
+        """The embeddings answer body: one vector per text of ``ask``, in order."""

@@ -1,0 +1,306 @@
+"""Cohere's v2 API wire format, as the fake server writes it (pure functions).
+
+Documented shapes: ``POST /v2/chat`` and its response (``id``, ``finish_reason``,
+``message.content`` text parts, ``usage.billed_units`` and ``usage.tokens``); the stream of
+server-sent events ``message-start``, ``content-start``, ``content-delta``,
+``content-end``, ``message-end`` (each named by its ``type``, in ``event:`` and in the
+data); error bodies ``{"id", "message"}`` (with the messages of Cohere's error reference where it
+gives them);
+``GET /v1/models`` and ``/v1/models/{model}``; and ``POST /v2/embed`` with
+``embeddings.float``. Cohere reports nothing mid-stream: a `StreamError` cuts the
+connection. Answers carry the ``x-trial-endpoint-call-*`` headers of a trial key.
+
+Each public function has the signature `runtime.testing._wire.EmbedWire` asks for, so some
+ignore arguments other protocols need.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from runtime.testing._budget import BudgetState
+from runtime.testing._completion import (
+    AskError,
+    ChatAsk,
+    Completion,
+    Ending,
+    positive_int,
+    split_text,
+    stop_list,
+    texts_of,
+)
+from runtime.testing._script import Fail, StreamError
+from runtime.testing._wire import Action, EmbedAsk, Reply, Route, StreamPlan, sse_frame
+
+NAME: str = "cohere"
+API_ROOT: str = ""
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/v2/chat", Action.CHAT),
+    Route("GET", "/v1/models", Action.LIST_MODELS),
+    Route("GET", "/v1/models/{model}", Action.GET_MODEL),
+    Route("POST", "/v2/embed", Action.EMBED),
+)
+MODELS: tuple[str, ...] = (
+    "command-a-03-2025",
+    "command-r-plus-08-2024",
+    "command-r-08-2024",
+    "command-r7b-12-2024",
+    "embed-v4.0",
+    "embed-english-v3.0",
+)
+REQUESTS_PER_MINUTE: int = 500
+TOKENS_PER_MINUTE: int = 1_000_000
+MAX_TEXTS = 96
+"""The most texts one embed call takes."""
+
+_FINISH = {
+    Ending.NATURAL: "COMPLETE",
+    Ending.STOP_SEQUENCE: "STOP_SEQUENCE",
+    Ending.LENGTH: "MAX_TOKENS",
+}
+_BILLING = "https://dashboard.cohere.com/billing?tab=payment"
+_ERRORS: dict[int, str] = {
+    400: "invalid request: message must be at least 1 token long or tool results must be "
+    "specified.",
+    401: "invalid api token",
+    402: f"Please add or update your payment method at {_BILLING} to continue",
+    422: "invalid request: unknown field: parameter 'x' is not a valid field",
+    429: "You are past the per minute request limit, please wait and try again later.",
+    498: "blocked output: please adjust your prompt and try again, as this request may "
+    "contain deny-listed tokens",
+    499: "request cancelled",
+    500: "internal server error, this has been reported to our developers.",
+    503: "service unavailable, please try again later",
+}
+_EMBED_TYPES = frozenset({"search_document", "search_query", "classification", "clustering"})
+
+
+def presented_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:  # noqa: ARG001
+    """The key of an ``Authorization: Bearer`` header (the scheme in any case)."""
+    scheme, _, key = headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return key.strip() or None
+
+
+def error_body(message: str) -> Any:
+    """Cohere's error envelope."""
+    return {"id": str(uuid.uuid4()), "message": message}
+
+
+def auth_error(presented: str | None) -> Reply:
+    """401 ``no api key supplied`` or ``invalid api token``."""
+    return Reply(401, error_body("no api key supplied" if presented is None else _ERRORS[401]))
+
+
+def header_error(headers: Mapping[str, str]) -> Reply | None:  # noqa: ARG001
+    """Cohere requires no header but the key."""
+    return None
+
+
+def read_ask(
+    body: Any,
+    *,
+    model: str | None,  # noqa: ARG001 - Cohere has the model in the body
+    stream: bool,  # noqa: ARG001 - ...and says in the body whether to stream
+    query: Mapping[str, str],  # noqa: ARG001
+) -> ChatAsk:
+    """Read a ``POST /v2/chat`` body; ``content`` is a string or a list of parts."""
+    if not isinstance(body, Mapping):
+        raise AskError("invalid request: could not parse the request body as JSON.")
+    name = body.get("model")
+    if not isinstance(name, str) or not name:
+        raise AskError("a model parameter is required for this endpoint.")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise AskError("invalid request: messages must not be empty.")
+    roles = [m.get("role") if isinstance(m, Mapping) else None for m in messages]
+    if "system" in roles[1:] and roles[0] != "system":
+        raise AskError("system turn must be the first in the list")
+    prompt = "\n".join(
+        text for m in messages if isinstance(m, Mapping) for text in texts_of(m.get("content"))
+    )
+    return ChatAsk(
+        model=name,
+        prompt=prompt,
+        stream=body.get("stream") is True,
+        max_tokens=positive_int(body, "max_tokens"),
+        stop=stop_list(body.get("stop_sequences")),
+    )
+
+
+def bad_request(error: AskError) -> Reply:
+    """400 with the reason."""
+    return Reply(400, error_body(error.message))
+
+
+def unknown_model(model: str) -> Reply:
+    """404 for a model Cohere does not offer (or the key cannot use)."""
+    message = (
+        f"model '{model}' not found, make sure the correct model ID was used and that you "
+        "have access to the model."
+    )
+    return Reply(404, error_body(message))
+
+
+def unknown_path(method: str, path: str) -> Reply:  # noqa: ARG001
+    """404 ``404 page not found``."""
+    return Reply(404, error_body("404 page not found"))
+
+
+def failure(fail: Fail, model: str) -> Reply:
+    """The error Cohere answers with ``fail.status``."""
+    if fail.status == 404:  # noqa: PLR2004
+        reply = unknown_model(model)
+        return Reply(404, error_body(fail.message or reply.body["message"]))
+    message = _ERRORS.get(fail.status, _ERRORS[500])
+    headers = {}
+    if fail.retry_after_s is not None:
+        headers["retry-after"] = str(max(round(fail.retry_after_s), 1))
+    return Reply(fail.status, error_body(fail.message or message), headers)
+
+
+def rate_limited(model: str, limit: int, wait_s: float) -> Reply:  # noqa: ARG001
+    """429 past the per-minute limit (Cohere sends no wait with it)."""
+    return Reply(429, error_body(_ERRORS[429]))
+
+
+def limit_headers(requests: BudgetState, tokens: BudgetState) -> dict[str, str]:  # noqa: ARG001
+    """The ``x-trial-endpoint-call-*`` headers Cohere sends to trial keys."""
+    return {
+        "x-trial-endpoint-call-limit": str(requests.limit),
+        "x-trial-endpoint-call-remaining": str(requests.remaining),
+    }
+
+
+def id_headers() -> dict[str, str]:
+    """Cohere documents no request-id header."""
+    return {}
+
+
+def answer(completion: Completion, model: str) -> Any:  # noqa: ARG001
+    """A chat response (Cohere's has no ``model`` field)."""
+    return {
+        "id": str(uuid.uuid4()),
+        "message": {"role": "assistant", "content": [{"type": "text", "text": completion.text}]},
+        "finish_reason": _finish(completion),
+        "usage": _usage(completion),
+    }
+
+
+def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:  # noqa: ARG001
+    """The chat stream: start events, one ``content-delta`` a piece of text, end events."""
+    start = {
+        "id": str(uuid.uuid4()),
+        "type": "message-start",
+        "delta": {
+            "message": {
+                "role": "assistant",
+                "content": [],
+                "tool_plan": "",
+                "tool_calls": [],
+                "citations": [],
+            }
+        },
+    }
+    content_start = {
+        "type": "content-start",
+        "index": 0,
+        "delta": {"message": {"content": {"type": "text", "text": ""}}},
+    }
+    head = (_event(start), _event(content_start))
+    body = tuple(
+        _event(
+            {"type": "content-delta", "index": 0, "delta": {"message": {"content": {"text": p}}}}
+        )
+        for p in split_text(completion.text)
+    )
+    end = {
+        "type": "message-end",
+        "delta": {"finish_reason": _finish(completion), "usage": _usage(completion)},
+    }
+    tail = (_event({"type": "content-end", "index": 0}), _event(end))
+    return StreamPlan(head, body, tail)
+
+
+def stream_error(error: StreamError) -> bytes | None:  # noqa: ARG001
+    """Cohere reports nothing mid-stream: the connection is cut."""
+    return None
+
+
+def stream_error_failure(error: StreamError) -> Fail:
+    """A 500."""
+    return Fail(500, code=error.code, message=error.message)
+
+
+def model_list(models: tuple[str, ...]) -> Any:
+    """``GET /v1/models``: one page holding every model."""
+    return {"models": [model_info(m) for m in models], "next_page_token": None}
+
+
+def model_info(model: str) -> Any:
+    """``GET /v1/models/{model}``."""
+    embeds = model.startswith("embed")
+    return {
+        "name": model,
+        "endpoints": ["embed", "embed_jobs"] if embeds else ["chat"],
+        "finetuned": False,
+        "context_length": 128_000 if not embeds else 512,
+        "tokenizer_url": f"https://storage.googleapis.com/cohere-public/tokenizers/{model}.json",
+        "default_endpoints": [],
+        "features": None if embeds else ["json_mode", "json_schema", "tools", "strict_tools"],
+    }
+
+
+def read_embed(body: Any) -> EmbedAsk:
+    """Read a ``POST /v2/embed`` body (``texts`` and an ``input_type`` are required)."""
+    if not isinstance(body, Mapping):
+        raise AskError("invalid request: could not parse the request body as JSON.")
+    name = body.get("model")
+    if not isinstance(name, str) or not name:
+        raise AskError("a model parameter is required for this endpoint.")
+    texts = body.get("texts")
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts) or not texts:
+        raise AskError("invalid request: texts must be a non-empty list of strings.")
+    if len(texts) > MAX_TEXTS:
+        raise AskError(
+            f"invalid request: total number of texts must be at most {MAX_TEXTS} - "
+            f"received {len(texts)}"
+        )
+    if body.get("input_type") not in _EMBED_TYPES:
+        raise AskError("invalid request: valid input_type must be provided with the provided model")
+    dimension = body.get("output_dimension")
+    return EmbedAsk(
+        model=name,
+        texts=tuple(texts),
+        dimensions=dimension if isinstance(dimension, int) and dimension > 0 else None,
+    )
+
+
+def embed_answer(ask: EmbedAsk, vectors: tuple[tuple[float, ...], ...], input_tokens: int) -> Any:
+    """``{"id", "embeddings": {"float"}, "texts", "meta", "response_type"}``."""
+    return {
+        "id": str(uuid.uuid4()),
+        "embeddings": {"float": [list(v) for v in vectors]},
+        "texts": list(ask.texts),
+        "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": input_tokens}},
+        "response_type": "embeddings_by_type",
+    }
+
+
+def _event(data: dict[str, Any]) -> bytes:
+    return sse_frame(data, event=data["type"])
+
+
+def _finish(completion: Completion) -> str:
+    return completion.finish or _FINISH[completion.ending]
+
+
+def _usage(completion: Completion) -> dict[str, Any]:
+    counts = {"input_tokens": completion.input_tokens, "output_tokens": completion.output_tokens}
+    usage: dict[str, Any] = {"billed_units": dict(counts), "tokens": dict(counts)}
+    if completion.cached_tokens:
+        usage["cached_tokens"] = completion.cached_tokens
+    return usage
