@@ -36,6 +36,7 @@ from runtime._messages import (
     Wake,
 )
 from runtime._routing import Availability, Health
+from runtime._signing import request_signer
 from runtime._token_bucket import RateLimiter
 from runtime.protocols import PROTOCOLS
 
@@ -75,14 +76,22 @@ class ProviderActor(SupervisedActor):
         self._io = io
         self._audit = audit.writer()
         self._clock = clock
+        self._out_reason: str | None = None
+        try:
+            signer = request_signer(settings)
+        except ProviderError as error:
+            signer = None
+            self._out_reason = f"{error.message}; then reload"
+            self._audit.event(
+                "provider_out", now=True, provider=provider_id, reason=self._out_reason
+            )
         self._client = ProviderClient(
-            settings.max_concurrency, connect_s, proxy_for(self._endpoint.base_url)
+            settings.max_concurrency, connect_s, proxy_for(self._endpoint.base_url), signer
         )
         self._breaker = Breaker(breaker.failures, breaker.cooldown_s)
         self._limiter = RateLimiter.per_minute(settings.rpm, settings.tpm, clock())
         self._in_flight: dict[int, _InFlight] = {}
         self._queue: deque[StartAttempt] = deque()
-        self._out_reason: str | None = None
         self._router: pykka.ActorRef[Any] | None = None
         self._health = Health()
         self._wake_at = float("inf")
@@ -108,6 +117,7 @@ class ProviderActor(SupervisedActor):
         now = self._clock()
         refusal = self._refusal(now)
         if refusal is not None:
+            self._announce(now)  # the router may not know yet (out since start-up)
             self._reject(call, ErrorKind.UNAVAILABLE, refusal)
             return
         if len(self._queue) >= self._settings.max_queue:

@@ -42,6 +42,7 @@ from runtime._messages import (
     Submit,
     TaskSpec,
 )
+from runtime._signing import require_signing_extra
 from runtime._streams import LoopSink, QueueSink, aread_stream, read_stream
 
 GRACE_S = 5.0
@@ -75,6 +76,7 @@ class Callboard(BoardAdmin):
 
         Raises:
             StartupError: a provider failed the credential check (one line each).
+            MissingExtraError: a provider needs an optional extra that is not installed.
         """
         self._config = config
         self._environ = environ
@@ -83,6 +85,7 @@ class Callboard(BoardAdmin):
         self._audit = AuditLog(
             config.audit_path(), self._redactor, enabled=config.audit.path != "off"
         )
+        require_signing_extra(config)
         self._io = IoLoop()
         try:
             if config.startup.check_credentials if check is None else check:

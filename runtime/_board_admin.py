@@ -25,6 +25,7 @@ from runtime._errors import (
     BoardClosedError,
     CallboardError,
     ConfigError,
+    MissingExtraError,
     StartupError,
     StoreError,
 )
@@ -32,6 +33,7 @@ from runtime._io_loop import IoLoop
 from runtime._messages import GetHealth, GetStats, ProviderHealth, Reconfigure, SyncStore
 from runtime._metrics_store import Filters, MetricsStore
 from runtime._report import Every, GroupBy, Report, Trend
+from runtime._signing import require_signing_extra
 from runtime._stats import Stats
 from runtime._timespec import span_s
 
@@ -148,10 +150,12 @@ class BoardAdmin:
         Raises:
             ConfigError: the new file has problems (listed).
             StartupError: a new or changed provider failed its credential check.
+            MissingExtraError: a provider needs an optional extra that is not installed.
         """
         source = str(path) if path is not None else self._config.source
         try:
             config = load_config(source, self._environ)
+            require_signing_extra(config)
             changed = [
                 pid
                 for pid, settings in config.providers.items()
@@ -159,8 +163,8 @@ class BoardAdmin:
             ]
             if changed and config.startup.check_credentials:
                 self._check(config, changed)
-        except (ConfigError, StartupError) as exc:
-            problems = [str(p) for p in getattr(exc, "problems", ())]
+        except (ConfigError, StartupError, MissingExtraError) as exc:
+            problems = [str(p) for p in getattr(exc, "problems", ())] or [str(exc)]
             self._audit.event("config_rejected", source=source, problems=problems)
             raise
         self._redactor.add(config.secrets())

@@ -187,6 +187,8 @@ class ProviderSettings(_Tunable):
 
     def key_hint(self) -> str:
         """Say where this provider's key comes from, for error advice."""
+        if self.type == "bedrock" and self.auth in ("default", "sigv4"):
+            return "the AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)"
         if self.api_key_env:
             return f"the environment variable {self.api_key_env}"
         return "its api_key in the config"

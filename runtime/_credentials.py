@@ -15,6 +15,7 @@ import httpx
 from runtime._config import Config, ProviderSettings, TimeoutSettings
 from runtime._errors import ErrorKind, ProviderError
 from runtime._http import ProviderClient, proxy_for, transport_error
+from runtime._signing import request_signer
 from runtime.protocols import PROTOCOLS
 
 
@@ -38,7 +39,11 @@ async def _check_one(
     protocol = PROTOCOLS[settings.kind.protocol]
     endpoint = settings.endpoint()
     call = protocol.models_request(endpoint)
-    client = ProviderClient(2, min(connect_s, timeout_s), proxy_for(endpoint.base_url))
+    try:
+        signer = await asyncio.to_thread(request_signer, settings)
+    except ProviderError as error:
+        return error
+    client = ProviderClient(2, min(connect_s, timeout_s), proxy_for(endpoint.base_url), signer)
     try:
         async with asyncio.timeout(timeout_s):
             response = await client.send(call)
@@ -51,6 +56,8 @@ async def _check_one(
         return ProviderError(ErrorKind.TIMEOUT, "no answer")
     except httpx.HTTPError as exc:
         return transport_error(exc, call.url, timeout_s)
+    except ProviderError as error:
+        return error
     finally:
         await client.aclose()
 
@@ -59,10 +66,7 @@ def _describe(pid: str, settings: ProviderSettings, error: ProviderError, timeou
     endpoint = settings.endpoint()
     status = f" (HTTP {error.status})" if error.status is not None else ""
     if error.kind is ErrorKind.AUTH:
-        return (
-            f"{pid}: the key was rejected{status}: {error.message}; "
-            f"set a valid key in {settings.key_hint()}"
-        )
+        return f"{pid}: {_auth_problem(settings, error)}"
     if error.kind is ErrorKind.NOT_FOUND:
         return f'{pid}: model "{settings.model}" was not found{status}: {error.message}'
     if error.kind is ErrorKind.PERMISSION:
@@ -77,6 +81,15 @@ def _describe(pid: str, settings: ProviderSettings, error: ProviderError, timeou
     return f"{pid}: the check failed with {error.kind}{status}: {error.message}"
 
 
+def _auth_problem(settings: ProviderSettings, error: ProviderError) -> str:
+    if error.status is None:  # refused before sending: no credentials were found
+        return error.message
+    return (
+        f"the key was rejected (HTTP {error.status}): {error.message}; "
+        f"set a valid key in {settings.key_hint()}"
+    )
+
+
 async def list_models(settings: ProviderSettings, timeouts: TimeoutSettings) -> list[str]:
     """Ask a provider for every model it offers.
 
@@ -89,7 +102,8 @@ async def list_models(settings: ProviderSettings, timeouts: TimeoutSettings) -> 
         raise ProviderError(ErrorKind.BAD_REQUEST, f"{settings.type} providers list no models")
     endpoint = settings.endpoint()
     call = protocol.list_models.request(endpoint)
-    client = ProviderClient(2, timeouts.connect_s, proxy_for(endpoint.base_url))
+    signer = await asyncio.to_thread(request_signer, settings)
+    client = ProviderClient(2, timeouts.connect_s, proxy_for(endpoint.base_url), signer)
     try:
         async with asyncio.timeout(timeouts.validate_s):
             response = await client.send(call)

@@ -20,6 +20,7 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from runtime._aws import Signer
 from runtime._errors import ErrorKind, ProviderError
 from runtime.protocols import HttpCall
 
@@ -43,12 +44,20 @@ def proxy_for(url: str) -> httpx.Proxy | None:
 
 
 class ProviderClient:
-    """One provider's HTTP transport, created lazily on the I/O loop and closed there."""
+    """One provider's HTTP transport, created lazily on the I/O loop and closed there.
+
+    A ``signer`` (AWS SigV4 for Bedrock) signs each request just before it is sent.
+    """
 
     def __init__(
-        self, max_connections: int, connect_s: float, proxy: httpx.Proxy | None = None
+        self,
+        max_connections: int,
+        connect_s: float,
+        proxy: httpx.Proxy | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self._max_connections = max_connections
+        self._signer = signer
         self._timeouts = {"connect": connect_s, "read": None, "write": None, "pool": None}
         self._proxy = proxy
         self._transport: AiohttpTransport | None = None
@@ -72,6 +81,10 @@ class ProviderClient:
         """Send ``call``; return the response with its body still to be read.
 
         Call only on the I/O loop. The caller must close the response.
+
+        Raises:
+            ProviderError: ``auth``, when the signer's credentials cannot be refreshed.
+            httpx.HTTPError: the request could not be sent.
         """
         headers = [("user-agent", USER_AGENT), *call.headers]
         content = json.dumps(call.json).encode() if call.json is not None else None
@@ -85,6 +98,8 @@ class ProviderClient:
             content=content,
             extensions={"timeout": self._timeouts},
         )
+        if self._signer is not None:
+            self._signer(request)
         return await self._get().handle_async_request(request)
 
     async def aclose(self) -> None:

@@ -52,3 +52,37 @@ def silent_port() -> Iterator[int]:
         listener.bind(("127.0.0.1", 0))
         listener.listen(64)
         yield listener.getsockname()[1]
+
+
+_ENVIRONMENT = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+)
+
+
+@pytest.fixture
+def no_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """An environment with no AWS credentials anywhere, and no instance metadata to ask."""
+    for name in _ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("BOTO_CONFIG", str(tmp_path / "boto"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return tmp_path
+
+
+@pytest.fixture
+def aws_keys(no_aws: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """AWS credentials in the environment whose access key id the fake Bedrock accepts."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEYS["bedrock"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret-access-key-not-real")
+    return KEYS["bedrock"]

@@ -51,21 +51,36 @@ KEYS = {
     "openai": "sk-test-openai-0001",
     "anthropic": "sk-ant-test-0002",
     "gemini": "AIzaTestKey0003",
+    "azure_openai": "azure-test-key-0004",
+    "bedrock": "AKIATESTBEDROCK00005",
+    "ollama": "ollama-test-key-0006",
+    "cohere": "co-test-key-0007",
+    "replicate": "r8_test_token_0008",
 }
-ENV = {
-    "OPENAI_KEY": KEYS["openai"],
-    "ANTHROPIC_KEY": KEYS["anthropic"],
-    "GEMINI_KEY": KEYS["gemini"],
+"""Each fake's accepted key (for Bedrock: the AWS access key id, or a Bedrock API key)."""
+ENV_OF = {protocol: f"{protocol.upper()}_KEY" for protocol in KEYS}
+ENV = {ENV_OF[protocol]: key for protocol, key in KEYS.items()}
+MODELS = {
+    "openai": "gpt-4o",
+    "anthropic": "claude-sonnet-4-5",
+    "gemini": "gemini-2.5-flash",
+    "azure_openai": "gpt-4o",
+    "bedrock": "anthropic.claude-3-5-haiku-20241022-v1:0",
+    "ollama": "llama3.2:latest",
+    "cohere": "command-a-03-2025",
+    "replicate": "meta/meta-llama-3-8b-instruct",
 }
-ENV_OF = {"openai": "OPENAI_KEY", "anthropic": "ANTHROPIC_KEY", "gemini": "GEMINI_KEY"}
-MODELS = {"openai": "gpt-4o", "anthropic": "claude-sonnet-4-5", "gemini": "gemini-2.5-flash"}
 
 
 def provider_toml(pid: str, fake: FakeProvider, **settings: Any) -> str:
-    """Return a ``[providers.<pid>]`` table pointing at ``fake``."""
+    """Return a ``[providers.<pid>]`` table pointing at ``fake``.
+
+    Bedrock signs with AWS credentials unless ``auth = "api-key"``: then no key is set.
+    """
+    signed = fake.protocol == "bedrock" and settings.get("auth", "default") in ("default", "sigv4")
     values: dict[str, Any] = {
         "type": fake.protocol,
-        "api_key": "${" + ENV_OF[fake.protocol] + "}",
+        **({} if signed else {"api_key": "${" + ENV_OF[fake.protocol] + "}"}),
         "base_url": fake.base_url,
         "model": MODELS[fake.protocol],
         **settings,

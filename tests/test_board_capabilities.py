@@ -12,9 +12,7 @@ from runtime.testing import Answer
 
 pytestmark = pytest.mark.timeout(30)
 
-PIXEL = (
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-)
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="  # noqa: E501 - a whole PNG
 
 
 def test_embeddings_come_back_one_vector_per_text(fakes, deployment):

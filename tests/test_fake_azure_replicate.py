@@ -9,11 +9,15 @@ from runtime._errors import ErrorKind, ProviderError
 from runtime.protocols import Endpoint
 from runtime.protocols import _azure as azure
 from runtime.protocols import _replicate as replicate
-from runtime.testing import Answer, Fail, Malformed, ProxyError, StreamError
-from runtime.testing._azure_replicate_fakes import (
-    AZURE_REPLICATE_FAKES,
+from runtime.testing import (
+    FAKES,
+    Answer,
+    Fail,
     FakeAzureOpenAI,
     FakeReplicate,
+    Malformed,
+    ProxyError,
+    StreamError,
 )
 
 pytestmark = pytest.mark.timeout(10)
@@ -91,10 +95,9 @@ def streamed(client, call):
 
 
 def test_fakes_are_offered_by_protocol_name():
-    """The two fakes are listed under their protocols' names, for the lead to merge into FAKES."""
-    assert AZURE_REPLICATE_FAKES["azure_openai"] is FakeAzureOpenAI
-    assert AZURE_REPLICATE_FAKES["replicate"] is FakeReplicate
-    assert len(AZURE_REPLICATE_FAKES) == 2
+    """The two fakes are listed in `FAKES` under their protocols' names."""
+    assert FAKES[azure.NAME] is FakeAzureOpenAI
+    assert FAKES[replicate.NAME] is FakeReplicate
     assert FakeAzureOpenAI().protocol == azure.NAME
     assert FakeReplicate().protocol == replicate.NAME
 
@@ -372,7 +375,7 @@ def test_replicate_official_model_answers_201_in_sync_mode(r8, client):
     assert result.usage.input_tokens > 0
     assert result.usage.output_tokens > 0
     (seen,) = r8.wait_for_requests(1, chat_only=True)
-    assert seen.headers["prefer"] == "wait"
+    assert seen.headers["prefer"] == "wait=55"
     assert seen.json["input"]["system_prompt"] == "Be kind."
     assert seen.headers["authorization"] != f"Bearer {R8_TOKEN}"
 

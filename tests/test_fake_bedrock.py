@@ -8,9 +8,8 @@ from runtime._chat import ChatRequest, EmbedRequest, ImagePart, Message, TextPar
 from runtime._errors import ErrorKind, ProviderError
 from runtime.protocols import Endpoint, HttpCall
 from runtime.protocols import _bedrock as bedrock
-from runtime.testing import Answer, Fail, Malformed, StreamError
+from runtime.testing import Answer, Fail, FakeBedrock, Malformed, StreamError
 from runtime.testing._bedrock import EVENT_STREAM
-from runtime.testing._bedrock_fake import FakeBedrock
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -1,4 +1,7 @@
-"""Each scripted behaviour, the request log and the rpm limit, against all three fakes."""
+"""Each scripted behaviour, the request log and the rpm limit, against the SSE chat fakes.
+
+The other fakes' behaviours are tested in their own files, in their own wire formats.
+"""
 
 import threading
 import time
@@ -98,7 +101,7 @@ class Caller:
         return markers[self.protocol] in event.data
 
 
-@pytest.fixture(params=sorted(FAKES))
+@pytest.fixture(params=sorted(AUTH))
 def caller(request):
     with (
         FAKES[request.param](keys={KEY}) as fake,

@@ -6,6 +6,7 @@ import pytest
 import runtime.protocols
 from runtime._chat import ChatRequest, Message, Tuning
 from runtime._errors import ErrorKind, ProviderError
+from runtime._provider_types import KINDS
 from runtime.protocols import PROTOCOLS, Endpoint
 from runtime.protocols import _openai as openai
 
@@ -533,8 +534,18 @@ def test_check_models_reports_a_malformed_list():
 
 
 def test_protocols_registry_holds_every_protocol_by_name():
-    """PROTOCOLS maps each name to its protocol, openai included."""
-    assert set(PROTOCOLS) == {"openai", "anthropic", "gemini"}
+    """PROTOCOLS maps each name to its protocol; every provider type speaks one of them."""
+    assert set(PROTOCOLS) == {
+        "openai",
+        "anthropic",
+        "gemini",
+        "azure_openai",
+        "bedrock",
+        "ollama",
+        "cohere",
+        "replicate",
+    }
+    assert {kind.protocol for kind in KINDS.values()} == set(PROTOCOLS)
     assert PROTOCOLS["openai"] is openai.PROTOCOL
     assert all(name == protocol.name for name, protocol in PROTOCOLS.items())
 

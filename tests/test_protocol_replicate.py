@@ -78,7 +78,7 @@ def test_chat_request_waits_in_sync_mode_with_a_bearer_token():
     assert headers == (
         ("authorization", "Bearer r8_abc"),
         ("content-type", "application/json"),
-        ("prefer", "wait"),
+        ("prefer", "wait=55"),
         ("x-trace", "1"),
     )
 

@@ -4,8 +4,11 @@ A `WireProtocol` builds the `HttpCall` for a chat or a start-up check from an `E
 and turns what comes back (a whole body, or server-sent events fed to a `StreamParser`)
 into a `ChatResult` or a `ProviderError`. No protocol performs I/O. `PROTOCOLS` holds one
 per API, keyed by name: ``"openai"`` (OpenAI chat completions, and every
-OpenAI-compatible service through its base URL), ``"anthropic"`` (the Messages API) and
-``"gemini"`` (Google's ``generateContent``).
+OpenAI-compatible service through its base URL), ``"anthropic"`` (the Messages API),
+``"gemini"`` (Google's ``generateContent``), ``"azure_openai"`` (OpenAI's API on Azure
+deployments), ``"bedrock"`` (AWS Bedrock's Converse API, streamed as AWS event-stream
+frames), ``"ollama"`` (``/api/chat``, streamed as NDJSON), ``"cohere"`` (Cohere's v2 chat)
+and ``"replicate"`` (predictions in sync mode).
 """
 
 from runtime.protocols._base import (

@@ -5,10 +5,31 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from runtime.protocols import _anthropic, _gemini, _openai
+from runtime.protocols import (
+    _anthropic,
+    _azure,
+    _bedrock,
+    _cohere,
+    _gemini,
+    _ollama,
+    _openai,
+    _replicate,
+)
 from runtime.protocols._base import WireProtocol
 
 PROTOCOLS: Mapping[str, WireProtocol] = MappingProxyType(
-    {p.name: p for p in (_openai.PROTOCOL, _anthropic.PROTOCOL, _gemini.PROTOCOL)}
+    {
+        protocol.name: protocol
+        for protocol in (
+            _openai.PROTOCOL,
+            _anthropic.PROTOCOL,
+            _gemini.PROTOCOL,
+            _azure.PROTOCOL,
+            _bedrock.PROTOCOL,
+            _ollama.PROTOCOL,
+            _cohere.PROTOCOL,
+            _replicate.PROTOCOL,
+        )
+    }
 )
 """Every wire protocol, keyed by its name."""

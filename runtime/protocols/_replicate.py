@@ -1,10 +1,12 @@
 """Replicate's predictions API, for the language models it hosts.
 
-A chat is one prediction, created in sync mode: ``POST {base}/models/{owner}/{name}/predictions``
-for a model ``owner/name`` (it runs the model's latest version), or ``POST {base}/predictions``
-with ``"version"`` for a pinned ``owner/name:version``. The request carries
-``Authorization: Bearer <token>`` and ``Prefer: wait``, which holds it open until the
-prediction ends (60 s at most); the body is ``{"input": {...}}`` with the inputs language
+A chat is one prediction, created in sync mode: ``POST
+{base}/models/{owner}/{name}/predictions`` for a model ``owner/name`` (it runs the model's
+latest version), or ``POST {base}/predictions`` with ``"version"`` for a pinned
+``owner/name:version``. The request carries ``Authorization: Bearer <token>`` and ``Prefer:
+wait=55``, which holds it open until the prediction ends or 55 s pass (Replicate allows 1 to
+60), so a prediction still running comes back, with its id, before callboard's default 60 s
+``request_s`` gives up on it; the body is ``{"input": {...}}`` with the inputs language
 models on Replicate take: ``prompt`` (the conversation, flattened: a lone user message as it
 is, else ``User:`` / ``Assistant:`` turns ending with ``Assistant:``), ``system_prompt``,
 ``max_tokens`` and ``max_new_tokens`` (models name it one way or the other and ignore the
@@ -115,13 +117,17 @@ def _model_path(name: str) -> str:
     return "/".join(quote(part, safe="") for part in name.split("/", 1))
 
 
+SYNC_WAIT_S = 55
+"""How long Replicate holds a create call open (``Prefer: wait=``), under ``request_s``."""
+
+
 def _headers(endpoint: Endpoint, *, body: bool) -> tuple[tuple[str, str], ...]:
     headers: list[tuple[str, str]] = []
     if endpoint.api_key and endpoint.auth != "none":
         headers.append(("authorization", f"Bearer {endpoint.api_key}"))
     if body:
         headers.append(("content-type", "application/json"))
-        headers.append(("prefer", "wait"))
+        headers.append(("prefer", f"wait={SYNC_WAIT_S}"))
     return (*headers, *endpoint.extra_headers)
 
 

@@ -26,6 +26,9 @@ command line.
 
 from runtime.testing._config import config_for
 from runtime.testing._fakes import FAKES, FakeAnthropic, FakeGemini, FakeOpenAI
+from runtime.testing._fakes_azure_replicate import FakeAzureOpenAI, FakeReplicate
+from runtime.testing._fakes_bedrock import FakeBedrock
+from runtime.testing._fakes_ollama_cohere import FakeCohere, FakeOllama
 from runtime.testing._log import RecordedRequest, RequestLog
 from runtime.testing._provider import FakeProvider
 from runtime.testing._script import (
@@ -48,9 +51,14 @@ __all__ = [
     "Drop",
     "Fail",
     "FakeAnthropic",
+    "FakeAzureOpenAI",
+    "FakeBedrock",
+    "FakeCohere",
     "FakeGemini",
+    "FakeOllama",
     "FakeOpenAI",
     "FakeProvider",
+    "FakeReplicate",
     "Hang",
     "Malformed",
     "ProxyError",

@@ -1,10 +1,13 @@
-"""The three fake providers: each is the shared server bound to one protocol module."""
+"""The OpenAI, Anthropic and Gemini fakes, and `FAKES`: every fake by its protocol's name."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from runtime.testing import _anthropic, _gemini, _openai
+from runtime.testing._fakes_azure_replicate import FakeAzureOpenAI, FakeReplicate
+from runtime.testing._fakes_bedrock import FakeBedrock
+from runtime.testing._fakes_ollama_cohere import FakeCohere, FakeOllama
 from runtime.testing._provider import FakeProvider
 from runtime.testing._wire import Wire
 
@@ -42,5 +45,10 @@ FAKES: dict[str, type[FakeProvider]] = {
     "openai": FakeOpenAI,
     "anthropic": FakeAnthropic,
     "gemini": FakeGemini,
+    "azure_openai": FakeAzureOpenAI,
+    "bedrock": FakeBedrock,
+    "ollama": FakeOllama,
+    "cohere": FakeCohere,
+    "replicate": FakeReplicate,
 }
 """Each fake by the name of its protocol (the ``type`` of a provider in the config)."""

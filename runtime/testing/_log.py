@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SECRET_HEADERS = frozenset(
-    {"authorization", "x-api-key", "x-goog-api-key", "api-key", "proxy-authorization"}
+    {
+        "authorization",
+        "x-api-key",
+        "x-goog-api-key",
+        "api-key",
+        "proxy-authorization",
+        "x-amz-security-token",
+    }
 )
 SECRET_QUERY = frozenset({"key"})
 _SHOWN_FROM_LENGTH = 20
@@ -49,13 +56,12 @@ class RecordedRequest:
     path: str
     query: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
-    """Lower-cased names; ``authorization``, ``x-api-key``, ``x-goog-api-key`` and ``api-key``
-    masked."""
+    """Lower-cased names, the values of `SECRET_HEADERS` masked."""
     json: Any = None
     """The parsed JSON body; ``None`` when there was no body or it was not JSON."""
     action: str = ""
     """What the route does: ``"chat"``, ``"chat_stream"``, ``"list_models"``, ``"get_model"``,
-    or ``""`` for a path the API does not have."""
+    ``"embed"``, or ``""`` for a path the API does not have."""
 
     @property
     def is_chat(self) -> bool:

@@ -48,10 +48,3 @@ class FakeReplicate(FakeProvider):
     def _read_ask(self, request: web.Request, model: str | None, *, stream: bool) -> ChatAsk:
         ask = super()._read_ask(request, model, stream=stream)
         return dataclasses.replace(ask, model=_replicate.pinned(ask.model, self.models))
-
-
-AZURE_REPLICATE_FAKES: dict[str, type[FakeProvider]] = {
-    "azure_openai": FakeAzureOpenAI,
-    "replicate": FakeReplicate,
-}
-"""The two fakes by the name of their protocol, to merge into `FAKES`."""

@@ -35,7 +35,3 @@ class FakeCohere(FakeProvider):
     """
 
     wire: ClassVar[EmbedWire] = _cohere
-
-
-MORE_FAKES: dict[str, type[FakeProvider]] = {"ollama": FakeOllama, "cohere": FakeCohere}
-"""The two fakes by the name of their protocol, to merge into `FAKES`."""

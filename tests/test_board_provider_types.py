@@ -1,0 +1,262 @@
+"""Each provider type end to end: a board casts roles to it and talks to its fake over HTTP.
+
+Azure OpenAI, AWS Bedrock (signed with AWS credentials, or with a Bedrock API key), Ollama,
+Cohere and Replicate, each in its own wire format: answers, streams, embeddings, model
+lists, start-up checks, throttling and streams cut mid-way.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from support import KEYS, MODELS, config_toml, primary_and_backup
+
+from runtime import (
+    MissingExtraError,
+    StartupError,
+    StreamBrokenError,
+    StreamDelta,
+    StreamEnd,
+    StreamRestart,
+)
+from runtime.testing import Answer, Fail, StreamError
+
+pytestmark = pytest.mark.timeout(30)
+
+TEXT = "one two three four five six seven eight nine ten"
+KEYED = ["azure_openai", "ollama", "cohere", "replicate"]
+"""The new types that send a key (Bedrock is tested both ways below)."""
+STREAMED = ["azure_openai", "ollama", "cohere"]
+EMBEDDING_MODELS = {
+    "azure_openai": "text-embedding-3-small",
+    "ollama": "nomic-embed-text:latest",
+    "cohere": "embed-v4.0",
+}
+
+
+def _bedrock_by_key() -> dict[str, str]:
+    return {"auth": "api-key"}
+
+
+@pytest.mark.parametrize("protocol", KEYED)
+def test_a_task_is_answered_after_the_start_up_check(fakes, deployment, protocol):
+    """The start-up check passes with the right key, and a task gets the fake's answer."""
+    only = fakes(protocol)
+    deployment.write(config_toml(deployment, {"only": only}, {"coder": ["only"]}))
+    only.script.append(Answer(f"hello from {protocol}"))
+    board = deployment.board(check=True)
+    reply = board.ask("coder", "say hello", max_tokens=100)
+    assert reply.text == f"hello from {protocol}"
+    assert (reply.provider, reply.model) == ("only", MODELS[protocol])
+    assert reply.usage.output_tokens > 0
+    (chat,) = [r for r in only.requests if r.is_chat]
+    assert chat.json is not None
+    board.close()
+    (attempt,) = deployment.events("attempt")
+    assert (attempt["provider"], attempt["outcome"]) == ("only", "ok")
+
+
+@pytest.mark.parametrize("protocol", KEYED)
+def test_a_wrong_key_fails_the_start_up_check_naming_where_it_comes_from(
+    fakes, deployment, protocol
+):
+    """A rejected key is one line naming the provider and its variable, never the key."""
+    only = fakes(protocol, keys={"some-other-key-entirely"})
+    deployment.write(config_toml(deployment, {"only": only}, {"coder": ["only"]}))
+    with pytest.raises(StartupError) as caught:
+        deployment.board(check=True)
+    (problem,) = caught.value.problems
+    assert problem.startswith("only: the key was rejected (HTTP 40")
+    assert f"{protocol.upper()}_KEY" in problem
+    assert KEYS[protocol] not in str(caught.value)
+
+
+@pytest.mark.parametrize("protocol", STREAMED)
+def test_a_stream_arrives_in_pieces_in_each_wire_format(fakes, deployment, protocol):
+    """SSE (Azure, Cohere) and NDJSON (Ollama) streams reach the caller piece by piece."""
+    only = fakes(protocol)
+    deployment.write(config_toml(deployment, {"only": only}, {"coder": ["only"]}))
+    only.script.append(Answer(TEXT, chunk_delay_s=0.01))
+    board = deployment.board()
+    events = list(board.stream("coder", "count"))
+    deltas = [e for e in events if isinstance(e, StreamDelta)]
+    assert len(deltas) > 1
+    assert "".join(d.text for d in deltas) == TEXT
+    assert isinstance(events[-1], StreamEnd)
+    reply = events[-1].reply
+    assert reply.text == TEXT
+    assert reply.usage.output_tokens > 0
+    assert reply.ttft_ms is not None
+    assert (only.requests[-1].json or {}).get("stream") is True
+
+
+def test_replicate_answers_a_stream_whole(fakes, deployment):
+    """Replicate is never streamed: the stream gives the whole text in one piece, then the end."""
+    only = fakes("replicate")
+    deployment.write(config_toml(deployment, {"only": only}, {"coder": ["only"]}))
+    only.script.append(Answer(TEXT))
+    board = deployment.board()
+    events = list(board.stream("coder", "count"))
+    assert [e.text for e in events if isinstance(e, StreamDelta)] == [TEXT]
+    assert events[-1].reply.text == TEXT
+    (chat,) = [r for r in only.requests if r.is_chat]
+    assert chat.headers["prefer"] == "wait=55"
+    assert "stream" not in (chat.json or {})
+
+
+@pytest.mark.parametrize("protocol", sorted(EMBEDDING_MODELS))
+def test_embeddings_from_each_type_that_has_them(fakes, deployment, protocol):
+    """Azure, Ollama and Cohere embed texts, one vector each, with the configured model."""
+    model = EMBEDDING_MODELS[protocol]
+    only = fakes(protocol, models=[MODELS[protocol], model])
+    providers = {"only": (only, {"embedding_model": model})}
+    deployment.write(config_toml(deployment, providers, {"search": ["only"]}))
+    board = deployment.board()
+    reply = board.embed("search", ["first", "second"], input_type="query")
+    assert len(reply.vectors) == 2
+    assert reply.vectors[0] != reply.vectors[1]
+    assert (reply.provider, reply.model) == ("only", model)
+
+
+@pytest.mark.parametrize("protocol", KEYED)
+def test_model_lists_come_from_each_type(fakes, deployment, protocol):
+    """`Callboard.models` asks the provider, in its own API, for what it offers."""
+    only = fakes(protocol)
+    deployment.write(config_toml(deployment, {"only": only}, {"coder": ["only"]}))
+    board = deployment.board()
+    assert MODELS[protocol] in board.models("only")
+
+
+def test_bedrock_requests_are_signed_with_the_aws_credentials(fakes, deployment, aws_keys):
+    """With AWS credentials in the environment, every request carries a SigV4 signature."""
+    bedrock = fakes("bedrock")
+    providers = {"bedrock": (bedrock, {"region": "eu-west-1"})}
+    deployment.write(config_toml(deployment, providers, {"coder": ["bedrock"]}))
+    bedrock.script.append(Answer(TEXT, chunk_delay_s=0.01))
+    board = deployment.board(check=True)
+    events = list(board.stream("coder", "count"))
+    assert len([e for e in events if isinstance(e, StreamDelta)]) > 1
+    assert events[-1].reply.text == TEXT
+    checked, streamed = bedrock.requests
+    assert not checked.is_chat
+    assert streamed.path.endswith("/converse-stream")
+    for request in (checked, streamed):
+        assert request.headers["authorization"].startswith("AWS4-HMAC-SHA256 ")
+        assert "x-amz-date" in request.headers
+    assert aws_keys not in deployment.audit_path.read_text()
+
+
+def test_bedrock_signed_with_an_unknown_access_key_fails_the_check(fakes, deployment, aws_keys):
+    """Credentials AWS does not know fail the start-up check, pointing at the AWS credentials."""
+    bedrock = fakes("bedrock", keys={"AKIASOMEONEELSE00000"})
+    deployment.write(config_toml(deployment, {"bedrock": bedrock}, {"coder": ["bedrock"]}))
+    with pytest.raises(StartupError) as caught:
+        deployment.board(check=True)
+    (problem,) = caught.value.problems
+    assert problem.startswith("bedrock: the key was rejected (HTTP 403)")
+    assert "AWS_ACCESS_KEY_ID" in problem
+
+
+def test_bedrock_without_aws_credentials_fails_the_check_saying_what_to_set(
+    fakes, deployment, no_aws
+):
+    """No credentials anywhere: the check says which variables or profile to set."""
+    bedrock = fakes("bedrock")
+    deployment.write(config_toml(deployment, {"bedrock": bedrock}, {"coder": ["bedrock"]}))
+    with pytest.raises(StartupError) as caught:
+        deployment.board(check=True)
+    (problem,) = caught.value.problems
+    assert problem.startswith("bedrock: no AWS credentials found")
+    assert "AWS_PROFILE" in problem
+    assert not bedrock.requests
+
+
+def test_bedrock_without_credentials_is_out_of_rotation_and_tasks_fall_back(
+    fakes, deployment, no_aws
+):
+    """Unchecked, a Bedrock provider with no credentials is out; its role's backup answers."""
+    bedrock, backup = fakes("bedrock"), fakes("openai")
+    primary_and_backup(deployment, bedrock, backup)
+    board = deployment.board()
+    reply = board.ask("coder", "x")
+    assert reply.provider == "backup"
+    assert "no AWS credentials found" in board.health()["primary"].reason
+    (out,) = deployment.events("provider_out")
+    assert out["provider"] == "primary"
+    assert not bedrock.requests
+
+
+def test_bedrock_with_an_api_key_sends_it_as_bearer(fakes, deployment, no_aws):
+    """``auth = "api-key"`` sends a Bedrock API key instead of signing; no AWS credentials."""
+    bedrock = fakes("bedrock")
+    providers = {"bedrock": (bedrock, _bedrock_by_key())}
+    deployment.write(config_toml(deployment, providers, {"coder": ["bedrock"]}))
+    board = deployment.board(check=True)
+    assert board.ask("coder", "x").provider == "bedrock"
+    assert all(r.headers["authorization"].startswith("Bearer ") for r in bedrock.requests)
+
+
+def test_bedrock_signing_without_botocore_asks_for_the_extra(
+    fakes, deployment, aws_keys, monkeypatch
+):
+    """Without botocore a signing Bedrock provider stops the start, naming it and the extra."""
+    bedrock = fakes("bedrock")
+    deployment.write(config_toml(deployment, {"bedrock": bedrock}, {"coder": ["bedrock"]}))
+    monkeypatch.setitem(sys.modules, "botocore", None)
+    with pytest.raises(MissingExtraError) as caught:
+        deployment.board()
+    assert "bedrock" in str(caught.value)
+    assert "callboard[bedrock]" in str(caught.value)
+    assert 'auth = "api-key"' in str(caught.value)
+
+
+def test_bedrock_throttling_cools_it_and_the_backup_answers(fakes, deployment, no_aws):
+    """A ThrottlingException (429, no wait given) is rate_limited: the backup takes the task."""
+    bedrock, backup = fakes("bedrock"), fakes("openai")
+    deployment.write(
+        config_toml(
+            deployment,
+            {"primary": (bedrock, _bedrock_by_key()), "backup": backup},
+            {"coder": ["primary", "backup"]},
+        )
+    )
+    bedrock.script.append(Fail(429))
+    board = deployment.board()
+    reply = board.ask("coder", "x")
+    assert reply.provider == "backup"
+    assert [a.outcome for a in reply.attempts] == ["rate_limited", "ok"]
+    (cooling,) = deployment.events("provider_cooling")
+    assert cooling["provider"] == "primary"
+
+
+def test_a_connection_cut_mid_stream_raises_with_the_partial_text(fakes, deployment):
+    """Cohere's stream cut after some text: StreamBrokenError holds exactly what arrived."""
+    primary, backup = fakes("cohere"), fakes("openai")
+    primary_and_backup(deployment, primary, backup)
+    primary.script.append(StreamError(after_chunks=3))
+    board = deployment.board()
+    received: list[object] = []
+    with pytest.raises(StreamBrokenError) as caught:
+        received.extend(board.stream("coder", "x"))
+    partial = "".join(e.text for e in received if isinstance(e, StreamDelta))
+    assert partial
+    assert caught.value.partial_text == partial
+    assert caught.value.attempts[0].provider == "primary"
+    assert not [r for r in backup.requests if r.is_chat]
+
+
+def test_an_ollama_error_line_mid_stream_restarts_on_the_backup(fakes, deployment):
+    """An NDJSON error line after some text, with on_broken="restart", goes on elsewhere."""
+    primary, backup = fakes("ollama"), fakes("anthropic")
+    primary_and_backup(deployment, primary, backup)
+    primary.script.append(StreamError(after_chunks=2))
+    backup.script.append(Answer(TEXT))
+    board = deployment.board()
+    events = list(board.stream("coder", "x", on_broken="restart"))
+    restarts = [i for i, e in enumerate(events) if isinstance(e, StreamRestart)]
+    assert len(restarts) == 1
+    after = events[restarts[0] + 1 :]
+    assert "".join(e.text for e in after if isinstance(e, StreamDelta)) == TEXT
+    assert events[-1].reply.provider == "backup"
+    assert events[-1].reply.attempts[0].outcome == "server"
