@@ -5,6 +5,7 @@ Every value here is immutable, so it can travel between actors as a message.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -18,6 +19,9 @@ class TextPart:
 
     text: str
     cache: bool = False
+
+
+_DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,18 @@ class ImagePart:
         """Return the image as a URL (``data:`` URL for inline images)."""
         return self.url if self.url is not None else f"data:{self.media_type};base64,{self.data}"
 
+    def inline(self) -> tuple[str, str] | None:
+        """Return ``(media_type, base64 data)`` for inline data or a ``data:`` URL, else None."""
+        if self.data is not None:
+            return self.media_type or "", self.data
+        found = _DATA_URL.fullmatch(self.url or "")
+        return (found["type"], found["data"]) if found else None
+
+    @property
+    def remote(self) -> bool:
+        """Whether the image is a URL to fetch (not inline data or a ``data:`` URL)."""
+        return self.inline() is None
+
 
 Part = TextPart | ImagePart
 
@@ -73,6 +89,11 @@ class Message:
     def has_images(self) -> bool:
         """Whether the message holds an image."""
         return any(isinstance(p, ImagePart) for p in self.parts)
+
+    @property
+    def has_remote_images(self) -> bool:
+        """Whether the message holds an image given by a URL to fetch."""
+        return any(isinstance(p, ImagePart) and p.remote for p in self.parts)
 
     @classmethod
     def coerce(cls, value: Message | Mapping[str, Any]) -> Message:

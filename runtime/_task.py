@@ -272,12 +272,14 @@ def eligible_chain(
 
     An embeddings task keeps only providers with an embeddings API and an
     ``embedding_model``, and only those whose model is the first one's, so vectors
-    never mix. A task with images keeps only providers that take images.
+    never mix. A task with images keeps only providers that take images, and one with
+    images by URL only those that can fetch them.
     """
     kept: list[str] = []
     skipped: list[tuple[str, str]] = []
     first_model: str | None = None
     images = spec.embed is None and any(m.has_images for m in spec.messages)
+    remote_images = images and any(m.has_remote_images for m in spec.messages)
     for pid in chain:
         settings = config.providers[pid]
         protocol = PROTOCOLS[settings.kind.protocol]
@@ -294,6 +296,8 @@ def eligible_chain(
                 first_model = model
         elif images and not (settings.images if settings.images is not None else protocol.images):
             reason = "it does not take images"
+        elif remote_images and not protocol.image_urls:
+            reason = "it cannot fetch images by URL (give them as base64 data)"
         if reason is None:
             kept.append(pid)
         else:

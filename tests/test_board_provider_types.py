@@ -260,3 +260,33 @@ def test_an_ollama_error_line_mid_stream_restarts_on_the_backup(fakes, deploymen
     assert "".join(e.text for e in after if isinstance(e, StreamDelta)) == TEXT
     assert events[-1].reply.provider == "backup"
     assert events[-1].reply.attempts[0].outcome == "server"
+
+
+def test_an_image_by_url_skips_providers_that_cannot_fetch_it(fakes, deployment):
+    """Ollama and Bedrock take only inline images: a URL image goes to the next provider."""
+    ollama, gpt = fakes("ollama"), fakes("openai")
+    deployment.write(
+        config_toml(deployment, {"local": ollama, "gpt": gpt}, {"v": ["local", "gpt"]})
+    )
+    board = deployment.board()
+    image = {"type": "image", "url": "https://example.com/cat.png"}
+    reply = board.ask(
+        "v",
+        messages=[{"role": "user", "content": [{"type": "text", "text": "what is it?"}, image]}],
+    )
+    assert reply.provider == "gpt"
+    assert not ollama.requests
+    (skipped,) = deployment.events("provider_skipped")
+    assert skipped["provider"] == "local"
+    assert "cannot fetch images by URL" in skipped["reason"]
+
+
+def test_an_inline_image_reaches_ollama_as_bare_base64(fakes, deployment):
+    """A data: URL is inline data, so Ollama takes it, as base64 in the message's images."""
+    ollama = fakes("ollama")
+    deployment.write(config_toml(deployment, {"local": ollama}, {"v": ["local"]}))
+    board = deployment.board()
+    image = {"type": "image", "url": "data:image/png;base64,iVBORw0KGgo="}
+    assert board.ask("v", messages=[{"role": "user", "content": [image]}]).provider == "local"
+    (chat,) = [r for r in ollama.requests if r.is_chat]
+    assert chat.json["messages"][0]["images"] == ["iVBORw0KGgo="]

@@ -292,3 +292,18 @@ def test_gemini_auth_none_sends_no_key():
     call = gemini.chat_request(endpoint, _chat(), False)
     assert _header_names(call) == {"content-type"}
     assert "key=" not in call.url
+
+
+@pytest.mark.parametrize(
+    ("part", "inline"),
+    [
+        (ImagePart(data="QUJD", media_type="image/png"), ("image/png", "QUJD")),
+        (ImagePart(url="data:image/jpeg;base64,QUJD"), ("image/jpeg", "QUJD")),
+        (ImagePart(url="https://example.com/a.png"), None),
+        (ImagePart(url="data:text/plain,hello"), None),
+    ],
+)
+def test_an_image_is_inline_when_it_is_data_or_a_base64_data_url(part, inline):
+    """`ImagePart.inline` gives the media type and base64 data; a fetched URL is remote."""
+    assert part.inline() == inline
+    assert part.remote is (inline is None)

@@ -17,7 +17,6 @@ and ``message_stop``; ``ping`` may come at any time, and ``error`` ends it early
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -87,7 +86,6 @@ MAX_CACHE_POINTS = 4
 """The most ``cache_control`` blocks Anthropic accepts in one request."""
 MODELS_PAGE = 1000
 """The largest page ``GET /models`` returns (``limit`` ranges from 1 to 1000)."""
-_DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", re.DOTALL)
 
 
 def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> HttpCall:
@@ -161,11 +159,9 @@ def _block(part: Part, points: _CachePoints) -> dict[str, object]:
 
 def _image_source(image: ImagePart) -> dict[str, object]:
     """A base64 source for inline data (a ``data:`` URL included), else a URL source."""
-    if image.data is not None:
-        return {"type": "base64", "media_type": image.media_type, "data": image.data}
-    inline = _DATA_URL.fullmatch(image.url or "")
-    if inline:
-        return {"type": "base64", "media_type": inline["type"], "data": inline["data"]}
+    inline = image.inline()
+    if inline is not None:
+        return {"type": "base64", "media_type": inline[0], "data": inline[1]}
     return {"type": "url", "url": image.url}
 
 

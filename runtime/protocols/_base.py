@@ -117,6 +117,8 @@ class WireProtocol:
     """Build an embeddings request and parse its answer; ``None``: no embeddings."""
     images: bool = True
     """Whether messages may hold images."""
+    image_urls: bool = True
+    """Whether an image may be a URL for the provider to fetch (else only inline data)."""
     cache_points: bool = False
     """Whether `TextPart.cache` / `ImagePart.cache` become explicit cache points
     (Anthropic, Bedrock); elsewhere the provider caches prefixes on its own."""

@@ -89,7 +89,6 @@ _IMAGE_FORMATS = {
     "image/gif": "gif",
     "image/webp": "webp",
 }
-_DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", re.DOTALL)
 _REGION_HOST = re.compile(
     r"bedrock(?:-runtime)?(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
 )
@@ -221,16 +220,14 @@ def _blocks(parts: Iterable[Part]) -> list[dict[str, object]]:
 
 
 def _image(part: ImagePart) -> dict[str, object]:
-    media_type, data = part.media_type, part.data
-    if data is None:
-        inline = _DATA_URL.fullmatch(part.url or "")
-        if inline is None:
-            raise ProviderError(
-                ErrorKind.BAD_REQUEST,
-                "Bedrock cannot fetch images by URL: give the image as data "
-                "(base64 with its media_type) instead",
-            )
-        media_type, data = inline["type"], inline["data"]
+    inline = part.inline()
+    if inline is None:
+        raise ProviderError(
+            ErrorKind.BAD_REQUEST,
+            "Bedrock cannot fetch images by URL: give the image as data "
+            "(base64 with its media_type) instead",
+        )
+    media_type, data = inline
     image_format = _IMAGE_FORMATS.get((media_type or "").lower())
     if image_format is None:
         raise ProviderError(
@@ -487,5 +484,6 @@ PROTOCOL = WireProtocol(
     list_models=ListModels(request=models_request, parse=parse_models),
     embed=Embeddings(request=embed_request, parse=parse_embeddings),
     images=True,
+    image_urls=False,
     cache_points=True,
 )

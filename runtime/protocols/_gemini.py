@@ -17,7 +17,6 @@ and a ``RetryInfo`` (how long to wait after a 429). Gemini sends no rate-limit h
 
 from __future__ import annotations
 
-import re
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
@@ -73,7 +72,6 @@ _STATUS_KINDS = {
 _ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 _BAD_KEY = "API_KEY_INVALID"
-_DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", re.DOTALL)
 _IMAGE_TYPES = {
     ".png": "image/png",
     ".jpg": "image/jpeg",
@@ -121,12 +119,10 @@ def _parts(message: Message) -> list[dict[str, object]]:
 def _part(part: Part) -> dict[str, object]:
     if isinstance(part, TextPart):
         return {"text": part.text}
-    if part.data is not None:
-        return {"inline_data": {"mime_type": part.media_type, "data": part.data}}
+    inline = part.inline()
+    if inline is not None:
+        return {"inline_data": {"mime_type": inline[0], "data": inline[1]}}
     url = part.url or ""
-    inline = _DATA_URL.fullmatch(url)
-    if inline:
-        return {"inline_data": {"mime_type": inline["type"], "data": inline["data"]}}
     return {"file_data": {"mime_type": image_type(url), "file_uri": url}}
 
 

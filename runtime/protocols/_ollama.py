@@ -72,13 +72,14 @@ def _message(message: Message) -> dict[str, object]:
     for part in message.parts:
         if not isinstance(part, ImagePart):
             continue
-        if part.data is None:
+        inline = part.inline()
+        if inline is None:
             raise ProviderError(
                 ErrorKind.BAD_REQUEST,
                 "Ollama takes base64 images only, so an image given by URL cannot be sent: "
                 "fetch it and pass it as data with its media_type",
             )
-        images.append(part.data)
+        images.append(inline[1])
     entry: dict[str, object] = {"role": message.role, "content": message.text}
     if images:
         entry["images"] = images
@@ -280,4 +281,5 @@ PROTOCOL = WireProtocol(
     framing="ndjson",
     list_models=ListModels(request=models_request, parse=_model_names),
     embed=Embeddings(request=embed_request, parse=parse_embed),
+    image_urls=False,
 )
