@@ -158,7 +158,7 @@ def _models(args: argparse.Namespace) -> int:
         try:
             names = board.models(args.provider)
         except ProviderError as exc:
-            print(f"callboard: {exc}", file=sys.stderr)
+            print(f"callboard: {args.provider}: {exc}", file=sys.stderr)
             return EXIT_FAILED
     print("\n".join(sorted(names)))
     return EXIT_OK

@@ -140,7 +140,8 @@ class ProviderSettings(_Tunable):
     embedding_model: str | None = None
     """The model `Callboard.embed` uses with this provider."""
     images: bool | None = None
-    """Whether the model takes images (default: what the protocol allows)."""
+    """``False``: the model takes no images, so tasks with images skip it (a type whose
+    protocol takes none is skipped whatever this says)."""
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     rpm: PositiveInt | None = None
     tpm: PositiveInt | None = None

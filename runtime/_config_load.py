@@ -247,11 +247,41 @@ def _provider_problems(raw: dict[str, Any]) -> list[ConfigProblem]:
                 )
             )
         auth = table.get("auth", "default")
-        if kind.needs_key and auth != "none" and not table.get("api_key"):
+        # Any other OpenAI-compatible server (type openai with a base_url) may take no key.
+        own_server = kind.name == "openai" and bool(table.get("base_url"))
+        keyed = (kind.needs_key and auth != "none" and not own_server) or (
+            kind.name == "bedrock" and auth in ("api-key", "bearer")
+        )
+        if keyed and not table.get("api_key"):
             usual = f' (usually "${{{kind.key_env}}}")' if kind.key_env else ""
             problems.append(
                 ConfigProblem(f"{where}.api_key", f"required for type {kind.name}{usual}")
             )
+        problems += _type_only_problems(where, kind.name, table)
+    return problems
+
+
+_ONLY_FOR = {
+    "deployment": "azure_openai",
+    "api_version": "azure_openai",
+    "region": "bedrock",
+}
+"""Provider keys that mean something for one type only."""
+_AUTH_ONLY_FOR = {"entra": "azure_openai", "sigv4": "bedrock"}
+
+
+def _type_only_problems(where: str, type_name: str, table: dict[str, Any]) -> list[ConfigProblem]:
+    problems = [
+        ConfigProblem(f"{where}.{key}", f"only type {only} takes {key}, not {type_name}")
+        for key, only in _ONLY_FOR.items()
+        if key in table and type_name != only
+    ]
+    auth = table.get("auth")
+    only = _AUTH_ONLY_FOR.get(auth) if isinstance(auth, str) else None
+    if only is not None and type_name != only:
+        problems.append(
+            ConfigProblem(f"{where}.auth", f'auth = "{auth}" is for type {only}, not {type_name}')
+        )
     return problems
 
 

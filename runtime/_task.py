@@ -294,7 +294,7 @@ def eligible_chain(
                 reason = f"its embedding model {model} is not {first_model} (vectors never mix)"
             elif first_model is None:
                 first_model = model
-        elif images and not (settings.images if settings.images is not None else protocol.images):
+        elif images and not (protocol.images and settings.images is not False):
             reason = "it does not take images"
         elif remote_images and not protocol.image_urls:
             reason = "it cannot fetch images by URL (give them as base64 data)"

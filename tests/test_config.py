@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from runtime import ConfigError, load_config, parse_config
+from runtime._provider_types import KINDS
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -250,3 +252,59 @@ def test_each_provider_type_says_what_it_needs():
     azure = config.providers["azure"].endpoint()
     assert azure.option("deployment") == "gpt-4o"
     assert azure.option("api_version") == "2024-10-21"
+
+
+def test_type_specific_keys_and_auth_styles_belong_to_their_type():
+    """region, deployment, api_version, sigv4 and entra are refused on other types, located."""
+    text = (
+        '[providers.gpt]\ntype = "openai"\nmodel = "gpt-4o"\napi_key = "k"\n'
+        'region = "us-east-1"\nauth = "sigv4"\n'
+        '[providers.claude]\ntype = "anthropic"\nmodel = "claude-sonnet-4-5"\napi_key = "k"\n'
+        'deployment = "d"\nauth = "entra"\n'
+        '[providers.bedrock]\ntype = "bedrock"\nmodel = "amazon.nova-pro-v1:0"\n'
+        'auth = "api-key"\n'
+    )
+    assert problems(text, {}) == [
+        "line 5: providers.gpt.region: only type bedrock takes region, not openai",
+        'line 6: providers.gpt.auth: auth = "sigv4" is for type bedrock, not openai',
+        (
+            "line 11: providers.claude.deployment: only type azure_openai takes deployment, "
+            "not anthropic"
+        ),
+        'line 12: providers.claude.auth: auth = "entra" is for type azure_openai, not anthropic',
+        "line 13: providers.bedrock.api_key: required for type bedrock",
+    ]
+
+
+def test_bedrock_signs_by_default_and_takes_its_region_into_the_url():
+    """A Bedrock provider needs no key (AWS credentials sign) and gets its region's URL."""
+    text = '[providers.b]\ntype = "bedrock"\nmodel = "amazon.nova-pro-v1:0"\nregion = "eu-west-1"\n'
+    settings = parse_config(text, environ={}).providers["b"]
+    endpoint = settings.endpoint()
+    assert endpoint.base_url == "https://bedrock-runtime.eu-west-1.amazonaws.com"
+    assert endpoint.api_key is None
+    assert "AWS_ACCESS_KEY_ID" in settings.key_hint()
+
+
+def test_the_readme_example_of_every_provider_type_is_a_valid_config():
+    """The README's example table of each provider type loads as written, every type in it."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Provider types", 1)[1]
+    block = section.split("```toml", 1)[1].split("```", 1)[0]
+    variables = re.findall(r"\$\{(\w+)\}", block)
+    roles = '\n[roles.all]\nproviders = ["gpt"]\n'
+    config = parse_config(block + roles, environ=dict.fromkeys(variables, "k"))
+    types = {settings.type for settings in config.providers.values()}
+    core = {"openai", "azure_openai", "anthropic", "gemini", "bedrock", "ollama", "cohere"}
+    assert types >= {*core, "replicate", "groq"}
+    table = section.split("A config example for each", 1)[0]
+    assert all(f"`{name}`" in table for name in KINDS)
+
+
+def test_an_openai_compatible_server_of_type_openai_may_take_no_key():
+    """``type = "openai"`` with its own base_url needs no key; OpenAI itself does."""
+    own = '[providers.v]\ntype = "openai"\nbase_url = "http://localhost:8000/v1"\nmodel = "q"\n'
+    assert parse_config(own, environ={}).providers["v"].endpoint().api_key is None
+    assert problems('[providers.o]\ntype = "openai"\nmodel = "gpt-4o"\n', {}) == [
+        'line 1: providers.o.api_key: required for type openai (usually "${OPENAI_API_KEY}")'
+    ]
