@@ -17,8 +17,6 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from runtime._rows import iso
 
 MASK = "[REDACTED]"
@@ -155,6 +153,8 @@ class AuditWriter:
         self._log = log
         self.redactor = log.redactor
         self._lines: list[str] = []
+        import structlog  # noqa: PLC0415 - loaded with the first log, not with `import runtime`
+
         self._logger = structlog.wrap_logger(
             _Collector(self._lines),
             processors=[

@@ -6,7 +6,9 @@ hundred connections, and its client layer (redirects, cookies, auth flows, envir
 lookups on every request) costs more than the request itself on loopback, while a
 provider call needs none of it. Proxy settings are read from the environment once, when
 the client is built. Clients live on the I/O loop only: `ProviderClient` builds its
-transport there on first use and closes it there.
+transport there on first use and closes it there. aiohttp (about 100 ms to import) and
+the SSL context are loaded when the first client is made, as a board starts: not by
+``from runtime import Callboard``, and not on the first call's time.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ import functools
 import json
 import ssl
 import urllib.request
+from typing import TYPE_CHECKING
 
-import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
 from runtime._aws import Signer
 from runtime._errors import ErrorKind, ProviderError
 from runtime.protocols import HttpCall
+
+if TYPE_CHECKING:
+    from httpx_aiohttp import AiohttpTransport
 
 KEEPALIVE_S = 30.0
 USER_AGENT = "callboard/0.1"
@@ -56,6 +60,9 @@ class ProviderClient:
         proxy: httpx.Proxy | None = None,
         signer: Signer | None = None,
     ) -> None:
+        import httpx_aiohttp  # noqa: F401, PLC0415 - loaded now, not on the first call
+
+        shared_ssl_context()
         self._max_connections = max_connections
         self._signer = signer
         self._timeouts = {"connect": connect_s, "read": None, "write": None, "pool": None}
@@ -68,6 +75,9 @@ class ProviderClient:
         if self._closed:
             raise ProviderError(ErrorKind.INTERNAL, "the provider's HTTP client is closed")
         if self._transport is None:
+            import aiohttp  # noqa: PLC0415 - see the module's docstring
+            from httpx_aiohttp import AiohttpTransport  # noqa: PLC0415
+
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections,
                 ssl=shared_ssl_context(),
@@ -112,6 +122,7 @@ class ProviderClient:
 
 def transport_error(exc: httpx.HTTPError, url: str, timeout_s: float | None) -> ProviderError:
     """Translate an httpx (or wrapped aiohttp) exception into a `ProviderError`."""
+    import aiohttp  # noqa: PLC0415 - loaded already: a transport raised this
     cause = exc.__cause__
     host = httpx.URL(url).host
     if isinstance(exc, httpx.ConnectError) or isinstance(cause, aiohttp.ClientConnectorError):
