@@ -123,6 +123,7 @@ class ProviderClient:
 def transport_error(exc: httpx.HTTPError, url: str, timeout_s: float | None) -> ProviderError:
     """Translate an httpx (or wrapped aiohttp) exception into a `ProviderError`."""
     import aiohttp  # noqa: PLC0415 - loaded already: a transport raised this
+
     cause = exc.__cause__
     host = httpx.URL(url).host
     if isinstance(exc, httpx.ConnectError) or isinstance(cause, aiohttp.ClientConnectorError):
