@@ -9,7 +9,7 @@ when the call ends, at the prices of the config the task started with.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Self
 
@@ -60,7 +60,7 @@ class AttemptRow:
 
     def audit_fields(self) -> dict[str, Any]:
         """Return the fields of the audit ``attempt`` line."""
-        values = asdict(self)
+        values = _flat(self)
         values["ts"] = iso(self.ts)
         values["error_kind"] = None if self.outcome == "ok" else self.outcome
         return values
@@ -98,7 +98,7 @@ class TaskRow:
 
     def audit_fields(self) -> dict[str, Any]:
         """Return the fields of the audit ``task_finished`` line."""
-        values = asdict(self)
+        values = _flat(self)
         values["ts"] = iso(self.ts)
         return values
 
@@ -106,6 +106,11 @@ class TaskRow:
     def from_audit(cls, line: dict[str, Any]) -> Self:
         """Rebuild the row from its audit ``task_finished`` line."""
         return cls(**_known(cls, line), ts=from_iso(line["ts"]))
+
+
+def _flat(row: AttemptRow | TaskRow) -> dict[str, Any]:
+    """Return a row's fields by name (every field is a plain value: no copy needed)."""
+    return {name: getattr(row, name) for name in row.__slots__}
 
 
 def _known(cls: type, line: dict[str, Any]) -> dict[str, Any]:
