@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 GROWTH = 1.1
@@ -35,6 +35,25 @@ def percentile(counts: Mapping[int, int], q: float, max_ms: float | None = None)
             bound = BOUNDS[index] if index < len(BOUNDS) else math.inf
             return min(bound, max_ms) if max_ms is not None else bound
     return max_ms
+
+
+def percentiles(counts: Mapping[int, int], quantiles: Sequence[float]) -> list[float | None]:
+    """Return `percentile` for each of ``quantiles`` (ascending), sorting the counts once."""
+    total = sum(counts.values())
+    if total == 0:
+        return [None] * len(quantiles)
+    ordered = sorted(counts.items())
+    values: list[float | None] = []
+    position, seen = 0, ordered[0][1]
+    for q in quantiles:
+        rank = q * total
+        while seen < rank and position + 1 < len(ordered):
+            position += 1
+            seen += ordered[position][1]
+        index = ordered[position][0]
+        bound = BOUNDS[index] if index < len(BOUNDS) else math.inf
+        values.append(bound if seen >= rank else None)
+    return values
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime._errors import StoreError
-from runtime._histogram import bucket_of
+from runtime._histogram import LatencyHistogram, bucket_of
 from runtime._report import (
     PERIOD_S,
     Every,
@@ -226,11 +226,7 @@ class MetricsStore:
         by: GroupBy = "provider,role",
         filters: Filters = Filters(),
     ) -> Trend:
-        """Aggregate the attempts in ``[since, until)`` per group and per hour or day.
-
-        A trend's points carry latency percentiles but not time to first token (a report
-        has both): reading one histogram per period keeps trends over long windows fast.
-        """
+        """Aggregate the attempts in ``[since, until)`` per group and per hour or day."""
         period = PERIOD_S[every]
         accumulators = self._accumulate(since, until, by, filters, period_s=period)
         first, last = math.floor(since / period), math.ceil(until / period)
@@ -290,16 +286,49 @@ class MetricsStore:
                 cost_usd=row[width + 6],
                 priced_calls=row[width + 7],
             )
-        if query.period_s is not None:
-            where += f" AND metric = {LATENCY}"  # trends chart latency, not time to first token
-        histograms = self._db.execute(
-            f"SELECT {period}, {columns}, metric, bucket, SUM(count) FROM rollup_histograms "  # noqa: S608
-            f"WHERE {where} GROUP BY 1, {columns}, metric, bucket",
-            params,
-        )
-        for *key, metric, bucket, count in histograms:
-            acc = accumulators[tuple(key)]
-            (acc.latency if metric == LATENCY else acc.ttft).add_bucket(bucket, count)
+        self._fold_histograms(accumulators, query, level, where, params)
+
+    def _fold_histograms(
+        self,
+        accumulators: _Accumulators,
+        query: _Query,
+        level: int,
+        where: str,
+        params: list[Any],
+    ) -> None:
+        """Add the rollups' latency and time-to-first-token buckets to each group.
+
+        Where a period holds many units (a report, a daily trend from hours), SQLite sums
+        them; where a period is one unit (an hourly trend from hours) there is nothing to
+        sum, and the rows are read as stored: a GROUP BY would only sort them all first.
+        Consecutive rows share their period, group and metric, so the histogram to add to
+        is looked up once per run of rows.
+        """
+        columns = ", ".join(query.dims)
+        if query.period_s == level:
+            sql = (
+                f"SELECT unit, {columns}, metric, bucket, count FROM rollup_histograms "  # noqa: S608
+                f"WHERE {where}"
+            )
+        else:
+            period = f"(unit * {level}) / {query.period_s}" if query.period_s else "0"
+            sql = (
+                f"SELECT {period}, {columns}, metric, bucket, SUM(count) "  # noqa: S608
+                f"FROM rollup_histograms WHERE {where} GROUP BY 1, {columns}, metric, bucket"
+            )
+        width = len(query.dims) + 2  # period, the group's fields, metric
+        run: tuple[Any, ...] = ()
+        histogram = LatencyHistogram()
+        added = 0
+        for row in self._db.execute(sql, params):
+            if row[:width] != run:
+                histogram.total += added
+                run, added = row[:width], 0
+                acc = accumulators[run[:-1]]
+                histogram = acc.latency if run[-1] == LATENCY else acc.ttft
+            histogram.counts[row[width]] += row[width + 1]
+            added += row[width + 1]
+        histogram.total += added
 
     def _fold_raw(
         self, accumulators: _Accumulators, query: _Query, start: float, end: float
@@ -328,7 +357,7 @@ class MetricsStore:
             )
             if outcome == "ok":
                 acc.latency.add(latency)
-                if ttft is not None and query.period_s is None:
+                if ttft is not None:
                     acc.ttft.add(ttft)
 
 

@@ -11,11 +11,11 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from runtime._histogram import LatencyHistogram, percentile
+from runtime._histogram import LatencyHistogram, percentiles
 
 GroupBy = Literal["provider,role", "provider", "role", "model"]
 GROUPINGS: tuple[GroupBy, ...] = ("provider,role", "provider", "role", "model")
@@ -91,10 +91,14 @@ class GroupAccumulator:
         )
 
 
-def _percentiles(histogram: LatencyHistogram, quantiles: Iterable[float]) -> dict[str, float]:
+def _percentiles(histogram: LatencyHistogram, quantiles: Sequence[float]) -> dict[str, float]:
     """Read percentiles as bucket bounds, so rollups and raw rows give the same figures."""
-    values = {f"p{round(q * 100)}": percentile(histogram.counts, q) for q in quantiles}
-    return {name: round(v, 1) for name, v in values.items() if v is not None}
+    values = percentiles(histogram.counts, quantiles)
+    return {
+        f"p{round(q * 100)}": round(v, 1)
+        for q, v in zip(quantiles, values, strict=True)
+        if v is not None
+    }
 
 
 @dataclass(frozen=True, slots=True)

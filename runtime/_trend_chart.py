@@ -1,7 +1,8 @@
 """Trends as charts: a text chart for the terminal, and a PNG for people.
 
-`render_trend_text` draws each series as three sparklines (calls, success rate, p95
-latency) with their figures, using the standard library alone. `render_trend_png` draws
+`render_trend_text` draws each series as sparklines (calls, success rate, p95 latency,
+and p95 time to first token for a series with streamed answers) with their figures,
+using the standard library alone. `render_trend_png` draws
 the same as stacked panels with matplotlib, an optional dependency (the ``charts``
 extra); without it, it raises `ChartUnavailableError`.
 """
@@ -27,7 +28,7 @@ BLOCKS = "▁▂▃▄▅▆▇█"
 """Sparkline characters, lowest to highest."""
 NO_CALLS = "·"
 """What a sparkline shows where a series made no call (for p95: got no answer)."""
-_ROWS = ("calls", "ok", "p95")
+_ROWS = ("calls", "ok", "p95", "ttft")
 _INDENT = "  "
 _GAP = "  "
 _PREFIX = len(_INDENT) + max(len(name) for name in _ROWS) + len(_GAP)
@@ -45,6 +46,7 @@ class _Column:
     calls: int
     successes: int
     p95_ms: float | None
+    ttft_p95_ms: float | None = None
 
 
 def render_trend_text(trend: Trend, *, width: int = 80) -> str:
@@ -52,16 +54,18 @@ def render_trend_text(trend: Trend, *, width: int = 80) -> str:
 
     A header gives the window (UTC), the period and the number of periods. Each series
     then gets a block: its label with total calls, overall success rate and cost, then
-    three sparklines, one character per column, `NO_CALLS` where it made no call:
+    sparklines, one character per column, `NO_CALLS` where it made no call:
 
     - calls, scaled to the series' busiest column, which shows ``█``;
     - success rate on a fixed 0-100% scale (``▁`` is 0%, ``█`` 100%), with the lowest;
     - p95 latency, scaled from zero to the series' highest column, with its range;
+    - for a series with streamed answers, p95 time to first token (``ttft``), drawn
+      the same way;
 
     and a time axis marking the start of the first and last column. The figures beside
     the sparklines are those of single periods. When there are more periods than
     columns fit in ``width``, adjacent periods are merged: calls and successes add up,
-    and the p95 drawn is the highest of the merged periods' p95s (the p95 of the merged
+    and each p95 drawn is the highest of the merged periods' p95s (the p95 of the merged
     calls cannot be had from percentiles), so a slow hour stays visible. A trend
     without calls is one line.
 
@@ -117,17 +121,24 @@ def _cost(groups: Sequence[GroupStats]) -> str:
     return f"{text} +{unpriced:,} unpriced calls" if unpriced else text
 
 
-def _notes(points: Sequence[GroupStats | None], every: str) -> tuple[str, str, str]:
-    """Return the figures beside the calls, success and p95 sparklines, per single period."""
+def _notes(points: Sequence[GroupStats | None], every: str) -> tuple[str, ...]:
+    """Return the figures beside each sparkline, per single period.
+
+    There are three, and a fourth (time to first token) when the series has any.
+    """
     present = [g for g in points if g is not None and g.calls]
     peak = max((g.calls for g in present), default=0)
     lowest = min((g.successes / g.calls for g in present), default=None)
     p95s = [g.latency_ms["p95"] for g in present if "p95" in g.latency_ms]
-    return (
+    notes: tuple[str, ...] = (
         f"peak {peak:,}/{every}",
         "-" if lowest is None else f"min {lowest:.1%}",
         _latency_range(min(p95s), max(p95s)) if p95s else "no answers",
     )
+    ttfts = [g.ttft_ms["p95"] for g in present if "p95" in g.ttft_ms]
+    if ttfts:
+        notes += (f"p95 {_latency_range(min(ttfts), max(ttfts))}",)
+    return notes
 
 
 def _latency_range(low_ms: float, high_ms: float) -> str:
@@ -152,32 +163,41 @@ def _merged(points: Sequence[GroupStats | None]) -> _Column | None:
     if not present:
         return None
     p95s = [g.latency_ms["p95"] for g in present if "p95" in g.latency_ms]
+    ttfts = [g.ttft_ms["p95"] for g in present if "p95" in g.ttft_ms]
     return _Column(
         calls=sum(g.calls for g in present),
         successes=sum(g.successes for g in present),
         p95_ms=max(p95s, default=None),
+        ttft_p95_ms=max(ttfts, default=None),
     )
 
 
 def _sparkline_rows(
-    columns: Sequence[_Column | None], notes: tuple[str, str, str], beside: bool
+    columns: Sequence[_Column | None], notes: tuple[str, ...], beside: bool
 ) -> list[str]:
     present = [c for c in columns if c is not None]
     peak_calls = max((c.calls for c in present), default=0)
-    peak_p95 = max((c.p95_ms for c in present if c.p95_ms is not None), default=0.0)
-    sparks = (
+    sparks = [
         "".join(NO_CALLS if c is None else _scaled(c.calls, peak_calls) for c in columns),
         "".join(NO_CALLS if c is None else _rate_block(c.successes / c.calls) for c in columns),
-        "".join(
-            NO_CALLS if c is None or c.p95_ms is None else _scaled(c.p95_ms, peak_p95)
-            for c in columns
-        ),
-    )
+        _latency_spark(columns, lambda c: c.p95_ms),
+    ]
+    if len(notes) > len(sparks):
+        sparks.append(_latency_spark(columns, lambda c: c.ttft_p95_ms))
     lines = []
-    for name, spark, note in zip(_ROWS, sparks, notes, strict=True):
+    for name, spark, note in zip(_ROWS, sparks, notes, strict=False):
         row = f"{_INDENT}{name:<{_PREFIX - len(_INDENT) - len(_GAP)}}{_GAP}{spark}"
         lines += [f"{row}{_GAP}{note}"] if beside else [row, " " * _PREFIX + note]
     return lines
+
+
+def _latency_spark(
+    columns: Sequence[_Column | None], value: Callable[[_Column], float | None]
+) -> str:
+    """Return a sparkline of one latency figure, scaled to its highest column."""
+    values = [None if c is None else value(c) for c in columns]
+    peak = max((v for v in values if v is not None), default=0.0)
+    return "".join(NO_CALLS if v is None else _scaled(v, peak) for v in values)
 
 
 def _scaled(value: float, peak: float) -> str:
@@ -243,8 +263,9 @@ def render_trend_png(trend: Trend, path: Path) -> Path:
     """Draw the trend as a PNG at ``path``, creating its folders, and return ``path``.
 
     Stacked panels share the time axis (UTC): calls per period, success rate (%), p95
-    latency (ms, or s when a period reaches a second) and, when any call had a known
-    price, cost (USD) per period. Each series is one line, with the same colour in every
+    latency (ms, or s when a period reaches a second), p95 time to first token when any
+    answer was streamed (in the same unit) and, when any call had a known price, cost
+    (USD) per period. Each series is one line, with the same colour in every
     panel, and a gap where it made no call (for p95: got no answer). Each point sits at
     its period's start. Drawn with matplotlib's Agg backend, leaving pyplot alone.
 
@@ -276,8 +297,11 @@ def _panels(trend: Trend) -> list[_Panel]:
     panels = [
         _Panel(f"calls per {every}", _lines(series, lambda g: g.calls, empty=0.0)),
         _Panel("success rate (%)", _lines(series, lambda g: _percent(g.successes, g.calls))),
-        _Panel(f"p95 latency ({unit})", _lines(series, lambda g: _scale(g, scale))),
+        _Panel(f"p95 latency ({unit})", _lines(series, lambda g: _scale(g.latency_ms, scale))),
     ]
+    if any(g is not None and "p95" in g.ttft_ms for pts in series.values() for g in pts):
+        ttft = _lines(series, lambda g: _scale(g.ttft_ms, scale))
+        panels.append(_Panel(f"p95 time to first token ({unit})", ttft))
     if any(g is not None and g.cost_usd is not None for pts in series.values() for g in pts):
         panels.append(_Panel(f"cost per {every} (USD)", _lines(series, lambda g: g.cost_usd)))
     return panels
@@ -301,8 +325,8 @@ def _percent(part: int, whole: int) -> float | None:
     return 100 * part / whole if whole else None
 
 
-def _scale(group: GroupStats, divisor: float) -> float | None:
-    p95 = group.latency_ms.get("p95")
+def _scale(figures: Mapping[str, float], divisor: float) -> float | None:
+    p95 = figures.get("p95")
     return None if p95 is None else p95 / divisor
 
 

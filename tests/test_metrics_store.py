@@ -102,6 +102,33 @@ def _raw_report(store, since, until, by="provider,role"):
     return build_report(accumulators, since=since, until=until, by=by, filters={})
 
 
+def test_trend_points_match_the_raw_rows_of_their_period(store):
+    """Each hourly and daily point, latency and time to first token included, is its raw rows'.
+
+    Latencies vary so that the histograms have many buckets; claude's answers are not
+    streamed, so its points have no time to first token.
+    """
+    tasks, attempts = calls(300, step=997.0, input_tokens=10)
+    attempts = [
+        dataclasses.replace(a, latency_ms=100.0 + (i * 37) % 900, ttft_ms=20.0 + (i * 13) % 200)
+        for i, a in enumerate(attempts)
+    ]
+    store.write(tasks, attempts)
+    store.write(*calls(40, provider="claude", step=3600.0, latency_ms=700.0, start=T0 + 5))
+    for every, period in (("hour", 3600.0), ("day", 86400.0)):
+        until = T0 + 300 * 997.0 - (T0 + 300 * 997.0) % period
+        trend = store.trend(T0, until, every)
+        assert len(trend.starts) >= 3
+        for label, points in trend.series.items():
+            for start, point in zip(trend.starts, points, strict=True):
+                raw = {g.label(): g for g in _raw_report(store, start, start + period).groups}
+                if point is None:
+                    assert label not in raw
+                    continue
+                assert point.to_dict() == raw[label].to_dict()
+                assert bool(point.ttft_ms) == (label == "gpt/coder")
+
+
 def test_groupings_and_filters(store):
     """Reports group by provider, role or model, and filter by role, provider and workflow."""
     store.write(*calls(4, provider="gpt", role="coder"))

@@ -28,6 +28,7 @@ def stats(
     ok: int | None = None,
     *,
     p95: float | None = 500.0,
+    ttft: float | None = None,
     cost: float | None = None,
     unpriced: int = 0,
 ) -> GroupStats:
@@ -45,7 +46,7 @@ def stats(
         cost_usd=cost,
         unpriced_calls=unpriced,
         latency_ms={} if p95 is None else {"p50": p95 / 2, "p95": p95},
-        ttft_ms={},
+        ttft_ms={} if ttft is None else {"p50": ttft / 2, "p95": ttft},
     )
 
 
@@ -175,6 +176,29 @@ def test_p95_range_in_milliseconds_and_periods_without_answers():
     )
     assert rows(text, "claude/coder")["p95"] == f"▂{NO_CALLS}█"
     assert "120 ms … 480 ms" in text
+
+
+def test_streamed_series_get_a_time_to_first_token_sparkline():
+    """A series with streamed answers gets a fourth row, p95 time to first token; others not."""
+    streamed = [stats(3, p95=900.0, ttft=100.0), stats(3, 0, p95=None), stats(3, ttft=400.0)]
+    text = render_trend_text(trend({"claude/coder": streamed, "gpt/coder": [stats(3)] * 3}))
+    lines = text.splitlines()
+    ttft_lines = [line for line in lines if line.lstrip().startswith("ttft")]
+    assert len(ttft_lines) == 1
+    assert ttft_lines[0].split()[1] == f"▂{NO_CALLS}█"
+    assert ttft_lines[0].endswith("p95 100 ms … 400 ms")
+    gpt = lines.index(next(line for line in lines if line.startswith("gpt/coder: ")))
+    assert lines.index(ttft_lines[0]) < gpt
+
+
+def test_merging_keeps_the_highest_time_to_first_token():
+    """Merged periods draw the highest of their p95 times to first token."""
+    points = [stats(1, ttft=50.0), stats(1, ttft=300.0), stats(1), None]
+    first, second = _merge(points, 2)
+    assert first is not None
+    assert first.ttft_p95_ms == 300.0
+    assert second is not None
+    assert second.ttft_p95_ms is None
 
 
 def test_cost_is_summed_and_unpriced_calls_counted():
@@ -318,6 +342,16 @@ def test_png_adds_a_cost_panel_only_when_a_cost_is_known(tmp_path):
         trend({"claude/coder": [stats(3, cost=0.1), None]}), tmp_path / "b.png"
     )
     assert image_size(priced)[1] > image_size(unpriced)[1]
+
+
+def test_png_adds_a_time_to_first_token_panel_only_for_streamed_answers(tmp_path):
+    """A panel for p95 time to first token makes the chart taller when any answer streamed."""
+    pytest.importorskip("matplotlib")
+    whole = render_trend_png(trend({"claude/coder": [stats(3), None]}), tmp_path / "a.png")
+    streamed = render_trend_png(
+        trend({"claude/coder": [stats(3, ttft=120.0), None]}), tmp_path / "b.png"
+    )
+    assert image_size(streamed)[1] > image_size(whole)[1]
 
 
 def test_png_of_an_empty_trend_is_still_drawn(tmp_path):
