@@ -222,6 +222,9 @@ class Usage:
     output_tokens: int = 0
     cached_tokens: int = 0
     """Input tokens served from the provider's prompt cache (part of ``input_tokens``)."""
+    cache_write_tokens: int = 0
+    """Input tokens written to the provider's prompt cache (part of ``input_tokens``):
+    Anthropic's and Bedrock's cache writes, which cost more than plain input."""
 
     @property
     def total_tokens(self) -> int:
@@ -233,6 +236,7 @@ class Usage:
             self.input_tokens + other.input_tokens,
             self.output_tokens + other.output_tokens,
             self.cached_tokens + other.cached_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
         )
 
     def to_dict(self) -> dict[str, int]:

@@ -108,6 +108,7 @@ class PriceSettings(_Section):
     input: NonNegativeFloat
     output: NonNegativeFloat
     cached_input: NonNegativeFloat | None = None
+    cache_write: NonNegativeFloat | None = None
 
 
 class StartupSettings(_Section):
@@ -276,6 +277,7 @@ class Config(_Section):
     def price_table(self) -> PriceTable:
         """The default prices with this config's overrides."""
         overrides = {
-            model: Price(p.input, p.output, p.cached_input) for model, p in self.prices.items()
+            model: Price(p.input, p.output, p.cached_input, p.cache_write)
+            for model, p in self.prices.items()
         }
         return PriceTable(overrides)

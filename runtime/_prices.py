@@ -1,9 +1,10 @@
 """What calls cost: a price table per model, and the cost of one call.
 
-Prices are US dollars per million tokens: input, output, and cached input (prompt-cache
-reads). The defaults are list prices as published in late 2026 for the common models of
-each provider; `[prices."<model>"]` in the config overrides or adds any. A model with no
-known price has an unknown cost (``None``), never zero.
+Prices are US dollars per million tokens: input, output, cached input (prompt-cache
+reads) and cache writes (Anthropic's, also through Bedrock). The defaults are list
+prices as published in late 2026 for the common models of each provider;
+`[prices."<model>"]` in the config overrides or adds any. A model with no known price
+has an unknown cost (``None``), never zero.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ class Price:
     output: float
     cached_input: float | None = None
     """Cache reads; ``None``: billed as ordinary input."""
+    cache_write: float | None = None
+    """Cache writes; ``None``: billed as ordinary input."""
 
 
 DEFAULT_PRICES: Mapping[str, Price] = {
@@ -36,13 +39,13 @@ DEFAULT_PRICES: Mapping[str, Price] = {
     "o3": Price(2.0, 8.0, 0.50),
     "o3-mini": Price(1.10, 4.40, 0.55),
     "o4-mini": Price(1.10, 4.40, 0.275),
-    # Anthropic (cache reads are a tenth of input)
-    "claude-opus-4-1": Price(15.0, 75.0, 1.50),
-    "claude-opus-4": Price(15.0, 75.0, 1.50),
-    "claude-sonnet-4-5": Price(3.0, 15.0, 0.30),
-    "claude-sonnet-4": Price(3.0, 15.0, 0.30),
-    "claude-haiku-4-5": Price(1.0, 5.0, 0.10),
-    "claude-3-5-haiku": Price(0.80, 4.0, 0.08),
+    # Anthropic (cache reads are a tenth of input; writes to the 5-minute cache 1.25x)
+    "claude-opus-4-1": Price(15.0, 75.0, 1.50, 18.75),
+    "claude-opus-4": Price(15.0, 75.0, 1.50, 18.75),
+    "claude-sonnet-4-5": Price(3.0, 15.0, 0.30, 3.75),
+    "claude-sonnet-4": Price(3.0, 15.0, 0.30, 3.75),
+    "claude-haiku-4-5": Price(1.0, 5.0, 0.10, 1.25),
+    "claude-3-5-haiku": Price(0.80, 4.0, 0.08, 1.0),
     # Google Gemini (prompts up to 200k tokens)
     "gemini-2.5-pro": Price(1.25, 10.0, 0.31),
     "gemini-2.5-flash": Price(0.30, 2.50, 0.075),
@@ -78,17 +81,25 @@ class PriceTable:
             name = base
 
     def cost(
-        self, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0
+        self,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        cached_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> float | None:
         """Return the cost in US dollars of one call, or ``None`` when the price is unknown.
 
-        ``cached_tokens`` are part of ``input_tokens`` and billed at the cached rate.
+        ``cached_tokens`` (cache reads) and ``cache_write_tokens`` are part of
+        ``input_tokens``, billed at the cached and cache-write rates.
         """
         price = self.price(model)
         if price is None:
             return None
         cached = min(cached_tokens, input_tokens)
+        written = min(cache_write_tokens, input_tokens - cached)
         cached_rate = price.input if price.cached_input is None else price.cached_input
-        total = (input_tokens - cached) * price.input
-        total += cached * cached_rate + output_tokens * price.output
+        write_rate = price.input if price.cache_write is None else price.cache_write
+        total = (input_tokens - cached - written) * price.input
+        total += cached * cached_rate + written * write_rate + output_tokens * price.output
         return total / 1_000_000

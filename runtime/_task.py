@@ -106,7 +106,11 @@ class TaskState:
         self.attempts.append(record)
         usage = result.usage if result is not None else Usage()
         cost = self.config.price_table.cost(
-            model, usage.input_tokens, usage.output_tokens, usage.cached_tokens
+            model,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cached_tokens,
+            usage.cache_write_tokens,
         )
         row = AttemptRow(
             ts=wall,

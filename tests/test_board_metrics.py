@@ -41,6 +41,21 @@ def test_the_report_matches_the_calls_made(fakes, deployment):
     assert gpt.ttft_ms["p50"] > 0
 
 
+def test_cache_reads_and_writes_are_priced_as_the_provider_bills_them(fakes, deployment):
+    """Anthropic's cache writes (1.25x input) and reads (0.1x) reach the reply and the report."""
+    claude, backup = fakes("anthropic"), fakes("openai")
+    primary_and_backup(deployment, claude, backup)
+    claude.script.append(Answer("cached", usage=Usage(2000, 100, 500, 1000)))
+    board = deployment.board()
+    reply = board.ask("coder", "long shared prefix")
+    assert (reply.usage.input_tokens, reply.usage.cached_tokens) == (2000, 500)
+    assert reply.usage.cache_write_tokens == 1000
+    expected = (500 * 3.0 + 500 * 0.30 + 1000 * 3.75 + 100 * 15.0) / 1e6
+    assert reply.cost_usd == pytest.approx(expected)
+    (group,) = board.metrics(since="1h").groups
+    assert group.cost_usd == pytest.approx(expected)
+
+
 def test_a_provider_that_fails_more_is_flagged(fakes, deployment):
     """A provider with a clearly lower success rate in a role is flagged with the figures."""
     good, bad = fakes("anthropic"), fakes("openai")

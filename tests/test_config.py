@@ -219,9 +219,12 @@ def test_metrics_and_prices_sections_are_validated_with_their_places():
 def test_prices_from_the_config_override_the_defaults(tmp_path: Path):
     """Configured prices reach the price table; the store sits beside the config file."""
     path = tmp_path / "config.toml"
-    path.write_text(GOOD + '\n[prices."gpt-4o"]\ninput = 1.0\noutput = 2.0\n')
+    prices = '[prices."gpt-4o"]\ninput = 1.0\noutput = 2.0\ncache_write = 1.5\n'
+    path.write_text(GOOD + "\n" + prices)
     config = load_config(path, environ=ENV)
     assert config.price_table.cost("gpt-4o", 1_000_000, 1_000_000) == pytest.approx(3.0)
+    written = config.price_table.cost("gpt-4o", 1_000_000, 0, cache_write_tokens=1_000_000)
+    assert written == pytest.approx(1.5)
     assert config.metrics_path() == tmp_path.resolve() / "callboard-metrics.db"
     assert parse_config(GOOD, environ=ENV).metrics_path() is None
 

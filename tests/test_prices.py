@@ -17,6 +17,16 @@ def test_known_models_are_priced_per_million_tokens():
     )
 
 
+def test_cache_writes_are_priced_at_their_own_rate():
+    """Anthropic's cache writes cost 1.25x input; without a write price they cost input."""
+    table = PriceTable()
+    cost = table.cost("claude-sonnet-4-5", 2000, 100, cached_tokens=500, cache_write_tokens=1000)
+    assert cost == pytest.approx((500 * 3.0 + 500 * 0.30 + 1000 * 3.75 + 100 * 15.0) / 1e6)
+    assert table.cost("gpt-4o", 1000, 0, cache_write_tokens=1000) == pytest.approx(2.5 / 1000)
+    too_many = table.cost("claude-sonnet-4-5", 1000, 0, cached_tokens=600, cache_write_tokens=900)
+    assert too_many == pytest.approx((600 * 0.30 + 400 * 3.75) / 1e6)
+
+
 def test_snapshots_are_priced_as_their_base_model():
     """Dated snapshots and -latest fall back to the base model's price."""
     table = PriceTable()

@@ -204,6 +204,7 @@ def test_parse_chat_counts_cached_input_tokens_as_input():
         "output_tokens": 20,
         "cached_tokens": 1000,
     }
+    assert result.usage.cache_write_tokens == 200
 
 
 @pytest.mark.parametrize(

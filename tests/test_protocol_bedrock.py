@@ -324,7 +324,9 @@ def test_cache_reads_and_writes_count_as_input():
         "cacheWriteInputTokens": 100,
     }
     result = bedrock.parse_chat(200, httpx.Headers(), _body(_answer(usage=usage)))
-    assert result.usage == Usage(input_tokens=1110, output_tokens=5, cached_tokens=1000)
+    assert result.usage == Usage(
+        input_tokens=1110, output_tokens=5, cached_tokens=1000, cache_write_tokens=100
+    )
 
 
 @pytest.mark.parametrize(

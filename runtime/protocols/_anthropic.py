@@ -231,6 +231,7 @@ def _result(
         input_tokens=sum(counts.get(name, 0) for name in _USAGE_FIELDS[:3]),
         output_tokens=counts.get("output_tokens", 0),
         cached_tokens=counts.get("cache_read_input_tokens", 0),
+        cache_write_tokens=counts.get("cache_creation_input_tokens", 0),
     )
     reason = _STOP_REASONS.get(stop, stop.lower()) if isinstance(stop, str) else None
     return ChatResult(text, model, usage, reason, rate_limits(headers))

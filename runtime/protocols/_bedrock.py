@@ -291,6 +291,7 @@ def _usage(value: object) -> Usage:
         input_tokens=as_count(usage.get("inputTokens")) + read + written,
         output_tokens=as_count(usage.get("outputTokens")),
         cached_tokens=read,
+        cache_write_tokens=written,
     )
 
 

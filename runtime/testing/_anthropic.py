@@ -241,9 +241,7 @@ def answer(completion: Completion, model: str) -> Any:
         "content": [{"type": "text", "text": completion.text}],
         "stop_reason": _stop_reason(completion),
         "stop_sequence": completion.stop_sequence,
-        "usage": _usage(
-            completion.input_tokens, completion.output_tokens, completion.cached_tokens
-        ),
+        "usage": _usage(completion, completion.output_tokens),
     }
 
 
@@ -254,7 +252,7 @@ def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": _usage(completion.input_tokens, 1, completion.cached_tokens),
+        "usage": _usage(completion, 1),
     }
     head = (
         sse_frame({"type": "message_start", "message": start}, "message_start"),
@@ -271,9 +269,7 @@ def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
         _event(
             "message_delta",
             delta=delta,
-            usage=_usage(
-                completion.input_tokens, completion.output_tokens, completion.cached_tokens
-            ),
+            usage=_usage(completion, completion.output_tokens),
         ),
         _event("message_stop"),
     )
@@ -334,11 +330,12 @@ def _stop_reason(completion: Completion) -> str:
     return completion.finish or _STOP_REASON[completion.ending]
 
 
-def _usage(input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> dict[str, Any]:
-    """Anthropic's usage: ``input_tokens`` excludes the tokens read from the cache."""
+def _usage(completion: Completion, output_tokens: int) -> dict[str, Any]:
+    """Anthropic's usage: ``input_tokens`` excludes the cache's reads and writes."""
+    read, written = completion.cached_tokens, completion.cache_write_tokens
     return {
-        "input_tokens": input_tokens - cached_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": cached_tokens,
+        "input_tokens": completion.input_tokens - read - written,
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": read,
         "output_tokens": output_tokens,
     }

@@ -466,15 +466,15 @@ def _stop_reason(completion: Completion) -> str:
 
 
 def _usage(completion: Completion) -> dict[str, int]:
-    cached = completion.cached_tokens
-    fresh = completion.input_tokens - cached
+    cached, written = completion.cached_tokens, completion.cache_write_tokens
+    fresh = completion.input_tokens - cached - written
     usage = {
         "inputTokens": fresh,
         "outputTokens": completion.output_tokens,
-        "totalTokens": fresh + cached + completion.output_tokens,
+        "totalTokens": completion.input_tokens + completion.output_tokens,
     }
-    if cached:
-        usage |= {"cacheReadInputTokens": cached, "cacheWriteInputTokens": 0}
+    if cached or written:
+        usage |= {"cacheReadInputTokens": cached, "cacheWriteInputTokens": written}
     return usage
 
 

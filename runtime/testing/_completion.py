@@ -70,6 +70,8 @@ class Completion:
     """The finish reason to send instead of the one `ending` maps to."""
     cached_tokens: int = 0
     """Input tokens read from the prompt cache (part of ``input_tokens``)."""
+    cache_write_tokens: int = 0
+    """Input tokens written to the prompt cache (part of ``input_tokens``)."""
 
 
 def count_tokens(text: str) -> int:
@@ -87,12 +89,13 @@ def plan_completion(ask: ChatAsk, answer: Answer) -> Completion:
     if ask.max_tokens is not None and count_tokens(text) > ask.max_tokens:
         text, ending, stop_sequence = text[: ask.max_tokens * CHARS_PER_TOKEN], Ending.LENGTH, None
     input_tokens, output_tokens = count_tokens(ask.prompt), count_tokens(text)
-    cached = 0
+    cached = written = 0
     if answer.usage is not None:
         input_tokens, output_tokens = answer.usage.input_tokens, answer.usage.output_tokens
         cached = min(answer.usage.cached_tokens, input_tokens)
+        written = min(answer.usage.cache_write_tokens, input_tokens - cached)
     return Completion(
-        text, ending, input_tokens, output_tokens, stop_sequence, answer.finish, cached
+        text, ending, input_tokens, output_tokens, stop_sequence, answer.finish, cached, written
     )
 
 
