@@ -2,17 +2,18 @@
 
 `sigv4_signer` finds credentials once, along the standard chain botocore's own clients
 follow: environment variables, the shared ``credentials`` and ``config`` files (and
-``AWS_PROFILE``), SSO, web identity, container and instance roles. Temporary credentials
-refresh themselves when they near their expiry; each signing takes a consistent snapshot.
-Refreshing can block on the network (STS, instance metadata) for a moment, once an hour
-or so. botocore is imported only here and only when a signer is made, so ``import
-runtime`` never needs it. No message here ever holds a key.
+``AWS_PROFILE``), SSO, web identity, ``credential_process``, container and instance
+roles. Temporary credentials are refreshed when they near their expiry, which can block
+on the network (STS, instance metadata) or on a process: the HTTP client asks
+`Signer.refresh_due` before it signs and, when it is, runs `Signer.refresh` in a worker
+thread, so the I/O loop never waits for it. Each signing takes a consistent snapshot.
+botocore is imported only here and only when a signer is made, so ``import runtime``
+never needs it. No message here ever holds a key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 import yarl
@@ -20,10 +21,23 @@ import yarl
 from runtime._errors import ErrorKind, MissingExtraError, ProviderError
 
 if TYPE_CHECKING:
-    from botocore.credentials import Credentials
+    from botocore.credentials import Credentials, ReadOnlyCredentials
 
-Signer = Callable[[httpx.Request], None]
-"""Signs an `httpx.Request` in place."""
+
+class Signer(Protocol):
+    """Signs an `httpx.Request` in place, with credentials it may need to refresh first."""
+
+    def __call__(
+        self, request: httpx.Request, credentials: ReadOnlyCredentials | None = None
+    ) -> None:
+        """Sign ``request`` in place, with ``credentials`` from `refresh` if given."""
+
+    def refresh_due(self) -> bool:
+        """Whether the credentials are near their expiry (signing now would refresh them)."""
+
+    def refresh(self) -> ReadOnlyCredentials:
+        """Refresh the credentials if they are due and return them; blocks (run it off the loop)."""
+
 
 NO_CREDENTIALS = (
     "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
@@ -64,7 +78,33 @@ class _SigV4Signer:
         self.region = region
         self.service = service
 
-    def __call__(self, request: httpx.Request) -> None:
+    def refresh_due(self) -> bool:
+        """Whether the credentials expire soon enough that botocore would refresh them now."""
+        from botocore.credentials import RefreshableCredentials  # noqa: PLC0415 - optional extra
+
+        credentials = self._credentials
+        return isinstance(credentials, RefreshableCredentials) and credentials.refresh_needed()
+
+    def refresh(self) -> ReadOnlyCredentials:
+        """Refresh the credentials if they are due, and return a snapshot to sign with.
+
+        botocore serializes concurrent refreshes. The snapshot is used as it is, even
+        when credentials that expire within botocore's refresh window would otherwise be
+        refreshed again by the next signing.
+
+        Raises:
+            ProviderError: ``auth``, when the credentials cannot be refreshed.
+        """
+        from botocore.exceptions import BotoCoreError  # noqa: PLC0415 - optional extra
+
+        try:
+            return self._credentials.get_frozen_credentials()
+        except (BotoCoreError, RuntimeError) as exc:  # RuntimeError: refreshed, still expired
+            raise _credentials_error(exc) from None
+
+    def __call__(
+        self, request: httpx.Request, credentials: ReadOnlyCredentials | None = None
+    ) -> None:
         """Sign ``request`` (its body already in memory) in place.
 
         Sets ``Authorization``, ``X-Amz-Date`` and, for temporary credentials,
@@ -77,12 +117,8 @@ class _SigV4Signer:
         """
         from botocore.auth import SigV4Auth  # noqa: PLC0415 - optional extra
         from botocore.awsrequest import AWSRequest  # noqa: PLC0415
-        from botocore.exceptions import BotoCoreError  # noqa: PLC0415
 
-        try:
-            frozen = self._credentials.get_frozen_credentials()
-        except BotoCoreError as exc:
-            raise _credentials_error(exc) from None
+        frozen = credentials if credentials is not None else self.refresh()
         request.url = httpx.URL(str(yarl.URL(str(request.url))))
         for name in _SIGNATURE_HEADERS:
             request.headers.pop(name, None)

@@ -13,6 +13,7 @@ the SSL context are loaded when the first client is made, as a board starts: not
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import ssl
@@ -50,7 +51,8 @@ def proxy_for(url: str) -> httpx.Proxy | None:
 class ProviderClient:
     """One provider's HTTP transport, created lazily on the I/O loop and closed there.
 
-    A ``signer`` (AWS SigV4 for Bedrock) signs each request just before it is sent.
+    A ``signer`` (AWS SigV4 for Bedrock) signs each request just before it is sent; when
+    its credentials are due for a refresh, the refresh runs in a worker thread first.
     """
 
     def __init__(
@@ -109,7 +111,10 @@ class ProviderClient:
             extensions={"timeout": self._timeouts},
         )
         if self._signer is not None:
-            self._signer(request)
+            fresh = None
+            if self._signer.refresh_due():
+                fresh = await asyncio.to_thread(self._signer.refresh)
+            self._signer(request, fresh)
         return await self._get().handle_async_request(request)
 
     async def aclose(self) -> None:

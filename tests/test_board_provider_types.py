@@ -7,6 +7,8 @@ lists, start-up checks, throttling and streams cut mid-way.
 
 from __future__ import annotations
 
+import concurrent.futures
+import socket
 import sys
 
 import pytest
@@ -145,6 +147,57 @@ def test_bedrock_requests_are_signed_with_the_aws_credentials(fakes, deployment,
         assert request.headers["authorization"].startswith("AWS4-HMAC-SHA256 ")
         assert "x-amz-date" in request.headers
     assert aws_keys not in deployment.audit_path.read_text()
+
+
+CREDENTIAL_PROCESS = """\
+import datetime, json, pathlib, socket, sys
+folder, port, key = pathlib.Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+runs = folder / "runs"
+runs.write_text(runs.read_text() + "x" if runs.exists() else "x")
+if len(runs.read_text()) > 1:  # a refresh: tell the test, and wait until it says go
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as test:
+        test.sendall(b"refreshing")
+        test.recv(2)
+expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=5)
+print(json.dumps({
+    "Version": 1, "AccessKeyId": key, "SecretAccessKey": "not-a-real-secret",
+    "SessionToken": "session", "Expiration": expiry.strftime("%Y-%m-%dT%H:%M:%SZ"),
+}))
+"""
+
+
+def test_a_bedrock_credential_refresh_does_not_hold_up_other_providers(fakes, deployment, no_aws):
+    """Temporary credentials near their expiry are refreshed off the I/O loop.
+
+    The credentials come from a ``credential_process`` (a real botocore provider) and
+    expire within botocore's refresh window, so the Bedrock call refreshes them first;
+    that refresh hangs until the test lets it go. Meanwhile a call to another provider,
+    on the same I/O loop, is answered; then the Bedrock call is answered too.
+    """
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(20)
+        port = listener.getsockname()[1]
+        script = no_aws / "credentials.py"
+        script.write_text(CREDENTIAL_PROCESS)
+        command = f"{sys.executable} {script} {no_aws} {port} {KEYS['bedrock']}"
+        (no_aws / "config").write_text(f"[default]\ncredential_process = {command}\n")
+        bedrock, other = fakes("bedrock"), fakes("openai")
+        providers = {"bedrock": bedrock, "other": other}
+        deployment.write(
+            config_toml(deployment, providers, {"coder": ["bedrock"], "reviewer": ["other"]})
+        )
+        board = deployment.board()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            signed = pool.submit(board.ask, "coder", "hello")
+            refresh, _ = listener.accept()
+            with refresh:
+                assert refresh.recv(10) == b"refreshing"
+                reply = board.ask("reviewer", "meanwhile", deadline_s=3.0)
+                assert reply.provider == "other"
+                assert not signed.done()
+                refresh.sendall(b"go")
+            assert signed.result(timeout=20).provider == "bedrock"
+    assert bedrock.requests[-1].headers["authorization"].startswith("AWS4-HMAC-SHA256 ")
 
 
 def test_bedrock_signed_with_an_unknown_access_key_fails_the_check(fakes, deployment, aws_keys):
