@@ -213,7 +213,10 @@ class ProviderActor(SupervisedActor):
             if embed is None:
                 raise ProviderError(ErrorKind.BAD_REQUEST, "this provider has no embeddings")
             return run_embed(self._client, embed, embed.request(self._endpoint, request), limits)
-        http_call = self._protocol.chat_request(self._endpoint, request, self._settings.stream)
+        stream = self._settings.stream and (
+            call.sink is not None or not self._protocol.stream_on_demand
+        )
+        http_call = self._protocol.chat_request(self._endpoint, request, stream)
         return run_attempt(self._client, self._protocol, http_call, limits, call.sink)
 
     def _reject_started(

@@ -7,7 +7,9 @@ Frames are read as the protocol says (server-sent events, JSON lines, or AWS
 event-stream messages) and fed to its parser; the text of each frame goes straight to
 the caller's `DeltaSink`, if it streams, without passing through any actor. Either way
 the attempt ends with a result or a `ProviderError` (carrying the text already
-delivered, when a stream breaks after its first chunk).
+delivered, when a stream breaks after its first chunk). A stream read by URL
+(`StreamByUrl`, Replicate) takes up to three requests within the same bounds: the
+create call, the stream it names, and the finished result, for its token counts.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from httpx_sse import EventSource
 from runtime._chat import ChatResult, EmbedResult
 from runtime._errors import ErrorKind, ProviderError
 from runtime._http import ProviderClient, transport_error
-from runtime.protocols import Embeddings, HttpCall, StreamParser, WireProtocol
+from runtime.protocols import Embeddings, HttpCall, StreamByUrl, StreamParser, WireProtocol
 
 DeltaSink = Callable[[str], object]
 """Takes each piece of streamed text, on the I/O thread; must return at once."""
@@ -95,6 +97,7 @@ class _Reader:
         self.first_text: float | None = None
 
     async def run(self, client: ProviderClient) -> ChatResult:
+        self.client = client
         loop = asyncio.get_running_loop()
         self.start = loop.time()
         self.end = self.start + self.limits.total_s
@@ -120,15 +123,53 @@ class _Reader:
         status, headers = response.status_code, response.headers
         if status >= 400:  # noqa: PLR2004
             raise self.protocol.parse_error(status, headers, await response.aread())
+        by_url = self.protocol.stream_by_url
+        if self.call.stream and by_url is not None:
+            return await self._read_by_url(by_url, status, headers, await response.aread())
         if not (self.call.stream and _is_stream(self.protocol, headers.get("content-type", ""))):
             return self.protocol.parse_chat(status, headers, await response.aread())
-        parser = self.protocol.stream_parser(headers)
+        return self._timed(await self._read_stream(response))
+
+    async def _read_stream(self, response: httpx.Response) -> ChatResult:
+        parser = self.protocol.stream_parser(response.headers)
         async for event, data in _frames(self.protocol, response):
             self._fed(parser, event, data)
-        result = parser.finish()
+        return parser.finish()
+
+    def _timed(self, result: ChatResult) -> ChatResult:
         if self.first_text is None:
             return result
         return dataclasses.replace(result, ttft_ms=(self.first_text - self.start) * 1000.0)
+
+    async def _read_by_url(
+        self, by_url: StreamByUrl, status: int, headers: httpx.Headers, body: bytes
+    ) -> ChatResult:
+        """Read the stream the first answer names, then fetch the result for its usage."""
+        call = by_url.stream_call(self.call, body)
+        if call is None:
+            return self.protocol.parse_chat(status, headers, body)
+        response = await self.client.send(call)
+        try:
+            if response.status_code >= 400:  # noqa: PLR2004
+                error_body = await response.aread()
+                raise self.protocol.parse_error(response.status_code, response.headers, error_body)
+            streamed = await self._read_stream(response)
+        finally:
+            await response.aclose()
+        return self._timed(await self._with_usage(by_url.result_call(self.call, body), streamed))
+
+    async def _with_usage(self, call: HttpCall, streamed: ChatResult) -> ChatResult:
+        """Add the finished result's usage and model; the text streamed stands either way."""
+        try:
+            response = await self.client.send(call)
+            try:
+                body = await response.aread()
+            finally:
+                await response.aclose()
+            whole = self.protocol.parse_chat(response.status_code, response.headers, body)
+        except (httpx.HTTPError, ProviderError):
+            return streamed
+        return dataclasses.replace(streamed, usage=whole.usage, model=whole.model or streamed.model)
 
     def _fed(self, parser: StreamParser, event: str, data: str) -> None:
         loop = asyncio.get_running_loop()

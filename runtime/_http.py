@@ -48,6 +48,10 @@ def proxy_for(url: str) -> httpx.Proxy | None:
     return httpx.Proxy(proxy) if proxy else None
 
 
+MAX_CACHED_URLS = 256
+"""Parsed URLs kept per client: its endpoints, not the one-off URLs of each prediction."""
+
+
 class ProviderClient:
     """One provider's HTTP transport, created lazily on the I/O loop and closed there.
 
@@ -102,7 +106,9 @@ class ProviderClient:
         content = json.dumps(call.json).encode() if call.json is not None else None
         url = self._urls.get(call.url)
         if url is None:
-            url = self._urls[call.url] = httpx.URL(call.url)
+            url = httpx.URL(call.url)
+            if len(self._urls) < MAX_CACHED_URLS:  # one-off URLs (Replicate's) stay out
+                self._urls[call.url] = url
         request = httpx.Request(
             call.method,
             url,

@@ -21,6 +21,7 @@ from runtime import (
     StreamDelta,
     StreamEnd,
     StreamRestart,
+    Usage,
 )
 from runtime.testing import Answer, Fail, StreamError
 
@@ -93,18 +94,52 @@ def test_a_stream_arrives_in_pieces_in_each_wire_format(fakes, deployment, proto
     assert (only.requests[-1].json or {}).get("stream") is True
 
 
-def test_replicate_answers_a_stream_whole(fakes, deployment):
-    """Replicate is never streamed: the stream gives the whole text in one piece, then the end."""
+def test_replicate_streams_by_url_and_fetches_the_token_counts(fakes, deployment):
+    """A stream is a create call, its urls.stream read as it goes, then its result for usage."""
     only = fakes("replicate")
     deployment.write(config_toml(deployment, {"only": only}, {"coder": ["only"]}))
-    only.script.append(Answer(TEXT))
+    only.script.append(Answer(TEXT, usage=Usage(40, 10), chunk_delay_s=0.01))
     board = deployment.board()
     events = list(board.stream("coder", "count"))
-    assert [e.text for e in events if isinstance(e, StreamDelta)] == [TEXT]
+    deltas = [e.text for e in events if isinstance(e, StreamDelta)]
+    assert len(deltas) > 1
+    assert "".join(deltas) == TEXT
+    end = events[-1]
+    assert isinstance(end, StreamEnd)
+    assert end.reply.text == TEXT
+    assert (end.reply.usage.input_tokens, end.reply.usage.output_tokens) == (40, 10)
+    assert end.reply.ttft_ms is not None
+    create, stream, result = only.requests
+    assert (create.json or {}).get("stream") is True
+    assert "prefer" not in create.headers
+    assert (stream.action, result.action) == ("fetch_stream", "fetch_result")
+    assert stream.headers["authorization"].startswith("Bearer ")
+
+
+def test_replicate_asked_whole_is_one_sync_call(fakes, deployment):
+    """``ask`` does not stream Replicate: one create call in sync mode, with its counts."""
+    only = fakes("replicate")
+    deployment.write(config_toml(deployment, {"only": only}, {"coder": ["only"]}))
+    only.script.append(Answer(TEXT, usage=Usage(40, 10)))
+    reply = deployment.board().ask("coder", "count")
+    assert (reply.text, reply.usage.output_tokens) == (TEXT, 10)
+    (create,) = only.requests
+    assert create.headers["prefer"] == "wait=55"
+    assert "stream" not in (create.json or {})
+
+
+def test_replicate_stream_broken_mid_way_restarts_on_the_backup(fakes, deployment):
+    """An ``error`` event after the first text breaks the stream; ``restart`` goes on elsewhere."""
+    first, backup = fakes("replicate"), fakes("openai")
+    primary_and_backup(deployment, first, backup)
+    first.script.append(StreamError(after_chunks=2, message="worker crashed"))
+    backup.script.append(Answer(TEXT))
+    events = list(deployment.board().stream("coder", "count", on_broken="restart"))
+    restarts = [e for e in events if isinstance(e, StreamRestart)]
+    assert len(restarts) == 1
+    assert "primary" in restarts[0].reason
+    assert events[-1].reply.provider == "backup"
     assert events[-1].reply.text == TEXT
-    (chat,) = [r for r in only.requests if r.is_chat]
-    assert chat.headers["prefer"] == "wait=55"
-    assert "stream" not in (chat.json or {})
 
 
 @pytest.mark.parametrize("protocol", sorted(EMBEDDING_MODELS))

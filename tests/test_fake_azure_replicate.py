@@ -27,6 +27,7 @@ ENTRA_TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJjb2duaXRpdmUifQ.c
 R8_TOKEN = "r8_0123456789abcdefghijklmnop"
 VERSION = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa"
 PINNED = f"replicate/hello-llm:{VERSION}"
+MODEL = "meta/meta-llama-3-8b-instruct"
 
 
 @pytest.fixture
@@ -361,7 +362,7 @@ def test_azure_scripted_usage_reads_back(az, client):
 def test_replicate_official_model_answers_201_in_sync_mode(r8, client):
     """A chat on an official model is a 201 prediction with output chunks, parsed to the text."""
     call = replicate.chat_request(
-        r8_endpoint(r8), chat("meta/meta-llama-3-8b-instruct", system="Be kind."), True
+        r8_endpoint(r8), chat("meta/meta-llama-3-8b-instruct", system="Be kind."), False
     )
     response = send(client, call)
     assert response.status_code == 201
@@ -509,11 +510,76 @@ def test_replicate_canceled_and_aborted_predictions_are_timeouts(r8, client, cod
     assert chat_error(replicate, response).kind is ErrorKind.TIMEOUT
 
 
+def r8_stream(client, prediction):
+    """Read a started prediction's urls.stream with the token: (status, [(event, data)])."""
+    url = prediction["urls"]["stream"]
+    headers = {"Authorization": f"Bearer {R8_TOKEN}", "Accept": "text/event-stream"}
+    with connect_sse(client, "GET", url, headers=headers) as source:
+        if source.response.status_code != 200:
+            source.response.read()
+            return source.response.status_code, []
+        return 200, [(e.event, e.data) for e in source.iter_sse()]
+
+
+def test_replicate_streamed_prediction_is_read_by_url_then_fetched_with_its_counts(r8, client):
+    """A streamed create answers ``starting`` at once; its stream and result are on the fake."""
+    r8.script.append(Answer("Hello there, streaming friend.", usage=Usage(21, 5)))
+    create = replicate.chat_request(r8_endpoint(r8), chat(MODEL), True)
+    response = send(client, create)
+    assert response.status_code == 201
+    prediction = response.json()
+    assert prediction["status"] == "starting"
+    assert prediction["urls"]["stream"].startswith(r8.base_url)
+    assert replicate.stream_call(create, response.content) is not None
+    status, events = r8_stream(client, prediction)
+    assert status == 200
+    assert [name for name, _ in events][-1] == "done"
+    parser = replicate.stream_parser(httpx.Headers())
+    text = "".join(piece for name, data in events for piece in parser.feed(name, data))
+    assert text == "Hello there, streaming friend."
+    assert parser.finish().text == text
+    result = send(client, replicate.result_call(create, response.content))
+    finished = parsed(replicate, result)
+    assert (finished.text, finished.usage.input_tokens, finished.usage.output_tokens) == (
+        text,
+        21,
+        5,
+    )
+    again, _ = r8_stream(client, prediction)
+    assert again == 404, "a stream is read once"
+
+
+def test_replicate_stream_broken_mid_way_sends_an_error_event(r8, client):
+    """A StreamError after two pieces: two ``output`` events, then ``error`` with its detail."""
+    r8.script.append(StreamError(after_chunks=2, message="worker crashed"))
+    response = send(client, replicate.chat_request(r8_endpoint(r8), chat(MODEL), True))
+    _, events = r8_stream(client, response.json())
+    assert [name for name, _ in events] == ["output", "output", "error"]
+    parser = replicate.stream_parser(httpx.Headers())
+    for name, data in events[:2]:
+        parser.feed(name, data)
+    with pytest.raises(ProviderError) as caught:
+        parser.feed(*events[2])
+    assert "worker crashed" in caught.value.message
+    create = replicate.chat_request(r8_endpoint(r8), chat(MODEL), True)
+    result = send(client, replicate.result_call(create, response.content))
+    assert result.status_code == 404, "a broken stream leaves no finished prediction"
+
+
+def test_replicate_stream_url_needs_the_token(r8, client):
+    """The stream of a prediction is refused without the token, as every Replicate call is."""
+    response = send(client, replicate.chat_request(r8_endpoint(r8), chat(MODEL), True))
+    url = response.json()["urls"]["stream"]
+    refused = client.get(url, headers={"Accept": "text/event-stream"})
+    assert refused.status_code == 401
+
+
 def test_replicate_stream_error_on_a_sync_call_is_a_failed_prediction(r8, client):
-    """A StreamError meets a sync call (Replicate is never streamed) as a failed prediction."""
+    """A StreamError meets a sync call as a failed prediction."""
     r8.script.append(StreamError(message="worker crashed"))
     response = send(
-        client, replicate.chat_request(r8_endpoint(r8), chat("meta/meta-llama-3-8b-instruct"), True)
+        client,
+        replicate.chat_request(r8_endpoint(r8), chat("meta/meta-llama-3-8b-instruct"), False),
     )
     assert response.json()["status"] == "failed"
     assert "worker crashed" in chat_error(replicate, response).message

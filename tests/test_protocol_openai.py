@@ -559,6 +559,7 @@ def test_package_exports_exactly_the_documented_names():
         "Framing",
         "HttpCall",
         "ListModels",
+        "StreamByUrl",
         "StreamParser",
         "WireProtocol",
     }

@@ -90,13 +90,53 @@ def test_chat_request_without_a_token_sends_no_authorization():
         assert "authorization" not in dict(headers)
 
 
-def test_chat_request_asked_to_stream_still_builds_the_sync_request():
-    """Replicate answers are not streamed: a streamed ask builds the same sync, unstreamed call."""
+def test_a_streamed_chat_request_asks_for_a_stream_without_waiting():
+    """A streamed create says ``"stream": true`` without ``Prefer: wait``: it answers at once."""
     streamed = replicate.chat_request(ENDPOINT, _request(), stream=True)
     whole = replicate.chat_request(ENDPOINT, _request(), stream=False)
-    assert streamed.stream is False
-    assert (streamed.url, streamed.json, streamed.headers) == (whole.url, whole.json, whole.headers)
-    assert "stream" not in streamed.json
+    assert streamed.stream is True
+    assert streamed.url == whole.url
+    assert streamed.json == {**whole.json, "stream": True}
+    assert "prefer" not in dict(streamed.headers)
+    assert dict(whole.headers)["prefer"] == "wait=55"
+    assert dict(streamed.headers)["authorization"] == "Bearer r8_secret0123456789"
+
+
+def test_a_started_prediction_is_read_from_its_stream_url_with_the_token():
+    """The stream is a GET of urls.stream as server-sent events, with the create call's token."""
+    create = replicate.chat_request(ENDPOINT, _request(), stream=True)
+    call = replicate.stream_call(create, _body(_prediction("starting", None)))
+    assert call is not None
+    assert (call.method, call.url, call.stream) == (
+        "GET",
+        "https://stream.replicate.com/v1/files/abc",
+        True,
+    )
+    headers = dict(call.headers)
+    assert headers["authorization"] == "Bearer r8_secret0123456789"
+    assert headers["accept"] == "text/event-stream"
+    result = replicate.result_call(create, _body(_prediction("starting", None)))
+    assert (result.method, result.url) == ("GET", f"{BASE}/predictions/gm3qorzdhgbfurvjtvhg6dckhu")
+    assert dict(result.headers)["authorization"] == "Bearer r8_secret0123456789"
+
+
+def test_a_prediction_that_already_ended_is_read_whole():
+    """A create answer that is already final needs no stream: parse_chat reads it."""
+    create = replicate.chat_request(ENDPOINT, _request(), stream=True)
+    assert replicate.stream_call(create, _body(_prediction())) is None
+    assert replicate.stream_call(create, _body(_prediction("failed", None))) is None
+
+
+def test_a_model_that_does_not_stream_is_a_bad_request_saying_what_to_set():
+    """No urls.stream: the model cannot stream; the error names the prediction and the fix."""
+    create = replicate.chat_request(ENDPOINT, _request(), stream=True)
+    body = _prediction("starting", None)
+    body["urls"] = {k: v for k, v in body["urls"].items() if k != "stream"}
+    with pytest.raises(ProviderError) as caught:
+        replicate.stream_call(create, _body(body))
+    assert caught.value.kind is ErrorKind.BAD_REQUEST
+    assert "gm3qorzdhgbfurvjtvhg6dckhu" in caught.value.message
+    assert "stream = false" in caught.value.message
 
 
 def test_chat_request_sends_the_system_prompt_and_tuning_as_inputs():
@@ -402,21 +442,59 @@ def test_list_models_raises_for_an_error_or_another_shape():
     assert caught.value.kind is ErrorKind.MALFORMED_RESPONSE
 
 
-def test_the_stream_parser_takes_nothing():
-    """Replicate answers are never streamed, so a fed event is a malformed answer."""
+def test_the_stream_gives_output_events_as_text_and_ends_at_done():
+    """``output`` events are the text (as is), ``logs`` are ignored, ``done`` ends it."""
     parser = replicate.stream_parser(httpx.Headers())
+    deltas = []
+    for event, data in [
+        ("output", "Hi"),
+        ("logs", "loading"),
+        ("output", " there.\n"),
+        ("done", "{}"),
+    ]:
+        deltas += parser.feed(event, data)
+    assert deltas == ["Hi", " there.\n"]
+    result = parser.finish()
+    assert result.text == "Hi there.\n"
+    assert result.usage.total_tokens == 0
+
+
+@pytest.mark.parametrize(
+    ("event", "data", "kind"),
+    [
+        ("error", '{"detail": "CUDA out of memory"}', ErrorKind.SERVER),
+        ("error", "worker crashed", ErrorKind.SERVER),
+        ("done", '{"reason": "canceled"}', ErrorKind.TIMEOUT),
+        ("done", '{"reason": "error"}', ErrorKind.SERVER),
+    ],
+)
+def test_a_stream_that_fails_or_is_canceled_raises(event, data, kind):
+    """An ``error`` event, or ``done`` with a reason, ends the stream with an error."""
+    parser = replicate.stream_parser(httpx.Headers())
+    parser.feed("output", "Hi")
     with pytest.raises(ProviderError) as caught:
-        parser.feed("output", "Hi")
-    assert caught.value.kind is ErrorKind.MALFORMED_RESPONSE
-    with pytest.raises(ProviderError):
+        parser.feed(event, data)
+    assert caught.value.kind is kind
+    if event == "error":
+        assert data.removeprefix('{"detail": "').removesuffix('"}') in caught.value.message
+
+
+def test_a_stream_cut_before_done_is_malformed():
+    """A stream that ends without its ``done`` event did not finish."""
+    parser = replicate.stream_parser(httpx.Headers())
+    parser.feed("output", "Hi")
+    with pytest.raises(ProviderError) as caught:
         parser.finish()
+    assert caught.value.kind is ErrorKind.MALFORMED_RESPONSE
 
 
 def test_protocol_flags():
-    """Replicate keeps SSE framing but never streams; no embeddings, no images, a model list."""
+    """Replicate streams by URL, on demand, in SSE; no embeddings, no images, a model list."""
     protocol = replicate.PROTOCOL
     assert protocol.name == "replicate"
     assert protocol.framing == "sse"
+    assert protocol.stream_by_url is not None
+    assert protocol.stream_on_demand is True
     assert protocol.embed is None
     assert protocol.images is False
     assert protocol.list_models is not None

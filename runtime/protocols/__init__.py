@@ -8,7 +8,7 @@ OpenAI-compatible service through its base URL), ``"anthropic"`` (the Messages A
 ``"gemini"`` (Google's ``generateContent``), ``"azure_openai"`` (OpenAI's API on Azure
 deployments), ``"bedrock"`` (AWS Bedrock's Converse API, streamed as AWS event-stream
 frames), ``"ollama"`` (``/api/chat``, streamed as NDJSON), ``"cohere"`` (Cohere's v2 chat)
-and ``"replicate"`` (predictions in sync mode).
+and ``"replicate"`` (predictions, in sync mode or streamed by URL).
 """
 
 from runtime.protocols._base import (
@@ -17,6 +17,7 @@ from runtime.protocols._base import (
     Framing,
     HttpCall,
     ListModels,
+    StreamByUrl,
     StreamParser,
     WireProtocol,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "Framing",
     "HttpCall",
     "ListModels",
+    "StreamByUrl",
     "StreamParser",
     "WireProtocol",
 ]

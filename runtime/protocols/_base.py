@@ -122,9 +122,32 @@ class WireProtocol:
     cache_points: bool = False
     """Whether `TextPart.cache` / `ImagePart.cache` become explicit cache points
     (Anthropic, Bedrock); elsewhere the provider caches prefixes on its own."""
+    stream_by_url: StreamByUrl | None = None
+    """For an API whose streamed answer is read by a second request (Replicate)."""
+    stream_on_demand: bool = False
+    """Stream only for callers who stream (`Callboard.stream`), not to time the first
+    token of every answer: for an API whose streamed answer costs extra requests."""
 
 
 Framing = Literal["sse", "ndjson", "aws-eventstream"]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamByUrl:
+    """A streamed answer read by URL (Replicate): create, read the stream, fetch the result.
+
+    The first request (`WireProtocol.chat_request` with ``stream``) creates the work and
+    its answer names where to read the stream and, once it ends, the finished result
+    (which carries the token counts a stream does not).
+    """
+
+    stream_call: Callable[[HttpCall, bytes], HttpCall | None]
+    """From the first call and its (2xx) answer body, the request that reads the stream;
+    ``None`` when the answer is already whole (`WireProtocol.parse_chat` reads it). Raises
+    `ProviderError` for an answer that cannot be streamed."""
+    result_call: Callable[[HttpCall, bytes], HttpCall]
+    """From the first call and its answer body, the request whose answer
+    (`WireProtocol.parse_chat`) gives the usage and model once the stream has ended."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,10 +22,17 @@ passed) are ``timeout``, and ``starting`` or ``processing`` mean the wait ran ou
 (``timeout``; the prediction goes on running, and is billed, on Replicate). Replicate does
 not say why an output ended, so the finish reason is ``None``.
 
-Replicate answers are not streamed by callboard. The answer to the create call is JSON even
-when streaming is asked for; the text would come from a second request to ``urls.stream``,
-which one `HttpCall` cannot express. So `chat_request` always builds the sync request
-(``stream=False``) and the runtime takes the whole answer; ``framing`` stays ``"sse"``.
+A streamed answer takes three requests (`StreamByUrl`), and only callers who stream
+(`Callboard.stream`) get one (``stream_on_demand``): the create call carries ``"stream":
+true`` and no ``Prefer: wait``, and answers at once with the prediction ``starting``; its
+``urls.stream`` is read with ``GET`` (``Accept: text/event-stream``, the same token) as
+server-sent events: ``output`` (a piece of text, as is), ``logs`` (ignored), ``error``
+(the prediction failed: ``server``) and ``done`` (``{}``, or ``{"reason": "canceled"}``
+when it was canceled: ``timeout``). A model that does not stream has no ``urls.stream``:
+that is a ``bad_request`` saying to set ``stream = false`` for the provider (the
+prediction it created runs on). Once ``done`` has come, ``GET urls.get`` fetches the
+finished prediction for its token counts; should that fail, the streamed text stands
+with unknown (zero) counts.
 
 Errors are problem details, ``{"title", "detail", "status"}`` (401 unauthenticated, 402
 insufficient credit, 404, 422 invalid input or version, 429 throttled: "Your rate limit
@@ -44,7 +51,7 @@ from urllib.parse import quote
 
 from runtime._chat import ChatRequest, ChatResult, RateLimitInfo, Usage
 from runtime._errors import ErrorKind, ProviderError
-from runtime.protocols._base import HttpCall, ListModels, WireProtocol
+from runtime.protocols._base import HttpCall, ListModels, StreamByUrl, WireProtocol
 from runtime.protocols._common import (
     as_count,
     as_dict,
@@ -74,8 +81,8 @@ _NO_VERSION = "invalid version or not permitted"
 _ROLES = {"user": "User", "assistant": "Assistant"}
 
 
-def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> HttpCall:  # noqa: ARG001
-    """Build the sync-mode prediction for the conversation (never streamed, see above)."""
+def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> HttpCall:
+    """Build the prediction for the conversation: in sync mode, or to be streamed by URL."""
     turns, system = ChatRequest.split_system(request.messages, request.system)
     inputs: dict[str, object] = {"prompt": _prompt(turns)}
     if system:
@@ -88,7 +95,10 @@ def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> Http
     else:
         url = f"{endpoint.base_url}/models/{_model_path(name)}/predictions"
         body = {"input": inputs}
-    return HttpCall("POST", url, _headers(endpoint, body=True), body, stream=False)
+    if stream:
+        body["stream"] = True
+    headers = _headers(endpoint, body=True, wait=not stream)
+    return HttpCall("POST", url, headers, body, stream=stream)
 
 
 def _prompt(turns: tuple[Message, ...]) -> str:
@@ -121,13 +131,14 @@ SYNC_WAIT_S = 55
 """How long Replicate holds a create call open (``Prefer: wait=``), under ``request_s``."""
 
 
-def _headers(endpoint: Endpoint, *, body: bool) -> tuple[tuple[str, str], ...]:
+def _headers(endpoint: Endpoint, *, body: bool, wait: bool = True) -> tuple[tuple[str, str], ...]:
     headers: list[tuple[str, str]] = []
     if endpoint.api_key and endpoint.auth != "none":
         headers.append(("authorization", f"Bearer {endpoint.api_key}"))
     if body:
         headers.append(("content-type", "application/json"))
-        headers.append(("prefer", f"wait={SYNC_WAIT_S}"))
+        if wait:
+            headers.append(("prefer", f"wait={SYNC_WAIT_S}"))
     return (*headers, *endpoint.extra_headers)
 
 
@@ -215,19 +226,89 @@ def parse_error(status: int, headers: Headers, body: bytes) -> ProviderError:
     return ProviderError(kind, message, status=status, retry_after_s=wait, code=title or None)
 
 
-class _Unstreamed:
-    """A stream parser for answers that are never streamed: it takes nothing."""
+def stream_call(call: HttpCall, body: bytes) -> HttpCall | None:
+    """The ``GET`` of a created prediction's ``urls.stream``; ``None`` if it has already ended.
+
+    Raises:
+        ProviderError: ``bad_request`` when the model does not stream, ``malformed`` for
+            an answer that is not a prediction.
+    """
+    data = _created(body)
+    if as_str(data.get("status")) not in _RUNNING:
+        return None
+    url = as_str(as_dict(data.get("urls")).get("stream"))
+    if not url:
+        ident = as_str(data.get("id")) or "?"
+        raise ProviderError(
+            ErrorKind.BAD_REQUEST,
+            f"this model does not stream its output on Replicate (prediction {ident} has no "
+            "stream URL, and runs on); set stream = false for this provider",
+            code="no_stream",
+        )
+    accept = (("accept", "text/event-stream"), ("cache-control", "no-store"))
+    return HttpCall("GET", url, (*_auth(call), *accept), stream=True)
+
+
+def result_call(call: HttpCall, body: bytes) -> HttpCall:
+    """The ``GET`` of a created prediction's ``urls.get``: the finished prediction.
+
+    Raises:
+        ProviderError: ``malformed`` for an answer that is not a prediction with that URL.
+    """
+    url = as_str(as_dict(_created(body).get("urls")).get("get"))
+    if not url:
+        raise malformed(f"the prediction has no get URL: {snippet(body)}")
+    return HttpCall("GET", url, _auth(call))
+
+
+def _created(body: bytes) -> dict[str, object]:
+    data = load_json(body)
+    if not isinstance(data, dict):
+        raise malformed(f"prediction is not a JSON object: {snippet(body)}")
+    return data
+
+
+def _auth(call: HttpCall) -> tuple[tuple[str, str], ...]:
+    """The create call's token, for the requests that follow it."""
+    return tuple((name, value) for name, value in call.headers if name == "authorization")
+
+
+class _PredictionStream:
+    """Reads ``urls.stream``: text from ``output``, the end from ``done``."""
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._done = False
 
     def feed(self, event: str, data: str) -> list[str]:
-        raise malformed(f"Replicate answers are not streamed (got event {event!r}: {data[:40]!r})")
+        if event == "output":
+            self._text.append(data)
+            return [data]
+        if event == "error":
+            detail = as_str(as_dict(load_json(data.encode())).get("detail")) or data
+            raise ProviderError(
+                ErrorKind.SERVER, f"the prediction failed mid-stream: {detail}", code="failed"
+            )
+        if event == "done":
+            reason = as_str(as_dict(load_json(data.encode())).get("reason"))
+            if reason in _ENDED_EARLY:
+                raise ProviderError(
+                    ErrorKind.TIMEOUT, f"the prediction was {reason} mid-stream", code=reason
+                )
+            if reason == "error":
+                raise ProviderError(ErrorKind.SERVER, "the prediction failed mid-stream")
+            self._done = True
+        return []
 
     def finish(self) -> ChatResult:
-        raise malformed("Replicate answers are not streamed")
+        if not self._done:
+            raise malformed("the prediction's stream ended before its done event")
+        return ChatResult("".join(self._text), "", Usage(), None)
 
 
 def stream_parser(headers: Headers) -> StreamParser:  # noqa: ARG001
-    """Never used: `chat_request` never asks for a stream."""
-    return _Unstreamed()
+    """Start reading a prediction's stream (``urls.stream``)."""
+    return _PredictionStream()
 
 
 def rate_limits(headers: Headers) -> RateLimitInfo:  # noqa: ARG001
@@ -301,4 +382,6 @@ PROTOCOL = WireProtocol(
     list_models=ListModels(list_request, parse_list),
     embed=None,
     images=False,
+    stream_by_url=StreamByUrl(stream_call, result_call),
+    stream_on_demand=True,
 )

@@ -29,14 +29,17 @@ class FakeAzureOpenAI(FakeProvider):
 
 
 class FakeReplicate(FakeProvider):
-    """A fake Replicate API: predictions in sync mode, ``GET /v1/models[/{owner}/{name}]``.
+    """A fake Replicate API: predictions, sync or streamed, ``GET /v1/models[/{owner}/{name}]``.
 
     ``models`` are ``owner/name`` (run with ``POST /v1/models/{owner}/{name}/predictions``)
     or ``owner/name:version`` (run with ``POST /v1/predictions`` and that ``version``, the
     id alone or the full name); a pinned model also offers its ``owner/name``. Tokens go in
-    ``Authorization: Bearer``. Every create call answers HTTP 201 with the prediction as
-    sync mode returns it; ``Answer(finish="processing")`` answers one still running when the
-    wait ran out, ``Fail(201, code="failed", message=...)`` one that failed.
+    ``Authorization: Bearer``. A create call answers HTTP 201 with the prediction as sync
+    mode returns it; ``Answer(finish="processing")`` answers one still running when the
+    wait ran out, ``Fail(201, code="failed", message=...)`` one that failed. With
+    ``"stream": true`` it answers the prediction ``starting``, whose ``urls.stream`` and
+    then ``urls.get`` are served by the fake (a `StreamError` breaks the stream with an
+    ``error`` event; a `Stall` stalls it).
     """
 
     wire: ClassVar[Wire] = _replicate

@@ -15,12 +15,19 @@ import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import ClassVar, NoReturn, Self, assert_never, cast
+from typing import Any, ClassVar, NoReturn, Self, assert_never, cast
 
 from aiohttp import web
 
 from runtime.testing._budget import Budget
-from runtime.testing._completion import AskError, ChatAsk, count_tokens, plan_completion
+from runtime.testing._completion import (
+    AskError,
+    ChatAsk,
+    Completion,
+    count_tokens,
+    plan_completion,
+    random_id,
+)
 from runtime.testing._log import SECRET_HEADERS, SECRET_QUERY, RecordedRequest, RequestLog, masked
 from runtime.testing._script import (
     Answer,
@@ -35,7 +42,7 @@ from runtime.testing._script import (
     StreamError,
 )
 from runtime.testing._server import LoopbackServer
-from runtime.testing._wire import Action, EmbedWire, Reply, StreamPlan, Wire
+from runtime.testing._wire import Action, DeferredWire, EmbedWire, Reply, StreamPlan, Wire
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _BODY = web.RequestKey("callboard_fake_body", object)
@@ -44,6 +51,19 @@ _MAX_BODY = 32 * 1024 * 1024
 """The largest request body taken, as Anthropic documents for its Messages API."""
 EMBED_DIMENSIONS = 16
 """The length of a fake embedding when the request asks for none."""
+MAX_DEFERRED = 1024
+"""Streams created and not yet read, and results not yet fetched, kept at most."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Deferred:
+    """A streamed answer created by one request, to be read by a later one (Replicate)."""
+
+    plan: StreamPlan
+    headers: dict[str, str]
+    chunk_delay_s: float
+    cut: StreamError | Stall | None
+    result: Any
 
 
 class FakeProvider:
@@ -89,6 +109,8 @@ class FakeProvider:
         self.latency_s = latency_s
         self._requests = Budget(rpm or self.wire.REQUESTS_PER_MINUTE, enforced=rpm is not None)
         self._tokens = Budget(self.wire.TOKENS_PER_MINUTE, enforced=False)
+        self._deferred: dict[str, _Deferred] = {}
+        self._results: dict[str, Any] = {}
         self._handlers = {route: self._handler(route.action) for route in self.wire.ROUTES}
         self._actions = {handler: route.action for route, handler in self._handlers.items()}
         self._server = LoopbackServer(self._make_app, port=port, name=f"fake-{self.wire.NAME}")
@@ -207,15 +229,55 @@ class FakeProvider:
         if refusal is not None:
             return _json(refusal)
         model = request.match_info.get("model", "")
-        if action is Action.LIST_MODELS:
-            return _json(Reply(200, self.wire.model_list(self.models)), self.wire.id_headers())
-        if action is Action.GET_MODEL:
-            if model not in self.models:
-                return _json(self.wire.unknown_model(model))
-            return _json(Reply(200, self.wire.model_info(model)), self.wire.id_headers())
+        if action in (Action.LIST_MODELS, Action.GET_MODEL):
+            return self._models(action, model)
         if action is Action.EMBED:
             return self._embed(request)
+        if action in (Action.FETCH_STREAM, Action.FETCH_RESULT):
+            return await self._fetch(action, request)
         return await self._chat(request, model or None, stream=action is Action.CHAT_STREAM)
+
+    def _models(self, action: Action, model: str) -> web.Response:
+        """List the models, or describe one."""
+        if action is Action.LIST_MODELS:
+            return _json(Reply(200, self.wire.model_list(self.models)), self.wire.id_headers())
+        if model not in self.models:
+            return _json(self.wire.unknown_model(model))
+        return _json(Reply(200, self.wire.model_info(model)), self.wire.id_headers())
+
+    async def _fetch(self, action: Action, request: web.Request) -> web.StreamResponse:
+        """Send the stream of an answer created earlier, or its result once streamed."""
+        ident = request.match_info.get("prediction", "")
+        if action is Action.FETCH_RESULT:
+            result = self._results.get(ident)
+            if result is None:
+                return await self._unknown_path(request)
+            return _json(Reply(200, result), self.wire.id_headers())
+        deferred = self._deferred.pop(ident, None)
+        if deferred is None:
+            return await self._unknown_path(request)
+        if deferred.cut is None:
+            _bounded_put(self._results, ident, deferred.result)
+        return await self._stream(
+            request, deferred.plan, deferred.headers, deferred.chunk_delay_s, deferred.cut
+        )
+
+    def _defer(
+        self,
+        completion: Completion,
+        ask: ChatAsk,
+        plan: StreamPlan,
+        *,
+        headers: dict[str, str],
+        chunk_delay_s: float,
+        cut: StreamError | Stall | None,
+    ) -> web.Response:
+        """Create a streamed answer to be read by URL; answer with where to read it."""
+        wire = cast("DeferredWire", self.wire)
+        ident = random_id("", 26, "abcdefghijklmnopqrstuvwxyz0123456789")
+        result = wire.finished(completion, ask.model, ident, self.base_url)
+        _bounded_put(self._deferred, ident, _Deferred(plan, headers, chunk_delay_s, cut, result))
+        return _json(Reply(201, wire.started(ask.model, ident, self.base_url)), headers)
 
     def _embed(self, request: web.Request) -> web.StreamResponse:
         """Answer an embeddings request: a deterministic unit vector per text (no script)."""
@@ -325,6 +387,10 @@ class FakeProvider:
             reply = body if isinstance(body, Reply) else Reply(200, body)  # Replicate's 201
             return _json(reply, headers)
         plan = self.wire.stream(completion, ask)
+        if any(route.action is Action.FETCH_STREAM for route in self.wire.ROUTES):
+            return self._defer(
+                completion, ask, plan, headers=headers, chunk_delay_s=answer.chunk_delay_s, cut=cut
+            )
         return await self._stream(request, plan, headers, answer.chunk_delay_s, cut)
 
     async def _stream(
@@ -360,6 +426,13 @@ class FakeProvider:
                 await response.write(error_frame)
         await response.write_eof()
         return response
+
+
+def _bounded_put(table: dict[str, Any], key: str, value: Any) -> None:
+    """Keep ``value``, forgetting the oldest entry past `MAX_DEFERRED`."""
+    table[key] = value
+    if len(table) > MAX_DEFERRED:
+        del table[next(iter(table))]
 
 
 def fake_vector(text: str, size: int) -> tuple[float, ...]:

@@ -24,8 +24,12 @@ Documented shapes:
   resets in ~Ns`` (no ``retry-after`` header unless a `Fail` gives ``retry_after_s``), 500.
 - ``GET /v1/models`` (a page: ``{"next", "previous", "results"}``) and
   ``GET /v1/models/{owner}/{name}``. No rate-limit headers.
-- The stream of ``urls.stream`` (never reached through the fake: a create call answers
-  JSON) is ``event: output`` with text, then ``event: done``.
+- A create call with ``"stream": true`` answers at once with the prediction
+  ``starting``; its ``urls.stream`` (``GET /v1/stream/{id}`` on the fake) sends
+  ``event: output`` with each piece of text, then ``event: done`` with ``{}`` (or
+  ``event: error`` when the script breaks it); its ``urls.get`` (``GET
+  /v1/predictions/{id}``) then gives the finished prediction with its token counts.
+  Events carry ``id`` fields, as Replicate's do.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/predictions", Action.CHAT),
     Route("GET", "/v1/models", Action.LIST_MODELS),
     Route("GET", f"/v1/models/{_MODEL}", Action.GET_MODEL),
+    Route("GET", "/v1/stream/{prediction}", Action.FETCH_STREAM),
+    Route("GET", "/v1/predictions/{prediction}", Action.FETCH_RESULT),
 )
 MODELS: tuple[str, ...] = (
     "meta/meta-llama-3-8b-instruct",
@@ -124,7 +130,7 @@ def read_ask(
     body: Any,
     *,
     model: str | None,
-    stream: bool,  # noqa: ARG001 - a create call always answers JSON
+    stream: bool,  # noqa: ARG001 - the body says whether to stream
     query: Mapping[str, str],  # noqa: ARG001
 ) -> ChatAsk:
     """Read a create-prediction body; the model comes from the path or ``version``.
@@ -148,7 +154,8 @@ def read_ask(
     max_tokens = positive_int(inputs, "max_tokens") or positive_int(inputs, "max_new_tokens")
     stops = inputs.get("stop_sequences")
     stop = tuple(s for s in stops.split(",") if s) if isinstance(stops, str) else ()
-    return ChatAsk(name, "\n".join(texts), stream=False, max_tokens=max_tokens, stop=stop)
+    streamed = body.get("stream") is True
+    return ChatAsk(name, "\n".join(texts), stream=streamed, max_tokens=max_tokens, stop=stop)
 
 
 def bad_request(error: AskError) -> Reply:
@@ -226,6 +233,19 @@ def answer(completion: Completion, model: str) -> Reply:
     return Reply(201, prediction(model, status, output, error=error, completion=completion))
 
 
+def started(model: str, ident: str, base_url: str) -> Any:
+    """A prediction created to be streamed: ``starting``, its URLs on the fake."""
+    return prediction(model, "starting", None, ident=ident, base_url=base_url)
+
+
+def finished(completion: Completion, model: str, ident: str, base_url: str) -> Any:
+    """The streamed prediction once done: ``succeeded``, with its output and token counts."""
+    output = split_text(completion.text)
+    return prediction(
+        model, "succeeded", output, completion=completion, ident=ident, base_url=base_url
+    )
+
+
 def prediction(
     model: str,
     status: str,
@@ -233,11 +253,22 @@ def prediction(
     *,
     error: str | None = None,
     completion: Completion | None = None,
+    ident: str | None = None,
+    base_url: str | None = None,
 ) -> dict[str, Any]:
-    """A prediction object of ``model`` (``owner/name`` or ``owner/name:version``)."""
+    """A prediction object of ``model`` (``owner/name`` or ``owner/name:version``).
+
+    Its URLs are Replicate's, or under ``base_url`` (the fake's) for one to be streamed.
+    """
     name, _, version = model.partition(":")
-    ident = random_id("", 26, _LOWER)
-    api = f"https://api.replicate.com/v1/predictions/{ident}"
+    ident = ident or random_id("", 26, _LOWER)
+    root = base_url or "https://api.replicate.com/v1"
+    api = f"{root}/predictions/{ident}"
+    stream_url = (
+        f"{root}/stream/{ident}"
+        if base_url
+        else (f"https://stream.replicate.com/v1/files/{random_id('', 40, _LOWER)}")
+    )
     now = _timestamp(time.time())
     metrics: dict[str, Any] = {}
     if completion is not None and status == "succeeded":
@@ -265,7 +296,7 @@ def prediction(
         "urls": {
             "cancel": f"{api}/cancel",
             "get": api,
-            "stream": f"https://stream.replicate.com/v1/files/{random_id('', 40, _LOWER)}",
+            "stream": stream_url,
             "web": f"https://replicate.com/p/{ident}",
         },
         "metrics": metrics,
@@ -285,8 +316,18 @@ def _timestamp(when: float) -> str:
 
 def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:  # noqa: ARG001
     """What ``urls.stream`` sends: ``event: output`` per text chunk, then ``event: done``."""
-    body = tuple(sse_frame(piece, "output") for piece in split_text(completion.text))
-    return StreamPlan((), body, (sse_frame("{}", "done"),))
+    pieces = split_text(completion.text)
+    body = tuple(_event("output", piece, i) for i, piece in enumerate(pieces))
+    return StreamPlan((), body, (_event("done", "{}", len(pieces)),))
+
+
+def _event(name: str, data: str, number: int) -> bytes:
+    """A server-sent event with an ``id``, as Replicate's stream sends them.
+
+    Text with line breaks takes one ``data`` line per line, as the SSE format wants.
+    """
+    lines = "".join(f"data: {line}\n" for line in data.split("\n"))
+    return f"event: {name}\nid: {number}\n{lines}\n".encode()
 
 
 def stream_error(error: StreamError) -> bytes | None:

@@ -28,6 +28,11 @@ class Action(enum.Enum):
     GET_MODEL = "get_model"
     EMBED = "embed"
     """An embeddings request; only a module that satisfies `EmbedWire` routes to it."""
+    FETCH_STREAM = "fetch_stream"
+    """The stream of an answer created earlier, read by its URL (Replicate's
+    ``urls.stream``); only a module that satisfies `DeferredWire` routes to it."""
+    FETCH_RESULT = "fetch_result"
+    """An answer created earlier, fetched by its URL (Replicate's ``urls.get``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +147,19 @@ class Wire(Protocol):
 
     def model_info(self, model: str) -> Any:
         """The body of the get-model endpoint."""
+
+
+class DeferredWire(Wire, Protocol):
+    """A protocol module whose streamed answers are created first and read by URL."""
+
+    def started(self, model: str, ident: str, base_url: str) -> Any:
+        """The answer to a create call asking for a stream: the work ``ident``, just started.
+
+        It names the URLs (under ``base_url``) of its stream and of its result.
+        """
+
+    def finished(self, completion: Completion, model: str, ident: str, base_url: str) -> Any:
+        """The result of the work ``ident`` once its stream has ended."""
 
 
 class EmbedWire(Wire, Protocol):
