@@ -9,7 +9,7 @@ from typing import Any
 
 import pykka
 import pytest
-from support import KEYS, Deployment
+from support import AWS_SECRET, KEYS, Deployment
 
 from runtime.testing import FAKES, FakeProvider
 
@@ -27,6 +27,8 @@ def fakes() -> Iterator[Callable[..., FakeProvider]]:
 
     def start(protocol: str, **options: Any) -> FakeProvider:
         options.setdefault("keys", {KEYS[protocol]})
+        if protocol == "bedrock":  # signatures made with the aws_keys secret are verified
+            options.setdefault("secrets", {KEYS["bedrock"]: AWS_SECRET})
         fake = FAKES[protocol](**options).start()
         started.append(fake)
         return fake
@@ -84,5 +86,5 @@ def no_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def aws_keys(no_aws: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """AWS credentials in the environment whose access key id the fake Bedrock accepts."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEYS["bedrock"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret-access-key-not-real")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
     return KEYS["bedrock"]

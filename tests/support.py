@@ -58,6 +58,8 @@ KEYS = {
     "replicate": "r8_test_token_0008",
 }
 """Each fake's accepted key (for Bedrock: the AWS access key id, or a Bedrock API key)."""
+AWS_SECRET = "test-secret-access-key-not-real"
+"""The secret of Bedrock's access key id: the fake verifies signatures made with it."""
 ENV_OF = {protocol: f"{protocol.upper()}_KEY" for protocol in KEYS}
 ENV = {ENV_OF[protocol]: key for protocol, key in KEYS.items()}
 MODELS = {

@@ -12,7 +12,7 @@ import socket
 import sys
 
 import pytest
-from support import KEYS, MODELS, config_toml, primary_and_backup
+from support import AWS_SECRET, KEYS, MODELS, config_toml, primary_and_backup
 
 from runtime import (
     MissingExtraError,
@@ -186,7 +186,7 @@ def test_bedrock_requests_are_signed_with_the_aws_credentials(fakes, deployment,
 
 CREDENTIAL_PROCESS = """\
 import datetime, json, pathlib, socket, sys
-folder, port, key = pathlib.Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+folder, port, key, secret = pathlib.Path(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:5]
 runs = folder / "runs"
 runs.write_text(runs.read_text() + "x" if runs.exists() else "x")
 if len(runs.read_text()) > 1:  # a refresh: tell the test, and wait until it says go
@@ -195,7 +195,7 @@ if len(runs.read_text()) > 1:  # a refresh: tell the test, and wait until it say
         test.recv(2)
 expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=5)
 print(json.dumps({
-    "Version": 1, "AccessKeyId": key, "SecretAccessKey": "not-a-real-secret",
+    "Version": 1, "AccessKeyId": key, "SecretAccessKey": secret,
     "SessionToken": "session", "Expiration": expiry.strftime("%Y-%m-%dT%H:%M:%SZ"),
 }))
 """
@@ -214,7 +214,7 @@ def test_a_bedrock_credential_refresh_does_not_hold_up_other_providers(fakes, de
         port = listener.getsockname()[1]
         script = no_aws / "credentials.py"
         script.write_text(CREDENTIAL_PROCESS)
-        command = f"{sys.executable} {script} {no_aws} {port} {KEYS['bedrock']}"
+        command = f"{sys.executable} {script} {no_aws} {port} {KEYS['bedrock']} {AWS_SECRET}"
         (no_aws / "config").write_text(f"[default]\ncredential_process = {command}\n")
         bedrock, other = fakes("bedrock"), fakes("openai")
         providers = {"bedrock": bedrock, "other": other}
@@ -244,6 +244,22 @@ def test_bedrock_signed_with_an_unknown_access_key_fails_the_check(fakes, deploy
     (problem,) = caught.value.problems
     assert problem.startswith("bedrock: the key was rejected (HTTP 403)")
     assert "AWS_ACCESS_KEY_ID" in problem
+
+
+def test_bedrock_signed_with_the_wrong_secret_fails_the_check(
+    fakes, deployment, aws_keys, monkeypatch
+):
+    """A secret that does not go with the access key id: the signature fails, AWS creds named."""
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-of-this-access-key")
+    bedrock = fakes("bedrock")
+    deployment.write(config_toml(deployment, {"bedrock": bedrock}, {"coder": ["bedrock"]}))
+    with pytest.raises(StartupError) as caught:
+        deployment.board(check=True)
+    (problem,) = caught.value.problems
+    assert problem.startswith("bedrock: the key was rejected (HTTP 403)")
+    assert "does not match" in problem
+    assert "AWS_SECRET_ACCESS_KEY" in problem
+    assert "not-the-secret" not in problem
 
 
 def test_bedrock_without_aws_credentials_fails_the_check_saying_what_to_set(

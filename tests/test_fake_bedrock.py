@@ -293,6 +293,49 @@ def test_a_sigv4_signed_protocol_request_is_accepted(fake, signing_env):
     assert ACCESS_KEY not in recorded.headers["authorization"]
 
 
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+def signed_request(fake, body: bytes | None = None) -> httpx.Request:
+    """A converse request the protocol builds, signed by `sigv4_signer` (signing_env's keys)."""
+    where = Endpoint(base_url=fake.base_url, model=MODEL)
+    call = bedrock.chat_request(where, ChatRequest((Message("user", "Hi"),), MODEL), False)
+    content = body if body is not None else json.dumps(call.json).encode()
+    request = httpx.Request(call.method, call.url, headers=call.headers, content=content)
+    sigv4_signer(bedrock.region_of(where))(request)
+    return request
+
+
+def test_a_fake_given_the_secret_verifies_signatures(signing_env):
+    """With the key's secret, a correct signature passes and a wrong one is refused as AWS does."""
+    with (
+        FakeBedrock(keys={ACCESS_KEY}, secrets={ACCESS_KEY: SECRET}) as right,
+        FakeBedrock(keys={ACCESS_KEY}, secrets={ACCESS_KEY: SECRET + "-other"}) as wrong,
+        httpx.Client() as plain,
+    ):
+        assert plain.send(signed_request(right)).status_code == 200
+        refused = plain.send(signed_request(wrong))
+    assert refused.status_code == 403
+    assert refused.headers["x-amzn-ErrorType"].startswith("InvalidSignatureException")
+    assert "does not match" in refused.json()["message"]
+    error = bedrock.parse_error(refused.status_code, refused.headers, refused.content)
+    assert error.kind is ErrorKind.AUTH
+
+
+def test_a_request_changed_after_signing_no_longer_matches(signing_env):
+    """A body or path that differs from what was signed fails verification."""
+    with FakeBedrock(keys={ACCESS_KEY}, secrets={ACCESS_KEY: SECRET}) as fake, httpx.Client() as c:
+        changed_body = signed_request(fake)
+        changed_body.stream = httpx.ByteStream(b'{"messages":[]}')
+        changed_body.headers["content-length"] = str(len(b'{"messages":[]}'))
+        assert c.send(changed_body).status_code == 403
+        changed_path = signed_request(fake)
+        escaped = str(changed_path.url).replace(MODEL, MODEL.replace(":", "%3A"))
+        changed_path.url = httpx.URL(escaped)
+        assert c.send(changed_path).status_code == 403
+        assert c.send(signed_request(fake)).status_code == 200
+
+
 def test_the_protocols_request_with_images_and_cache_points_is_accepted(fake, client):
     """The protocol's body (system, images, cache points, tuning) passes the fake's checks."""
     chat = ChatRequest(

@@ -175,6 +175,16 @@ def _signature_error(header: str) -> Reply:
     return Reply(403, {"message": message}, _type("InvalidSignatureException"))
 
 
+def signature_mismatch() -> Reply:
+    """403 for a signature that is not the one the request's secret access key makes."""
+    message = (
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your AWS Secret Access Key and signing method. Consult the service "
+        "documentation for details."
+    )
+    return Reply(403, {"message": message}, _type("InvalidSignatureException"))
+
+
 def _type(name: str) -> dict[str, str]:
     return {"x-amzn-ErrorType": name + _ERROR_TYPE_SUFFIX}
 
