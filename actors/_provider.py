@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +37,7 @@ from runtime._messages import (
 from runtime._routing import Availability, Health
 from runtime._signing import request_signer
 from runtime._token_bucket import RateLimiter
+from runtime._wait_queue import WaitQueue
 from runtime.protocols import PROTOCOLS
 
 DEFAULT_COOLDOWN_S = 1.0
@@ -91,7 +91,7 @@ class ProviderActor(SupervisedActor):
         self._breaker = Breaker(breaker.failures, breaker.cooldown_s)
         self._limiter = RateLimiter.per_minute(settings.rpm, settings.tpm, clock())
         self._in_flight: dict[int, _InFlight] = {}
-        self._queue: deque[StartAttempt] = deque()
+        self._queue: WaitQueue[StartAttempt] = WaitQueue()
         self._router: pykka.ActorRef[Any] | None = None
         self._health = Health()
         self._wake_at = float("inf")
@@ -138,7 +138,7 @@ class ProviderActor(SupervisedActor):
                 f"its rate limits would hold the call {wait:.1f} s, past the task's deadline",
             )
             return
-        self._queue.append(call)
+        self._queue.push(call, tokens, call.deadline)
         self._wake(min(now + wait, call.deadline))
 
     def _refusal(self, now: float) -> str | None:
@@ -152,30 +152,28 @@ class ProviderActor(SupervisedActor):
         return None
 
     def _queue_wait_s(self, tokens: int, now: float) -> float:
-        queued = sum(c.request.estimated_tokens() for c in self._queue)
-        return self._limiter.backlog_wait_s(len(self._queue) + 1, queued + tokens, now)
+        queue = self._queue
+        return self._limiter.backlog_wait_s(len(queue) + 1, queue.tokens + tokens, now)
 
     def _drain(self, now: float) -> None:
-        expired = [c for c in self._queue if c.deadline <= now]
-        for call in expired:
-            self._queue.remove(call)
+        for call in self._queue.expire(now):
             self._reject(
                 call, ErrorKind.TIMEOUT, "its deadline passed while it waited in the queue"
             )
         while self._queue and len(self._in_flight) < self._settings.max_concurrency:
             refusal = self._refusal(now)
             if refusal is not None:
-                while self._queue:
-                    self._reject(self._queue.popleft(), ErrorKind.UNAVAILABLE, refusal)
+                for call in self._queue.clear():
+                    self._reject(call, ErrorKind.UNAVAILABLE, refusal)
                 return
-            tokens = self._queue[0].request.estimated_tokens()
-            wait = self._limiter.wait_s(tokens, now)
+            wait = self._limiter.wait_s(self._queue.first().tokens, now)
             if wait > 0:
                 self._wake(now + wait)
                 break
-            self._start(self._queue.popleft(), tokens, now)
+            entry = self._queue.pop()
+            self._start(entry.item, entry.tokens, now)
         if self._queue:
-            self._wake(min(c.deadline for c in self._queue))
+            self._wake(self._queue.next_deadline())
 
     def _wake(self, when: float) -> None:
         if when >= self._wake_at:
@@ -309,10 +307,7 @@ class ProviderActor(SupervisedActor):
         if entry is not None:
             entry.future.cancel()
             return
-        for call in self._queue:
-            if call.call_id == call_id:
-                self._queue.remove(call)
-                return
+        self._queue.remove(lambda call: call.call_id == call_id)
 
     def _reject(self, call: StartAttempt, kind: ErrorKind, reason: str) -> None:
         error = ProviderError(kind, reason, provider=self.provider_id)
@@ -323,8 +318,8 @@ class ProviderActor(SupervisedActor):
 
     def release(self, reason: str) -> None:
         """Fail queued calls, cancel those in flight, and close the HTTP client."""
-        while self._queue:
-            self._reject(self._queue.popleft(), ErrorKind.INTERNAL, f"the provider actor {reason}")
+        for call in self._queue.clear():
+            self._reject(call, ErrorKind.INTERNAL, f"the provider actor {reason}")
         for entry in list(self._in_flight.values()):
             entry.future.cancel()
         self._io.submit(self._client.aclose())

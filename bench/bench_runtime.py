@@ -9,6 +9,8 @@ client, the same wire protocol and the same requests:
   thread caller and an asyncio caller: the difference is what callboard adds;
 - requests per second at concurrency 1, 16, 64 and 256, and client CPU per call;
 - the wall time of 500 concurrent calls to a server that answers in 200 ms;
+- the wall time of 2000 calls at once to a provider capped at 64 in flight (the rest
+  wait in its queue), against the same cap kept by hand with a semaphore;
 - the time to answer when the first provider answers 503 or refuses connections and the
   second is healthy, against asking the healthy one directly;
 - import time and peak resident memory.
@@ -72,7 +74,12 @@ def closed_port() -> int:
 
 
 def config_text(
-    providers: dict[str, str], chain: list[str], audit: Path, *, stream: bool = True
+    providers: dict[str, str],
+    chain: list[str],
+    audit: Path,
+    *,
+    stream: bool = True,
+    max_concurrency: int = 1024,
 ) -> str:
     parts = [
         f'[audit]\npath = "{audit}"\n',
@@ -82,7 +89,7 @@ def config_text(
     for pid, url in providers.items():
         parts.append(
             f'[providers.{pid}]\ntype = "openai"\napi_key = "{KEY}"\nbase_url = "{url}"\n'
-            'model = "gpt-4o"\nmax_concurrency = 1024\nmax_queue = 100000\n'
+            f'model = "gpt-4o"\nmax_concurrency = {max_concurrency}\nmax_queue = 100000\n'
             f"stream = {'true' if stream else 'false'}\n"
         )
     parts.append(f"[roles.bench]\nproviders = {chain!r}\n".replace("'", '"'))
@@ -205,10 +212,15 @@ def threaded_burst_s(call: Callable[[], None], count: int) -> float:
 
 
 def board_for(
-    providers: dict[str, str], chain: list[str], workdir: Path, *, stream: bool = True
+    providers: dict[str, str],
+    chain: list[str],
+    workdir: Path,
+    *,
+    stream: bool = True,
+    max_concurrency: int = 1024,
 ) -> Callboard:
     audit = workdir / f"audit-{len(list(workdir.iterdir()))}.jsonl"
-    text = config_text(providers, chain, audit, stream=stream)
+    text = config_text(providers, chain, audit, stream=stream, max_concurrency=max_concurrency)
     return Callboard(parse_config(text, environ={}), check=False)
 
 
@@ -322,6 +334,43 @@ def bench_burst(slow_url: str, workdir: Path, runs: int) -> None:
         board.close()
         direct.close()
     report(f"500 concurrent calls, server answers in 200 ms (median of {runs})", rows)
+
+
+def bench_queued(url: str, workdir: Path, runs: int, count: int = 2000, cap: int = 64) -> None:
+    """``count`` calls at once to a provider that takes ``cap`` at a time (20 ms each)."""
+    direct = Direct(url)
+    board = board_for({"capped": url}, ["capped"], workdir, max_concurrency=cap)
+
+    async def capped_direct() -> None:
+        gate = asyncio.Semaphore(cap)
+
+        async def one() -> None:
+            async with gate:
+                await direct.acall()
+
+        await asyncio.gather(*(one() for _ in range(count)))
+
+    def direct_s() -> float:
+        start = time.perf_counter()
+        arun(capped_direct())
+        return time.perf_counter() - start
+
+    direct_s()
+    burst_s(lambda: board.aask("bench", PROMPT), count)
+    by_hand, through = [], []
+    for _ in range(runs):
+        by_hand.append(direct_s())
+        through.append(burst_s(lambda: board.aask("bench", PROMPT), count))
+    floor_ms = count / cap * 20
+    rows = [
+        ("server-bound floor", f"{floor_ms:.0f} ms"),
+        (f"direct, asyncio, semaphore of {cap}", f"{median(by_hand) * 1000:.0f} ms"),
+        (f"callboard aask, max_concurrency = {cap}", f"{median(through) * 1000:.0f} ms"),
+    ]
+    title = f"{count} calls at once, {cap} in flight, server answers in 20 ms (median of {runs})"
+    report(title, rows)
+    board.close()
+    direct.close()
 
 
 def bench_hop(runs: int) -> None:
@@ -492,7 +541,12 @@ def main() -> None:
     runs = 3 if args.quick else args.runs
     scale = 4 if args.quick else 1
     print(f"callboard benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-    with tempfile.TemporaryDirectory() as tmp, server(0.0) as fast_url, server(0.2) as slow_url:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        server(0.0) as fast_url,
+        server(0.2) as slow_url,
+        server(0.02) as capped_url,
+    ):
         workdir = Path(tmp)
         bench_import(runs)
         bench_hop(runs)
@@ -503,6 +557,8 @@ def main() -> None:
         remember("failover")
         bench_burst(slow_url, workdir, runs)
         remember("500 concurrent calls (asyncio, then 500 caller threads)")
+        bench_queued(capped_url, workdir, runs, 2000 // scale)
+        remember("2000 calls queued behind 64 in flight")
         bench_memory_alone(slow_url)
         bench_throughput(fast_url, workdir, runs, 4000 // scale)
         remember("throughput up to 256 caller threads")

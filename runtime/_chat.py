@@ -189,7 +189,13 @@ class ChatRequest:
         completion budget (``max_tokens``, or 1,024 when unset), as providers reserve.
         """
         chars = sum(len(m.text) for m in self.messages) + len(self.system or "")
-        chars += 4 * 1500 * sum(isinstance(p, ImagePart) for m in self.messages for p in m.parts)
+        images = sum(
+            isinstance(p, ImagePart)
+            for m in self.messages
+            if not isinstance(m.content, str)
+            for p in m.content
+        )
+        chars += 4 * 1500 * images
         return chars // 4 + 1 + (self.tuning.max_tokens or 1024)
 
 
