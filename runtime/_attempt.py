@@ -31,6 +31,11 @@ DeltaSink = Callable[[str], object]
 """Takes each piece of streamed text, on the I/O thread; must return at once."""
 
 
+RESULT_FETCH_S = 5.0
+"""The longest wait for the finished result after a stream read by URL (for its usage)."""
+RESULT_FETCH_MARGIN_S = 0.05
+
+
 @dataclass(frozen=True, slots=True)
 class AttemptLimits:
     """Time bounds of one attempt, in seconds."""
@@ -159,15 +164,22 @@ class _Reader:
         return self._timed(await self._with_usage(by_url.result_call(self.call, body), streamed))
 
     async def _with_usage(self, call: HttpCall, streamed: ChatResult) -> ChatResult:
-        """Add the finished result's usage and model; the text streamed stands either way."""
+        """Add the finished result's usage and model; the text streamed stands either way.
+
+        The fetch gets at most `RESULT_FETCH_S`, and ends before the attempt's own time
+        is up, so a stream that arrived whole is never failed by it.
+        """
+        self.scope.reschedule(None)  # the attempt's time is up only if the fetch's is
+        left = self.end - asyncio.get_running_loop().time() - RESULT_FETCH_MARGIN_S
         try:
-            response = await self.client.send(call)
-            try:
-                body = await response.aread()
-            finally:
-                await response.aclose()
+            async with asyncio.timeout(max(0.0, min(RESULT_FETCH_S, left))):
+                response = await self.client.send(call)
+                try:
+                    body = await response.aread()
+                finally:
+                    await response.aclose()
             whole = self.protocol.parse_chat(response.status_code, response.headers, body)
-        except (httpx.HTTPError, ProviderError):
+        except (httpx.HTTPError, ProviderError, TimeoutError):
             return streamed
         return dataclasses.replace(streamed, usage=whole.usage, model=whole.model or streamed.model)
 
