@@ -180,7 +180,7 @@ class _Reader:
                     await response.aclose()
             whole = self.protocol.parse_chat(response.status_code, response.headers, body)
         except (httpx.HTTPError, ProviderError, TimeoutError):
-            return streamed
+            return dataclasses.replace(streamed, usage_known=False)
         return dataclasses.replace(streamed, usage=whole.usage, model=whole.model or streamed.model)
 
     def _fed(self, parser: StreamParser, event: str, data: str) -> None:

@@ -112,6 +112,8 @@ class TaskState:
             usage.cached_tokens,
             usage.cache_write_tokens,
         )
+        if isinstance(result, ChatResult) and not result.usage_known:
+            cost = None  # tokens not counted: a price would make it zero, which it is not
         row = AttemptRow(
             ts=wall,
             task_id=self.task_id,

@@ -55,7 +55,7 @@ def hanging_result_app(base: list[str]) -> web.Application:
 
 
 def test_a_result_fetch_that_hangs_leaves_the_streamed_answer_standing():
-    """The attempt ends within its time with the streamed text and zero counts."""
+    """The attempt ends within its time with the streamed text, its counts marked unknown."""
     base: list[str] = []
     server = LoopbackServer(lambda: hanging_result_app(base), name="hanging-result")
     server.start()
@@ -66,20 +66,21 @@ def test_a_result_fetch_that_hangs_leaves_the_streamed_answer_standing():
         call = replicate.chat_request(endpoint, request, stream=True)
         deltas: list[str] = []
 
-        async def attempt() -> tuple[float, str, int]:
+        async def attempt() -> tuple[float, str, int, bool]:
             client = ProviderClient(4, 5.0)
             try:
                 start = time.monotonic()
                 result = await run_attempt(
                     client, replicate.PROTOCOL, call, AttemptLimits(5.0, 1.0), deltas.append
                 )
-                return time.monotonic() - start, result.text, result.usage.total_tokens
+                elapsed = time.monotonic() - start
+                return elapsed, result.text, result.usage.total_tokens, result.usage_known
             finally:
                 await client.aclose()
 
-        elapsed, text, tokens = asyncio.run(attempt())
+        elapsed, text, tokens, known = asyncio.run(attempt())
     finally:
         server.stop()
-    assert (text, tokens) == ("Hi there", 0)
+    assert (text, tokens, known) == ("Hi there", 0, False)
     assert deltas == ["Hi", " there"]
     assert elapsed < 1.0

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import concurrent.futures
+
+import pytest
+
+from runtime import parse_config
+from runtime._audit import Redactor
+from runtime._chat import ChatResult, Message, Tuning, Usage
+from runtime._messages import Routing, TaskSpec
+from runtime._task import TaskState
+
+pytestmark = pytest.mark.timeout(5)
+
+CONFIG = """
+[providers.r8]
+type = "replicate"
+api_key = "r8_token_for_tests"
+model = "meta/meta-llama-3-8b-instruct"
+
+[roles.coder]
+providers = ["r8"]
+
+[prices."meta/meta-llama-3-8b-instruct"]
+input = 0.05
+output = 0.25
+"""
+
+
+def task() -> TaskState:
+    config = parse_config(CONFIG, environ={})
+    spec = TaskSpec("t1", "coder", (Message("user", "Hi"),), None, Tuning(), None, None, 0.0)
+    return TaskState(
+        spec, concurrent.futures.Future(), Routing(config, {"r8": "r8"}), ("r8",), 60.0
+    )
+
+
+def record(state: TaskState, result: ChatResult):
+    return state.record(
+        "r8", result=result, error=None, latency_ms=12.0, redactor=Redactor(), wall=1.0
+    )
+
+
+def test_a_priced_call_costs_its_tokens():
+    """Counted tokens at the configured prices."""
+    row = record(task(), ChatResult("Hi", "", Usage(1_000_000, 1_000_000)))
+    assert row.cost_usd == pytest.approx(0.30)
+
+
+def test_a_call_whose_tokens_could_not_be_counted_has_an_unknown_cost_never_zero():
+    """Zero tokens because the provider's counts were lost is not a free call."""
+    state = task()
+    row = record(state, ChatResult("Hi", "", Usage(), usage_known=False))
+    assert row.cost_usd is None
+    assert state.task_row("ok", "r8", 1.0, 1.0, None).cost_usd is None
