@@ -25,6 +25,8 @@ _KEY_SHAPES = re.compile(
     r"sk-[A-Za-z0-9_\-*]{8,}|AIza[0-9A-Za-z_\-]{20,}|Bearer\s+[A-Za-z0-9._\-*]{8,}"
 )
 _SHORTEST_SHAPE = 11
+_PLAIN = frozenset({int, float, bool, type(None)})
+"""Value types that hold no text (exactly these: a subclass may render differently)."""
 MIN_SECRET = 4
 """Shorter configured values are not treated as secrets (they would mask common words)."""
 
@@ -75,11 +77,14 @@ class Redactor:
         """Redact a structlog event dictionary (the processor protocol)."""
         shortest, pattern = self._shortest, self._pattern
         for key, item in event.items():
+            kind = type(item)
             if key.lower() in SECRET_FIELDS:
                 event[key] = MASK
-            elif type(item) is str:
+            elif kind is str:
                 if len(item) >= shortest:
                     event[key] = pattern.sub(MASK, item)
+            elif kind in _PLAIN:
+                continue  # most fields: no text to mask, and no slow ABC check for them
             elif isinstance(item, (Mapping, list, tuple)):
                 event[key] = self.value(item)
         return event
