@@ -8,6 +8,8 @@ client, the same wire protocol and the same requests:
 - latency per call at concurrency 1 (p50, p99), directly and through callboard, for a
   thread caller and an asyncio caller: the difference is what callboard adds;
 - requests per second at concurrency 1, 16, 64 and 256, and client CPU per call;
+- where that CPU goes: CPU per call of each thread (caller, router, provider, I/O loop)
+  at concurrency 1, read from ``/proc`` (Linux only);
 - the wall time of 500 concurrent calls to a server that answers in 200 ms;
 - the wall time of 2000 calls at once to a provider capped at 64 in flight (the rest
   wait in its queue), against the same cap kept by hand with a semaphore;
@@ -373,6 +375,47 @@ def bench_queued(url: str, workdir: Path, runs: int, count: int = 2000, cap: int
     direct.close()
 
 
+def thread_cpu_s() -> dict[str, float]:
+    """CPU seconds so far of each live thread, by Python thread name (Linux ``/proc``)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            name = re.sub(r"-\d+$", "", names.get(int(task.name), f"thread {task.name}"))
+            cpu[name] = cpu.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return cpu
+
+
+def bench_thread_cpu(fast_url: str, workdir: Path, n: int) -> None:
+    """CPU per call of each thread, one call at a time: what callboard's actors cost."""
+    if not Path("/proc/self/task").is_dir():
+        return
+    direct = Direct(fast_url)
+    board = board_for({"fast": fast_url}, ["fast"], workdir)
+    rows = []
+    for label, call in (
+        ("direct", direct.call_sync),
+        ("callboard", lambda: board.ask("bench", PROMPT)),
+    ):
+        for _ in range(200):
+            call()
+        before = thread_cpu_s()
+        for _ in range(n):
+            call()
+        after = thread_cpu_s()
+        spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
+        spent = {k: v for k, v in spent.items() if v > 0}
+        total = sum(spent.values())
+        rows.append((f"{label}: all threads", f"{total / n * 1e6:.0f} us"))
+        for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
+            rows.append((f"{label}: {name}", f"{seconds / n * 1e6:.0f} us"))
+    report(f"CPU per call by thread, one call at a time ({n} calls, 10 ms ticks)", rows)
+    board.close()
+    direct.close()
+
+
 def bench_hop(runs: int) -> None:
     """The machine's floor: one thread handing a value to another and back."""
     inbox: queue.Queue[int | None] = queue.Queue()
@@ -553,6 +596,7 @@ def main() -> None:
         remember("start")
         bench_latency(fast_url, workdir, runs, 2000 // scale)
         remember("latency (one call at a time)")
+        bench_thread_cpu(fast_url, workdir, 6000 // scale)
         bench_failover(fast_url, workdir, runs, 200 // scale)
         remember("failover")
         bench_burst(slow_url, workdir, runs)
