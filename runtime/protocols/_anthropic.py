@@ -38,12 +38,14 @@ from runtime.protocols._common import (
     as_dict,
     as_str,
     int_header,
+    key_headers,
     kind_for_status,
     load_json,
     malformed,
     non_json_error,
     retry_after_s,
     snippet,
+    without_none,
 )
 
 if TYPE_CHECKING:
@@ -175,19 +177,12 @@ def _tuning(tuning: Tuning) -> dict[str, object]:
         "top_p": tuning.top_p,
         "stop_sequences": list(tuning.stop) if tuning.stop else None,
     }
-    return {name: value for name, value in values.items() if value is not None}
+    return without_none(values)
 
 
 def _headers(endpoint: Endpoint, *, body: bool) -> tuple[tuple[str, str], ...]:
-    headers: list[tuple[str, str]] = []
-    if endpoint.api_key and endpoint.auth == "bearer":
-        headers.append(("authorization", f"Bearer {endpoint.api_key}"))
-    elif endpoint.api_key and endpoint.auth != "none":
-        headers.append(("x-api-key", endpoint.api_key))
-    headers.append(("anthropic-version", API_VERSION))
-    if body:
-        headers.append(("content-type", "application/json"))
-    return (*headers, *endpoint.extra_headers)
+    version = (("anthropic-version", API_VERSION),)
+    return key_headers(endpoint, body=body, key_header="x-api-key", fixed=version)
 
 
 def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:

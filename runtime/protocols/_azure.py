@@ -47,6 +47,7 @@ from runtime.protocols._common import (
     as_dict,
     as_str,
     int_header,
+    key_headers,
     kind_for_status,
     load_json,
     malformed,
@@ -111,15 +112,7 @@ def _url(endpoint: Endpoint, path: str) -> str:
 
 
 def _headers(endpoint: Endpoint, *, body: bool) -> tuple[tuple[str, str], ...]:
-    headers: list[tuple[str, str]] = []
-    key = endpoint.api_key
-    if key and endpoint.auth in _BEARER_AUTH:
-        headers.append(("authorization", f"Bearer {key}"))
-    elif key and endpoint.auth != "none":
-        headers.append(("api-key", key))
-    if body:
-        headers.append(("content-type", "application/json"))
-    return (*headers, *endpoint.extra_headers)
+    return key_headers(endpoint, body=body, key_header="api-key", bearer=_BEARER_AUTH)
 
 
 def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:

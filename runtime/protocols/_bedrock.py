@@ -70,6 +70,7 @@ from runtime.protocols._common import (
     non_json_error,
     retry_after_s,
     snippet,
+    without_none,
 )
 
 if TYPE_CHECKING:
@@ -244,7 +245,7 @@ def _inference_config(tuning: Tuning) -> dict[str, object]:
         "topP": tuning.top_p,
         "stopSequences": list(tuning.stop) if tuning.stop else None,
     }
-    return {name: value for name, value in values.items() if value is not None}
+    return without_none(values)
 
 
 def _headers(endpoint: Endpoint, *, body: bool) -> tuple[tuple[str, str], ...]:

@@ -26,12 +26,14 @@ from runtime.protocols._common import (
     as_str,
     int_header,
     is_matrix,
+    key_headers,
     kind_for_status,
     load_json,
     malformed,
     non_json_error,
     retry_after_s,
     snippet,
+    without_none,
 )
 
 if TYPE_CHECKING:
@@ -91,16 +93,11 @@ def _tuning(tuning: Tuning) -> dict[str, object]:
         "p": tuning.top_p,
         "stop_sequences": list(tuning.stop) if tuning.stop else None,
     }
-    return {name: value for name, value in values.items() if value is not None}
+    return without_none(values)
 
 
 def _headers(endpoint: Endpoint, *, body: bool) -> tuple[tuple[str, str], ...]:
-    headers: list[tuple[str, str]] = []
-    if endpoint.api_key and endpoint.auth != "none":
-        headers.append(("authorization", f"Bearer {endpoint.api_key}"))
-    if body:
-        headers.append(("content-type", "application/json"))
-    return (*headers, *endpoint.extra_headers)
+    return key_headers(endpoint, body=body)
 
 
 def _result(text: str, usage: Usage, finish: str | None, headers: Headers) -> ChatResult:

@@ -1,14 +1,15 @@
-"""Pieces every wire protocol shares: status codes, Retry-After, JSON bodies."""
+"""Pieces every wire protocol shares: key headers, status codes, Retry-After, JSON bodies."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeGuard
 
 from runtime._errors import ErrorKind, ProviderError
-from runtime.protocols._base import Headers
+from runtime.protocols._base import Endpoint, Headers
 
 _STATUS_KINDS: dict[int, ErrorKind] = {
     400: ErrorKind.BAD_REQUEST,
@@ -29,6 +30,41 @@ _STATUS_KINDS: dict[int, ErrorKind] = {
 }
 
 MAX_SNIPPET = 300
+
+Header = tuple[str, str]
+
+
+def key_headers(
+    endpoint: Endpoint,
+    *,
+    body: bool,
+    key_header: str | None = None,
+    bearer: Collection[str] = ("bearer",),
+    fixed: tuple[Header, ...] = (),
+    trailing: tuple[Header, ...] = (),
+) -> tuple[Header, ...]:
+    """The headers of a request, in order: key, ``fixed``, content type, ``trailing``, extras.
+
+    The key goes as ``Authorization: Bearer`` when the API takes no other header
+    (``key_header`` is ``None``) or when ``endpoint.auth`` is one of ``bearer``; else in
+    ``key_header``. ``auth = "none"``, or no key, sends none.
+    """
+    headers: list[Header] = []
+    key = endpoint.api_key
+    if key and endpoint.auth != "none":
+        if key_header is None or endpoint.auth in bearer:
+            headers.append(("authorization", f"Bearer {key}"))
+        else:
+            headers.append((key_header, key))
+    headers.extend(fixed)
+    if body:
+        headers.append(("content-type", "application/json"))
+    return (*headers, *trailing, *endpoint.extra_headers)
+
+
+def without_none(values: Mapping[str, object]) -> dict[str, object]:
+    """The entries of ``values`` that are set (for request fields the caller left out)."""
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def kind_for_status(status: int) -> ErrorKind:

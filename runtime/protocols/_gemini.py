@@ -38,12 +38,14 @@ from runtime.protocols._common import (
     as_dict,
     as_str,
     duration_s,
+    key_headers,
     kind_for_status,
     load_json,
     malformed,
     non_json_error,
     retry_after_s,
     snippet,
+    without_none,
 )
 
 if TYPE_CHECKING:
@@ -139,18 +141,11 @@ def _generation_config(tuning: Tuning) -> dict[str, object]:
         "maxOutputTokens": tuning.max_tokens,
         "stopSequences": list(tuning.stop) if tuning.stop else None,
     }
-    return {name: value for name, value in values.items() if value is not None}
+    return without_none(values)
 
 
 def _headers(endpoint: Endpoint, *, body: bool) -> tuple[tuple[str, str], ...]:
-    headers: list[tuple[str, str]] = []
-    if endpoint.api_key and endpoint.auth == "bearer":
-        headers.append(("authorization", f"Bearer {endpoint.api_key}"))
-    elif endpoint.api_key and endpoint.auth != "none":
-        headers.append(("x-goog-api-key", endpoint.api_key))
-    if body:
-        headers.append(("content-type", "application/json"))
-    return (*headers, *endpoint.extra_headers)
+    return key_headers(endpoint, body=body, key_header="x-goog-api-key")
 
 
 class _Answer:

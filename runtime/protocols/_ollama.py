@@ -25,12 +25,14 @@ from runtime.protocols._common import (
     as_dict,
     as_str,
     is_matrix,
+    key_headers,
     kind_for_status,
     load_json,
     malformed,
     non_json_error,
     retry_after_s,
     snippet,
+    without_none,
 )
 
 if TYPE_CHECKING:
@@ -93,16 +95,11 @@ def _options(tuning: Tuning) -> dict[str, object]:
         "num_predict": tuning.max_tokens,
         "stop": list(tuning.stop) if tuning.stop else None,
     }
-    return {name: value for name, value in values.items() if value is not None}
+    return without_none(values)
 
 
 def _headers(endpoint: Endpoint, *, body: bool) -> tuple[tuple[str, str], ...]:
-    headers: list[tuple[str, str]] = []
-    if endpoint.api_key and endpoint.auth != "none":
-        headers.append(("authorization", f"Bearer {endpoint.api_key}"))
-    if body:
-        headers.append(("content-type", "application/json"))
-    return (*headers, *endpoint.extra_headers)
+    return key_headers(endpoint, body=body)
 
 
 class _Stream:

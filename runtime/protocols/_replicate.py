@@ -56,12 +56,14 @@ from runtime.protocols._common import (
     as_count,
     as_dict,
     as_str,
+    key_headers,
     kind_for_status,
     load_json,
     malformed,
     non_json_error,
     retry_after_s,
     snippet,
+    without_none,
 )
 
 if TYPE_CHECKING:
@@ -119,7 +121,7 @@ def _tuning(tuning: Tuning) -> dict[str, object]:
         "top_p": tuning.top_p,
         "stop_sequences": ",".join(tuning.stop) if tuning.stop else None,
     }
-    return {name: value for name, value in values.items() if value is not None}
+    return without_none(values)
 
 
 def _model_path(name: str) -> str:
@@ -132,14 +134,8 @@ SYNC_WAIT_S = 55
 
 
 def _headers(endpoint: Endpoint, *, body: bool, wait: bool = True) -> tuple[tuple[str, str], ...]:
-    headers: list[tuple[str, str]] = []
-    if endpoint.api_key and endpoint.auth != "none":
-        headers.append(("authorization", f"Bearer {endpoint.api_key}"))
-    if body:
-        headers.append(("content-type", "application/json"))
-        if wait:
-            headers.append(("prefer", f"wait={SYNC_WAIT_S}"))
-    return (*headers, *endpoint.extra_headers)
+    prefer = (("prefer", f"wait={SYNC_WAIT_S}"),) if body and wait else ()
+    return key_headers(endpoint, body=body, trailing=prefer)
 
 
 def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:
