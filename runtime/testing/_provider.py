@@ -109,6 +109,7 @@ class FakeProvider:
         self.latency_s = latency_s
         self._requests = Budget(rpm or self.wire.REQUESTS_PER_MINUTE, enforced=rpm is not None)
         self._tokens = Budget(self.wire.TOKENS_PER_MINUTE, enforced=False)
+        self._streams_by_url = any(r.action is Action.FETCH_STREAM for r in self.wire.ROUTES)
         self._deferred: dict[str, _Deferred] = {}
         self._results: dict[str, Any] = {}
         self._handlers = {route: self._handler(route.action) for route in self.wire.ROUTES}
@@ -387,7 +388,7 @@ class FakeProvider:
             reply = body if isinstance(body, Reply) else Reply(200, body)  # Replicate's 201
             return _json(reply, headers)
         plan = self.wire.stream(completion, ask)
-        if any(route.action is Action.FETCH_STREAM for route in self.wire.ROUTES):
+        if self._streams_by_url:
             return self._defer(
                 completion, ask, plan, headers=headers, chunk_delay_s=answer.chunk_delay_s, cut=cut
             )
