@@ -24,12 +24,12 @@ import pykka
 
 from actors._child import SupervisedActor, tell_quietly, unexpected
 from runtime._audit import AuditLog
-from runtime._config import Config
+from runtime._config.schema import Config
 from runtime._errors import CallboardError, StoreError
-from runtime._io_loop import IoLoop
 from runtime._messages import GetStats, SyncStore, TaskEvent, TaskEvents, Wake
-from runtime._metrics_store import MetricsStore, store_error
-from runtime._stats import StatsBook
+from runtime._metrics.stats import StatsBook
+from runtime._metrics.store import MetricsStore, store_error
+from runtime._transport.io_loop import IoLoop
 
 RETRY_S = 5.0
 """How long after a failed write the store is tried again."""
@@ -204,7 +204,7 @@ class MetricsActor(SupervisedActor):
     def _start_exporter(self) -> None:
         if self._settings.prometheus is None:
             return
-        from runtime._prometheus import PrometheusExporter  # noqa: PLC0415 - optional
+        from runtime._metrics.prometheus import PrometheusExporter  # noqa: PLC0415 - optional
 
         host, port = self._settings.prometheus
         try:

@@ -18,14 +18,10 @@ from typing import Any
 import pykka
 
 from actors._child import SupervisedActor, tell_quietly, unexpected
-from runtime._attempt import AttemptLimits, run_attempt, run_embed
 from runtime._audit import AuditLog
-from runtime._breaker import Breaker, BreakerState
 from runtime._chat import ChatResult, EmbedRequest, EmbedResult
-from runtime._config import BreakerSettings, ProviderSettings
+from runtime._config.schema import BreakerSettings, ProviderSettings
 from runtime._errors import ErrorKind, ProviderError
-from runtime._http import ProviderClient, proxy_for
-from runtime._io_loop import IoLoop
 from runtime._messages import (
     AttemptDone,
     CancelAttempt,
@@ -34,10 +30,14 @@ from runtime._messages import (
     StartAttempt,
     Wake,
 )
-from runtime._routing import Availability, Health
-from runtime._signing import request_signer
-from runtime._token_bucket import RateLimiter
-from runtime._wait_queue import WaitQueue
+from runtime._policy.breaker import Breaker, BreakerState
+from runtime._policy.rate_limits import RateLimiter
+from runtime._policy.routing import Availability, Health
+from runtime._policy.wait_queue import WaitQueue
+from runtime._transport.attempt import AttemptLimits, run_attempt, run_embed
+from runtime._transport.http import ProviderClient, proxy_for
+from runtime._transport.io_loop import IoLoop
+from runtime._transport.signing import request_signer
 from runtime.protocols import PROTOCOLS
 
 DEFAULT_COOLDOWN_S = 1.0

@@ -31,7 +31,6 @@ from runtime._errors import (
     TaskFailedError,
     UnknownRoleError,
 )
-from runtime._io_loop import IoLoop
 from runtime._messages import (
     ApplyRouting,
     AttemptDone,
@@ -53,10 +52,11 @@ from runtime._messages import (
     TaskEvents,
     Wake,
 )
-from runtime._routing import READY, Availability, Dispatch, GiveUp, Health, next_step
+from runtime._metrics.stats import Stats
+from runtime._policy.routing import READY, Availability, Dispatch, GiveUp, Health, next_step
+from runtime._policy.task import TaskState, eligible_chain
 from runtime._rows import TaskRow, wall_time
-from runtime._stats import Stats
-from runtime._task import TaskState, eligible_chain
+from runtime._transport.io_loop import IoLoop
 
 
 class RouterActor(SupervisedActor):

@@ -24,9 +24,8 @@ from actors._metrics import MetricsActor, MetricsSettings
 from actors._provider import ProviderActor
 from actors._router import RouterActor
 from runtime._audit import AuditLog
-from runtime._config import Config
+from runtime._config.schema import Config
 from runtime._errors import BoardClosedError
-from runtime._io_loop import IoLoop
 from runtime._messages import (
     ApplyRouting,
     AwaitChild,
@@ -41,6 +40,7 @@ from runtime._messages import (
     RetireSlots,
     Routing,
 )
+from runtime._transport.io_loop import IoLoop
 
 METRICS, ROUTER = "metrics", "router"
 

@@ -23,7 +23,7 @@ import pykka
 from actors import MetricsActor
 from actors._metrics import MetricsSettings
 from runtime._messages import SyncStore, TaskEvent, TaskEvents
-from runtime._metrics_store import Filters, MetricsStore
+from runtime._metrics.store import Filters, MetricsStore
 from runtime._rows import AttemptRow, TaskRow
 
 PROVIDERS = (("claude", "claude-sonnet-4-5"), ("gpt", "gpt-4o"), ("gemini", "gemini-2.5-flash"))

@@ -43,10 +43,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from runtime import Callboard, parse_config
-from runtime._attempt import AttemptLimits, run_attempt
 from runtime._chat import ChatRequest, Message, Tuning
-from runtime._http import ProviderClient
-from runtime._io_loop import IoLoop
+from runtime._transport.attempt import AttemptLimits, run_attempt
+from runtime._transport.http import ProviderClient
+from runtime._transport.io_loop import IoLoop
 from runtime.protocols import PROTOCOLS, Endpoint
 from runtime.testing import Fail, FakeOpenAI
 

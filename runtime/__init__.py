@@ -25,8 +25,8 @@ from runtime._chat import (
     TextPart,
     Usage,
 )
-from runtime._config import Config
-from runtime._config_load import load_config, parse_config
+from runtime._config.load import load_config, parse_config
+from runtime._config.schema import Config
 from runtime._errors import (
     BoardClosedError,
     CallboardError,
@@ -44,11 +44,11 @@ from runtime._errors import (
     UnknownRoleError,
 )
 from runtime._messages import ProviderHealth
-from runtime._report import Flag, GroupStats, Report, Trend
-from runtime._stats import Stats
+from runtime._metrics.report import Flag, GroupStats, Report, Trend
+from runtime._metrics.stats import Stats
 
 if typing.TYPE_CHECKING:
-    from runtime._board import Callboard
+    from runtime._board.board import Callboard
 
 __all__ = [
     "AttemptRecord",
@@ -98,7 +98,7 @@ def __getattr__(name: str) -> object:
     code that only reads configs or uses `runtime.testing`.
     """
     if name == "Callboard":
-        from runtime._board import Callboard  # noqa: PLC0415 - see the docstring
+        from runtime._board.board import Callboard  # noqa: PLC0415 - see the docstring
 
         return Callboard
     raise AttributeError(f"module 'runtime' has no attribute {name!r}")

@@ -26,15 +26,15 @@ from runtime._chat import (
     Progress,
     Tuning,
 )
-from runtime._config import Config
+from runtime._config.schema import Config
 from runtime._errors import ProviderError
-from runtime._routing import Health
+from runtime._policy.routing import Health
 from runtime._rows import AttemptRow, TaskRow
 
 if TYPE_CHECKING:
     from pykka import ActorRef
 
-    from runtime._stats import Stats
+    from runtime._metrics.stats import Stats
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,9 @@ import time
 import pytest
 from aiohttp import web
 
-from runtime._attempt import AttemptLimits, run_attempt
 from runtime._chat import ChatRequest, Message
-from runtime._http import ProviderClient
+from runtime._transport.attempt import AttemptLimits, run_attempt
+from runtime._transport.http import ProviderClient
 from runtime.protocols import Endpoint
 from runtime.protocols import _replicate as replicate
 from runtime.testing._server import LoopbackServer

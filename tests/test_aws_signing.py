@@ -5,8 +5,8 @@ import sys
 import httpx
 import pytest
 
-from runtime._aws import NO_CREDENTIALS, sigv4_signer
 from runtime._errors import ErrorKind, MissingExtraError, ProviderError
+from runtime._transport.aws import NO_CREDENTIALS, sigv4_signer
 
 pytestmark = pytest.mark.timeout(10)
 

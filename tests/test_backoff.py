@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from runtime._backoff import backoff_s, retry_wait_s
-from runtime._config import RetrySettings
+from runtime._config.schema import RetrySettings
+from runtime._policy.backoff import backoff_s, retry_wait_s
 
 pytestmark = pytest.mark.timeout(5)
 

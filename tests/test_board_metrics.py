@@ -11,8 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from support import attempt_row, config_toml, primary_and_backup, task_row
 
 from runtime import Usage
-from runtime._audit_rebuild import rebuild
-from runtime._metrics_store import MetricsStore
+from runtime._metrics.audit_rebuild import rebuild
+from runtime._metrics.store import MetricsStore
 from runtime.testing import Answer, Fail
 
 pytestmark = pytest.mark.timeout(30)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime._breaker import Breaker, BreakerState
+from runtime._policy.breaker import Breaker, BreakerState
 
 pytestmark = pytest.mark.timeout(5)
 

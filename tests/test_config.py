@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from runtime import ConfigError, load_config, parse_config
-from runtime._provider_types import KINDS
+from runtime._config.provider_types import KINDS
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -3,9 +3,9 @@ import json
 import httpx
 import pytest
 
-from runtime._aws import sigv4_signer
 from runtime._chat import ChatRequest, EmbedRequest, ImagePart, Message, TextPart, Tuning, Usage
 from runtime._errors import ErrorKind, ProviderError
+from runtime._transport.aws import sigv4_signer
 from runtime.protocols import Endpoint, HttpCall
 from runtime.protocols import _bedrock as bedrock
 from runtime.testing import Answer, Fail, FakeBedrock, Malformed, StreamError

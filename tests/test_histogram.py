@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from runtime._histogram import BOUNDS, LatencyHistogram, bucket_of, percentile, percentiles
+from runtime._metrics.histogram import BOUNDS, LatencyHistogram, bucket_of, percentile, percentiles
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from support import attempt_row, task_row
 
+from runtime._config.prices import PriceTable
 from runtime._errors import StoreError
-from runtime._metrics_store import Filters, MetricsStore
-from runtime._prices import PriceTable
-from runtime._report import GroupAccumulator, build_report
+from runtime._metrics.report import GroupAccumulator, build_report
+from runtime._metrics.store import Filters, MetricsStore
 
 pytestmark = pytest.mark.timeout(30)
 

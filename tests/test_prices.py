@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime._prices import Price, PriceTable
+from runtime._config.prices import Price, PriceTable
 
 pytestmark = pytest.mark.timeout(5)
 

@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from runtime._errors import CallboardError, PrometheusUnavailableError
-from runtime._prometheus import PrometheusExporter
+from runtime._metrics.prometheus import PrometheusExporter
 from runtime._rows import AttemptRow, TaskRow
 
 pytestmark = pytest.mark.timeout(20)

@@ -289,7 +289,7 @@ def test_protocol_declares_event_stream_framing_images_and_cache_points():
 def test_importing_the_protocol_does_not_import_botocore():
     """``import runtime`` and the Bedrock protocol work without loading botocore."""
     code = (
-        "import sys, runtime, runtime.protocols._bedrock, runtime._aws; "
+        "import sys, runtime, runtime.protocols._bedrock, runtime._transport.aws; "
         "assert 'botocore' not in sys.modules, 'botocore was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=8)

@@ -5,8 +5,8 @@ import pytest
 
 import runtime.protocols
 from runtime._chat import ChatRequest, Message, Tuning
+from runtime._config.provider_types import KINDS
 from runtime._errors import ErrorKind, ProviderError
-from runtime._provider_types import KINDS
 from runtime.protocols import PROTOCOLS, Endpoint
 from runtime.protocols import _openai as openai
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from runtime._config import RetrySettings
+from runtime._config.schema import RetrySettings
 from runtime._errors import ErrorKind
-from runtime._routing import (
+from runtime._policy.routing import (
     Availability,
     Dispatch,
     GiveUp,

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from support import attempt_row, task_row
 
-from runtime._histogram import LatencyHistogram
 from runtime._messages import TaskEvent
-from runtime._stats import StatsBook
+from runtime._metrics.histogram import LatencyHistogram
+from runtime._metrics.stats import StatsBook
 
 pytestmark = pytest.mark.timeout(5)
 

@@ -8,7 +8,7 @@ from runtime import parse_config
 from runtime._audit import Redactor
 from runtime._chat import ChatResult, Message, Tuning, Usage
 from runtime._messages import Routing, TaskSpec
-from runtime._task import TaskState
+from runtime._policy.task import TaskState
 
 pytestmark = pytest.mark.timeout(5)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime._timespec import moment, span_s, window
+from runtime._metrics.timespec import moment, span_s, window
 
 pytestmark = pytest.mark.timeout(5)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime._token_bucket import RateLimiter, TokenBucket
+from runtime._policy.rate_limits import RateLimiter, TokenBucket
 
 pytestmark = pytest.mark.timeout(5)
 

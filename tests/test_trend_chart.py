@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from runtime._errors import CallboardError, ChartUnavailableError
-from runtime._report import PERIOD_S, Every, GroupAccumulator, GroupStats, Trend
-from runtime._trend_chart import (
+from runtime._metrics.report import PERIOD_S, Every, GroupAccumulator, GroupStats, Trend
+from runtime._metrics.trend_chart import (
     BLOCKS,
     NO_CALLS,
     _merge,

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from runtime._wait_queue import WaitQueue
+from runtime._policy.wait_queue import WaitQueue
 
 pytestmark = pytest.mark.timeout(5)
 

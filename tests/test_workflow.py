@@ -5,13 +5,8 @@ from pathlib import Path
 import pytest
 
 from runtime import ConfigError, parse_config
-from runtime._workflow import (
-    DEFAULT_WORKFLOW,
-    StageSettings,
-    WorkflowPlan,
-    check_workflow,
-    numbered_steps,
-)
+from runtime._config.workflows import DEFAULT_WORKFLOW, StageSettings, check_workflow
+from runtime._workflows.plan import WorkflowPlan, numbered_steps
 
 pytestmark = pytest.mark.timeout(5)
 

@@ -10,8 +10,8 @@ import time
 import pytest
 from support import ENV, config_toml
 
-from runtime._workflow import DEFAULT_WORKFLOW
-from runtime._workflow_run import TaskView, WorkflowResult, run_workflow
+from runtime._config.workflows import DEFAULT_WORKFLOW
+from runtime._workflows.run import TaskView, WorkflowResult, run_workflow
 from runtime.testing import Answer, Fail, Hang
 
 pytestmark = pytest.mark.timeout(60)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
-from runtime._config import Config
-from runtime._config_load import parse_config
+from runtime._config.load import parse_config
+from runtime._config.schema import Config
 from runtime.testing._provider import FakeProvider
 
 

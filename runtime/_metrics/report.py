@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from runtime._histogram import LatencyHistogram, percentiles
+from runtime._metrics.histogram import LatencyHistogram, percentiles
 
 GroupBy = Literal["provider,role", "provider", "role", "model"]
 GROUPINGS: tuple[GroupBy, ...] = ("provider,role", "provider", "role", "model")

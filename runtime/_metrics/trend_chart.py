@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runtime._errors import ChartUnavailableError
-from runtime._report import PERIOD_S, GroupStats, Trend
+from runtime._metrics.report import PERIOD_S, GroupStats, Trend
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from runtime._chat import Progress, Reply
+from runtime._config.workflows import StageSettings
 from runtime._errors import CallboardError, TaskFailedError
-from runtime._workflow import StageSettings, TaskNode, WorkflowPlan, render
+from runtime._workflows.plan import TaskNode, WorkflowPlan, render
 
 if TYPE_CHECKING:
-    from runtime._board import Callboard
+    from runtime._board.board import Callboard
 
 
 @dataclass(slots=True)

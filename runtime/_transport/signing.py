@@ -7,9 +7,9 @@ provider sends its key in a header, which the wire protocol adds itself.
 
 from __future__ import annotations
 
-from runtime._aws import Signer, sigv4_signer
-from runtime._config import Config, ProviderSettings
+from runtime._config.schema import Config, ProviderSettings
 from runtime._errors import MissingExtraError
+from runtime._transport.aws import Signer, sigv4_signer
 from runtime.protocols import _bedrock
 
 SIGNING_EXTRA = "pip install 'callboard[bedrock]'"

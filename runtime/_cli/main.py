@@ -8,12 +8,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from runtime._board import Callboard
+from runtime._board.board import Callboard
 from runtime._chat import Reply, StreamDelta, StreamRestart
-from runtime._cli_metrics import add_metrics_commands
-from runtime._cli_run import add_run_commands
-from runtime._config import Config
-from runtime._config_load import load_config
+from runtime._cli.metrics import add_metrics_commands
+from runtime._cli.run import add_run_commands
+from runtime._config.load import load_config
+from runtime._config.schema import Config
 from runtime._errors import (
     BoardClosedError,
     ConfigError,
@@ -163,6 +163,3 @@ def _models(args: argparse.Namespace) -> int:
     print("\n".join(sorted(names)))
     return EXIT_OK
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from runtime._aws import Signer
 from runtime._errors import ErrorKind, ProviderError
+from runtime._transport.aws import Signer
 from runtime.protocols import HttpCall
 
 if TYPE_CHECKING:

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 
 import httpx
 
-from runtime._config import Config, ProviderSettings, TimeoutSettings
+from runtime._config.schema import Config, ProviderSettings, TimeoutSettings
 from runtime._errors import ErrorKind, ProviderError
-from runtime._http import ProviderClient, proxy_for, transport_error
-from runtime._signing import request_signer
+from runtime._transport.http import ProviderClient, proxy_for, transport_error
+from runtime._transport.signing import request_signer
 from runtime.protocols import PROTOCOLS
 
 

@@ -10,9 +10,9 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from runtime._backoff import Random, retry_wait_s
-from runtime._config import RetrySettings
+from runtime._config.schema import RetrySettings
 from runtime._errors import ErrorKind
+from runtime._policy.backoff import Random, retry_wait_s
 
 
 class Availability(enum.StrEnum):

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from runtime._errors import StoreError
-from runtime._histogram import LatencyHistogram, bucket_of
-from runtime._report import (
+from runtime._metrics.histogram import LatencyHistogram, bucket_of
+from runtime._metrics.report import (
     PERIOD_S,
     Every,
     GroupAccumulator,

@@ -19,10 +19,10 @@ from typing import Any
 import toml
 from pydantic import BaseModel, ValidationError
 
-from runtime._config import Config, PriceSettings, ProviderSettings, RoleSettings
+from runtime._config.provider_types import KINDS
+from runtime._config.schema import Config, PriceSettings, ProviderSettings, RoleSettings
+from runtime._config.workflows import StageSettings, check_workflow
 from runtime._errors import ConfigError, ConfigProblem
-from runtime._provider_types import KINDS
-from runtime._workflow import StageSettings, check_workflow
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _ID = re.compile(r"^[A-Za-z0-9_-]+$")

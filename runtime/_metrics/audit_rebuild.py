@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime._metrics_store import MetricsStore
+from runtime._metrics.store import MetricsStore
 from runtime._rows import AttemptRow, TaskRow
 
 BATCH = 10_000

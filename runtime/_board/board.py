@@ -24,15 +24,15 @@ import pykka
 
 from actors import Supervisor
 from runtime._audit import AuditLog, Redactor
-from runtime._board_admin import CONTROL_TIMEOUT_S, BoardAdmin
+from runtime._board.admin import CONTROL_TIMEOUT_S, BoardAdmin
+from runtime._board.streams import LoopSink, QueueSink, aread_stream, read_stream
 from runtime._chat import EmbedReply, Message, Progress, Reply, StreamEvent, Tuning
-from runtime._config import Config
-from runtime._config_load import load_config
+from runtime._config.load import load_config
+from runtime._config.schema import Config
 from runtime._errors import (
     BoardClosedError,
     TaskFailedError,
 )
-from runtime._io_loop import IoLoop
 from runtime._messages import (
     AwaitChild,
     CancelTask,
@@ -42,8 +42,8 @@ from runtime._messages import (
     Submit,
     TaskSpec,
 )
-from runtime._signing import require_signing_extra
-from runtime._streams import LoopSink, QueueSink, aread_stream, read_stream
+from runtime._transport.io_loop import IoLoop
+from runtime._transport.signing import require_signing_extra
 
 GRACE_S = 5.0
 """How long past a task's deadline a caller waits before declaring the task lost."""

@@ -24,7 +24,7 @@ from httpx_sse import EventSource
 
 from runtime._chat import ChatResult, EmbedResult
 from runtime._errors import ErrorKind, ProviderError
-from runtime._http import ProviderClient, transport_error
+from runtime._transport.http import ProviderClient, transport_error
 from runtime.protocols import Embeddings, HttpCall, StreamByUrl, StreamParser, WireProtocol
 
 DeltaSink = Callable[[str], object]

@@ -13,9 +13,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from runtime._chat import Tuning
-from runtime._prices import Price, PriceTable
-from runtime._provider_types import KINDS, ProviderKind
-from runtime._workflow import DEFAULT_WORKFLOW, StageSettings
+from runtime._config.prices import Price, PriceTable
+from runtime._config.provider_types import KINDS, ProviderKind
+from runtime._config.workflows import DEFAULT_WORKFLOW, StageSettings
 from runtime.protocols import Endpoint
 
 AZURE_API_VERSION = "2024-10-21"

@@ -9,15 +9,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime._board import Callboard
-from runtime._config import Config
-from runtime._config_load import load_config
-from runtime._demo import GOAL, SimulatedProviders, start_simulated, write_config
+from runtime._board.board import Callboard
+from runtime._cli.demo import GOAL, SimulatedProviders, start_simulated, write_config
+from runtime._config.load import load_config
+from runtime._config.schema import Config
+from runtime._config.workflows import StageSettings
 from runtime._errors import UsageError
-from runtime._report_text import render_report
-from runtime._workflow import StageSettings
-from runtime._workflow_display import WorkflowDisplay
-from runtime._workflow_run import TaskView, WorkflowResult, new_workflow_id, run_workflow
+from runtime._metrics.report_text import render_report
+from runtime._workflows.display import WorkflowDisplay
+from runtime._workflows.run import TaskView, WorkflowResult, new_workflow_id, run_workflow
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 

@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from runtime._messages import ProviderHealth
-from runtime._workflow_run import TaskView, WorkflowResult
+from runtime._workflows.run import TaskView, WorkflowResult
 
 Health = Callable[[], dict[str, ProviderHealth]]
 

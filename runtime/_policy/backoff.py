@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from runtime._config import RetrySettings
+from runtime._config.schema import RetrySettings
 
 Random = Callable[[], float]
 """Returns a float in [0, 1); injected so tests are deterministic."""

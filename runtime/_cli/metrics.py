@@ -8,14 +8,14 @@ import sys
 import time
 from pathlib import Path
 
-from runtime._audit_rebuild import rebuild
-from runtime._config import Config
-from runtime._config_load import load_config
+from runtime._config.load import load_config
+from runtime._config.schema import Config
 from runtime._errors import StoreError, UsageError
-from runtime._metrics_store import Filters, MetricsStore
-from runtime._report import GROUPINGS
-from runtime._report_text import render_report
-from runtime._timespec import window
+from runtime._metrics.audit_rebuild import rebuild
+from runtime._metrics.report import GROUPINGS
+from runtime._metrics.report_text import render_report
+from runtime._metrics.store import Filters, MetricsStore
+from runtime._metrics.timespec import window
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -79,7 +79,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 def run_trend(args: argparse.Namespace) -> int:
     """Print a trend, and draw it when asked."""
-    from runtime._trend_chart import render_trend_png, render_trend_text  # noqa: PLC0415
+    from runtime._metrics.trend_chart import render_trend_png, render_trend_text  # noqa: PLC0415
 
     store, since, until = _open(args)
     try:

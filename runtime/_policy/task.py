@@ -21,7 +21,7 @@ from runtime._chat import (
     Tuning,
     Usage,
 )
-from runtime._config import Config
+from runtime._config.schema import Config
 from runtime._errors import (
     DeadlineExceededError,
     ErrorKind,
@@ -30,7 +30,7 @@ from runtime._errors import (
     TaskFailedError,
 )
 from runtime._messages import Routing, TaskSpec
-from runtime._routing import Health, ProviderProgress
+from runtime._policy.routing import Health, ProviderProgress
 from runtime._rows import AttemptRow, TaskRow
 from runtime.protocols import PROTOCOLS
 

@@ -18,9 +18,8 @@ from typing import Any
 import pykka
 
 from runtime._audit import AuditLog, Redactor
-from runtime._config import Config
-from runtime._config_load import load_config
-from runtime._credentials import check_credentials, list_models
+from runtime._config.load import load_config
+from runtime._config.schema import Config
 from runtime._errors import (
     BoardClosedError,
     CallboardError,
@@ -29,13 +28,14 @@ from runtime._errors import (
     StartupError,
     StoreError,
 )
-from runtime._io_loop import IoLoop
 from runtime._messages import GetHealth, GetStats, ProviderHealth, Reconfigure, SyncStore
-from runtime._metrics_store import Filters, MetricsStore
-from runtime._report import Every, GroupBy, Report, Trend
-from runtime._signing import require_signing_extra
-from runtime._stats import Stats
-from runtime._timespec import span_s
+from runtime._metrics.report import Every, GroupBy, Report, Trend
+from runtime._metrics.stats import Stats
+from runtime._metrics.store import Filters, MetricsStore
+from runtime._metrics.timespec import span_s
+from runtime._transport.credentials import check_credentials, list_models
+from runtime._transport.io_loop import IoLoop
+from runtime._transport.signing import require_signing_extra
 
 CONTROL_TIMEOUT_S = 5.0
 """Bound on every control-plane wait (stats, reload, router hand-over)."""

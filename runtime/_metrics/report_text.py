@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime._report import GroupStats, Report
+from runtime._metrics.report import GroupStats, Report
 from runtime._rows import iso
 
 

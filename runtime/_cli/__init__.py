@@ -1,0 +1,1 @@
+"""The command line, ``callboard``: ``main`` parses and dispatches to each command's module."""

@@ -1,0 +1,1 @@
+"""Staged workflows: ``plan`` (the tasks of one run), ``run`` (on a board), ``display``."""
