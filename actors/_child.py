@@ -1,8 +1,13 @@
-"""What every supervised actor shares: telling its supervisor when it dies."""
+"""What every actor of callboard shares: one dispatch style, and telling its supervisor it died.
+
+Every actor handles its messages through a table from message type to handler
+(`DispatchingActor.handlers`); a message of any other type crashes it, as a bug should.
+"""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -10,9 +15,31 @@ import pykka
 
 from runtime._messages import ChildDied
 
+Handler = Callable[[Any], object]
+"""Handles one message; what it returns answers an ``ask``."""
 
-class SupervisedActor(pykka.ThreadingActor):
-    """A threading actor that reports its crash to its supervisor as `ChildDied`.
+
+class DispatchingActor(pykka.ThreadingActor):
+    """A threading actor that hands each message to the handler its type names in `handlers`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handlers: dict[type, Handler] = {}
+
+    def on_receive(self, message: object) -> object:
+        """Handle one message by its type."""
+        return self.handle(message)
+
+    def handle(self, message: object) -> object:
+        """Run the handler of ``message``'s type (an unknown type is a bug: it raises)."""
+        handler = self.handlers.get(type(message))
+        if handler is None:
+            raise unexpected(self, message)
+        return handler(message)
+
+
+class SupervisedActor(DispatchingActor):
+    """A dispatching actor that reports its crash to its supervisor as `ChildDied`.
 
     Pykka calls `on_failure` (not `on_stop`) when a told message raises; subclasses
     release what they hold in `release` and call it from both hooks.
@@ -29,10 +56,6 @@ class SupervisedActor(pykka.ThreadingActor):
         if self.actor_inbox.empty():
             self.flush()
         return result
-
-    def handle(self, message: object) -> object:
-        """Handle one message (subclasses override)."""
-        raise unexpected(self, message)
 
     def flush(self) -> None:
         """Write out what the actor buffered (its audit lines)."""

@@ -22,7 +22,7 @@ from typing import Any
 
 import pykka
 
-from actors._child import SupervisedActor, tell_quietly, unexpected
+from actors._child import SupervisedActor, tell_quietly
 from runtime._audit import AuditLog
 from runtime._config.schema import Config
 from runtime._errors import CallboardError, StoreError
@@ -39,7 +39,7 @@ MAX_PENDING_ROWS = 200_000
 
 
 @dataclass(frozen=True, slots=True)
-class MetricsSettings:
+class MetricsActorSettings:
     """What the metrics actor needs from the config."""
 
     store_path: Path | None
@@ -47,7 +47,7 @@ class MetricsSettings:
     prometheus: tuple[str, int] | None = None
 
     @classmethod
-    def of(cls, config: Config) -> MetricsSettings:
+    def of(cls, config: Config) -> MetricsActorSettings:
         """Take the settings from a config."""
         metrics = config.metrics
         prometheus = None
@@ -63,13 +63,13 @@ class MetricsActor(SupervisedActor):
         self,
         supervisor: pykka.ActorRef[Any] | None = None,
         *,
-        settings: MetricsSettings | None = None,
+        settings: MetricsActorSettings | None = None,
         io: IoLoop | None = None,
         audit: AuditLog | None = None,
         wall: Callable[[], float] = time.time,
     ) -> None:
         super().__init__("metrics", supervisor)
-        self._settings = settings or MetricsSettings(None, 90.0)
+        self._settings = settings or MetricsActorSettings(None, 90.0)
         self._io = io
         self._audit = audit
         self._wall = wall
@@ -80,6 +80,13 @@ class MetricsActor(SupervisedActor):
         self._failing = False
         self._retry_scheduled = False
         self._exporter: Any = None
+        self.handlers = {
+            TaskEvents: self._take,
+            GetStats: self._stats,
+            SyncStore: self._sync,
+            Wake: self._wake,
+            MetricsActorSettings: self._reconfigure,
+        }
 
     def on_start(self) -> None:
         """Open the store and the exporter; prune old rows."""
@@ -87,24 +94,14 @@ class MetricsActor(SupervisedActor):
         self._start_exporter()
         self._prune()
 
-    def handle(self, message: object) -> object:
-        """Handle one message."""
-        if isinstance(message, TaskEvents):
-            self._take(message.events)
-        elif isinstance(message, GetStats):
-            _resolve(message.reply, self._book.snapshot())
-        elif isinstance(message, SyncStore):
-            self._write()
-            _resolve(message.reply, self._settings.store_path if not self._failing else None)
-        elif isinstance(message, Wake):
-            self._wake(message)
-        elif isinstance(message, MetricsSettings):
-            self._reconfigure(message)
-        else:
-            raise unexpected(self, message)
-        return None
+    def _stats(self, message: GetStats) -> None:
+        _resolve(message.reply, self._book.snapshot())
 
-    def _reconfigure(self, settings: MetricsSettings) -> None:
+    def _sync(self, message: SyncStore) -> None:
+        self._write()
+        _resolve(message.reply, self._settings.store_path if not self._failing else None)
+
+    def _reconfigure(self, settings: MetricsActorSettings) -> None:
         """Take a new retention; the store and the exporter stay until a restart."""
         kept = self._settings
         if (settings.store_path, settings.prometheus) != (kept.store_path, kept.prometheus):
@@ -112,9 +109,12 @@ class MetricsActor(SupervisedActor):
                 "metrics_settings_kept",
                 reason="[metrics] path and prometheus_port apply when the board restarts",
             )
-        self._settings = MetricsSettings(kept.store_path, settings.retain_days, kept.prometheus)
+        self._settings = MetricsActorSettings(
+            kept.store_path, settings.retain_days, kept.prometheus
+        )
 
-    def _take(self, events: tuple[TaskEvent, ...]) -> None:
+    def _take(self, message: TaskEvents) -> None:
+        events = message.events
         for event in events:
             self._book.add_task(event)
             self._observe(event)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pykka
 
-from actors._child import SupervisedActor, tell_quietly, unexpected
+from actors._child import SupervisedActor, tell_quietly
 from runtime._audit import AuditLog
 from runtime._chat import ChatResult, EmbedRequest, EmbedResult
 from runtime._config.schema import BreakerSettings, ProviderSettings
@@ -97,20 +97,17 @@ class ProviderActor(SupervisedActor):
         self._wake_at = float("inf")
         self._wake_token = 0
 
-    def handle(self, message: object) -> None:
-        """Handle one message."""
-        if isinstance(message, StartAttempt):
-            self._admit(message)
-        elif isinstance(message, IoDone):
-            self._finish(message)
-        elif isinstance(message, CancelAttempt):
-            self._cancel(message.call_id)
-        elif isinstance(message, Wake):
-            if message.token == self._wake_token:
-                self._wake_at = float("inf")
-            self._drain(self._clock())
-        else:
-            raise unexpected(self, message)
+        self.handlers = {
+            StartAttempt: self._admit,
+            IoDone: self._finish,
+            CancelAttempt: self._cancel,
+            Wake: self._woken,
+        }
+
+    def _woken(self, message: Wake) -> None:
+        if message.token == self._wake_token:
+            self._wake_at = float("inf")
+        self._drain(self._clock())
 
     def _admit(self, call: StartAttempt) -> None:
         self._router = call.reply_to
@@ -198,7 +195,9 @@ class ProviderActor(SupervisedActor):
             return
         self._in_flight[call.call_id] = _InFlight(call, future, tokens)
         future.add_done_callback(
-            functools.partial(_report, self.actor_ref, call, self.provider_id, time.perf_counter())
+            functools.partial(
+                _tell_io_done, self.actor_ref, call, self.provider_id, time.perf_counter()
+            )
         )
 
     def _work(
@@ -302,7 +301,8 @@ class ProviderActor(SupervisedActor):
         if self._router is not None:
             tell_quietly(self._router, HealthChanged(self.slot, health))
 
-    def _cancel(self, call_id: int) -> None:
+    def _cancel(self, message: CancelAttempt) -> None:
+        call_id = message.call_id
         entry = self._in_flight.get(call_id)
         if entry is not None:
             entry.future.cancel()
@@ -329,7 +329,7 @@ class ProviderActor(SupervisedActor):
         self._audit.flush()
 
 
-def _report(
+def _tell_io_done(
     provider_ref: pykka.ActorRef[Any],
     call: StartAttempt,
     provider_id: str,

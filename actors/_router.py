@@ -1,9 +1,10 @@
 """The router actor: casts each task to its role's providers, retries and falls back.
 
-It holds the role table (a `Routing` snapshot; each task keeps the one it started with),
-each provider's health as the providers report it, and every running task. It never
-waits: it reacts to `AttemptDone` from the I/O loop, to `HealthChanged` from providers,
-to its own timers (`Wake`) and to the supervisor's news of restarted actors.
+It keeps every running task and drives it from `Submit` to one reply and one terminal
+record. What it knows of its provider actors (which actor serves each provider, and their
+health) is a `ProviderTable`; the tasks that ended wait for the metrics actor in an
+`EventBatch`. It never waits: it reacts to `AttemptDone` from the providers, to
+`HealthChanged`, to its own timers (`Wake`) and to the supervisor's news of actors.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import pykka
 
-from actors._child import SupervisedActor, tell_quietly, unexpected
+from actors._child import SupervisedActor, tell_quietly
 from runtime._audit import AuditLog
 from runtime._chat import ChatResult, EmbedReply, EmbedResult, Progress, ProgressState, Reply
 from runtime._errors import (
@@ -41,10 +42,8 @@ from runtime._messages import (
     HealthChanged,
     MetricsReplaced,
     ProviderDown,
-    ProviderHealth,
     ProviderReplaced,
     RetireSlots,
-    Routing,
     StartAttempt,
     Submit,
     SyncStore,
@@ -52,8 +51,10 @@ from runtime._messages import (
     TaskEvents,
     Wake,
 )
+from runtime._metrics.batch import EventBatch
 from runtime._metrics.stats import Stats
-from runtime._policy.routing import READY, Availability, Dispatch, GiveUp, Health, next_step
+from runtime._policy.provider_table import ProviderTable, Routing
+from runtime._policy.routing import Dispatch, GiveUp, Health, next_step
 from runtime._policy.task import TaskState, eligible_chain
 from runtime._rows import TaskRow, wall_time
 from runtime._transport.io_loop import IoLoop
@@ -76,9 +77,7 @@ class RouterActor(SupervisedActor):
         wall: Callable[[], float] = time.time,
     ) -> None:
         super().__init__("router", supervisor)
-        self._routing = routing
-        self._refs: dict[str, pykka.ActorRef[Any]] = dict(refs)
-        self._health: dict[str, Health] = {}
+        self._providers = ProviderTable(routing, refs)
         self._metrics = metrics
         self._io = io
         self._audit = audit.writer()
@@ -87,11 +86,8 @@ class RouterActor(SupervisedActor):
         self._wall = wall
         self._tasks: dict[str, TaskState] = {}
         self._call_ids = itertools.count(1)
-        self._retired: set[str] = set()
-        self._events: list[TaskEvent] = []
-        self._events_sent_at = clock()
-
-        self._handlers: dict[type, Callable[[Any], None]] = {
+        self._batch = EventBatch(clock())
+        self.handlers = {
             AttemptDone: self._attempt_done,
             Submit: self._submit,
             Wake: self._wake,
@@ -106,24 +102,17 @@ class RouterActor(SupervisedActor):
             GetHealth: self._report_health,
         }
 
-    def handle(self, message: object) -> None:
-        """Handle one message."""
-        handler = self._handlers.get(type(message))
-        if handler is None:
-            raise unexpected(self, message)
-        handler(message)
-
     # -- tasks -------------------------------------------------------------------------
 
     def _submit(self, message: Submit) -> None:
-        spec, config = message.task, self._routing.config
+        spec, config = message.task, self._providers.routing.config
         chain = config.chain(spec.role)
         if chain is None:
             _settle(message.reply, error=UnknownRoleError(spec.role, sorted(config.roles)))
             return
         deadline = spec.submitted_at + (spec.deadline_s or config.timeouts.task_s)
         usable, skipped = eligible_chain(config, spec, chain)
-        task = TaskState(spec, message.reply, self._routing, usable, deadline)
+        task = TaskState(spec, message.reply, self._providers.routing, usable, deadline)
         self._tasks[spec.task_id] = task
         self._audit.event(
             "task_started",
@@ -168,7 +157,7 @@ class RouterActor(SupervisedActor):
                 attempt=len(task.attempts),
                 detail=f"{step.when - now:.1f} s",
             )
-            _report(task, waiting)
+            _tell_progress(task, waiting)
             wake = Wake(task.task_id, task.wake_token)
             self._io.call_later(step.when - now, tell_quietly, self.actor_ref, wake)
 
@@ -187,7 +176,7 @@ class RouterActor(SupervisedActor):
                 after=last.outcome,
             )
         model = task.config.providers[provider].model
-        _report(task, Progress(task.task_id, state, provider, model, len(task.attempts) + 1))
+        _tell_progress(task, Progress(task.task_id, state, provider, model, len(task.attempts) + 1))
         stream = task.spec.stream
         if stream is not None and task.restart_reason:
             stream.restart(provider, task.restart_reason)
@@ -208,7 +197,7 @@ class RouterActor(SupervisedActor):
             idle_s=timeouts.stream_idle_s,
             sink=functools.partial(stream.delta, provider) if stream is not None else None,
         )
-        if not self._send(self._refs.get(slot), call):
+        if not self._send(self._providers.ref(slot), call):
             error = ProviderError(ErrorKind.INTERNAL, "the provider actor is not running")
             self._attempt_done(AttemptDone(call_id, task.task_id, provider, None, error, 0.0))
 
@@ -249,7 +238,7 @@ class RouterActor(SupervisedActor):
         failed = Progress(
             task.task_id, "attempt_failed", row.provider, row.model, row.attempt, row.outcome
         )
-        _report(task, failed)
+        _tell_progress(task, failed)
         task.progress[done.provider].record_failure(
             done.error.kind, done.error.retry_after_s, task.config.retry, now, self._random
         )
@@ -292,8 +281,8 @@ class RouterActor(SupervisedActor):
         self._audit.event("task_finished", **row.audit_fields(), trail=task.trail())
         self._audit.flush()
         state: ProgressState = outcome  # type: ignore[assignment]
-        _report(task, Progress(task.task_id, state, provider, row.model, row.attempts))
-        if self._retired:
+        _tell_progress(task, Progress(task.task_id, state, provider, row.model, row.attempts))
+        if self._providers.retiring:
             self._retire_idle()
         return row
 
@@ -301,15 +290,13 @@ class RouterActor(SupervisedActor):
         """Pass the task's rows on to the metrics actor, after the caller has its answer."""
         if self._metrics is None:
             return
-        self._events.append(TaskEvent(row, tuple(task.rows)))
-        if len(self._events) >= MAX_EVENT_BATCH:
+        if self._batch.add(TaskEvent(row, tuple(task.rows))):
             self._send_events()
 
     def _send_events(self) -> None:
-        if self._events and self._metrics is not None:
-            tell_quietly(self._metrics, TaskEvents(tuple(self._events)))
-        self._events.clear()
-        self._events_sent_at = self._clock()
+        events = self._batch.take(self._clock())
+        if events and self._metrics is not None:
+            tell_quietly(self._metrics, TaskEvents(events))
 
     def _forward_to_metrics(self, message: GetStats | SyncStore) -> None:
         """Pass on the tasks that ended, then the caller's question, in that order."""
@@ -341,37 +328,24 @@ class RouterActor(SupervisedActor):
     def _cancel_call(self, task: TaskState) -> None:
         if task.call_id is None or task.call_provider is None:
             return
-        ref = self._refs.get(task.routing.slots[task.call_provider])
+        ref = self._providers.ref(task.routing.slots[task.call_provider])
         if ref is not None:
             tell_quietly(ref, CancelAttempt(task.call_id))
 
     # -- providers and config ------------------------------------------------------------
 
     def _task_health(self, task: TaskState) -> dict[str, Health]:
-        slots = task.routing.slots
-        return {pid: self._health.get(slots[pid], READY) for pid in task.chain}
+        return self._providers.health_of(task.routing, task.chain)
 
     def _report_health(self, message: GetHealth) -> None:
-        now = self._clock()
-        health = {}
-        for pid, slot in self._routing.slots.items():
-            state = self._health.get(slot, READY)
-            if not state.usable:
-                health[pid] = ProviderHealth(state.state.value, None, state.reason)
-            elif state.ready_at() > now:
-                left = round(state.ready_at() - now, 3)
-                health[pid] = ProviderHealth(state.state.value, left, state.reason)
-            else:
-                health[pid] = ProviderHealth("ready")
         with contextlib.suppress(concurrent.futures.InvalidStateError):
-            message.reply.set_result(health)
+            message.reply.set_result(self._providers.standing(self._clock()))
 
     def _health_changed(self, message: HealthChanged) -> None:
-        self._health[message.slot] = message.health
+        self._providers.set_health(message.slot, message.health)
 
     def _provider_replaced(self, message: ProviderReplaced) -> None:
-        self._refs[message.slot] = message.ref
-        self._health.pop(message.slot, None)
+        self._providers.replaced(message.slot, message.ref)
         self._fail_calls_on(message.slot, "the provider actor crashed and was restarted")
 
     def _metrics_replaced(self, message: MetricsReplaced) -> None:
@@ -379,8 +353,7 @@ class RouterActor(SupervisedActor):
 
     def _provider_down(self, message: ProviderDown) -> None:
         if message.failed:
-            self._health[message.slot] = Health(Availability.FAILED, 0.0, message.reason)
-            self._refs.pop(message.slot, None)
+            self._providers.failed(message.slot, message.reason)
         self._fail_calls_on(message.slot, f"the provider actor {message.reason}")
 
     def _fail_calls_on(self, slot: str, reason: str) -> None:
@@ -394,24 +367,14 @@ class RouterActor(SupervisedActor):
                 )
 
     def _apply(self, message: ApplyRouting) -> None:
-        old = set(self._routing.slots.values())
-        self._routing = message.routing
-        self._refs.update(message.refs)
-        self._retired |= old - set(message.routing.slots.values())
+        self._providers.apply(message.routing, message.refs)
         self._retire_idle()
 
     def _retire_idle(self) -> None:
-        live = set(self._routing.slots.values())
-        live.update(t.routing.slots[p] for t in self._tasks.values() for p in t.chain)
-        idle = self._retired - live
-        if not idle:
-            return
-        self._retired -= idle
-        for slot in idle:
-            self._refs.pop(slot, None)
-            self._health.pop(slot, None)
-        if self.supervisor is not None:
-            tell_quietly(self.supervisor, RetireSlots(tuple(sorted(idle))))
+        in_use = (t.routing.slots[p] for t in self._tasks.values() for p in t.chain)
+        idle = self._providers.retire_idle(in_use)
+        if idle and self.supervisor is not None:
+            tell_quietly(self.supervisor, RetireSlots(idle))
 
     def flush(self) -> None:
         """Write out buffered audit lines; pass on the tasks that ended, at most once a second.
@@ -421,7 +384,7 @@ class RouterActor(SupervisedActor):
         batch at once, so a snapshot always counts every task answered before it.
         """
         self._audit.flush()
-        if self._clock() - self._events_sent_at >= EVENT_BATCH_S:
+        if self._batch.due(self._clock()):
             self._send_events()
 
     def on_stop(self) -> None:
@@ -436,13 +399,7 @@ class RouterActor(SupervisedActor):
             self._abandon(task, f"the router {reason}", cancelled=not crashed)
 
 
-MAX_EVENT_BATCH = 256
-"""Tasks that ended are passed to the metrics actor in batches of at most this many..."""
-EVENT_BATCH_S = 1.0
-"""...and at least once a second while the router is busy."""
-
-
-def _report(task: TaskState, progress: Progress) -> None:
+def _tell_progress(task: TaskState, progress: Progress) -> None:
     """Tell the caller's progress callback, which must never take the router down."""
     callback = task.spec.on_progress
     if callback is None:

@@ -19,8 +19,8 @@ from typing import Any
 
 import pykka
 
-from actors._child import tell_quietly, unexpected
-from actors._metrics import MetricsActor, MetricsSettings
+from actors._child import DispatchingActor, tell_quietly
+from actors._metrics import MetricsActor, MetricsActorSettings
 from actors._provider import ProviderActor
 from actors._router import RouterActor
 from runtime._audit import AuditLog
@@ -30,7 +30,6 @@ from runtime._messages import (
     ApplyRouting,
     AwaitChild,
     ChildDied,
-    GetChild,
     ListChildren,
     MetricsReplaced,
     ProviderDown,
@@ -38,8 +37,8 @@ from runtime._messages import (
     Reconfigure,
     RestartChild,
     RetireSlots,
-    Routing,
 )
+from runtime._policy.provider_table import Routing
 from runtime._transport.io_loop import IoLoop
 
 METRICS, ROUTER = "metrics", "router"
@@ -53,7 +52,7 @@ class _Child:
     failed: bool = False
 
 
-class Supervisor(pykka.ThreadingActor):
+class Supervisor(DispatchingActor):
     """Owns the actor tree of one board."""
 
     def __init__(
@@ -76,6 +75,14 @@ class Supervisor(pykka.ThreadingActor):
         self._slots: dict[str, str] = {}
         self._slot_numbers = itertools.count(1)
         self._waiters: list[AwaitChild] = []
+        self.handlers = {
+            ChildDied: self._child_died,
+            RestartChild: self._restart,
+            AwaitChild: self._await_child,
+            Reconfigure: self._reconfigure,
+            RetireSlots: self._retire,
+            ListChildren: self._stop_order,
+        }
 
     def on_start(self) -> None:
         """Start metrics, then the providers, then the router."""
@@ -90,7 +97,7 @@ class Supervisor(pykka.ThreadingActor):
         return child.ref
 
     def _start_metrics(self) -> pykka.ActorRef[Any]:
-        settings = MetricsSettings.of(self._config)
+        settings = MetricsActorSettings.of(self._config)
         return MetricsActor.start(self.actor_ref, settings=settings, io=self._io, audit=self._audit)
 
     def _routing(self) -> Routing:
@@ -156,26 +163,9 @@ class Supervisor(pykka.ThreadingActor):
 
         return start
 
-    def on_receive(self, message: object) -> object:
-        """Handle one message."""
-        if isinstance(message, ChildDied):
-            self._child_died(message)
-        elif isinstance(message, RestartChild):
-            self._restart(message.child)
-        elif isinstance(message, AwaitChild):
-            self._waiters.append(message)
-            self._notify_waiters()
-        elif isinstance(message, Reconfigure):
-            self._reconfigure(message.config)
-        elif isinstance(message, RetireSlots):
-            self._retire(message.slots)
-        elif isinstance(message, ListChildren):
-            return self._stop_order()
-        elif isinstance(message, GetChild):
-            return self._ref(message.child)
-        else:
-            raise unexpected(self, message)
-        return None
+    def _await_child(self, message: AwaitChild) -> None:
+        self._waiters.append(message)
+        self._notify_waiters()
 
     def _child_died(self, message: ChildDied) -> None:
         child = self._children.get(message.child)
@@ -218,7 +208,8 @@ class Supervisor(pykka.ThreadingActor):
             self._tell_router(MetricsReplaced(None))
         self._notify_waiters()
 
-    def _restart(self, child_id: str) -> None:
+    def _restart(self, message: RestartChild) -> None:
+        child_id = message.child
         child = self._children.get(child_id)
         if child is None or child.failed or child.ref is not None:
             return
@@ -247,16 +238,17 @@ class Supervisor(pykka.ThreadingActor):
                 waiting.append(waiter)
         self._waiters = waiting
 
-    def _reconfigure(self, config: Config) -> None:
+    def _reconfigure(self, message: Reconfigure) -> None:
+        config = message.config
         self._config = config
         metrics = self._ref(METRICS)
         if metrics is not None:
-            tell_quietly(metrics, MetricsSettings.of(config))
+            tell_quietly(metrics, MetricsActorSettings.of(config))
         self._slots = self._provider_slots(config)
         self._tell_router(ApplyRouting(self._routing(), self._provider_refs()))
 
-    def _retire(self, slots: tuple[str, ...]) -> None:
-        for slot in slots:
+    def _retire(self, message: RetireSlots) -> None:
+        for slot in message.slots:
             child = self._children.pop(f"provider:{slot}", None)
             self._fingerprints.pop(slot, None)
             if child is not None and child.ref is not None:
@@ -268,7 +260,7 @@ class Supervisor(pykka.ThreadingActor):
         if ref is not None:
             tell_quietly(ref, message)
 
-    def _stop_order(self) -> list[pykka.ActorRef[Any]]:
+    def _stop_order(self, _message: ListChildren) -> list[pykka.ActorRef[Any]]:
         """Return the live children in reverse start order: router, providers, metrics."""
         refs = [c.ref for c in self._children.values() if c.ref is not None]
         router = self._ref(ROUTER)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pykka
 
 from actors import MetricsActor
-from actors._metrics import MetricsSettings
+from actors._metrics import MetricsActorSettings
 from runtime._messages import SyncStore, TaskEvent, TaskEvents
 from runtime._metrics.store import Filters, MetricsStore
 from runtime._rows import AttemptRow, TaskRow
@@ -100,7 +100,7 @@ def time_ms(run: Callable[[], object], runs: int) -> tuple[float, float]:
 
 def write_through_actor(path: Path, events: list[TaskEvent], batch: int) -> float:
     """Tell the actor batches as the router would; return seconds until all are stored."""
-    settings = MetricsSettings(store_path=path, retain_days=3650)
+    settings = MetricsActorSettings(store_path=path, retain_days=3650)
     actor = MetricsActor.start(None, settings=settings)
     start = time.perf_counter()
     for i in range(0, len(events), batch):

@@ -5,7 +5,9 @@ caller ──Submit / CancelTask──▶ Router ──StartAttempt / CancelAtte
 I/O loop ──IoDone──▶ Provider ──AttemptDone──▶ Router
 Provider ──HealthChanged──▶ Router        timers ──Wake──▶ Router, Provider
 Router ──TaskEvents (batched) / GetStats──▶ Metrics
-children ──ChildDied──▶ Supervisor ──ProviderReplaced / ProviderFailed / MetricsReplaced──▶ Router
+Supervisor ──ApplyRouting──▶ Router ──RetireSlots──▶ Supervisor
+children ──ChildDied──▶ Supervisor ──ProviderReplaced / ProviderDown / MetricsReplaced──▶ Router
+caller ──AwaitChild / Reconfigure / ListChildren──▶ Supervisor
 ```
 """
 
@@ -26,15 +28,16 @@ from runtime._chat import (
     Progress,
     Tuning,
 )
-from runtime._config.schema import Config
 from runtime._errors import ProviderError
-from runtime._policy.routing import Health
 from runtime._rows import AttemptRow, TaskRow
 
 if TYPE_CHECKING:
     from pykka import ActorRef
 
+    from runtime._config.schema import Config
     from runtime._metrics.stats import Stats
+    from runtime._policy.provider_table import Routing
+    from runtime._policy.routing import Health
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,14 +158,6 @@ class Wake:
 
     key: str
     token: int
-
-
-@dataclass(frozen=True, slots=True)
-class Routing:
-    """A config snapshot and the provider actor slot serving each provider id in it."""
-
-    config: Config
-    slots: Mapping[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,13 +287,6 @@ class Reconfigure:
     """Caller → supervisor (ask): apply a new validated config to tasks started after."""
 
     config: Config
-
-
-@dataclass(frozen=True, slots=True)
-class GetChild:
-    """Caller → supervisor (ask): return the ref of a child (``"metrics"``, ``"router"``)."""
-
-    child: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -162,4 +162,3 @@ def _models(args: argparse.Namespace) -> int:
             return EXIT_FAILED
     print("\n".join(sorted(names)))
     return EXIT_OK
-

@@ -29,7 +29,8 @@ from runtime._errors import (
     StreamBrokenError,
     TaskFailedError,
 )
-from runtime._messages import Routing, TaskSpec
+from runtime._messages import TaskSpec
+from runtime._policy.provider_table import Routing
 from runtime._policy.routing import Health, ProviderProgress
 from runtime._rows import AttemptRow, TaskRow
 from runtime.protocols import PROTOCOLS

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
-from httpx_sse import EventSource
 
 from runtime._chat import ChatResult, EmbedResult
 from runtime._errors import ErrorKind, ProviderError
-from runtime._transport.http import ProviderClient, transport_error
+from runtime._transport.http import ProviderClient
 from runtime.protocols import Embeddings, HttpCall, StreamByUrl, StreamParser, WireProtocol
+from runtime.protocols._common import is_error
 
 DeltaSink = Callable[[str], object]
 """Takes each piece of streamed text, on the I/O thread; must return at once."""
@@ -72,19 +72,13 @@ async def run_embed(
     """
     try:
         async with asyncio.timeout(limits.total_s):
-            response = await client.send(call)
-            try:
-                body = await response.aread()
-            finally:
-                await response.aclose()
+            answer = await client.fetch(call)
     except TimeoutError:
         host = httpx.URL(call.url).host
         raise ProviderError(
             ErrorKind.TIMEOUT, f"{host} did not answer within {limits.total_s:g} s"
         ) from None
-    except httpx.HTTPError as exc:
-        raise transport_error(exc, call.url, limits.total_s) from None
-    return embed.parse(response.status_code, response.headers, body)
+    return embed.parse(answer.status, answer.headers, answer.body)
 
 
 class _Reader:
@@ -110,34 +104,30 @@ class _Reader:
         try:
             async with asyncio.timeout_at(first_byte if self.call.stream else self.end) as scope:
                 self.scope = scope
-                response = await client.send(self.call)
-                self.phase = "body"
-                scope.reschedule(self.end)
-                try:
+                async with client.open(self.call) as response:
+                    self.phase = "body"
+                    scope.reschedule(self.end)
                     return await self._read(response)
-                finally:
-                    await response.aclose()
         except TimeoutError:
             raise self._broken(self._timeout()) from None
-        except httpx.HTTPError as exc:
-            raise self._broken(transport_error(exc, self.call.url, self.limits.total_s)) from None
         except ProviderError as exc:
             raise self._broken(exc) from None
 
     async def _read(self, response: httpx.Response) -> ChatResult:
         status, headers = response.status_code, response.headers
-        if status >= 400:  # noqa: PLR2004
+        if is_error(status):
             raise self.protocol.parse_error(status, headers, await response.aread())
         by_url = self.protocol.stream_by_url
         if self.call.stream and by_url is not None:
             return await self._read_by_url(by_url, status, headers, await response.aread())
-        if not (self.call.stream and _is_stream(self.protocol, headers.get("content-type", ""))):
+        framing = self.protocol.framing
+        if not (self.call.stream and framing.is_stream(headers.get("content-type", ""))):
             return self.protocol.parse_chat(status, headers, await response.aread())
         return self._timed(await self._read_stream(response))
 
     async def _read_stream(self, response: httpx.Response) -> ChatResult:
         parser = self.protocol.stream_parser(response.headers)
-        async for event, data in _frames(self.protocol, response):
+        async for event, data in self.protocol.framing.frames(response):
             self._fed(parser, event, data)
         return parser.finish()
 
@@ -153,14 +143,11 @@ class _Reader:
         call = by_url.stream_call(self.call, body)
         if call is None:
             return self.protocol.parse_chat(status, headers, body)
-        response = await self.client.send(call)
-        try:
-            if response.status_code >= 400:  # noqa: PLR2004
+        async with self.client.open(call) as response:
+            if is_error(response.status_code):
                 error_body = await response.aread()
                 raise self.protocol.parse_error(response.status_code, response.headers, error_body)
             streamed = await self._read_stream(response)
-        finally:
-            await response.aclose()
         return self._timed(await self._with_usage(by_url.result_call(self.call, body), streamed))
 
     async def _with_usage(self, call: HttpCall, streamed: ChatResult) -> ChatResult:
@@ -173,13 +160,9 @@ class _Reader:
         left = self.end - asyncio.get_running_loop().time() - RESULT_FETCH_MARGIN_S
         try:
             async with asyncio.timeout(max(0.0, min(RESULT_FETCH_S, left))):
-                response = await self.client.send(call)
-                try:
-                    body = await response.aread()
-                finally:
-                    await response.aclose()
-            whole = self.protocol.parse_chat(response.status_code, response.headers, body)
-        except (httpx.HTTPError, ProviderError, TimeoutError):
+                answer = await self.client.fetch(call)
+            whole = self.protocol.parse_chat(answer.status, answer.headers, answer.body)
+        except (ProviderError, TimeoutError):
             return dataclasses.replace(streamed, usage_known=False)
         return dataclasses.replace(streamed, usage=whole.usage, model=whole.model or streamed.model)
 
@@ -213,32 +196,3 @@ class _Reader:
         if self.delivered:
             error.partial_text = "".join(self.delivered)
         return error
-
-
-def _is_stream(protocol: WireProtocol, content_type: str) -> bool:
-    expected = {
-        "sse": "text/event-stream",
-        "ndjson": "ndjson",
-        "aws-eventstream": "vnd.amazon.eventstream",
-    }[protocol.framing]
-    return expected in content_type or (protocol.framing == "ndjson" and "json" in content_type)
-
-
-async def _frames(
-    protocol: WireProtocol, response: httpx.Response
-) -> AsyncIterator[tuple[str, str]]:
-    """Yield ``(event, data)`` frames of a streamed answer, in the protocol's framing."""
-    if protocol.framing == "sse":
-        async for sse in EventSource(response).aiter_sse():
-            yield sse.event, sse.data
-    elif protocol.framing == "ndjson":
-        async for line in response.aiter_lines():
-            if line.strip():
-                yield "", line
-    else:
-        from runtime.protocols._bedrock import EventStreamDecoder  # noqa: PLC0415 - optional
-
-        decoder = EventStreamDecoder()
-        async for chunk in response.aiter_raw():
-            for name, payload in decoder.feed(chunk):
-                yield name, payload

@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-import httpx
-
 from runtime._config.schema import Config, ProviderSettings, TimeoutSettings
 from runtime._errors import ErrorKind, ProviderError
-from runtime._transport.http import ProviderClient, proxy_for, transport_error
+from runtime._transport.http import ProviderClient, proxy_for
 from runtime._transport.signing import request_signer
 from runtime.protocols import PROTOCOLS
 
@@ -46,16 +44,10 @@ async def _check_one(
     client = ProviderClient(2, min(connect_s, timeout_s), proxy_for(endpoint.base_url), signer)
     try:
         async with asyncio.timeout(timeout_s):
-            response = await client.send(call)
-            try:
-                body = await response.aread()
-            finally:
-                await response.aclose()
-        return protocol.check_models(endpoint, response.status_code, response.headers, body)
+            answer = await client.fetch(call)
+        return protocol.check_models(endpoint, answer.status, answer.headers, answer.body)
     except TimeoutError:
         return ProviderError(ErrorKind.TIMEOUT, "no answer")
-    except httpx.HTTPError as exc:
-        return transport_error(exc, call.url, timeout_s)
     except ProviderError as error:
         return error
     finally:
@@ -106,15 +98,9 @@ async def list_models(settings: ProviderSettings, timeouts: TimeoutSettings) -> 
     client = ProviderClient(2, timeouts.connect_s, proxy_for(endpoint.base_url), signer)
     try:
         async with asyncio.timeout(timeouts.validate_s):
-            response = await client.send(call)
-            try:
-                body = await response.aread()
-            finally:
-                await response.aclose()
+            answer = await client.fetch(call)
     except TimeoutError:
         raise ProviderError(ErrorKind.TIMEOUT, "no answer within validate_s") from None
-    except httpx.HTTPError as exc:
-        raise transport_error(exc, call.url, timeouts.validate_s) from None
     finally:
         await client.aclose()
-    return protocol.list_models.parse(response.status_code, response.headers, body)
+    return protocol.list_models.parse(answer.status, answer.headers, answer.body)

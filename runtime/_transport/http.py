@@ -1,4 +1,4 @@
-"""HTTP for providers, and the one boundary where transport errors become ours.
+"""HTTP for providers, and the one boundary where transport errors become ours (`open`).
 
 Requests are `httpx.Request`s sent through httpx's transport interface over aiohttp
 (`httpx_aiohttp.AiohttpTransport`): httpx's own async pool slows down badly past a
@@ -14,10 +14,13 @@ the SSL context are loaded when the first client is made, as a board starts: not
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import ssl
 import urllib.request
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httpx
@@ -52,6 +55,15 @@ MAX_CACHED_URLS = 256
 """Parsed URLs kept per client: its endpoints, not the one-off URLs of each prediction."""
 
 
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A whole HTTP answer."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+
 class ProviderClient:
     """One provider's HTTP transport, created lazily on the I/O loop and closed there.
 
@@ -70,6 +82,7 @@ class ProviderClient:
 
         shared_ssl_context()
         self._max_connections = max_connections
+        self._connect_s = connect_s
         self._signer = signer
         self._timeouts = {"connect": connect_s, "read": None, "write": None, "pool": None}
         self._proxy = proxy
@@ -93,15 +106,36 @@ class ProviderClient:
             self._transport = AiohttpTransport(client=session, proxy=self._proxy)
         return self._transport
 
-    async def send(self, call: HttpCall) -> httpx.Response:
-        """Send ``call``; return the response with its body still to be read.
+    @contextlib.asynccontextmanager
+    async def open(self, call: HttpCall) -> AsyncIterator[httpx.Response]:
+        """Send ``call`` and yield its response, its body still to be read; close it after.
 
-        Call only on the I/O loop. The caller must close the response.
+        The one boundary of the transport: a failure to send the request, or to read its
+        body inside the ``async with`` block, is raised as a `ProviderError` (and nowhere
+        else is an httpx or aiohttp error caught). Call only on the I/O loop.
 
         Raises:
-            ProviderError: ``auth``, when the signer's credentials cannot be refreshed.
-            httpx.HTTPError: the request could not be sent.
+            ProviderError: ``network`` or ``timeout`` for the transport's failures;
+                ``auth`` when the signer's credentials cannot be refreshed.
         """
+        try:
+            response = await self._send(call)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, call.url, self._connect_s) from None
+        try:
+            yield response
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, call.url, self._connect_s) from None
+        finally:
+            await response.aclose()
+
+    async def fetch(self, call: HttpCall) -> Fetched:
+        """Send ``call`` and read its whole answer (see `open` for the errors it raises)."""
+        async with self.open(call) as response:
+            body = await response.aread()
+        return Fetched(response.status_code, response.headers, body)
+
+    async def _send(self, call: HttpCall) -> httpx.Response:
         headers = [("user-agent", USER_AGENT), *call.headers]
         content = json.dumps(call.json).encode() if call.json is not None else None
         url = self._urls.get(call.url)
@@ -132,7 +166,10 @@ class ProviderClient:
 
 
 def transport_error(exc: httpx.HTTPError, url: str, timeout_s: float | None) -> ProviderError:
-    """Translate an httpx (or wrapped aiohttp) exception into a `ProviderError`."""
+    """Translate an httpx (or wrapped aiohttp) exception into a `ProviderError`.
+
+    Only `ProviderClient.open` calls it: the transport's one boundary.
+    """
     import aiohttp  # noqa: PLC0415 - loaded already: a transport raised this
 
     cause = exc.__cause__

@@ -14,13 +14,13 @@ and ``"replicate"`` (predictions, in sync mode or streamed by URL).
 from runtime.protocols._base import (
     Embeddings,
     Endpoint,
-    Framing,
     HttpCall,
     ListModels,
     StreamByUrl,
     StreamParser,
     WireProtocol,
 )
+from runtime.protocols._framing import Framing
 from runtime.protocols._registry import PROTOCOLS
 
 __all__ = [

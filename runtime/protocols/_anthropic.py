@@ -38,10 +38,12 @@ from runtime.protocols._common import (
     as_dict,
     as_str,
     int_header,
+    is_error,
     key_headers,
     kind_for_status,
     load_json,
     malformed,
+    model_lookup,
     non_json_error,
     retry_after_s,
     snippet,
@@ -187,7 +189,7 @@ def _headers(endpoint: Endpoint, *, body: bool) -> tuple[tuple[str, str], ...]:
 
 def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:
     """Parse a whole ``message``; raise `ProviderError` for anything else."""
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     data = load_json(body)
     if not isinstance(data, dict):
@@ -365,20 +367,8 @@ def check_models(
     endpoint: Endpoint, status: int, headers: Headers, body: bytes
 ) -> ProviderError | None:
     """Return ``None`` when the key works and the model exists, else the error."""
-    if status == 404:  # noqa: PLR2004
-        error = parse_error(status, headers, body)
-        return ProviderError(
-            ErrorKind.NOT_FOUND,
-            f"model {endpoint.model!r} does not exist at this provider: {error.message}",
-            status=status,
-            code=error.code,
-        )
-    if status >= 400:  # noqa: PLR2004
-        return parse_error(status, headers, body)
-    data = load_json(body)
-    if not isinstance(data, dict) or not as_str(data.get("id")):
-        return malformed(f"model lookup answer has no 'id': {snippet(body)}")
-    return None
+    found = model_lookup(endpoint, (status, headers, body), parse_error, id_field="id")
+    return found if isinstance(found, ProviderError) else None
 
 
 def list_models_request(endpoint: Endpoint) -> HttpCall:
@@ -393,7 +383,7 @@ def parse_models(status: int, headers: Headers, body: bytes) -> list[str]:
     Only the first page is read: with ``limit=1000`` it holds them all (``has_more`` is
     not followed).
     """
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     data = load_json(body)
     listed = data.get("data") if isinstance(data, dict) else None

@@ -20,8 +20,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import cast
 
-from runtime._errors import MissingExtraError
-from runtime.protocols._common import malformed
+from runtime._errors import ErrorKind, MissingExtraError, ProviderError
 
 
 class EventStreamDecoder:
@@ -85,3 +84,8 @@ def decode_event_stream(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
     decoder = EventStreamDecoder()
     for chunk in chunks:
         yield from decoder.feed(chunk)
+
+
+def malformed(message: str) -> ProviderError:
+    """Return the error for bytes that are not a well-formed event stream."""
+    return ProviderError(ErrorKind.MALFORMED_RESPONSE, message, status=200)

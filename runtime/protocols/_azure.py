@@ -47,6 +47,7 @@ from runtime.protocols._common import (
     as_dict,
     as_str,
     int_header,
+    is_error,
     key_headers,
     kind_for_status,
     load_json,
@@ -117,7 +118,7 @@ def _headers(endpoint: Endpoint, *, body: bool) -> tuple[tuple[str, str], ...]:
 
 def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:
     """Parse a whole ``chat.completion`` as OpenAI's; raise `ProviderError` for an error."""
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     try:
         result = openai.parse_chat(status, headers, body)
@@ -299,7 +300,7 @@ def check_models(
 
 def parse_models(status: int, headers: Headers, body: bytes) -> list[str]:
     """Return the ids of a ``GET /openai/models`` answer (``data[].id``)."""
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     return openai.parse_models(status, headers, body)
 
@@ -313,7 +314,7 @@ def embed_request(endpoint: Endpoint, request: EmbedRequest) -> HttpCall:
 
 def parse_embeddings(status: int, headers: Headers, body: bytes) -> EmbedResult:
     """Parse OpenAI's embeddings ``list``; errors are read as Azure's."""
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     data = load_json(body)
     if isinstance(data, dict) and isinstance(data.get("error"), dict):

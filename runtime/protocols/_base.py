@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from runtime._chat import ChatRequest, ChatResult, EmbedRequest, EmbedResult, RateLimitInfo
 from runtime._errors import ProviderError
+from runtime.protocols._framing import Framing
 
 Headers = Mapping[str, str]
 """Response headers; lookups must be case-insensitive (``httpx.Headers`` is)."""
@@ -106,7 +107,7 @@ class WireProtocol:
     """Judge the answer to `models_request`: ``None`` when the key works and the
     configured model exists, else the error (``auth`` for a rejected key, ``not_found``
     for a model the provider does not offer, naming close matches)."""
-    framing: Framing = "sse"
+    framing: Framing = Framing.SSE
     """How a streamed answer is framed: server-sent events, newline-delimited JSON (Ollama),
     or AWS event-stream messages (Bedrock). Each frame goes to `StreamParser.feed` as
     ``(event, data)``: the SSE event name and data; ``""`` and the JSON line; the
@@ -127,9 +128,6 @@ class WireProtocol:
     stream_on_demand: bool = False
     """Stream only for callers who stream (`Callboard.stream`), not to time the first
     token of every answer: for an API whose streamed answer costs extra requests."""
-
-
-Framing = Literal["sse", "ndjson", "aws-eventstream"]
 
 
 @dataclass(frozen=True, slots=True)

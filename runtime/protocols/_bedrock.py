@@ -64,6 +64,7 @@ from runtime.protocols._common import (
     as_dict,
     as_str,
     int_header,
+    is_error,
     kind_for_status,
     load_json,
     malformed,
@@ -72,6 +73,7 @@ from runtime.protocols._common import (
     snippet,
     without_none,
 )
+from runtime.protocols._framing import Framing
 
 if TYPE_CHECKING:
     from runtime._chat import Part, Tuning
@@ -259,7 +261,7 @@ def _headers(endpoint: Endpoint, *, body: bool) -> tuple[tuple[str, str], ...]:
 
 def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:
     """Parse a whole ``ConverseResponse``; raise `ProviderError` for anything else."""
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     data = load_json(body)
     if not isinstance(data, dict):
@@ -385,7 +387,7 @@ def models_request(endpoint: Endpoint) -> HttpCall:
 
 def parse_models(status: int, headers: Headers, body: bytes) -> list[str]:
     """Return the ``modelSummaries[].modelId`` of a ``ListFoundationModels`` answer."""
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     data = load_json(body)
     listed = data.get("modelSummaries") if isinstance(data, dict) else None
@@ -454,7 +456,7 @@ def embed_request(endpoint: Endpoint, request: EmbedRequest) -> HttpCall:
 
 def parse_embeddings(status: int, headers: Headers, body: bytes) -> EmbedResult:
     """Parse Cohere's ``embeddings`` (a list, or ``{"float": [...]}``) in input order."""
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     data = load_json(body)
     found = data.get("embeddings") if isinstance(data, dict) else None
@@ -482,7 +484,7 @@ PROTOCOL = WireProtocol(
     rate_limits=rate_limits,
     models_request=models_request,
     check_models=check_models,
-    framing="aws-eventstream",
+    framing=Framing.AWS_EVENTSTREAM,
     list_models=ListModels(request=models_request, parse=parse_models),
     embed=Embeddings(request=embed_request, parse=parse_embeddings),
     images=True,

@@ -25,11 +25,13 @@ from runtime.protocols._common import (
     as_dict,
     as_str,
     int_header,
+    is_error,
     is_matrix,
     key_headers,
     kind_for_status,
     load_json,
     malformed,
+    model_lookup,
     non_json_error,
     retry_after_s,
     snippet,
@@ -152,7 +154,7 @@ def _texts(content: object) -> str:
 
 def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:
     """Parse a whole chat response; raise `ProviderError` for anything else."""
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     data = load_json(body)
     if not isinstance(data, dict):
@@ -251,20 +253,17 @@ def check_models(
     endpoint: Endpoint, status: int, headers: Headers, body: bytes
 ) -> ProviderError | None:
     """Return ``None`` when the key works and the model exists and chats, else the error."""
-    if status == 404:  # noqa: PLR2004
-        error = parse_error(status, headers, body)
-        return ProviderError(
-            ErrorKind.NOT_FOUND,
-            f"model {endpoint.model!r} does not exist at Cohere: {error.message}",
-            status=status,
-            code="model_not_found",
-        )
-    if status >= 400:  # noqa: PLR2004
-        return parse_error(status, headers, body)
-    data = load_json(body)
-    if not isinstance(data, dict) or not as_str(data.get("name")):
-        return malformed(f"model lookup answer has no 'name': {snippet(body)}")
-    endpoints = data.get("endpoints")
+    found = model_lookup(
+        endpoint,
+        (status, headers, body),
+        parse_error,
+        id_field="name",
+        at="Cohere",
+        code="model_not_found",
+    )
+    if isinstance(found, ProviderError):
+        return found
+    endpoints = found.get("endpoints")
     if isinstance(endpoints, list) and endpoints and "chat" not in endpoints:
         served = ", ".join(as_str(e) for e in endpoints)
         return ProviderError(
@@ -283,7 +282,7 @@ def list_request(endpoint: Endpoint) -> HttpCall:
 
 def parse_list(status: int, headers: Headers, body: bytes) -> list[str]:
     """Read the ``name`` of each of ``models``."""
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     data = load_json(body)
     listed = data.get("models") if isinstance(data, dict) else None
@@ -309,7 +308,7 @@ def embed_request(endpoint: Endpoint, request: EmbedRequest) -> HttpCall:
 
 def parse_embed(status: int, headers: Headers, body: bytes) -> EmbedResult:
     """Parse ``{"embeddings": {"float": [[...], ...]}, "meta": {"billed_units"}}``."""
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     data = load_json(body)
     vectors = as_dict(as_dict(data).get("embeddings")).get("float")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from email.utils import parsedate_to_datetime
+from http import HTTPStatus
 from typing import Any, TypeGuard
 
 from runtime._errors import ErrorKind, ProviderError
@@ -30,6 +31,13 @@ _STATUS_KINDS: dict[int, ErrorKind] = {
 }
 
 MAX_SNIPPET = 300
+FIRST_ERROR_STATUS = 400
+
+
+def is_error(status: int) -> bool:
+    """Whether an HTTP status is an error (4xx or 5xx)."""
+    return status >= FIRST_ERROR_STATUS
+
 
 Header = tuple[str, str]
 
@@ -193,3 +201,35 @@ def is_matrix(value: object) -> TypeGuard[list[list[float]]]:
         and all(isinstance(x, int | float) and not isinstance(x, bool) for x in row)
         for row in value
     )
+
+
+def model_lookup(
+    endpoint: Endpoint,
+    answer: tuple[int, Headers, bytes],
+    parse_error: Callable[[int, Headers, bytes], ProviderError],
+    *,
+    id_field: str,
+    at: str = "this provider",
+    code: str | None = None,
+) -> ProviderError | dict[str, Any]:
+    """Judge the answer to a ``GET .../models/{model}`` lookup: the model's record, or the error.
+
+    A 404 means the model does not exist (``not_found``, naming it and what the provider
+    said); another error status is the provider's own error (`parse_error`); a record
+    without ``id_field`` is malformed.
+    """
+    status, headers, body = answer
+    if status == HTTPStatus.NOT_FOUND:
+        error = parse_error(status, headers, body)
+        return ProviderError(
+            ErrorKind.NOT_FOUND,
+            f"model {endpoint.model!r} does not exist at {at}: {error.message}",
+            status=status,
+            code=code or error.code,
+        )
+    if is_error(status):
+        return parse_error(status, headers, body)
+    data = load_json(body)
+    if not isinstance(data, dict) or not as_str(data.get(id_field)):
+        return malformed(f"model lookup answer has no {id_field!r}: {snippet(body)}")
+    return data

@@ -38,10 +38,12 @@ from runtime.protocols._common import (
     as_dict,
     as_str,
     duration_s,
+    is_error,
     key_headers,
     kind_for_status,
     load_json,
     malformed,
+    model_lookup,
     non_json_error,
     retry_after_s,
     snippet,
@@ -218,7 +220,7 @@ def _usage(value: object) -> Usage:
 
 def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:
     """Parse a whole ``GenerateContentResponse``; raise `ProviderError` for anything else."""
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     data = load_json(body)
     if not isinstance(data, dict):
@@ -311,20 +313,8 @@ def check_models(
     endpoint: Endpoint, status: int, headers: Headers, body: bytes
 ) -> ProviderError | None:
     """Return ``None`` when the key works and the model exists, else the error."""
-    if status == 404:  # noqa: PLR2004
-        error = parse_error(status, headers, body)
-        return ProviderError(
-            ErrorKind.NOT_FOUND,
-            f"model {endpoint.model!r} does not exist at this provider: {error.message}",
-            status=status,
-            code=error.code,
-        )
-    if status >= 400:  # noqa: PLR2004
-        return parse_error(status, headers, body)
-    data = load_json(body)
-    if not isinstance(data, dict) or not as_str(data.get("name")):
-        return malformed(f"model lookup answer has no 'name': {snippet(body)}")
-    return None
+    found = model_lookup(endpoint, (status, headers, body), parse_error, id_field="name")
+    return found if isinstance(found, ProviderError) else None
 
 
 def list_models_request(endpoint: Endpoint) -> HttpCall:
@@ -339,7 +329,7 @@ def parse_models(status: int, headers: Headers, body: bytes) -> list[str]:
     Only the first page is read: with ``pageSize=1000`` it holds them all
     (``nextPageToken`` is not followed).
     """
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     data = load_json(body)
     listed = data.get("models", []) if isinstance(data, dict) else None
@@ -376,7 +366,7 @@ def parse_embeddings(status: int, headers: Headers, body: bytes) -> EmbedResult:
 
     Gemini counts no tokens in this answer, so the usage is empty.
     """
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     data = load_json(body)
     if not isinstance(data, dict):

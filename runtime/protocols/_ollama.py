@@ -24,6 +24,7 @@ from runtime.protocols._common import (
     as_count,
     as_dict,
     as_str,
+    is_error,
     is_matrix,
     key_headers,
     kind_for_status,
@@ -34,6 +35,7 @@ from runtime.protocols._common import (
     snippet,
     without_none,
 )
+from runtime.protocols._framing import Framing
 
 if TYPE_CHECKING:
     from runtime._chat import EmbedRequest, Message, Tuning
@@ -156,7 +158,7 @@ def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:
     A streamed answer read whole (JSON lines) is parsed line by line, so an answer sent as
     a stream by mistake still reads.
     """
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     parser = _Stream(headers)
     data = load_json(body)
@@ -213,7 +215,7 @@ def models_request(endpoint: Endpoint) -> HttpCall:
 
 
 def _model_names(status: int, headers: Headers, body: bytes) -> list[str]:
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     data = load_json(body)
     listed = data.get("models") if isinstance(data, dict) else None
@@ -253,7 +255,7 @@ def embed_request(endpoint: Endpoint, request: EmbedRequest) -> HttpCall:
 
 def parse_embed(status: int, headers: Headers, body: bytes) -> EmbedResult:
     """Parse ``{"model", "embeddings": [[...], ...], "prompt_eval_count"}``."""
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     data = load_json(body)
     vectors = data.get("embeddings") if isinstance(data, dict) else None
@@ -275,7 +277,7 @@ PROTOCOL = WireProtocol(
     rate_limits=rate_limits,
     models_request=models_request,
     check_models=check_models,
-    framing="ndjson",
+    framing=Framing.NDJSON,
     list_models=ListModels(request=models_request, parse=_model_names),
     embed=Embeddings(request=embed_request, parse=parse_embed),
     image_urls=False,

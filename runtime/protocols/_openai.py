@@ -35,6 +35,7 @@ from runtime.protocols._common import (
     as_str,
     duration_s,
     int_header,
+    is_error,
     key_headers,
     kind_for_status,
     load_json,
@@ -115,7 +116,7 @@ def _headers(endpoint: Endpoint, *, body: bool) -> tuple[tuple[str, str], ...]:
 
 def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:
     """Parse a whole ``chat.completion``; raise `ProviderError` for anything else."""
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     data = load_json(body)
     if not isinstance(data, dict):
@@ -314,7 +315,7 @@ def check_models(
 
 def parse_models(status: int, headers: Headers, body: bytes) -> list[str]:
     """Return the ids of a ``GET /models`` answer (``data[].id``), in the order listed."""
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     data = load_json(body)
     listed = data.get("data") if isinstance(data, dict) else None
@@ -334,7 +335,7 @@ def embed_request(endpoint: Endpoint, request: EmbedRequest) -> HttpCall:
 
 def parse_embeddings(status: int, headers: Headers, body: bytes) -> EmbedResult:
     """Parse an embeddings ``list``: the vectors ordered by their ``index``."""
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     data = load_json(body)
     if not isinstance(data, dict):

@@ -56,6 +56,7 @@ from runtime.protocols._common import (
     as_count,
     as_dict,
     as_str,
+    is_error,
     key_headers,
     kind_for_status,
     load_json,
@@ -140,7 +141,7 @@ def _headers(endpoint: Endpoint, *, body: bool, wait: bool = True) -> tuple[tupl
 
 def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:
     """Parse a prediction object; only a ``succeeded`` one is an answer."""
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     data = load_json(body)
     if not isinstance(data, dict):
@@ -329,7 +330,7 @@ def check_models(
             f"model {endpoint.model!r} is not a Replicate model name: use owner/name "
             "(or owner/name:version)",
         )
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         error = parse_error(status, headers, body)
         if error.kind is ErrorKind.NOT_FOUND:
             return ProviderError(
@@ -351,7 +352,7 @@ def list_request(endpoint: Endpoint) -> HttpCall:
 
 def parse_list(status: int, headers: Headers, body: bytes) -> list[str]:
     """Return ``owner/name`` for each model on the page (``results[]``)."""
-    if status >= 400:  # noqa: PLR2004
+    if is_error(status):
         raise parse_error(status, headers, body)
     data = load_json(body)
     results = data.get("results") if isinstance(data, dict) else None

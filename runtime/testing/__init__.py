@@ -24,13 +24,18 @@ secrets masked. ``python -m runtime.testing serve --protocol openai`` serves one
 command line.
 """
 
+from runtime.testing._anthropic import FakeAnthropic
+from runtime.testing._azure import FakeAzureOpenAI
+from runtime.testing._bedrock import FakeBedrock
+from runtime.testing._cohere import FakeCohere
 from runtime.testing._config import config_for
-from runtime.testing._fakes import FAKES, FakeAnthropic, FakeGemini, FakeOpenAI
-from runtime.testing._fakes_azure_replicate import FakeAzureOpenAI, FakeReplicate
-from runtime.testing._fakes_bedrock import FakeBedrock
-from runtime.testing._fakes_ollama_cohere import FakeCohere, FakeOllama
+from runtime.testing._gemini import FakeGemini
 from runtime.testing._log import RecordedRequest, RequestLog
+from runtime.testing._ollama import FakeOllama
+from runtime.testing._openai import FakeOpenAI
 from runtime.testing._provider import FakeProvider
+from runtime.testing._registry import FAKES
+from runtime.testing._replicate import FakeReplicate
 from runtime.testing._script import (
     Answer,
     Behaviour,

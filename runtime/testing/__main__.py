@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from runtime.testing._fakes import FAKES
+from runtime.testing._registry import FAKES
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

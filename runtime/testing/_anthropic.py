@@ -15,7 +15,7 @@ ignore arguments other protocols need.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from runtime.testing._budget import BudgetState, rfc3339_in, whole_seconds
 from runtime.testing._completion import (
@@ -29,8 +29,17 @@ from runtime.testing._completion import (
     stop_list,
     texts_of,
 )
+from runtime.testing._provider import FakeProvider
 from runtime.testing._script import Fail, StreamError
-from runtime.testing._wire import Action, Reply, Route, StreamPlan, sse_frame
+from runtime.testing._wire import (
+    Action,
+    Reply,
+    Route,
+    StreamPlan,
+    Wire,
+    sse_frame,
+    wire_of,
+)
 
 NAME: str = "anthropic"
 API_ROOT: str = "/v1"
@@ -339,3 +348,13 @@ def _usage(completion: Completion, output_tokens: int) -> dict[str, Any]:
         "cache_read_input_tokens": read,
         "output_tokens": output_tokens,
     }
+
+
+class FakeAnthropic(FakeProvider):
+    """A fake Anthropic Messages API: ``POST /v1/messages``, ``GET /v1/models[/{model}]``.
+
+    Keys go in ``x-api-key``, and ``anthropic-version`` is required; answers carry
+    ``anthropic-ratelimit-*`` headers.
+    """
+
+    wire: ClassVar[Wire] = wire_of(__name__)

@@ -30,13 +30,23 @@ import math
 import re
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from runtime.testing import _openai
 from runtime.testing._budget import BudgetState
 from runtime.testing._completion import AskError, ChatAsk, Completion, split_text
+from runtime.testing._provider import FakeProvider
 from runtime.testing._script import Fail, StreamError
-from runtime.testing._wire import Action, EmbedAsk, Reply, Route, StreamPlan, sse_frame
+from runtime.testing._wire import (
+    Action,
+    EmbedAsk,
+    EmbedWire,
+    Reply,
+    Route,
+    StreamPlan,
+    sse_frame,
+    wire_of,
+)
 
 NAME: str = "azure_openai"
 API_ROOT: str = ""
@@ -336,3 +346,17 @@ def _prompt_verdicts() -> list[dict[str, Any]]:
 
 def _completion_verdicts(completion: Completion) -> dict[str, Any]:
     return _verdicts(flagged="violence" if _filtered(completion) else None)
+
+
+class FakeAzureOpenAI(FakeProvider):
+    """A fake Azure OpenAI resource: ``/openai/deployments/{deployment}/chat/completions``.
+
+    Also ``.../embeddings`` and ``GET /openai/models``, each wanting ``?api-version=``. The
+    base URL is the resource endpoint, with no path; ``models`` are the deployment names
+    (a chat for any other is ``DeploymentNotFound``). Keys go in ``api-key``, or as
+    ``Authorization: Bearer`` for Microsoft Entra ID tokens; ``keys`` holds both kinds. A
+    429 always tells its wait, in ``retry-after-ms``, ``retry-after`` and its message (1 s
+    unless ``Fail.retry_after_s`` says); answers carry ``x-ratelimit-remaining-*``.
+    """
+
+    wire: ClassVar[EmbedWire] = wire_of(__name__)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from runtime.testing._budget import BudgetState
 from runtime.testing._completion import (
@@ -31,8 +31,18 @@ from runtime.testing._completion import (
     stop_list,
     texts_of,
 )
+from runtime.testing._provider import FakeProvider
 from runtime.testing._script import Fail, StreamError
-from runtime.testing._wire import Action, EmbedAsk, Reply, Route, StreamPlan, sse_frame
+from runtime.testing._wire import (
+    Action,
+    EmbedAsk,
+    EmbedWire,
+    Reply,
+    Route,
+    StreamPlan,
+    sse_frame,
+    wire_of,
+)
 
 NAME: str = "cohere"
 API_ROOT: str = ""
@@ -304,3 +314,14 @@ def _usage(completion: Completion) -> dict[str, Any]:
     if completion.cached_tokens:
         usage["cached_tokens"] = completion.cached_tokens
     return usage
+
+
+class FakeCohere(FakeProvider):
+    """A fake Cohere v2 API: ``POST /v2/chat``, ``/v2/embed``, ``GET /v1/models[/{model}]``.
+
+    The base URL has no version path (Cohere's paths carry theirs). Keys go in
+    ``Authorization: Bearer``; answers carry a trial key's ``x-trial-endpoint-call-*``
+    headers.
+    """
+
+    wire: ClassVar[EmbedWire] = wire_of(__name__)

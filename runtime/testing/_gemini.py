@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from runtime.testing._budget import BudgetState, proto_duration
 from runtime.testing._completion import (
@@ -31,8 +31,18 @@ from runtime.testing._completion import (
     stop_list,
     texts_of,
 )
+from runtime.testing._provider import FakeProvider
 from runtime.testing._script import Fail, StreamError
-from runtime.testing._wire import Action, EmbedAsk, Reply, Route, StreamPlan, sse_frame
+from runtime.testing._wire import (
+    Action,
+    EmbedAsk,
+    Reply,
+    Route,
+    StreamPlan,
+    Wire,
+    sse_frame,
+    wire_of,
+)
 
 NAME: str = "gemini"
 API_ROOT: str = "/v1beta"
@@ -403,3 +413,13 @@ def _part_texts(content: Any) -> list[str]:
     if not isinstance(content, Mapping):
         return []
     return list(texts_of(content.get("parts")))
+
+
+class FakeGemini(FakeProvider):
+    """A fake Gemini API: ``models/{model}:generateContent``, ``:streamGenerateContent``.
+
+    Keys go in ``x-goog-api-key`` or ``?key=``; there are no rate-limit headers, and a 429
+    tells its wait in a ``RetryInfo`` detail.
+    """
+
+    wire: ClassVar[Wire] = wire_of(__name__)

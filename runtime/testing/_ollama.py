@@ -21,9 +21,9 @@ import binascii
 import hashlib
 import json
 import string
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from runtime.testing._budget import BudgetState, whole_seconds
 from runtime.testing._completion import (
@@ -35,8 +35,17 @@ from runtime.testing._completion import (
     stop_list,
     texts_of,
 )
+from runtime.testing._provider import FakeProvider
 from runtime.testing._script import Fail, StreamError
-from runtime.testing._wire import Action, EmbedAsk, Reply, Route, StreamPlan
+from runtime.testing._wire import (
+    Action,
+    EmbedAsk,
+    EmbedWire,
+    Reply,
+    Route,
+    StreamPlan,
+    wire_of,
+)
 
 NAME: str = "ollama"
 API_ROOT: str = ""
@@ -310,3 +319,19 @@ def _line(value: Any) -> bytes:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class FakeOllama(FakeProvider):
+    """A fake Ollama server: ``POST /api/chat`` (NDJSON streams), ``/api/tags``, ``/api/embed``.
+
+    The base URL has no version path. ``keys=None`` (the default) takes requests without a
+    key, as a local Ollama does; given keys, it wants ``Authorization: Bearer`` as Ollama
+    behind a proxy does. Models are named with their tag (``llama3.2:latest``); a request
+    for ``llama3.2`` means ``llama3.2:latest``.
+    """
+
+    wire: ClassVar[EmbedWire] = wire_of(__name__)
+
+    def __init__(self, *, models: str | Iterable[str] | None = None, **options: Any) -> None:
+        super().__init__(models=models, **options)
+        self.models = tuple(tagged(model) for model in self.models)

@@ -18,7 +18,7 @@ import binascii
 import struct
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from runtime.testing._budget import BudgetState, go_duration, whole_seconds
 from runtime.testing._completion import (
@@ -32,8 +32,18 @@ from runtime.testing._completion import (
     stop_list,
     texts_of,
 )
+from runtime.testing._provider import FakeProvider
 from runtime.testing._script import Fail, StreamError
-from runtime.testing._wire import Action, EmbedAsk, Reply, Route, StreamPlan, sse_frame
+from runtime.testing._wire import (
+    Action,
+    EmbedAsk,
+    Reply,
+    Route,
+    StreamPlan,
+    Wire,
+    sse_frame,
+    wire_of,
+)
 
 NAME: str = "openai"
 API_ROOT: str = "/v1"
@@ -396,3 +406,12 @@ def _usage(completion: Completion) -> dict[str, Any]:
             "rejected_prediction_tokens": 0,
         },
     }
+
+
+class FakeOpenAI(FakeProvider):
+    """A fake OpenAI Chat Completions API: ``POST /v1/chat/completions``, ``GET /v1/models``.
+
+    Keys go in ``Authorization: Bearer``; answers carry ``x-ratelimit-*`` headers.
+    """
+
+    wire: ClassVar[Wire] = wire_of(__name__)

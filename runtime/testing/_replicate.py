@@ -34,12 +34,15 @@ Documented shapes:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
+
+from aiohttp import web
 
 from runtime.testing._budget import BudgetState
 from runtime.testing._completion import (
@@ -50,8 +53,17 @@ from runtime.testing._completion import (
     random_id,
     split_text,
 )
+from runtime.testing._provider import FakeProvider
 from runtime.testing._script import Fail, StreamError
-from runtime.testing._wire import Action, Reply, Route, StreamPlan, sse_frame
+from runtime.testing._wire import (
+    Action,
+    Reply,
+    Route,
+    StreamPlan,
+    Wire,
+    sse_frame,
+    wire_of,
+)
 
 NAME: str = "replicate"
 API_ROOT: str = "/v1"
@@ -385,3 +397,28 @@ def pinned(version: str, models: Iterable[str]) -> str:
     if "/" in version:
         return version
     return next((m for m in models if m.endswith(f":{version}")), version)
+
+
+class FakeReplicate(FakeProvider):
+    """A fake Replicate API: predictions, sync or streamed, ``GET /v1/models[/{owner}/{name}]``.
+
+    ``models`` are ``owner/name`` (run with ``POST /v1/models/{owner}/{name}/predictions``)
+    or ``owner/name:version`` (run with ``POST /v1/predictions`` and that ``version``, the
+    id alone or the full name); a pinned model also offers its ``owner/name``. Tokens go in
+    ``Authorization: Bearer``. A create call answers HTTP 201 with the prediction as sync
+    mode returns it; ``Answer(finish="processing")`` answers one still running when the
+    wait ran out, ``Fail(201, code="failed", message=...)`` one that failed. With
+    ``"stream": true`` it answers the prediction ``starting``, whose ``urls.stream`` and
+    then ``urls.get`` are served by the fake (a `StreamError` breaks the stream with an
+    ``error`` event; a `Stall` stalls it).
+    """
+
+    wire: ClassVar[Wire] = wire_of(__name__)
+
+    def __init__(self, *, models: str | Iterable[str] | None = None, **options: Any) -> None:
+        super().__init__(models=models, **options)
+        self.models = with_model_names(self.models)
+
+    def _read_ask(self, request: web.Request, model: str | None, *, stream: bool) -> ChatAsk:
+        ask = super()._read_ask(request, model, stream=stream)
+        return dataclasses.replace(ask, model=pinned(ask.model, self.models))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -176,3 +177,13 @@ class EmbedWire(Wire, Protocol):
         self, ask: EmbedAsk, vectors: tuple[tuple[float, ...], ...], input_tokens: int
     ) -> Any:
         """The embeddings answer body: one vector per text of ``ask``, in order."""
+
+
+def wire_of(module_name: str) -> Any:
+    """Return the module named ``module_name``: the wire format a fake class serves.
+
+    Each fake class lives in its API's module, whose functions are its wire format
+    (``wire: ClassVar[Wire] = wire_of(__name__)``); the class attribute's annotation says
+    which contract (`Wire`, `EmbedWire`, `DeferredWire`) the module keeps.
+    """
+    return sys.modules[module_name]

@@ -1,0 +1,96 @@
+"""The router's view of its provider actors: which actor serves each provider, and its health.
+
+Plain code, owned by the router actor. A `Routing` is one config snapshot with the actor
+slot serving each provider id in it; each task keeps the routing it started with, so a
+reload changes only later tasks. The table holds the current routing, the actor of each
+slot, the health each provider actor last reported, and the slots that a reload retired,
+which are stopped once no running task can use them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from runtime._config.schema import Config
+from runtime._messages import ProviderHealth
+from runtime._policy.routing import READY, Availability, Health
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """A config snapshot and the provider actor slot serving each provider id in it."""
+
+    config: Config
+    slots: Mapping[str, str]
+
+
+class ProviderTable:
+    """Slots to actors and health, for the current routing and the ones tasks still use."""
+
+    def __init__(self, routing: Routing, refs: Mapping[str, Any]) -> None:
+        self.routing = routing
+        self._refs: dict[str, Any] = dict(refs)
+        self._health: dict[str, Health] = {}
+        self._retired: set[str] = set()
+
+    def ref(self, slot: str) -> Any:
+        """Return the actor serving ``slot`` (``None``: none runs)."""
+        return self._refs.get(slot)
+
+    def health_of(self, routing: Routing, chain: Iterable[str]) -> dict[str, Health]:
+        """Return the health of each provider of ``chain``, as ``routing`` casts them."""
+        slots = routing.slots
+        return {pid: self._health.get(slots[pid], READY) for pid in chain}
+
+    def standing(self, now: float) -> dict[str, ProviderHealth]:
+        """Return how each provider of the current routing stands, by provider id."""
+        health = {}
+        for pid, slot in self.routing.slots.items():
+            state = self._health.get(slot, READY)
+            if not state.usable:
+                health[pid] = ProviderHealth(state.state.value, None, state.reason)
+            elif state.ready_at() > now:
+                left = round(state.ready_at() - now, 3)
+                health[pid] = ProviderHealth(state.state.value, left, state.reason)
+            else:
+                health[pid] = ProviderHealth("ready")
+        return health
+
+    def set_health(self, slot: str, health: Health) -> None:
+        """Take the health a provider actor reported."""
+        self._health[slot] = health
+
+    def replaced(self, slot: str, ref: Any) -> None:
+        """A restarted actor serves ``slot``: its health starts afresh."""
+        self._refs[slot] = ref
+        self._health.pop(slot, None)
+
+    def failed(self, slot: str, reason: str) -> None:
+        """The actor of ``slot`` will not return: its provider is failed until a reload."""
+        self._health[slot] = Health(Availability.FAILED, 0.0, reason)
+        self._refs.pop(slot, None)
+
+    def apply(self, routing: Routing, refs: Mapping[str, Any]) -> None:
+        """Make ``routing`` current; the slots it no longer uses retire once idle."""
+        old = set(self.routing.slots.values())
+        self.routing = routing
+        self._refs.update(refs)
+        self._retired |= old - set(routing.slots.values())
+
+    @property
+    def retiring(self) -> bool:
+        """Whether some slots wait to be retired."""
+        return bool(self._retired)
+
+    def retire_idle(self, in_use: Iterable[str]) -> tuple[str, ...]:
+        """Forget the retired slots not in ``in_use`` (nor current); return them, sorted."""
+        live = set(self.routing.slots.values())
+        live.update(in_use)
+        idle = self._retired - live
+        self._retired -= idle
+        for slot in idle:
+            self._refs.pop(slot, None)
+            self._health.pop(slot, None)
+        return tuple(sorted(idle))
