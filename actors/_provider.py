@@ -214,7 +214,10 @@ class ProviderActor(SupervisedActor):
             call.sink is not None or not self._protocol.stream_on_demand
         )
         http_call = self._protocol.chat_request(self._endpoint, request, stream)
-        return run_attempt(self._client, self._protocol, http_call, limits, call.sink)
+        on_text = (
+            None if call.sink is None else functools.partial(call.sink.delta, self.provider_id)
+        )
+        return run_attempt(self._client, self._protocol, http_call, limits, on_text)
 
     def _reject_started(
         self, call: StartAttempt, tokens: int, error: ProviderError, now: float

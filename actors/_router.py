@@ -12,7 +12,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
-import functools
 import itertools
 import random
 import time
@@ -177,7 +176,7 @@ class RouterActor(SupervisedActor):
             )
         model = task.config.providers[provider].model
         _tell_progress(task, Progress(task.task_id, state, provider, model, len(task.attempts) + 1))
-        stream = task.spec.stream
+        stream = task.spec.sink
         if stream is not None and task.restart_reason:
             stream.restart(provider, task.restart_reason)
             task.restart_reason = ""
@@ -195,7 +194,7 @@ class RouterActor(SupervisedActor):
             request_s=timeouts.request_s,
             reply_to=self.actor_ref,
             idle_s=timeouts.stream_idle_s,
-            sink=functools.partial(stream.delta, provider) if stream is not None else None,
+            sink=stream,
         )
         if not self._send(self._providers.ref(slot), call):
             error = ProviderError(ErrorKind.INTERNAL, "the provider actor is not running")
@@ -230,7 +229,7 @@ class RouterActor(SupervisedActor):
             self._succeed(task, done.provider, done.result, now)
             return
         assert done.error is not None  # noqa: S101 - an attempt ends with one or the other
-        if done.error.partial_text and task.spec.stream is not None:
+        if done.error.partial_text and task.spec.sink is not None:
             if task.spec.on_broken != "restart":
                 self._fail(task, task.broken(done.error), now)
                 return

@@ -30,11 +30,13 @@ from runtime._config.schema import Config
 from runtime._errors import (
     BoardClosedError,
     CallboardError,
+    ChartUnavailableError,
     ConfigError,
     ConfigProblem,
     DeadlineExceededError,
     ErrorKind,
     MissingExtraError,
+    PrometheusUnavailableError,
     ProviderError,
     StartupError,
     StoreError,
@@ -42,10 +44,12 @@ from runtime._errors import (
     TaskCancelledError,
     TaskFailedError,
     UnknownRoleError,
+    UsageError,
 )
 from runtime._messages import ProviderHealth
 from runtime._metrics.report import Flag, GroupStats, Report, Trend
 from runtime._metrics.stats import Stats
+from runtime._version import __version__ as __version__  # noqa: PLC0414 - re-exported
 
 if typing.TYPE_CHECKING:
     from runtime._board.board import Callboard
@@ -55,6 +59,7 @@ __all__ = [
     "BoardClosedError",
     "Callboard",
     "CallboardError",
+    "ChartUnavailableError",
     "Config",
     "ConfigError",
     "ConfigProblem",
@@ -67,6 +72,7 @@ __all__ = [
     "Message",
     "MissingExtraError",
     "Progress",
+    "PrometheusUnavailableError",
     "ProviderError",
     "ProviderHealth",
     "Reply",
@@ -85,6 +91,7 @@ __all__ = [
     "Trend",
     "UnknownRoleError",
     "Usage",
+    "UsageError",
     "load_config",
     "parse_config",
 ]

@@ -55,7 +55,7 @@ class TaskSpec:
     """Monotonic time of the call."""
     on_progress: Callable[[Progress], object] | None = None
     """Called on the router's thread at each step; must return at once and never raise."""
-    stream: StreamSink | None = None
+    sink: StreamSink | None = None
     """Where streamed text goes, for `Callboard.stream`."""
     on_broken: str = "raise"
     """When a stream breaks after its first text: ``"raise"`` or ``"restart"`` elsewhere."""
@@ -111,8 +111,8 @@ class StartAttempt:
     request_s: float
     reply_to: ActorRef[Any]
     idle_s: float | None = None
-    sink: Callable[[str], object] | None = None
-    """Takes the attempt's streamed text on the I/O thread."""
+    sink: StreamSink | None = None
+    """Takes the attempt's streamed text (`StreamSink.delta`, on the I/O thread)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,14 @@ pytestmark = pytest.mark.timeout(10)
 ROOT = Path(__file__).resolve().parent.parent
 
 LAYERS = (
-    ("runtime._chat", "runtime._errors", "runtime._rows", "runtime._audit", "runtime._messages"),
+    (
+        "runtime._version",
+        "runtime._chat",
+        "runtime._errors",
+        "runtime._rows",
+        "runtime._audit",
+        "runtime._messages",
+    ),
     ("runtime.protocols",),
     ("runtime._config",),
     ("runtime._policy",),

@@ -25,7 +25,7 @@ import pykka
 from actors import Supervisor
 from runtime._audit import AuditLog, Redactor
 from runtime._board.admin import CONTROL_TIMEOUT_S, BoardAdmin
-from runtime._board.streams import LoopSink, QueueSink, aread_stream, read_stream
+from runtime._board.streams import AsyncStreamSink, ThreadStreamSink, aread_stream, read_stream
 from runtime._chat import EmbedReply, Message, Progress, Reply, StreamEvent, Tuning
 from runtime._config.load import load_config
 from runtime._config.schema import Config
@@ -222,11 +222,11 @@ class Callboard(BoardAdmin):
         next provider and yields a `StreamRestart` first: the text so far is void.
         Breaking out of the loop cancels the task.
         """
-        sink = QueueSink()
+        sink = ThreadStreamSink()
         tuning = _tuning(temperature, max_tokens, top_p, stop)
         spec, reply = self._submit(
             role, prompt, messages, system, tuning, deadline_s, workflow_id, on_progress,
-            stream=sink, on_broken=on_broken,
+            sink=sink, on_broken=on_broken,
         )  # fmt: skip
         reply.add_done_callback(sink.close)
         return read_stream(
@@ -257,11 +257,11 @@ class Callboard(BoardAdmin):
 
         Call it from a running event loop; the text arrives on that loop.
         """
-        sink = LoopSink(asyncio.get_running_loop())
+        sink = AsyncStreamSink(asyncio.get_running_loop())
         tuning = _tuning(temperature, max_tokens, top_p, stop)
         spec, reply = self._submit(
             role, prompt, messages, system, tuning, deadline_s, workflow_id, on_progress,
-            stream=sink, on_broken=on_broken,
+            sink=sink, on_broken=on_broken,
         )  # fmt: skip
         reply.add_done_callback(sink.close)
         return aread_stream(
@@ -345,7 +345,7 @@ class Callboard(BoardAdmin):
         workflow_id: str | None,
         on_progress: Callable[[Progress], object] | None = None,
         *,
-        stream: StreamSink | None = None,
+        sink: StreamSink | None = None,
         on_broken: str = "raise",
         embed: EmbedSpec | None = None,
     ) -> tuple[TaskSpec, concurrent.futures.Future[Any]]:
@@ -370,7 +370,7 @@ class Callboard(BoardAdmin):
             workflow_id=workflow_id,
             submitted_at=time.monotonic(),
             on_progress=on_progress,
-            stream=stream,
+            sink=sink,
             on_broken=on_broken,
             embed=embed,
         )

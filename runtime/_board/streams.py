@@ -20,8 +20,8 @@ from runtime._chat import Reply, StreamDelta, StreamEnd, StreamEvent, StreamRest
 _END = object()
 
 
-class QueueSink:
-    """A sink for a thread that reads the stream: a thread-safe queue."""
+class ThreadStreamSink:
+    """A `StreamSink` for a thread that reads the stream: a thread-safe queue."""
 
     def __init__(self) -> None:
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -39,8 +39,8 @@ class QueueSink:
         self.queue.put(_END)
 
 
-class LoopSink:
-    """A sink for an asyncio task that reads the stream: an `asyncio.Queue` on its loop."""
+class AsyncStreamSink:
+    """A `StreamSink` for an asyncio task that reads the stream: an `asyncio.Queue` on its loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -60,7 +60,7 @@ class LoopSink:
 
 
 def read_stream(
-    sink: QueueSink,
+    sink: ThreadStreamSink,
     reply: concurrent.futures.Future[Reply],
     wait_s: float,
     on_abandon: Callable[[], object],
@@ -89,7 +89,7 @@ def read_stream(
 
 
 async def aread_stream(
-    sink: LoopSink,
+    sink: AsyncStreamSink,
     reply: concurrent.futures.Future[Reply],
     wait_s: float,
     on_abandon: Callable[[], object],

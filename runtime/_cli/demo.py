@@ -10,12 +10,21 @@ breaker show in the progress display. It ends with the metrics report of the run
 
 from __future__ import annotations
 
+import argparse
 import random
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime._board.board import Callboard
+from runtime._cli.run import display_for, run_stages, status_of
+from runtime._config.load import load_config
+from runtime._config.schema import Config
+from runtime._metrics.report_text import render_report
+from runtime._workflows.display import WorkflowDisplay
+from runtime._workflows.run import TaskView, WorkflowResult, new_workflow_id
 from runtime.testing import Answer, Behaviour, Fail, FakeAnthropic, FakeGemini, FakeOpenAI
 from runtime.testing._provider import FakeProvider
 
@@ -212,3 +221,85 @@ def _review(prompt: str) -> str:
         "- Make the limit configurable per deployment.\n"
         "- Log rejected uploads at INFO with the key's hash, never the key."
     )
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """Run the default workflow on simulated providers, with an outage part-way."""
+    providers = start_simulated()
+    try:
+        config_path = write_config(args.dir, providers)
+        config = load_config(config_path)
+        stages = config.workflow_stages("default")
+        assert stages is not None  # noqa: S101 - the default workflow is built in
+        with Callboard(config) as board:
+            display = display_for(board, args.plain, label="SIMULATED")
+            _introduce(display, providers, config_path)
+            scenario = _Scenario(display, providers)
+            workflow_id = new_workflow_id()
+            result = run_stages(
+                board, GOAL, stages, args.dir / "answers" / workflow_id, scenario, workflow_id
+            )
+            display.say(render_report(board.metrics(since="1h", workflow=workflow_id)))
+        _conclude(display, config)
+    finally:
+        providers.stop()
+    return status_of(result)
+
+
+class _Scenario:
+    """The demo's listener: the display, plus trouble once the plan is known."""
+
+    def __init__(self, display: WorkflowDisplay, providers: SimulatedProviders) -> None:
+        self._display = display
+        self._providers = providers
+        self._troubled = False
+
+    def started(self, workflow_id: str, goal: str, views: Sequence[TaskView]) -> None:
+        self._display.started(workflow_id, goal, views)
+
+    def changed(self, view: TaskView) -> None:
+        self._display.changed(view)
+
+    def answered(self, view: TaskView) -> None:
+        self._display.answered(view)
+        if view.stage == "plan" and not self._troubled:
+            self._troubled = True
+            self._providers.trouble()
+            self._display.say(
+                "!! the simulated Anthropic provider (claude) goes down, and the simulated "
+                "Gemini one starts answering 429 with Retry-After"
+            )
+
+    def finished(self, result: WorkflowResult) -> None:
+        self._display.finished(result)
+
+
+def _introduce(display: WorkflowDisplay, providers: SimulatedProviders, config: Path) -> None:
+    lines = [
+        "callboard demo: every provider below is SIMULATED on this machine (no keys, no network)",
+        f"  claude  Anthropic Messages API    {providers.claude.base_url}",
+        f"  gpt     OpenAI chat completions   {providers.gpt.base_url}",
+        f"  gemini  Google Gemini API         {providers.gemini.base_url}",
+        f"config: {config} (roles: clarifier, planner, coder, reviewer)",
+        f"goal: {GOAL}",
+        time.strftime("started %H:%M:%S"),
+    ]
+    for line in lines:
+        display.say(line)
+
+
+def _conclude(display: WorkflowDisplay, config: Config) -> None:
+    lines = [
+        f"audit log: {config.audit_path()}",
+        (
+            f"metrics store: {config.metrics_path()}  (try: callboard metrics --config "
+            f"{config.source} --since 1h)"
+        ),
+        "to use real providers: export OPENAI_API_KEY, ANTHROPIC_API_KEY and GEMINI_API_KEY,",
+        (
+            'then run `callboard check` and `callboard run "your goal"` with the shipped '
+            "config.toml (its keys are ${VAR} references to those variables)"
+        ),
+    ]
+    for line in lines:
+        display.say(line)

@@ -12,55 +12,11 @@ from runtime._config.load import load_config
 from runtime._config.schema import Config
 from runtime._errors import StoreError, UsageError
 from runtime._metrics.audit_rebuild import rebuild
-from runtime._metrics.report import GROUPINGS
 from runtime._metrics.report_text import render_report
 from runtime._metrics.store import Filters, MetricsStore
 from runtime._metrics.timespec import window
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def add_metrics_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``metrics`` (with ``trend`` and ``rebuild``) to the command line."""
-    metrics = commands.add_parser(
-        "metrics",
-        help="report how each provider does in each role",
-        description="Report calls, success, failures, latency, tokens and cost per provider "
-        "and role, from the metrics store.",
-    )
-    _add_report_options(metrics, default_since="24h")
-    metrics.set_defaults(run=run_report)
-    sub = metrics.add_subparsers(metavar="{trend,rebuild}")
-    trend = sub.add_parser("trend", help="the same figures per hour or day, as a chart")
-    _add_report_options(trend, default_since="7d")
-    trend.add_argument("--every", choices=("hour", "day"), default="hour")
-    trend.add_argument("--chart", type=Path, metavar="PNG", help="also draw a PNG chart here")
-    trend.set_defaults(run=run_trend)
-    again = sub.add_parser("rebuild", help="rebuild the metrics store from audit logs")
-    again.add_argument("--from-audit", type=Path, nargs="+", required=True, metavar="FILE")
-    again.add_argument("--config", default="config.toml", metavar="PATH")
-    again.add_argument("--replace", action="store_true", help="move an existing store aside")
-    again.set_defaults(run=run_rebuild)
-
-
-def _add_report_options(parser: argparse.ArgumentParser, *, default_since: str) -> None:
-    parser.add_argument("--config", default="config.toml", metavar="PATH")
-    when = parser.add_argument_group("window (UTC)")
-    when.add_argument(
-        "--since", metavar="SPAN", help=f"e.g. 30m, 24h, 7d (default {default_since})"
-    )
-    when.add_argument(
-        "--from", dest="start", metavar="DATE", help="e.g. 2026-11-20 or 2026-11-20T14:00"
-    )
-    when.add_argument("--to", dest="end", metavar="DATE")
-    parser.add_argument("--role")
-    parser.add_argument("--provider")
-    parser.add_argument("--workflow", metavar="ID")
-    parser.add_argument("--by", choices=GROUPINGS, default="provider,role")
-    out = parser.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true")
-    out.add_argument("--csv", action="store_true")
-    parser.set_defaults(default_since=default_since)
 
 
 def run_report(args: argparse.Namespace) -> int:

@@ -19,7 +19,13 @@ from typing import Any
 import toml
 from pydantic import BaseModel, ValidationError
 
-from runtime._config.provider_types import KINDS
+from runtime._config.provider_types import (
+    COMMON_AUTHS,
+    KINDS,
+    TYPE_KEYS,
+    types_taking,
+    types_with_auth,
+)
 from runtime._config.schema import Config, PriceSettings, ProviderSettings, RoleSettings
 from runtime._config.workflows import StageSettings, check_workflow
 from runtime._errors import ConfigError, ConfigProblem
@@ -239,20 +245,14 @@ def _provider_problems(raw: dict[str, Any]) -> list[ConfigProblem]:
                 ConfigProblem(f"{where}.type", f'unknown type "{table["type"]}"; {tail}')
             )
             continue
-        if kind.base_url is None and kind.name != "bedrock" and not table.get("base_url"):
+        if kind.base_url is None and not table.get("base_url"):
+            example = f" (e.g. {kind.base_url_example})" if kind.base_url_example else ""
             problems.append(
-                ConfigProblem(
-                    f"{where}.base_url",
-                    f"required for type {kind.name} (e.g. https://<resource>.openai.azure.com)",
-                )
+                ConfigProblem(f"{where}.base_url", f"required for type {kind.name}{example}")
             )
         auth = table.get("auth", "default")
-        # Any other OpenAI-compatible server (type openai with a base_url) may take no key.
-        own_server = kind.name == "openai" and bool(table.get("base_url"))
-        keyed = (kind.needs_key and auth != "none" and not own_server) or (
-            kind.name == "bedrock" and auth in ("api-key", "bearer")
-        )
-        if keyed and not table.get("api_key"):
+        own_base_url = bool(table.get("base_url"))
+        if kind.needs_key_for(str(auth), own_base_url=own_base_url) and not table.get("api_key"):
             usual = f' (usually "${{{kind.key_env}}}")' if kind.key_env else ""
             problems.append(
                 ConfigProblem(f"{where}.api_key", f"required for type {kind.name}{usual}")
@@ -261,27 +261,26 @@ def _provider_problems(raw: dict[str, Any]) -> list[ConfigProblem]:
     return problems
 
 
-_ONLY_FOR = {
-    "deployment": "azure_openai",
-    "api_version": "azure_openai",
-    "region": "bedrock",
-}
-"""Provider keys that mean something for one type only."""
-_AUTH_ONLY_FOR = {"entra": "azure_openai", "sigv4": "bedrock"}
-
-
 def _type_only_problems(where: str, type_name: str, table: dict[str, Any]) -> list[ConfigProblem]:
+    kind = KINDS[type_name]
     problems = [
-        ConfigProblem(f"{where}.{key}", f"only type {only} takes {key}, not {type_name}")
-        for key, only in _ONLY_FOR.items()
-        if key in table and type_name != only
+        ConfigProblem(
+            f"{where}.{key}",
+            f"only type {' or '.join(types_taking(key))} takes {key}, not {type_name}",
+        )
+        for key in TYPE_KEYS
+        if key in table and key not in kind.keys
     ]
     auth = table.get("auth")
-    only = _AUTH_ONLY_FOR.get(auth) if isinstance(auth, str) else None
-    if only is not None and type_name != only:
-        problems.append(
-            ConfigProblem(f"{where}.auth", f'auth = "{auth}" is for type {only}, not {type_name}')
-        )
+    if isinstance(auth, str) and auth not in COMMON_AUTHS and auth not in kind.auths:
+        owners = types_with_auth(auth)
+        if owners:
+            problems.append(
+                ConfigProblem(
+                    f"{where}.auth",
+                    f'auth = "{auth}" is for type {" or ".join(owners)}, not {type_name}',
+                )
+            )
     return problems
 
 

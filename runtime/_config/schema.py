@@ -18,9 +18,6 @@ from runtime._config.provider_types import KINDS, ProviderKind
 from runtime._config.workflows import DEFAULT_WORKFLOW, StageSettings
 from runtime.protocols import Endpoint
 
-AZURE_API_VERSION = "2024-10-21"
-"""The Azure OpenAI data-plane API version used when a provider sets none."""
-
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -162,35 +159,36 @@ class ProviderSettings(_Tunable):
         kind = self.kind
         key = self.api_key.get_secret_value() if self.api_key is not None else None
         headers = tuple((k, v.get_secret_value()) for k, v in self.headers.items())
-        options = dict(kind.options)
-        if self.type == "azure_openai":
-            options["deployment"] = self.deployment or self.model
-            options["api_version"] = self.api_version or AZURE_API_VERSION
-        if self.region:
-            options["region"] = self.region
-        auth = self.auth if self.auth != "default" else kind.auth
+        options = kind.endpoint_options(self.type_keys(), self.model)
         return Endpoint(
             base_url=self.base_url_or_default().rstrip("/"),
             model=self.model,
             api_key=key,
             extra_headers=headers,
-            auth=auth,
+            auth=kind.resolved_auth(self.auth),
             options=tuple(sorted(options.items())),
             embedding_model=self.embedding_model,
         )
+
+    def type_keys(self) -> dict[str, str]:
+        """Return the type-only keys this provider sets (Azure's deployment, Bedrock's region)."""
+        values = {name: getattr(self, name) for name in self.kind.keys}
+        return {name: value for name, value in values.items() if value}
 
     def base_url_or_default(self) -> str:
         """Return the configured base URL, else the type's (Bedrock's from its region)."""
         if self.base_url:
             return self.base_url
-        if self.type == "bedrock":
-            return f"https://bedrock-runtime.{self.region or 'us-east-1'}.amazonaws.com"
-        return self.kind.base_url or ""
+        return self.kind.default_base_url(self.type_keys()) or ""
+
+    def signs(self) -> bool:
+        """Whether this provider's requests are signed (Bedrock with AWS credentials)."""
+        return self.kind.signs(self.auth)
 
     def key_hint(self) -> str:
         """Say where this provider's key comes from, for error advice."""
-        if self.type == "bedrock" and self.auth in ("default", "sigv4"):
-            return "the AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)"
+        if self.signs() and self.kind.credentials_hint:
+            return self.kind.credentials_hint
         if self.api_key_env:
             return f"the environment variable {self.api_key_env}"
         return "its api_key in the config"

@@ -5,7 +5,7 @@ within ``first_byte_s`` when the answer is streamed, a stream must not stall lon
 than ``idle_s`` between frames, and the whole answer must arrive within ``total_s``.
 Frames are read as the protocol says (server-sent events, JSON lines, or AWS
 event-stream messages) and fed to its parser; the text of each frame goes straight to
-the caller's `DeltaSink`, if it streams, without passing through any actor. Either way
+the caller's ``on_text`` callback, if it streams, without passing through any actor. Either way
 the attempt ends with a result or a `ProviderError` (carrying the text already
 delivered, when a stream breaks after its first chunk). A stream read by URL
 (`StreamByUrl`, Replicate) takes up to three requests within the same bounds: the
@@ -27,7 +27,7 @@ from runtime._transport.http import ProviderClient
 from runtime.protocols import Embeddings, HttpCall, StreamByUrl, StreamParser, WireProtocol
 from runtime.protocols._common import is_error
 
-DeltaSink = Callable[[str], object]
+TextCallback = Callable[[str], object]
 """Takes each piece of streamed text, on the I/O thread; must return at once."""
 
 
@@ -51,14 +51,14 @@ async def run_attempt(
     protocol: WireProtocol,
     call: HttpCall,
     limits: AttemptLimits,
-    sink: DeltaSink | None = None,
+    on_text: TextCallback | None = None,
 ) -> ChatResult:
-    """Send ``call`` and return the parsed answer, handing streamed text to ``sink``.
+    """Send ``call`` and return the parsed answer, handing streamed text to ``on_text``.
 
     Raises:
         ProviderError: for every way the attempt can fail, transport errors included.
     """
-    reader = _Reader(protocol, call, limits, sink)
+    reader = _Reader(protocol, call, limits, on_text)
     return await reader.run(client)
 
 
@@ -85,12 +85,16 @@ class _Reader:
     """Reads one chat answer, tracking the phase and the text already delivered."""
 
     def __init__(
-        self, protocol: WireProtocol, call: HttpCall, limits: AttemptLimits, sink: DeltaSink | None
+        self,
+        protocol: WireProtocol,
+        call: HttpCall,
+        limits: AttemptLimits,
+        on_text: TextCallback | None,
     ) -> None:
         self.protocol = protocol
         self.call = call
         self.limits = limits
-        self.sink = sink
+        self.on_text = on_text
         self.phase = "headers"
         self.delivered: list[str] = []
         self.first_text: float | None = None
@@ -177,8 +181,8 @@ class _Reader:
             if self.first_text is None:
                 self.first_text = loop.time()
             self.delivered.append(text)
-            if self.sink is not None:
-                self.sink(text)
+            if self.on_text is not None:
+                self.on_text(text)
 
     def _timeout(self) -> ProviderError:
         host = httpx.URL(self.call.url).host

@@ -17,7 +17,7 @@ SIGNING_EXTRA = "pip install 'callboard[bedrock]'"
 
 def needs_signing(settings: ProviderSettings) -> bool:
     """Whether this provider's requests are signed with SigV4 (else they carry a key)."""
-    return settings.kind.protocol == _bedrock.NAME and _bedrock.uses_sigv4(settings.endpoint())
+    return settings.signs()
 
 
 def request_signer(settings: ProviderSettings) -> Signer | None:
