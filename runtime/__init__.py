@@ -49,7 +49,7 @@ from runtime._errors import (
 from runtime._messages import ProviderHealth
 from runtime._metrics.report import Flag, GroupStats, Report, Trend
 from runtime._metrics.stats import Stats
-from runtime._version import __version__ as __version__  # noqa: PLC0414 - re-exported
+from runtime._version import __version__ as __version__
 
 if typing.TYPE_CHECKING:
     from runtime._board.board import Callboard
