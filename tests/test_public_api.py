@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import re
 import types
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +35,17 @@ def test_errors_share_one_root():
     errors = [getattr(runtime, n) for n in runtime.__all__ if n.endswith("Error")]
     assert len(errors) >= 9
     assert all(issubclass(e, runtime.CallboardError) for e in errors)
+
+
+def test_every_error_of_the_readme_tree_is_exported():
+    """Each error the README's error tree names can be imported from runtime."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    tree = readme.split("Every error is a `runtime.CallboardError`:", 1)[1].split("```")[1]
+    names = set(re.findall(r"\b([A-Z][A-Za-z]+Error)\b", tree))
+    assert len(names) >= 14
+    assert sorted(n for n in names if n not in runtime.__all__) == []
+
+
+def test_the_version_is_one_string():
+    """runtime.__version__ is the installed package's version."""
+    assert runtime.__version__ == importlib.metadata.version("callboard")
