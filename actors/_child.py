@@ -13,7 +13,7 @@ from typing import Any
 
 import pykka
 
-from runtime._messages import ChildDied
+from actors._messages import ChildDied
 
 Handler = Callable[[Any], object]
 """Handles one message; what it returns answers an ``ask``."""

@@ -23,12 +23,13 @@ from typing import Any
 import pykka
 
 from actors._child import SupervisedActor, tell_quietly
+from actors._messages import GetStats, SyncStore, TaskEvents, Wake
 from runtime._audit import AuditLog
 from runtime._config.schema import Config
 from runtime._errors import CallboardError, StoreError
-from runtime._messages import GetStats, SyncStore, TaskEvent, TaskEvents, Wake
 from runtime._metrics.stats import StatsBook
 from runtime._metrics.store import MetricsStore, store_error
+from runtime._rows import TaskEvent
 from runtime._transport.io_loop import IoLoop
 
 RETRY_S = 5.0

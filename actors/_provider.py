@@ -18,18 +18,11 @@ from typing import Any
 import pykka
 
 from actors._child import SupervisedActor, tell_quietly
+from actors._messages import AttemptDone, CancelAttempt, HealthChanged, IoDone, StartAttempt, Wake
 from runtime._audit import AuditLog
 from runtime._chat import ChatResult, EmbedRequest, EmbedResult
 from runtime._config.schema import BreakerSettings, ProviderSettings
 from runtime._errors import ErrorKind, ProviderError
-from runtime._messages import (
-    AttemptDone,
-    CancelAttempt,
-    HealthChanged,
-    IoDone,
-    StartAttempt,
-    Wake,
-)
 from runtime._policy.breaker import Breaker, BreakerState
 from runtime._policy.rate_limits import RateLimiter
 from runtime._policy.routing import Availability, Health

@@ -21,17 +21,7 @@ from typing import Any
 import pykka
 
 from actors._child import SupervisedActor, tell_quietly
-from runtime._audit import AuditLog
-from runtime._chat import ChatResult, EmbedReply, EmbedResult, Progress, ProgressState, Reply
-from runtime._errors import (
-    DeadlineExceededError,
-    ErrorKind,
-    ProviderError,
-    TaskCancelledError,
-    TaskFailedError,
-    UnknownRoleError,
-)
-from runtime._messages import (
+from actors._messages import (
     ApplyRouting,
     AttemptDone,
     CancelAttempt,
@@ -46,16 +36,25 @@ from runtime._messages import (
     StartAttempt,
     Submit,
     SyncStore,
-    TaskEvent,
     TaskEvents,
     Wake,
+)
+from runtime._audit import AuditLog
+from runtime._chat import ChatResult, EmbedReply, EmbedResult, Progress, ProgressState, Reply
+from runtime._errors import (
+    DeadlineExceededError,
+    ErrorKind,
+    ProviderError,
+    TaskCancelledError,
+    TaskFailedError,
+    UnknownRoleError,
 )
 from runtime._metrics.batch import EventBatch
 from runtime._metrics.stats import Stats
 from runtime._policy.provider_table import ProviderTable, Routing
 from runtime._policy.routing import Dispatch, GiveUp, Health, next_step
 from runtime._policy.task import TaskState, eligible_chain
-from runtime._rows import TaskRow, wall_time
+from runtime._rows import TaskEvent, TaskRow, wall_time
 from runtime._transport.io_loop import IoLoop
 
 

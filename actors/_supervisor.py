@@ -20,13 +20,7 @@ from typing import Any
 import pykka
 
 from actors._child import DispatchingActor, tell_quietly
-from actors._metrics import MetricsActor, MetricsActorSettings
-from actors._provider import ProviderActor
-from actors._router import RouterActor
-from runtime._audit import AuditLog
-from runtime._config.schema import Config
-from runtime._errors import BoardClosedError
-from runtime._messages import (
+from actors._messages import (
     ApplyRouting,
     AwaitChild,
     ChildDied,
@@ -38,6 +32,12 @@ from runtime._messages import (
     RestartChild,
     RetireSlots,
 )
+from actors._metrics import MetricsActor, MetricsActorSettings
+from actors._provider import ProviderActor
+from actors._router import RouterActor
+from runtime._audit import AuditLog
+from runtime._config.schema import Config
+from runtime._errors import BoardClosedError
 from runtime._policy.provider_table import Routing
 from runtime._transport.io_loop import IoLoop
 

@@ -21,10 +21,10 @@ from pathlib import Path
 import pykka
 
 from actors import MetricsActor
+from actors._messages import SyncStore, TaskEvents
 from actors._metrics import MetricsActorSettings
-from runtime._messages import SyncStore, TaskEvent, TaskEvents
 from runtime._metrics.store import Filters, MetricsStore
-from runtime._rows import AttemptRow, TaskRow
+from runtime._rows import AttemptRow, TaskEvent, TaskRow
 
 PROVIDERS = (("claude", "claude-sonnet-4-5"), ("gpt", "gpt-4o"), ("gemini", "gemini-2.5-flash"))
 ROLES = ("coder", "reviewer", "planner", "clarifier")

@@ -46,9 +46,9 @@ from runtime._errors import (
     UnknownRoleError,
     UsageError,
 )
-from runtime._messages import ProviderHealth
 from runtime._metrics.report import Flag, GroupStats, Report, Trend
 from runtime._metrics.stats import Stats
+from runtime._policy.provider_table import ProviderHealth
 from runtime._version import __version__ as __version__
 
 if typing.TYPE_CHECKING:

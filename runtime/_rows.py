@@ -116,3 +116,11 @@ def _flat(row: AttemptRow | TaskRow) -> dict[str, Any]:
 def _known(cls: type, line: dict[str, Any]) -> dict[str, Any]:
     names = {f.name for f in fields(cls)} - {"ts"}
     return {k: v for k, v in line.items() if k in names}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """Router → metrics: one task ended; its row and the rows of its attempts."""
+
+    task: TaskRow
+    attempts: tuple[AttemptRow, ...]

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from support import attempt_row, task_row
 
-from runtime._messages import TaskEvent
 from runtime._metrics.histogram import LatencyHistogram
 from runtime._metrics.stats import StatsBook
+from runtime._rows import TaskEvent
 
 pytestmark = pytest.mark.timeout(5)
 

@@ -7,9 +7,9 @@ import pytest
 from runtime import parse_config
 from runtime._audit import Redactor
 from runtime._chat import ChatResult, Message, Tuning, Usage
-from runtime._messages import TaskSpec
 from runtime._policy.provider_table import Routing
 from runtime._policy.task import TaskState
+from runtime._task_spec import TaskSpec
 
 pytestmark = pytest.mark.timeout(5)
 

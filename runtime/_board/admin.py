@@ -17,6 +17,7 @@ from typing import Any
 
 import pykka
 
+from actors._messages import GetHealth, GetStats, Reconfigure, SyncStore
 from runtime._audit import AuditLog, Redactor
 from runtime._config.load import load_config
 from runtime._config.schema import Config
@@ -28,11 +29,11 @@ from runtime._errors import (
     StartupError,
     StoreError,
 )
-from runtime._messages import GetHealth, GetStats, ProviderHealth, Reconfigure, SyncStore
 from runtime._metrics.report import Every, GroupBy, Report, Trend
 from runtime._metrics.stats import Stats
 from runtime._metrics.store import Filters, MetricsStore
 from runtime._metrics.timespec import span_s
+from runtime._policy.provider_table import ProviderHealth
 from runtime._transport.credentials import check_credentials, list_models
 from runtime._transport.io_loop import IoLoop
 from runtime._transport.signing import require_signing_extra

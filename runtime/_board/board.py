@@ -23,6 +23,7 @@ from typing import Any, Literal, Self
 import pykka
 
 from actors import Supervisor
+from actors._messages import AwaitChild, CancelTask, ListChildren, Submit
 from runtime._audit import AuditLog, Redactor
 from runtime._board.admin import CONTROL_TIMEOUT_S, BoardAdmin
 from runtime._board.streams import AsyncStreamSink, ThreadStreamSink, aread_stream, read_stream
@@ -33,15 +34,7 @@ from runtime._errors import (
     BoardClosedError,
     TaskFailedError,
 )
-from runtime._messages import (
-    AwaitChild,
-    CancelTask,
-    EmbedSpec,
-    ListChildren,
-    StreamSink,
-    Submit,
-    TaskSpec,
-)
+from runtime._task_spec import EmbedSpec, StreamSink, TaskSpec
 from runtime._transport.io_loop import IoLoop
 from runtime._transport.signing import require_signing_extra
 

@@ -8,7 +8,7 @@ whenever the router must pass everything on (a stats query, a store sync, a stop
 
 from __future__ import annotations
 
-from runtime._messages import TaskEvent
+from runtime._rows import TaskEvent
 
 MAX_EVENT_BATCH = 256
 """Tasks that ended are passed to the metrics actor in batches of at most this many..."""

@@ -10,9 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime._messages import TaskEvent
 from runtime._metrics.histogram import LatencyHistogram
-from runtime._rows import AttemptRow
+from runtime._rows import AttemptRow, TaskEvent
 
 
 @dataclass(slots=True)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime._config.schema import Config
-from runtime._messages import ProviderHealth
 from runtime._policy.routing import READY, Availability, Health
 
 
@@ -24,6 +23,18 @@ class Routing:
 
     config: Config
     slots: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderHealth:
+    """How a provider stands now, as `Callboard.health` reports it."""
+
+    state: str
+    """``ready``, ``cooling`` (after a 429), ``open`` (breaker), ``out`` (key rejected)
+    or ``failed`` (its actor kept crashing)."""
+    for_s: float | None = None
+    """Seconds until it may be tried again, when that is known."""
+    reason: str = ""
 
 
 class ProviderTable:

@@ -29,10 +29,10 @@ from runtime._errors import (
     StreamBrokenError,
     TaskFailedError,
 )
-from runtime._messages import TaskSpec
 from runtime._policy.provider_table import Routing
 from runtime._policy.routing import Health, ProviderProgress
 from runtime._rows import AttemptRow, TaskRow
+from runtime._task_spec import TaskSpec
 from runtime.protocols import PROTOCOLS
 
 

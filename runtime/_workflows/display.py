@@ -21,7 +21,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from runtime._messages import ProviderHealth
+from runtime._policy.provider_table import ProviderHealth
 from runtime._workflows.run import TaskView, WorkflowResult
 
 Health = Callable[[], dict[str, ProviderHealth]]

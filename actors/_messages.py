@@ -14,72 +14,28 @@ caller ──AwaitChild / Reconfigure / ListChildren──▶ Supervisor
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from runtime._chat import (
     ChatRequest,
     ChatResult,
     EmbedRequest,
     EmbedResult,
-    Message,
-    Progress,
-    Tuning,
 )
 from runtime._errors import ProviderError
-from runtime._rows import AttemptRow, TaskRow
+from runtime._rows import TaskEvent
+from runtime._task_spec import StreamSink, TaskSpec
 
 if TYPE_CHECKING:
     from pykka import ActorRef
 
     from runtime._config.schema import Config
     from runtime._metrics.stats import Stats
-    from runtime._policy.provider_table import Routing
+    from runtime._policy.provider_table import ProviderHealth, Routing
     from runtime._policy.routing import Health
-
-
-@dataclass(frozen=True, slots=True)
-class TaskSpec:
-    """What a caller asked for."""
-
-    task_id: str
-    role: str
-    messages: tuple[Message, ...]
-    system: str | None
-    tuning: Tuning
-    deadline_s: float | None
-    workflow_id: str | None
-    submitted_at: float
-    """Monotonic time of the call."""
-    on_progress: Callable[[Progress], object] | None = None
-    """Called on the router's thread at each step; must return at once and never raise."""
-    sink: StreamSink | None = None
-    """Where streamed text goes, for `Callboard.stream`."""
-    on_broken: str = "raise"
-    """When a stream breaks after its first text: ``"raise"`` or ``"restart"`` elsewhere."""
-    embed: EmbedSpec | None = None
-    """Set for an embeddings task (then ``messages`` is empty)."""
-
-
-@dataclass(frozen=True, slots=True)
-class EmbedSpec:
-    """What an embeddings task asks for."""
-
-    texts: tuple[str, ...]
-    dimensions: int | None = None
-    input_type: str | None = None
-
-
-class StreamSink(Protocol):
-    """Receives a streaming task's text as it arrives, and the news of a restart."""
-
-    def delta(self, provider: str, text: str) -> None:
-        """Take a piece of text from ``provider`` (called on the I/O thread)."""
-
-    def restart(self, provider: str, reason: str) -> None:
-        """Void the text so far: the task goes on with ``provider`` (router thread)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,14 +171,6 @@ class RestartChild:
 
 
 @dataclass(frozen=True, slots=True)
-class TaskEvent:
-    """Router → metrics: one task ended; its row and the rows of its attempts."""
-
-    task: TaskRow
-    attempts: tuple[AttemptRow, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class TaskEvents:
     """Router → metrics: the tasks that ended since the last batch."""
 
@@ -245,18 +193,6 @@ class GetHealth:
     """Caller → router: resolve ``reply`` with each provider's standing, by provider id."""
 
     reply: concurrent.futures.Future[dict[str, ProviderHealth]]
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderHealth:
-    """How a provider stands now, as `Callboard.health` reports it."""
-
-    state: str
-    """``ready``, ``cooling`` (after a 429), ``open`` (breaker), ``out`` (key rejected)
-    or ``failed`` (its actor kept crashing)."""
-    for_s: float | None = None
-    """Seconds until it may be tried again, when that is known."""
-    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

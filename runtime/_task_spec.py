@@ -1,0 +1,55 @@
+"""What a caller asked for: one task's spec, as the board hands it to the router.
+
+A `TaskSpec` is a frozen value: the role, the conversation, tuning, the deadline, and for
+a streaming task the `StreamSink` its text goes to; an `EmbedSpec` for an embeddings task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from runtime._chat import Message, Progress, Tuning
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """What a caller asked for."""
+
+    task_id: str
+    role: str
+    messages: tuple[Message, ...]
+    system: str | None
+    tuning: Tuning
+    deadline_s: float | None
+    workflow_id: str | None
+    submitted_at: float
+    """Monotonic time of the call."""
+    on_progress: Callable[[Progress], object] | None = None
+    """Called on the router's thread at each step; must return at once and never raise."""
+    sink: StreamSink | None = None
+    """Where streamed text goes, for `Callboard.stream`."""
+    on_broken: str = "raise"
+    """When a stream breaks after its first text: ``"raise"`` or ``"restart"`` elsewhere."""
+    embed: EmbedSpec | None = None
+    """Set for an embeddings task (then ``messages`` is empty)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedSpec:
+    """What an embeddings task asks for."""
+
+    texts: tuple[str, ...]
+    dimensions: int | None = None
+    input_type: str | None = None
+
+
+class StreamSink(Protocol):
+    """Receives a streaming task's text as it arrives, and the news of a restart."""
+
+    def delta(self, provider: str, text: str) -> None:
+        """Take a piece of text from ``provider`` (called on the I/O thread)."""
+
+    def restart(self, provider: str, reason: str) -> None:
+        """Void the text so far: the task goes on with ``provider`` (router thread)."""
