@@ -5,12 +5,18 @@ Every value here is immutable, so it can travel between actors as a message.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-MessageRole = Literal["system", "user", "assistant"]
+from runtime._tools import Tool, ToolCall, ToolCallDelta, ToolResult
+
+if TYPE_CHECKING:
+    from runtime._structured import Schema
+
+MessageRole = Literal["system", "user", "assistant", "tool"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +74,19 @@ Part = TextPart | ImagePart
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One turn of a conversation: text, or parts (text, images, cache marks)."""
+    """One turn of a conversation: text, or parts (text, images, cache marks).
+
+    An ``assistant`` turn may hold the ``tool_calls`` the model made; a ``tool`` turn is
+    the result of one of them (``tool_call_id``, and ``tool_name``, which callboard fills
+    in from the call), ``is_error`` when the tool failed.
+    """
 
     role: MessageRole
     content: str | tuple[Part, ...]
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+    is_error: bool = False
 
     @property
     def parts(self) -> tuple[Part, ...]:
@@ -96,27 +111,91 @@ class Message:
         return any(isinstance(p, ImagePart) and p.remote for p in self.parts)
 
     @classmethod
-    def coerce(cls, value: Message | Mapping[str, Any]) -> Message:
-        """Accept a `Message` or a ``{"role": ..., "content": ...}`` mapping.
+    def coerce(cls, value: Message | ToolResult | Mapping[str, Any]) -> Message:
+        """Accept a `Message`, a `ToolResult`, or a ``{"role": ..., "content": ...}`` mapping.
 
         Content is a string, or a list of parts: `TextPart` / `ImagePart` values or
         mappings ``{"type": "text", "text": ..., "cache": true}``,
         ``{"type": "image", "url": ...}`` or ``{"type": "image", "data": ...,
-        "media_type": "image/png"}``.
+        "media_type": "image/png"}``. OpenAI's shapes are taken too: an assistant turn's
+        ``tool_calls`` (``{"id", "function": {"name", "arguments"}}`` or `ToolCall`
+        values), and ``{"role": "tool", "tool_call_id": ..., "content": ...}``.
         """
         if isinstance(value, Message):
             return value
+        if isinstance(value, ToolResult):
+            return cls("tool", _content(value.content), tool_call_id=value.call_id,
+                       is_error=value.is_error)  # fmt: skip
         role = value.get("role")
-        content = value.get("content")
-        if role not in ("system", "user", "assistant"):
-            msg = f"message role must be 'system', 'user' or 'assistant', not {role!r}"
+        if role not in ("system", "user", "assistant", "tool"):
+            msg = f"message role must be 'system', 'user', 'assistant' or 'tool', not {role!r}"
             raise ValueError(msg)
-        if isinstance(content, str):
-            return cls(role=role, content=content)
-        if isinstance(content, (list, tuple)):
-            return cls(role=role, content=tuple(_part(p) for p in content))
-        msg = f"message content must be a string or a list of parts, not {type(content).__name__}"
+        content = value.get("content")
+        if role == "tool":
+            call_id = value.get("tool_call_id")
+            if not isinstance(call_id, str) or not call_id:
+                msg = "a tool message needs the tool_call_id of the call it answers"
+                raise ValueError(msg)
+            return cls("tool", _content(content), tool_call_id=call_id,
+                       is_error=bool(value.get("is_error", False)))  # fmt: skip
+        calls = tuple(_tool_call(c) for c in value.get("tool_calls") or ())
+        if calls and role != "assistant":
+            msg = "only an assistant message may hold tool_calls"
+            raise ValueError(msg)
+        if content is None and calls:
+            content = ""
+        return cls(role=role, content=_content(content), tool_calls=calls)
+
+
+def _content(content: object) -> str | tuple[Part, ...]:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, (list, tuple)):
+        return tuple(_part(p) for p in content)
+    msg = f"message content must be a string or a list of parts, not {type(content).__name__}"
+    raise TypeError(msg)
+
+
+def _tool_call(value: object) -> ToolCall:
+    if isinstance(value, ToolCall):
+        return value
+    if not isinstance(value, Mapping):
+        msg = f"a tool call must be a ToolCall or a mapping, not {type(value).__name__}"
         raise TypeError(msg)
+    function = value.get("function", value)
+    if not isinstance(function, Mapping):
+        function = {}
+    call_id, name = value.get("id"), function.get("name")
+    if not isinstance(call_id, str) or not isinstance(name, str):
+        msg = f"a tool call needs an id and a function name: {dict(value)!r}"
+        raise ValueError(msg)  # noqa: TRY004 - a bad value, reported as such
+    arguments = function.get("arguments", {})
+    return ToolCall.of(call_id, name, arguments if isinstance(arguments, str) else dict(arguments))
+
+
+def with_tool_names(messages: Iterable[Message]) -> tuple[Message, ...]:
+    """Fill each tool turn's ``tool_name`` from the call it answers, earlier on.
+
+    Raises:
+        ValueError: a tool turn answers no call made earlier in the conversation.
+    """
+    names: dict[str, str] = {}
+    turns = []
+    for message in messages:
+        for call in message.tool_calls:
+            names[call.id] = call.name
+        if message.role == "tool":
+            name = names.get(message.tool_call_id or "")
+            if name is None:
+                msg = (
+                    f"the tool result for call {message.tool_call_id!r} answers no tool call "
+                    "made earlier in the conversation"
+                )
+                raise ValueError(msg)
+            turns.append(dataclasses.replace(message, tool_name=name))
+        else:
+            turns.append(message)
+    return tuple(turns)
 
 
 def _part(value: object) -> Part:
@@ -156,12 +235,19 @@ class Tuning:
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
-    """What one attempt asks of one provider: the conversation, the model and the tuning."""
+    """What one attempt asks of one provider: the conversation, the model and the tuning.
+
+    ``tools`` the model may call, ``tool_choice`` (``auto``, ``none``, ``required`` or a
+    tool's name), and ``output``, the `Schema` the answer must match.
+    """
 
     messages: tuple[Message, ...]
     model: str
     system: str | None = None
     tuning: Tuning = field(default_factory=Tuning)
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str | None = None
+    output: Schema | None = None
 
     @staticmethod
     def split_system(
@@ -196,6 +282,7 @@ class ChatRequest:
             for p in m.content
         )
         chars += 4 * 1500 * images
+        chars += sum(len(t.name) + len(t.description) + len(str(t.parameters)) for t in self.tools)
         return chars // 4 + 1 + (self.tuning.max_tokens or 1024)
 
 
@@ -289,6 +376,8 @@ class ChatResult:
     usage_known: bool = True
     """``False`` when the provider's token counts could not be had (``usage`` is zero):
     the call's cost is then unknown, never zero."""
+    tool_calls: tuple[ToolCall, ...] = ()
+    """The tools the model called, in order (its ``text`` may be empty then)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,11 +442,26 @@ class Reply:
     """What the task's attempts cost, at the config's prices (``None``: no price known)."""
     ttft_ms: float | None = None
     """Milliseconds from the task's start to the first text of the answering attempt."""
+    tool_calls: tuple[ToolCall, ...] = ()
+    """The tools the model asked to call: answer each with a `ToolResult` in the next turn."""
+    parsed: Any = None
+    """With ``output=Schema(...)``: the answer validated (a model instance, or JSON)."""
+
+    def as_message(self) -> Message:
+        """Return this answer as the assistant turn to put back in the conversation."""
+        return Message("assistant", self.text, tool_calls=self.tool_calls)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the reply as the JSON object ``callboard ask --json`` prints."""
+        parsed = (
+            self.parsed.model_dump(mode="json")
+            if hasattr(self.parsed, "model_dump")
+            else self.parsed
+        )
         return {
             "text": self.text,
+            "tool_calls": [call.to_dict() for call in self.tool_calls],
+            "parsed": parsed,
             "role": self.role,
             "provider": self.provider,
             "model": self.model,
@@ -419,6 +523,18 @@ class StreamDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamToolDelta:
+    """A piece of a streamed tool call from ``provider``: its name first, then arguments.
+
+    The whole calls are in the `StreamEnd`'s reply (``reply.tool_calls``); pieces are for
+    showing progress.
+    """
+
+    delta: ToolCallDelta
+    provider: str
+
+
+@dataclass(frozen=True, slots=True)
 class StreamRestart:
     """The text streamed so far is void: the task starts again with ``provider``.
 
@@ -436,4 +552,4 @@ class StreamEnd:
     reply: Reply
 
 
-StreamEvent = StreamDelta | StreamRestart | StreamEnd
+StreamEvent = StreamDelta | StreamToolDelta | StreamRestart | StreamEnd

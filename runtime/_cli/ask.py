@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from runtime._board.board import Callboard
-from runtime._chat import Reply, StreamDelta, StreamRestart
+from runtime._chat import Reply, StreamDelta, StreamEnd, StreamRestart
 from runtime._config.load import load_config
 from runtime._config.schema import Config
 from runtime._errors import BoardClosedError, ProviderError, TaskFailedError, UnknownRoleError
@@ -77,7 +77,7 @@ def _print_stream(board: Callboard, role: str, prompt: str, options: dict[str, A
             sys.stdout.flush()
         elif isinstance(event, StreamRestart):
             print(f"\n[{event.reason}; starting again with {event.provider}]", file=sys.stderr)
-        else:
+        elif isinstance(event, StreamEnd):
             print()
             return event.reply
     raise BoardClosedError("the stream ended without its reply")

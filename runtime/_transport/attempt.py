@@ -175,14 +175,15 @@ class _Reader:
         if self.limits.idle_s is not None:
             self.scope.reschedule(min(self.end, loop.time() + self.limits.idle_s))
         self.phase = "stream"
-        for text in parser.feed(event, data):
-            if not text:
+        for piece in parser.feed(event, data):
+            if not piece:
                 continue
             if self.first_text is None:
                 self.first_text = loop.time()
-            self.delivered.append(text)
-            if self.on_text is not None:
-                self.on_text(text)
+            if isinstance(piece, str):
+                self.delivered.append(piece)
+                if self.on_text is not None:
+                    self.on_text(piece)
 
     def _timeout(self) -> ProviderError:
         host = httpx.URL(self.call.url).host

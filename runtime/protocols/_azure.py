@@ -41,6 +41,7 @@ from urllib.parse import quote
 
 from runtime._chat import ChatRequest, ChatResult, EmbedRequest, EmbedResult, RateLimitInfo
 from runtime._errors import ErrorKind, ProviderError
+from runtime._tools import ToolCallDelta
 from runtime.protocols import _openai as openai
 from runtime.protocols._base import Embeddings, HttpCall, ListModels, WireProtocol
 from runtime.protocols._common import (
@@ -232,7 +233,7 @@ class _Stream:
         self._inner = openai.stream_parser(headers)
         self._flagged: list[str] = []
 
-    def feed(self, event: str, data: str) -> list[str]:
+    def feed(self, event: str, data: str) -> list[str | ToolCallDelta]:
         if '"error"' in data or _FILTERED in data:
             self._inspect(data)
         return self._inner.feed(event, data)

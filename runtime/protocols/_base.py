@@ -8,12 +8,13 @@ with one of the kinds of `ErrorKind`, so nothing above this layer knows any wire
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runtime._chat import ChatRequest, ChatResult, EmbedRequest, EmbedResult, RateLimitInfo
 from runtime._errors import ProviderError
+from runtime._tools import ToolCallDelta
 from runtime.protocols._framing import Framing
 
 Headers = Mapping[str, str]
@@ -63,10 +64,13 @@ class HttpCall:
 
 
 class StreamParser(Protocol):
-    """Turns one streamed answer, event by event, into text deltas and a final result."""
+    """Turns one streamed answer, event by event, into deltas and a final result."""
 
-    def feed(self, event: str, data: str) -> list[str]:
-        """Take one server-sent event; return the text it adds (often none).
+    def feed(self, event: str, data: str) -> Sequence[str | ToolCallDelta]:
+        """Take one frame; return the content it adds (often none), in order.
+
+        Content is text (a ``str``) or a piece of a tool call (`ToolCallDelta`): its name
+        first, then fragments of its JSON arguments.
 
         Raises:
             ProviderError: the event reports an error (for example Anthropic's
@@ -118,6 +122,8 @@ class WireProtocol:
     """Build an embeddings request and parse its answer; ``None``: no embeddings."""
     images: bool = True
     """Whether messages may hold images."""
+    tools: bool = False
+    """Whether the API takes tool definitions and answers with tool calls."""
     image_urls: bool = True
     """Whether an image may be a URL for the provider to fetch (else only inline data)."""
     cache_points: bool = False

@@ -28,6 +28,7 @@ from runtime._chat import (
     Usage,
 )
 from runtime._errors import ErrorKind, ProviderError
+from runtime._tools import TOOL_MODES, Tool, ToolCall, ToolCallBuilder, ToolCallDelta
 from runtime.protocols._base import Embeddings, HttpCall, ListModels, WireProtocol
 from runtime.protocols._common import (
     as_count,
@@ -74,14 +75,62 @@ def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> Http
     """Build ``POST /chat/completions``; the system prompt leads the messages."""
     turns, system = ChatRequest.split_system(request.messages, request.system)
     messages: list[dict[str, object]] = [{"role": "system", "content": system}] if system else []
-    messages += [{"role": m.role, "content": _content(m)} for m in turns]
+    messages += [_turn(m) for m in turns]
     body: dict[str, object] = {"model": request.model, "messages": messages}
     body.update(_tuning(request.tuning))
+    body.update(tool_fields(request))
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
     url = f"{endpoint.base_url}/chat/completions"
     return HttpCall("POST", url, _headers(endpoint, body=True), body, stream=stream)
+
+
+def _turn(message: Message) -> dict[str, object]:
+    """One turn: a tool's result answers its call by id; an assistant turn carries its calls."""
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text}
+    turn: dict[str, object] = {"role": message.role, "content": _content(message)}
+    if message.tool_calls:
+        turn["content"] = turn["content"] or None
+        turn["tool_calls"] = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.raw_arguments},
+            }
+            for c in message.tool_calls
+        ]
+    return turn
+
+
+def tool_fields(request: ChatRequest) -> dict[str, object]:
+    """The ``tools``, ``tool_choice`` and ``response_format`` of a request (shared by Azure)."""
+    fields: dict[str, object] = {}
+    if request.tools:
+        fields["tools"] = [_tool(tool) for tool in request.tools]
+    if request.tool_choice in TOOL_MODES:
+        fields["tool_choice"] = request.tool_choice
+    elif request.tool_choice is not None:
+        fields["tool_choice"] = {"type": "function", "function": {"name": request.tool_choice}}
+    if request.output is not None:
+        fields["response_format"] = {
+            "type": "json_schema",
+            "json_schema": without_none(
+                {"name": request.output.name, "schema": request.output.schema(),
+                 "strict": request.output.strict or None}
+            ),
+        }  # fmt: skip
+    return fields
+
+
+def _tool(tool: Tool) -> dict[str, object]:
+    function: dict[str, object] = {"name": tool.name, "parameters": dict(tool.parameters)}
+    if tool.description:
+        function["description"] = tool.description
+    if tool.strict:
+        function["strict"] = True
+    return {"type": "function", "function": function}
 
 
 def _content(message: Message) -> str | list[dict[str, object]]:
@@ -136,11 +185,44 @@ def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:
         usage=_usage(data.get("usage")),
         finish=choices[0].get("finish_reason"),
         headers=headers,
+        calls=_tool_calls(message.get("tool_calls")),
     )
 
 
+def _tool_calls(value: object) -> tuple[ToolCall, ...]:
+    """Read a message's ``tool_calls`` (``[{"id", "function": {"name", "arguments"}}]``)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise malformed("'tool_calls' is not a list")
+    calls = []
+    for index, item in enumerate(value):
+        function = as_dict(as_dict(item).get("function"))
+        name = as_str(function.get("name"))
+        if not name:
+            raise malformed(f"tool call {index} has no function name")
+        call_id = as_str(as_dict(item).get("id")) or f"call_{index}"
+        arguments = function.get("arguments")
+        calls.append(_call(call_id, name, arguments if isinstance(arguments, str) else ""))
+    return tuple(calls)
+
+
+def _call(call_id: str, name: str, arguments: str) -> ToolCall:
+    try:
+        return ToolCall.of(call_id, name, arguments)
+    except ValueError as exc:
+        raise malformed(f"tool call {name!r}: {exc}") from None
+
+
 def _result(
-    *, text: str, refusal: str, model: str, usage: Usage, finish: object, headers: Headers
+    *,
+    text: str,
+    refusal: str,
+    model: str,
+    usage: Usage,
+    finish: object,
+    headers: Headers,
+    calls: tuple[ToolCall, ...] = (),
 ) -> ChatResult:
     reason = _finish_reason(finish)
     if not text and reason == "content_filter":
@@ -150,11 +232,11 @@ def _result(
             status=200,
             code="content_filter",
         )
-    if not text and refusal:
+    if not text and not calls and refusal:
         raise ProviderError(
             ErrorKind.CONTENT_FILTER, f"the model refused: {snippet(refusal.encode())}", status=200
         )
-    return ChatResult(text, model, usage, reason, rate_limits(headers))
+    return ChatResult(text, model, usage, reason, rate_limits(headers), tool_calls=calls)
 
 
 def _finish_reason(value: object) -> str | None:
@@ -228,8 +310,9 @@ class _Stream:
         self._usage = Usage()
         self._finish: str | None = None
         self._done = False
+        self._calls = ToolCallBuilder()
 
-    def feed(self, event: str, data: str) -> list[str]:
+    def feed(self, event: str, data: str) -> list[str | ToolCallDelta]:
         stripped = data.strip()
         if stripped == "[DONE]":
             self._done = True
@@ -247,23 +330,33 @@ class _Stream:
         choices = chunk.get("choices") or []
         if not isinstance(choices, list):
             raise malformed("stream chunk has a 'choices' that is not a list")
-        return [text for choice in choices if (text := self._take(choice))]
+        return [piece for choice in choices for piece in self._take(choice)]
 
-    def _take(self, choice: object) -> str:
+    def _take(self, choice: object) -> list[str | ToolCallDelta]:
         choice = as_dict(choice)
         if choice.get("index", 0) != 0:
-            return ""
+            return []
         if isinstance(choice.get("finish_reason"), str):
             self._finish = str(choice["finish_reason"])
         delta = as_dict(choice.get("delta"))
         self._refusal.append(as_str(delta.get("refusal")))
         text = as_str(delta.get("content"))
         self._text.append(text)
-        return text
+        pieces: list[str | ToolCallDelta] = [text] if text else []
+        calls = delta.get("tool_calls")
+        for item in calls if isinstance(calls, list) else ():
+            piece = _call_delta(as_dict(item))
+            self._calls.add(piece)
+            pieces.append(piece)
+        return pieces
 
     def finish(self) -> ChatResult:
         if not self._done and self._finish is None:
             raise malformed("stream ended before the answer was complete (no finish_reason)")
+        try:
+            calls = self._calls.calls()
+        except ValueError as exc:
+            raise malformed(f"streamed tool call: {exc}") from None
         return _result(
             text="".join(self._text),
             refusal="".join(self._refusal),
@@ -271,7 +364,22 @@ class _Stream:
             usage=self._usage,
             finish=self._finish,
             headers=self._headers,
+            calls=calls,
         )
+
+
+def _call_delta(item: dict[str, object]) -> ToolCallDelta:
+    """Read one ``delta.tool_calls`` item: ``index``, and ``id`` and name on a call's first."""
+    index = item.get("index", 0)
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise malformed("a streamed tool call has an 'index' that is not a number")
+    function = as_dict(item.get("function"))
+    return ToolCallDelta(
+        index,
+        as_str(item.get("id")) or None,
+        as_str(function.get("name")) or None,
+        as_str(function.get("arguments")),
+    )
 
 
 def stream_parser(headers: Headers) -> _Stream:
@@ -383,4 +491,5 @@ PROTOCOL = WireProtocol(
     list_models=ListModels(models_request, parse_models),
     embed=Embeddings(embed_request, parse_embeddings),
     images=True,
+    tools=True,
 )

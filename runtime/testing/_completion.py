@@ -7,7 +7,9 @@ protocol module then writes the `Completion` in its own wire shape.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import json
 import re
 import secrets
 import string
@@ -15,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.testing._script import Answer
+from runtime.testing._script import Answer, ToolUse
 
 BASE62 = string.ascii_letters + string.digits
 CHARS_PER_TOKEN = 4
@@ -47,6 +49,12 @@ class ChatAsk:
     """OpenAI only: ``stream_options.include_usage``."""
     event_stream: bool = True
     """Whether a stream is sent as server-sent events (Gemini without ``alt=sse``: no)."""
+    tools: tuple[str, ...] = ()
+    """The names of the tools the request offered."""
+    tool_choice: str | None = None
+    """``auto``, ``none``, ``required`` or a tool's name, in callboard's words."""
+    json_schema: bool = False
+    """Whether the request asked for JSON of a schema (structured output)."""
 
 
 class Ending(enum.Enum):
@@ -72,6 +80,9 @@ class Completion:
     """Input tokens read from the prompt cache (part of ``input_tokens``)."""
     cache_write_tokens: int = 0
     """Input tokens written to the prompt cache (part of ``input_tokens``)."""
+    tool_calls: tuple[ToolUse, ...] = ()
+    """The calls the model makes, each with its id."""
+    refusal: str | None = None
 
 
 def count_tokens(text: str) -> int:
@@ -94,8 +105,24 @@ def plan_completion(ask: ChatAsk, answer: Answer) -> Completion:
         input_tokens, output_tokens = answer.usage.input_tokens, answer.usage.output_tokens
         cached = min(answer.usage.cached_tokens, input_tokens)
         written = min(answer.usage.cache_write_tokens, input_tokens - cached)
+    calls = _offered_calls(ask, answer)
+    if calls:
+        output_tokens += sum(count_tokens(json.dumps(dict(c.arguments))) for c in calls)
     return Completion(
-        text, ending, input_tokens, output_tokens, stop_sequence, answer.finish, cached, written
+        text, ending, input_tokens, output_tokens, stop_sequence, answer.finish, cached, written,
+        calls, answer.refusal if ask.json_schema else None,
+    )  # fmt: skip
+
+
+def _offered_calls(ask: ChatAsk, answer: Answer) -> tuple[ToolUse, ...]:
+    """The scripted calls a real model could make: to offered tools, unless told not to."""
+    if ask.tool_choice == "none":
+        return ()
+    offered = set(ask.tools)
+    return tuple(
+        call if call.id else dataclasses.replace(call, id=random_id("call_", 24))
+        for call in answer.tool_calls
+        if call.name in offered
     )
 
 

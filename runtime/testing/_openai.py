@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import re
 import struct
 import time
 from collections.abc import Mapping
@@ -33,7 +35,7 @@ from runtime.testing._completion import (
     texts_of,
 )
 from runtime.testing._provider import FakeProvider
-from runtime.testing._script import Fail, StreamError
+from runtime.testing._script import Fail, StreamError, ToolUse
 from runtime.testing._wire import (
     Action,
     EmbedAsk,
@@ -67,6 +69,7 @@ REQUESTS_PER_MINUTE: int = 5_000
 TOKENS_PER_MINUTE: int = 2_000_000
 
 _FINISH = {Ending.NATURAL: "stop", Ending.STOP_SEQUENCE: "stop", Ending.LENGTH: "length"}
+_TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization "
     "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field "
@@ -162,6 +165,10 @@ def read_ask(
     for i, message in enumerate(messages):
         if isinstance(message, Mapping):
             _check_parts(message.get("content"), f"messages[{i}]")
+    check_tool_turns(messages)
+    tools = read_tools(body.get("tools"))
+    choice = read_tool_choice(body.get("tool_choice"), tools)
+    schema = _read_response_format(body.get("response_format"))
     prompt = "\n".join(
         text for m in messages if isinstance(m, Mapping) for text in texts_of(m.get("content"))
     )
@@ -177,7 +184,119 @@ def read_ask(
         max_tokens=max_tokens,
         stop=stop_list(body.get("stop")),
         include_usage=isinstance(options, Mapping) and options.get("include_usage") is True,
+        tools=tools,
+        tool_choice=choice,
+        json_schema=schema,
     )
+
+
+def check_tool_turns(messages: list[Any]) -> None:
+    """Refuse tool turns as OpenAI does (shared by Azure).
+
+    A tool message must answer a call of the assistant message just before it, and every
+    call of an assistant message must be answered before the next other message.
+    """
+    pending: set[str] = set()
+    for i, message in enumerate(messages):
+        role = message.get("role") if isinstance(message, Mapping) else None
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            if call_id not in pending:
+                raise AskError(
+                    "Invalid parameter: messages with role 'tool' must be a response to a "
+                    "preceeding message with 'tool_calls'.",
+                    f"messages.[{i}].role",
+                )
+            pending.discard(call_id)
+            continue
+        if pending:
+            ids = ", ".join(sorted(pending))
+            raise AskError(
+                "An assistant message with 'tool_calls' must be followed by tool messages "
+                "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+                f"response messages: {ids}",
+                f"messages.[{i}].role",
+            )
+        calls = message.get("tool_calls") if role == "assistant" else None
+        pending = (
+            {str(as_mapping(c).get("id")) for c in calls} if isinstance(calls, list) else set()
+        )
+
+
+def read_tools(value: Any) -> tuple[str, ...]:
+    """Read ``tools`` (``[{"type": "function", "function": {"name", "parameters"}}]``)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise AskError("Invalid type for 'tools': expected an array.", "tools")
+    names = []
+    for i, tool in enumerate(value):
+        function = as_mapping(as_mapping(tool).get("function"))
+        name = function.get("name")
+        if as_mapping(tool).get("type") != "function" or not isinstance(name, str):
+            raise AskError(f"Missing required parameter: 'tools[{i}].function'.", f"tools[{i}]")
+        if not _TOOL_NAME.fullmatch(name):
+            raise AskError(
+                f"Invalid 'tools[{i}].function.name': string does not match pattern. "
+                "Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+                f"tools[{i}].function.name",
+                "invalid_value",
+            )
+        parameters = function.get("parameters", {})
+        if not isinstance(parameters, Mapping) or parameters.get("type", "object") != "object":
+            raise AskError(
+                f"Invalid schema for function '{name}': schema must be a JSON Schema of "
+                "'type: \"object\"'.",
+                f"tools[{i}].function.parameters",
+                "invalid_function_parameters",
+            )
+        names.append(name)
+    return tuple(names)
+
+
+def read_tool_choice(value: Any, tools: tuple[str, ...]) -> str | None:
+    """Read ``tool_choice``: a mode, or ``{"type": "function", "function": {"name"}}``."""
+    if value is None:
+        return None
+    if value in ("auto", "none", "required"):
+        if not tools:
+            raise AskError(
+                "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' "
+                "are specified.",
+                "tool_choice",
+            )
+        return str(value)
+    name = as_mapping(as_mapping(value).get("function")).get("name")
+    if not isinstance(name, str) or name not in tools:
+        raise AskError(
+            f"Invalid value for 'tool_choice': no function named '{name}' was specified in "
+            "the 'tools' parameter.",
+            "tool_choice",
+        )
+    return name
+
+
+def _read_response_format(value: Any) -> bool:
+    if value is None:
+        return False
+    kind = as_mapping(value).get("type")
+    if kind == "json_schema":
+        spec = as_mapping(as_mapping(value).get("json_schema"))
+        if not isinstance(spec.get("name"), str) or not isinstance(spec.get("schema"), Mapping):
+            raise AskError(
+                "Missing required parameter: 'response_format.json_schema.name'.",
+                "response_format.json_schema",
+            )
+        return True
+    if kind in ("json_object", "text"):
+        return bool(kind == "json_object")
+    raise AskError(f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object', "
+                   "and 'json_schema'.", "response_format.type", "invalid_value")  # fmt: skip
+
+
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a mapping, else an empty one."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def _check_parts(content: Any, where: str) -> None:
@@ -323,13 +442,15 @@ def id_headers() -> dict[str, str]:
 
 
 def answer(completion: Completion, model: str) -> Any:
-    """A ``chat.completion`` object."""
+    """A ``chat.completion`` object (with ``tool_calls`` when the model calls tools)."""
     message: dict[str, Any] = {
         "role": "assistant",
-        "content": completion.text,
-        "refusal": None,
+        "content": None if completion.refusal else completion.text or None,
+        "refusal": completion.refusal,
         "annotations": [],
     }
+    if completion.tool_calls:
+        message["tool_calls"] = [_tool_call(call) for call in completion.tool_calls]
     choice = {
         "index": 0,
         "message": message,
@@ -349,12 +470,41 @@ def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
         return sse_frame({**envelope, "choices": [choice], **extra})
 
     head = (chunk({"role": "assistant", "content": "", "refusal": None}),)
-    body = tuple(chunk({"content": piece}) for piece in split_text(completion.text))
+    pieces: list[dict[str, Any]]
+    if completion.refusal:
+        pieces = [{"refusal": piece} for piece in split_text(completion.refusal)]
+    else:
+        pieces = [{"content": piece} for piece in split_text(completion.text)]
+    pieces += [{"tool_calls": [piece]} for piece in tool_call_pieces(completion.tool_calls)]
+    body = tuple(chunk(delta) for delta in pieces)
     tail = [chunk({}, _finish(completion))]
     if ask.include_usage:
         tail.append(sse_frame({**envelope, "choices": [], "usage": _usage(completion)}))
     tail.append(sse_frame("[DONE]"))
     return StreamPlan(head, body, tuple(tail))
+
+
+def _tool_call(call: ToolUse) -> dict[str, Any]:
+    arguments = json.dumps(dict(call.arguments))
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": arguments},
+    }
+
+
+def tool_call_pieces(calls: tuple[ToolUse, ...]) -> list[dict[str, Any]]:
+    """Each call streamed as OpenAI does: id and name first, then its arguments in fragments."""
+    pieces: list[dict[str, Any]] = []
+    for index, call in enumerate(calls):
+        first = {"index": index, "id": call.id, "type": "function"}
+        pieces.append({**first, "function": {"name": call.name, "arguments": ""}})
+        text = json.dumps(dict(call.arguments))
+        pieces += [
+            {"index": index, "function": {"arguments": text[i : i + 8]}}
+            for i in range(0, len(text), 8)
+        ]
+    return pieces
 
 
 def stream_error(error: StreamError) -> bytes | None:
@@ -390,6 +540,8 @@ def _envelope(kind: str, model: str) -> dict[str, Any]:
 
 
 def _finish(completion: Completion) -> str:
+    if completion.tool_calls and not completion.finish:
+        return "tool_calls"
     return completion.finish or _FINISH[completion.ending]
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from runtime._chat import Usage
 
@@ -24,6 +25,20 @@ PROXY_PAGE = (
 
 
 @dataclass(frozen=True, slots=True)
+class ToolUse:
+    """A tool call the fake model makes: the tool's name and its input.
+
+    ``id`` is made in the provider's own style (``call_...``, ``toolu_...``) unless given.
+    The fake makes the call only when the request offered a tool of that name (and did
+    not set the tool choice to ``none``), as a real model could.
+    """
+
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """Answer normally, in the provider's documented shape (streamed if the request asks).
 
@@ -31,7 +46,10 @@ class Answer:
     ``chunk_delay_s`` the wait between streamed chunks. ``usage`` replaces the counted
     tokens (otherwise about four characters to a token). ``finish`` replaces the finish
     reason, in the provider's own words (``"content_filter"``, ``"refusal"``, ``"SAFETY"``);
-    otherwise it follows from the text, ``max_tokens`` and stop sequences.
+    otherwise it follows from the text, ``max_tokens`` and stop sequences. ``tool_calls``
+    are calls to the tools the request offered (the text may be empty then; streamed, the
+    arguments come in fragments); ``refusal`` answers a structured-output request with the
+    provider's refusal, where it has one.
     """
 
     text: str = DEFAULT_TEXT
@@ -39,6 +57,8 @@ class Answer:
     usage: Usage | None = None
     finish: str | None = None
     chunk_delay_s: float = 0.0
+    tool_calls: tuple[ToolUse, ...] = ()
+    refusal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
