@@ -115,7 +115,7 @@ def test_openai_shaped_turns_become_messages_with_calls_and_results():
                     "function": {"name": "read_file", "arguments": '{"path": "a"}'},
                 },
             ],
-        }  # fmt: skip
+        }
     )
     result = Message.coerce({"role": "tool", "tool_call_id": "call_1", "content": "hello"})
     assert assistant.tool_calls[0].arguments == {"path": "a"}
