@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from runtime._tools import Tool, ToolCall, ToolCallDelta, ToolResult
+from runtime._tools import Tool, ToolCall, ToolCallDelta
 
 if TYPE_CHECKING:
     from runtime._structured import Schema
@@ -70,6 +70,19 @@ class ImagePart:
 
 
 Part = TextPart | ImagePart
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """The answer to a `ToolCall`, to send back in the next turn: ``ToolResult(call.id, ...)``.
+
+    ``content`` is the tool's output as text (or message parts); ``is_error`` says the tool
+    failed, which providers that can show it to the model do.
+    """
+
+    call_id: str
+    content: str | tuple[Part, ...]
+    is_error: bool = False
 
 
 @dataclass(frozen=True, slots=True)

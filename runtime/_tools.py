@@ -9,12 +9,15 @@ after a fallback: call ids and results stay in this form.
 from __future__ import annotations
 
 import json
+import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-if TYPE_CHECKING:
-    from runtime._chat import Part
+_TOOL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+"""A name every provider takes: OpenAI, Anthropic and Bedrock allow more, Gemini wants a
+letter or ``_`` first."""
 
 ToolMode = Literal["auto", "none", "required"]
 TOOL_MODES: tuple[ToolMode, ...] = ("auto", "none", "required")
@@ -51,8 +54,11 @@ class Tool:
     strict: bool = False
 
     def __post_init__(self) -> None:
-        if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
-            msg = f"a tool name holds letters, digits, '_' and '-' only, not {self.name!r}"
+        if not _TOOL_NAME.fullmatch(self.name):
+            msg = (
+                "a tool name starts with a letter or '_' and holds letters, digits, '_' and "
+                f"'-' only (64 at most), not {self.name!r}"
+            )
             raise ValueError(msg)
         if not isinstance(self.parameters, Mapping) or self.parameters.get("type") != "object":
             msg = f'tool {self.name!r}: parameters must be a JSON Schema of {{"type": "object"}}'
@@ -74,22 +80,44 @@ class ToolCall:
     name: str
     arguments: Mapping[str, Any]
     raw_arguments: str
+    signature: str | None = None
+    """An opaque token a provider attached to the call and wants back with it (Gemini's
+    ``thoughtSignature``); valid only for ``signed_by``."""
+    signed_by: str | None = None
+    """The model that signed the call: another model gets the call without the token."""
 
     @classmethod
-    def of(cls, call_id: str, name: str, arguments: Mapping[str, Any] | str) -> ToolCall:
+    def of(
+        cls,
+        call_id: str,
+        name: str,
+        arguments: Mapping[str, Any] | str,
+        signature: str | None = None,
+        signed_by: str | None = None,
+    ) -> ToolCall:
         """Build a call from parsed input or from its JSON text.
 
         Raises:
             ValueError: the JSON text is not an object.
         """
         if isinstance(arguments, str):
-            return cls(call_id, name, parse_arguments(arguments), arguments)
+            return cls(call_id, name, parse_arguments(arguments), arguments, signature, signed_by)
         plain = json_copy(arguments, f"tool call {name!r}: arguments")
-        return cls(call_id, name, plain, json.dumps(plain, separators=(",", ":")))
+        raw = json.dumps(plain, separators=(",", ":"))
+        return cls(call_id, name, plain, raw, signature, signed_by)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the call as JSON (``callboard ask --json``)."""
         return {"id": self.id, "name": self.name, "arguments": dict(self.arguments)}
+
+
+def new_call_id() -> str:
+    """Return a call id for an API that sends none.
+
+    Unique across conversations: some APIs (Anthropic) refuse a conversation in which two
+    calls share an id, and a conversation may move between providers.
+    """
+    return "call_" + secrets.token_hex(12)
 
 
 def parse_arguments(text: str) -> dict[str, Any]:
@@ -112,19 +140,6 @@ def parse_arguments(text: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class ToolResult:
-    """The answer to a `ToolCall`, to send back in the next turn: ``ToolResult(call.id, ...)``.
-
-    ``content`` is the tool's output as text (or message parts); ``is_error`` says the tool
-    failed, which providers that can show it to the model do.
-    """
-
-    call_id: str
-    content: str | tuple[Part, ...]
-    is_error: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class ToolCallDelta:
     """A piece of a streamed tool call: its ``name`` first, then ``arguments`` fragments.
 
@@ -136,6 +151,8 @@ class ToolCallDelta:
     id: str | None = None
     name: str | None = None
     arguments: str = ""
+    signature: str | None = None
+    """The call's opaque provider token (see `ToolCall.signature`), on any piece."""
 
 
 class ToolCallBuilder:
@@ -146,28 +163,33 @@ class ToolCallBuilder:
 
     def add(self, delta: ToolCallDelta) -> None:
         """Take one piece."""
-        call = self._calls.setdefault(delta.index, [delta.id, delta.name, []])
+        call = self._calls.setdefault(delta.index, [delta.id, delta.name, [], None])
         call[0] = call[0] or delta.id
         call[1] = call[1] or delta.name
         call[2].append(delta.arguments)
+        call[3] = call[3] or delta.signature
 
     def __bool__(self) -> bool:
         return bool(self._calls)
 
-    def calls(self, make_id: Any = None) -> tuple[ToolCall, ...]:
-        """Return the whole calls, in index order.
+    def calls(self, signed_by: str | None = None) -> tuple[ToolCall, ...]:
+        """Return the whole calls, in index order (ids made where the API sent none).
+
+        ``signed_by`` names the model whose signatures the calls carry.
 
         Raises:
             ValueError: a call has no name, or its arguments are not a JSON object.
         """
         built = []
         for index in sorted(self._calls):
-            call_id, name, pieces = self._calls[index]
+            call_id, name, pieces, signature = self._calls[index]
             if not name:
                 msg = f"streamed tool call {index} has no name"
                 raise ValueError(msg)
-            call_id = call_id or (make_id(index) if make_id else f"call_{index}")
-            built.append(ToolCall.of(call_id, name, "".join(pieces)))
+            built.append(
+                ToolCall.of(call_id or new_call_id(), name, "".join(pieces), signature,
+                            signed_by if signature else None)
+            )  # fmt: skip
         return tuple(built)
 
 

@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = (
     (
         "runtime._version",
+        "runtime._tools",
+        "runtime._structured",
         "runtime._chat",
         "runtime._errors",
         "runtime._rows",

@@ -3,14 +3,13 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from runtime._chat import Message, with_tool_names
+from runtime._chat import Message, ToolResult, with_tool_names
 from runtime._structured import OutputMismatchError, Schema
 from runtime._tools import (
     Tool,
     ToolCall,
     ToolCallBuilder,
     ToolCallDelta,
-    ToolResult,
     check_tool_choice,
     parse_arguments,
 )

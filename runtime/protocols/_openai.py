@@ -28,7 +28,14 @@ from runtime._chat import (
     Usage,
 )
 from runtime._errors import ErrorKind, ProviderError
-from runtime._tools import TOOL_MODES, Tool, ToolCall, ToolCallBuilder, ToolCallDelta
+from runtime._tools import (
+    TOOL_MODES,
+    Tool,
+    ToolCall,
+    ToolCallBuilder,
+    ToolCallDelta,
+    new_call_id,
+)
 from runtime.protocols._base import Embeddings, HttpCall, ListModels, WireProtocol
 from runtime.protocols._common import (
     as_count,
@@ -201,7 +208,7 @@ def _tool_calls(value: object) -> tuple[ToolCall, ...]:
         name = as_str(function.get("name"))
         if not name:
             raise malformed(f"tool call {index} has no function name")
-        call_id = as_str(as_dict(item).get("id")) or f"call_{index}"
+        call_id = as_str(as_dict(item).get("id")) or new_call_id()
         arguments = function.get("arguments")
         calls.append(_call(call_id, name, arguments if isinstance(arguments, str) else ""))
     return tuple(calls)
