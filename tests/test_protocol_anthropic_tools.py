@@ -387,6 +387,19 @@ def test_structured_output_keeps_unsupported_constraints_as_description():
     assert rewritten["additionalProperties"] is False
 
 
+def test_structured_output_reads_one_of_as_any_of_and_keeps_references():
+    """A oneOf becomes anyOf; a $ref stays as it is, its definition rewritten under $defs."""
+    schema = {
+        "$defs": {"Item": {"type": "object", "properties": {"n": {"type": "integer"}}}},
+        "type": "object",
+        "properties": {"item": {"$ref": "#/$defs/Item"}, "x": {"oneOf": [{"type": "string"}]}},
+    }
+    rewritten = for_claude(schema)
+    assert rewritten["$defs"]["Item"]["additionalProperties"] is False
+    assert rewritten["properties"]["item"] == {"$ref": "#/$defs/Item"}
+    assert rewritten["properties"]["x"] == {"anyOf": [{"type": "string"}]}
+
+
 def test_a_structured_answer_comes_back_as_its_json_text():
     """The fake answers structured output as text; the protocol hands that text on."""
     completion = plan_completion(
@@ -493,6 +506,13 @@ def test_the_fake_combines_consecutive_user_turns_as_the_api_does():
     """Results in one user message and text in the next are one turn, which the API takes."""
     result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1"}]}
     _read(_turns({"role": "user", "content": "x"}, USE, result, {"role": "user", "content": "ok"}))
+
+
+def test_the_fake_refuses_an_empty_text_block():
+    """Anthropic's 400 for an empty text block is reproduced (the protocol never sends one)."""
+    empty = {"role": "assistant", "content": [{"type": "text", "text": ""}, *USE["content"]]}
+    with pytest.raises(AskError, match="text content blocks must be non-empty"):
+        _read(_turns({"role": "user", "content": "x"}, empty))
 
 
 def test_the_fake_refuses_tool_blocks_without_tools():
