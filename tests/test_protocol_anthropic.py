@@ -348,7 +348,10 @@ def test_stream_yields_text_deltas_then_the_whole_answer():
 
 
 def test_stream_ignores_thinking_signature_and_tool_input_deltas():
-    """Only text_delta events add text; thinking, signature and input_json deltas are skipped."""
+    """Only text_delta events add text; thinking, signature and stray input_json deltas are skipped.
+
+    (An input_json delta whose block never started as ``tool_use`` belongs to no call.)
+    """
     parser = anthropic.stream_parser(httpx.Headers())
     events = _documented_stream()
     extra = [

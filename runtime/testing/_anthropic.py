@@ -1,12 +1,24 @@
 """The Anthropic Messages wire format, as the fake server writes it (pure functions).
 
 Documented shapes: content blocks (``text``, ``image`` with a ``base64`` or ``url`` source,
-either with ``cache_control: {"type": "ephemeral"}``, four at most), the ``message``
-object, the streaming event sequence (``message_start``,
-``content_block_start``, ``ping``, ``content_block_delta`` with ``text_delta``,
-``content_block_stop``, ``message_delta``, ``message_stop``, and ``error``), error bodies
-``{"type": "error", "error": {"type", "message"}, "request_id"}``, the
-``anthropic-ratelimit-*`` headers with RFC 3339 reset times, and the models endpoints.
+either with ``cache_control: {"type": "ephemeral"}``, four at most, counted in tool
+definitions and inside tool results too), the ``message`` object, the streaming event
+sequence (``message_start``, ``content_block_start``, ``ping``, ``content_block_delta``
+with ``text_delta``, ``content_block_stop``, ``message_delta``, ``message_stop``, and
+``error``), error bodies ``{"type": "error", "error": {"type", "message"}, "request_id"}``,
+the ``anthropic-ratelimit-*`` headers with RFC 3339 reset times, and the models endpoints.
+
+Tools (API reference "Messages", the SDK's ``ToolParam``, ``ToolChoice*Param``,
+``ToolUseBlock``, ``ToolResultBlockParam``, ``InputJSONDelta``): ``tools`` and
+``tool_choice`` are read and checked, and tool turns checked, as `_anthropic_tools` lists.
+A call is a ``tool_use`` block (``id`` ``toolu_01...``, ``name``, ``input``) after the text
+block, if any, with ``stop_reason: "tool_use"``; streamed, each call is a block of its own
+index: ``content_block_start`` with ``{"type": "tool_use", "id", "name", "input": {}}``, an
+empty ``input_json_delta`` then the input's JSON in fragments, ``content_block_stop``
+(the order of the "Streaming Messages" page). Structured output (``output_config.format``
+``json_schema``, page "Structured outputs") is answered as text. A refusal ends with
+``stop_reason: "refusal"`` and ``stop_details`` ``{"type": "refusal", "category",
+"explanation"}`` (page "Handle streaming refusals"; in a stream, on ``message_delta``).
 
 Each public function has the signature `runtime.testing._wire.Wire` asks for, so some
 ignore arguments other protocols need.
@@ -14,9 +26,17 @@ ignore arguments other protocols need.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from runtime.testing._anthropic_tools import (
+    check_tool_turns,
+    read_output_format,
+    read_tool_choice,
+    read_tools,
+    result_texts,
+)
 from runtime.testing._budget import BudgetState, rfc3339_in, whole_seconds
 from runtime.testing._completion import (
     AskError,
@@ -30,7 +50,7 @@ from runtime.testing._completion import (
     texts_of,
 )
 from runtime.testing._provider import FakeProvider
-from runtime.testing._script import Fail, StreamError
+from runtime.testing._script import Fail, StreamError, ToolUse
 from runtime.testing._wire import (
     Action,
     Reply,
@@ -128,7 +148,32 @@ def read_ask(
     name, messages = body["model"], body["messages"]
     if not isinstance(name, str) or not isinstance(messages, list):
         raise AskError("model: must be a string and messages a list", "model")
-    points = _check_blocks(body.get("system"), "system")
+    _check_cache_points(body, messages)
+    tools, offered = read_tools(body.get("tools")), bool(body.get("tools"))
+    check_tool_turns(messages, tools=offered)
+    texts = [*texts_of(body.get("system"))]
+    texts += [t for m in messages if isinstance(m, Mapping) for t in texts_of(m.get("content"))]
+    return ChatAsk(
+        model=name,
+        prompt="\n".join([*texts, *result_texts(messages)]),
+        stream=body.get("stream") is True,
+        max_tokens=positive_int(body, "max_tokens"),
+        stop=stop_list(body.get("stop_sequences")),
+        tools=tools,
+        tool_choice=read_tool_choice(body.get("tool_choice"), tools, tools=offered),
+        json_schema=read_output_format(body, name),
+        call_id_prefix="toolu_01",
+    )
+
+
+def _check_cache_points(body: Mapping[str, Any], messages: list[Any]) -> None:
+    """Refuse malformed blocks, and more than four cache points (tools and system included)."""
+    tools = body.get("tools")
+    points = sum(
+        isinstance(t, Mapping) and t.get("cache_control") is not None
+        for t in (tools if isinstance(tools, list) else ())
+    )
+    points += _check_blocks(body.get("system"), "system")
     for i, message in enumerate(messages):
         if isinstance(message, Mapping):
             points += _check_blocks(message.get("content"), f"messages.{i}.content")
@@ -137,15 +182,6 @@ def read_ask(
             f"A maximum of {_MAX_CACHE_POINTS} blocks with cache_control may be provided. "
             f"Found {points}."
         )
-    texts = [*texts_of(body.get("system"))]
-    texts += [t for m in messages if isinstance(m, Mapping) for t in texts_of(m.get("content"))]
-    return ChatAsk(
-        model=name,
-        prompt="\n".join(texts),
-        stream=body.get("stream") is True,
-        max_tokens=positive_int(body, "max_tokens"),
-        stop=stop_list(body.get("stop_sequences")),
-    )
 
 
 def _check_blocks(content: Any, where: str) -> int:
@@ -159,6 +195,8 @@ def _check_blocks(content: Any, where: str) -> int:
         here = f"{where}.{j}.{block.get('type')}"
         if block.get("type") == "image":
             _check_image_source(block.get("source"), f"{here}.source")
+        if block.get("type") == "tool_result":
+            points += _check_blocks(block.get("content"), f"{here}.content")
         if block.get("cache_control") is not None:
             _check_cache_control(block["cache_control"], f"{here}.cache_control")
             points += 1
@@ -244,18 +282,23 @@ def id_headers() -> dict[str, str]:
 
 
 def answer(completion: Completion, model: str) -> Any:
-    """A ``message`` object."""
+    """A ``message`` object: its text block, then a ``tool_use`` block per call."""
     return {
         **_message(model),
-        "content": [{"type": "text", "text": completion.text}],
+        "content": [dict(block, **whole) for block, whole, _ in _blocks(completion)],
         "stop_reason": _stop_reason(completion),
         "stop_sequence": completion.stop_sequence,
+        **_stop_details(completion),
         "usage": _usage(completion, completion.output_tokens),
     }
 
 
 def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
-    """The documented event sequence, one ``text_delta`` per text chunk."""
+    """The documented event sequence: each block's start, deltas and stop, in index order.
+
+    The body holds a ``text_delta`` per text chunk, then each call's block (its start, an
+    empty ``input_json_delta``, its JSON in fragments), so a cut can fall inside a call.
+    """
     start = {
         **_message(ask.model),
         "content": [],
@@ -263,26 +306,51 @@ def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
         "stop_sequence": None,
         "usage": _usage(completion, 1),
     }
-    head = (
-        sse_frame({"type": "message_start", "message": start}, "message_start"),
-        _event("content_block_start", index=0, content_block={"type": "text", "text": ""}),
-        _event("ping"),
-    )
-    body = tuple(
-        _event("content_block_delta", index=0, delta={"type": "text_delta", "text": piece})
-        for piece in split_text(completion.text)
-    )
+    frames: list[bytes] = []
+    blocks = _blocks(completion)
+    for index, (block, _, deltas) in enumerate(blocks):
+        if index:
+            frames.append(_event("content_block_stop", index=index - 1))
+        frames.append(_event("content_block_start", index=index, content_block=block))
+        if not index:
+            frames.append(_event("ping"))
+        frames += [_event("content_block_delta", index=index, delta=d) for d in deltas]
     delta = {"stop_reason": _stop_reason(completion), "stop_sequence": completion.stop_sequence}
     tail = (
-        _event("content_block_stop", index=0),
+        _event("content_block_stop", index=len(blocks) - 1),
         _event(
             "message_delta",
-            delta=delta,
+            delta=delta | _stop_details(completion),
             usage=_usage(completion, completion.output_tokens),
         ),
         _event("message_stop"),
     )
-    return StreamPlan(head, body, tail)
+    head = (sse_frame({"type": "message_start", "message": start}, "message_start"), *frames[:2])
+    return StreamPlan(head, tuple(frames[2:]), tail)
+
+
+Streamed = tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]
+"""A content block as it starts, what the whole answer adds to that, and its deltas."""
+
+
+def _blocks(completion: Completion) -> list[Streamed]:
+    """The text block (none when the model only calls tools), then one block per call."""
+    blocks: list[Streamed] = []
+    if completion.refusal:  # the refusal's words come in stop_details
+        blocks.append(({"type": "text", "text": ""}, {}, []))
+    elif completion.text or not completion.tool_calls:
+        pieces = [{"type": "text_delta", "text": p} for p in split_text(completion.text)]
+        blocks.append(({"type": "text", "text": ""}, {"text": completion.text}, pieces))
+    blocks += [_tool_use(call) for call in completion.tool_calls]
+    return blocks
+
+
+def _tool_use(call: ToolUse) -> Streamed:
+    arguments = json.dumps(dict(call.arguments))
+    start: dict[str, Any] = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+    fragments = ["", *(arguments[i : i + 8] for i in range(0, len(arguments), 8))]
+    deltas = [{"type": "input_json_delta", "partial_json": f} for f in fragments]
+    return start, {"input": dict(call.arguments)}, deltas
 
 
 def stream_error(error: StreamError) -> bytes | None:
@@ -336,7 +404,19 @@ def _message(model: str) -> dict[str, Any]:
 
 
 def _stop_reason(completion: Completion) -> str:
-    return completion.finish or _STOP_REASON[completion.ending]
+    if completion.finish:
+        return completion.finish
+    if completion.refusal:
+        return "refusal"
+    return "tool_use" if completion.tool_calls else _STOP_REASON[completion.ending]
+
+
+def _stop_details(completion: Completion) -> dict[str, Any]:
+    """A refusal's ``stop_details``: its category (none here) and explanation."""
+    if not completion.refusal:
+        return {}
+    details = {"type": "refusal", "category": None, "explanation": completion.refusal}
+    return {"stop_details": details}
 
 
 def _usage(completion: Completion, output_tokens: int) -> dict[str, Any]:

@@ -55,6 +55,9 @@ class ChatAsk:
     """``auto``, ``none``, ``required`` or a tool's name, in callboard's words."""
     json_schema: bool = False
     """Whether the request asked for JSON of a schema (structured output)."""
+    call_id_prefix: str = "call_"
+    """How the ids the fake makes for tool calls begin, in the provider's style
+    (Anthropic's ``toolu_01``)."""
 
 
 class Ending(enum.Enum):
@@ -120,7 +123,7 @@ def _offered_calls(ask: ChatAsk, answer: Answer) -> tuple[ToolUse, ...]:
         return ()
     offered = set(ask.tools)
     return tuple(
-        call if call.id else dataclasses.replace(call, id=random_id("call_", 24))
+        call if call.id else dataclasses.replace(call, id=random_id(ask.call_id_prefix, 24))
         for call in answer.tool_calls
         if call.name in offered
     )
