@@ -47,6 +47,12 @@ def _ask(tools=("read_file",), **kw):
     return ChatAsk(model=MODEL, prompt="read a", tools=tools, **kw)
 
 
+def _planned(text="", *calls, **ask):
+    """What the fake answers a request for ``read_file`` and ``list_dir`` (or ``ask``)."""
+    ask.setdefault("tools", ("read_file", "list_dir"))
+    return plan_completion(_ask(**ask), Answer(text, tool_calls=calls))
+
+
 def _call(request, *, stream=False, model=MODEL):
     """The request's JSON body, after the fake has read it as the real API would."""
     body = gemini.chat_request(ENDPOINT, request, stream).json
@@ -255,12 +261,8 @@ def test_the_fake_refuses_a_result_that_is_not_an_object():
 
 def test_a_whole_answer_with_parallel_calls_parses_into_tool_calls():
     """Two functionCall parts come back in order, with distinct stable ids and tool_calls."""
-    completion = plan_completion(
-        _ask(tools=("read_file", "list_dir")),
-        Answer(
-            text="",
-            tool_calls=(ToolUse("read_file", {"path": "a"}), ToolUse("list_dir", {"dir": "."})),
-        ),
+    completion = _planned(
+        "", ToolUse("read_file", {"path": "a"}), ToolUse("list_dir", {"dir": "."})
     )
     raw = wire.answer(completion, MODEL)
     result = gemini.parse_chat(200, httpx.Headers(), json.dumps(raw).encode())
@@ -298,12 +300,8 @@ def test_a_call_keeps_the_id_gemini_gives_it():
 
 def test_a_streamed_answer_yields_text_then_each_call_whole():
     """Stream pieces: text, then a call's id, name and whole arguments; the end holds them."""
-    completion = plan_completion(
-        _ask(tools=("read_file", "list_dir")),
-        Answer(
-            text="Let me look.",
-            tool_calls=(ToolUse("read_file", {"path": "a long/path.txt"}), ToolUse("list_dir")),
-        ),
+    completion = _planned(
+        "Let me look.", ToolUse("read_file", {"path": "a long/path.txt"}), ToolUse("list_dir")
     )
     plan = wire.stream(completion, _ask(stream=True))
     parser = gemini.stream_parser(httpx.Headers())
@@ -332,7 +330,7 @@ def test_structured_output_asks_for_json_of_a_json_schema():
     }
     assert body["generationConfig"]["responseJsonSchema"]["additionalProperties"] is False
     assert ask.json_schema is True
-    completion = plan_completion(_ask(tools=(), json_schema=True), Answer('{"steps": ["a"]}'))
+    completion = _planned('{"steps": ["a"]}', tools=(), json_schema=True)
     assert Schema(Plan).parse(_answer(completion).text) == Plan(steps=["a"])
 
 
@@ -388,3 +386,13 @@ def test_a_broken_call_is_malformed(candidate):
 def test_the_gemini_protocol_says_it_takes_tools():
     """The router may send tool traffic to Gemini."""
     assert gemini.PROTOCOL.tools is True
+
+
+def test_a_streamed_call_with_broken_arguments_fails_before_it_reaches_the_caller():
+    """Gemini streams a call whole, so bad arguments fail the chunk, never a half call."""
+    parser = gemini.stream_parser(httpx.Headers())
+    part = {"functionCall": {"name": "read_file", "args": "a.txt"}}
+    chunk = {"candidates": [{"content": {"role": "model", "parts": [part]}}]}
+    with pytest.raises(ProviderError) as caught:
+        parser.feed("", json.dumps(chunk))
+    assert caught.value.kind is ErrorKind.MALFORMED_RESPONSE
