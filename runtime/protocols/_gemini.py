@@ -13,12 +13,39 @@ in input order. The start-up check is ``GET {base_url}/models/{model}``; ``GET
 Google RPC statuses, ``{"error": {"code", "message", "status", "details": [...]}}``, where
 ``details`` may hold an ``ErrorInfo`` (a bad key is a 400 with reason ``API_KEY_INVALID``)
 and a ``RetryInfo`` (how long to wait after a 429). Gemini sends no rate-limit headers.
+
+Tools are ``tools: [{"functionDeclarations": [{name, description, parametersJsonSchema}]}]``
+(``parametersJsonSchema`` takes plain JSON Schema, ``additionalProperties`` included, where
+the older ``parameters`` takes only Google's OpenAPI subset). ``tool_choice`` becomes
+``toolConfig.functionCallingConfig``: ``auto`` is mode ``AUTO``, ``none`` is ``NONE``,
+``required`` is ``ANY``, and a tool's name is ``ANY`` with ``allowedFunctionNames: [name]``
+(Gemini can force a call but not a particular one otherwise); a tool's ``strict`` has no
+Gemini counterpart and is not sent. The model's calls are ``functionCall`` parts
+(``name``, ``args`` as an object, an ``id`` only where the API gives one; else callboard
+names them ``call_<responseId>_<n>``, stable for an answer and unique across a
+conversation), with finish reason ``STOP``, reported as ``tool_calls``. A call made in
+an earlier turn goes back as a ``functionCall`` part of a ``model`` turn, the first
+carrying the documented ``thoughtSignature`` sentinel (Gemini 3 refuses a turn's
+function calls without a signature, and callboard's `ToolCall` does not keep the real
+one); results go back as ``functionResponse`` parts (``id``, ``name``, ``response:
+{"output": text}`` or ``{"error": text}``) of one ``user`` turn, all the results of a
+turn together. A stream sends each call whole in one chunk (Gemini does not stream
+arguments), so each becomes one `ToolCallDelta`. A ``MALFORMED_FUNCTION_CALL`` or
+``UNEXPECTED_TOOL_CALL`` finish with nothing else to show is a ``malformed_response``.
+
+Structured output is ``generationConfig.responseMimeType: "application/json"`` with
+``responseJsonSchema`` (plain JSON Schema; ``responseSchema`` takes the OpenAPI subset
+and refuses ``additionalProperties``). Gemini 2.x refuses that mime type together with
+tools, so with tools the schema goes into the system instruction instead and callboard
+checks the answer as always.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from runtime._chat import (
@@ -32,6 +59,7 @@ from runtime._chat import (
     Usage,
 )
 from runtime._errors import ErrorKind, ProviderError
+from runtime._tools import ToolCall, ToolCallBuilder, ToolCallDelta
 from runtime.protocols._base import Embeddings, HttpCall, ListModels, WireProtocol
 from runtime.protocols._common import (
     as_count,
@@ -49,8 +77,17 @@ from runtime.protocols._common import (
     snippet,
     without_none,
 )
+from runtime.protocols._gemini_tools import (
+    function_call,
+    function_response,
+    output_config,
+    tool_fields,
+    with_schema_instruction,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from runtime._chat import Part, Tuning
     from runtime.protocols._base import Endpoint, Headers
 
@@ -62,6 +99,10 @@ _FILTERED = frozenset(
 _FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length"} | dict.fromkeys(
     _FILTERED, "content_filter"
 )
+_BAD_CALLS = frozenset({"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"})
+_NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
+_ID_ROOT = 24
+"""The most of a ``responseId`` kept in a made call id (ids stay under OpenAI's 40)."""
 _STATUS_KINDS = {
     "INVALID_ARGUMENT": ErrorKind.BAD_REQUEST,
     "FAILED_PRECONDITION": ErrorKind.PERMISSION,
@@ -99,25 +140,52 @@ def model_id(model: str) -> str:
 def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> HttpCall:
     """Build the ``generateContent`` call, or ``streamGenerateContent?alt=sse`` to stream."""
     turns, system = ChatRequest.split_system(request.messages, request.system)
-    body: dict[str, object] = {
-        "contents": [
-            {"role": "model" if m.role == "assistant" else "user", "parts": _parts(m)}
-            for m in turns
-        ]
-    }
+    body: dict[str, object] = {"contents": _contents(turns)}
+    system = with_schema_instruction(system, request)
     if system:
         body["systemInstruction"] = {"parts": [{"text": system}]}
-    config = _generation_config(request.tuning)
+    config = _generation_config(request.tuning) | output_config(request)
     if config:
         body["generationConfig"] = config
+    body.update(tool_fields(request))
     method = "streamGenerateContent?alt=sse" if stream else "generateContent"
     url = f"{endpoint.base_url}/models/{quote(model_id(request.model), safe='')}:{method}"
     return HttpCall("POST", url, _headers(endpoint, body=True), body, stream=stream)
 
 
+def _contents(turns: Sequence[Message]) -> list[dict[str, Any]]:
+    """The turns as ``contents``; tool results that follow each other share one turn."""
+    contents: list[dict[str, Any]] = []
+    names: dict[str, str] = {}
+    for message in turns:
+        names.update((call.id, call.name) for call in message.tool_calls)
+        if message.role != "tool":
+            role = "model" if message.role == "assistant" else "user"
+            contents.append({"role": role, "parts": _parts(message)})
+        elif contents and _holds_results(contents[-1]):
+            contents[-1]["parts"].append(function_response(message, names))
+        else:
+            contents.append({"role": "user", "parts": [function_response(message, names)]})
+    return contents
+
+
+def _holds_results(content: dict[str, Any]) -> bool:
+    parts = content["parts"]
+    return content["role"] == "user" and bool(parts) and "functionResponse" in parts[0]
+
+
 def _parts(message: Message) -> list[dict[str, object]]:
-    """The message's parts: text, and images inline or by URL (cache marks are dropped)."""
-    return [_part(part) for part in message.parts]
+    """The message's parts: text, images inline or by URL (cache marks are dropped), calls.
+
+    A turn that only calls tools has no text part (Gemini refuses empty text).
+    """
+    calls = message.tool_calls
+    parts = message.parts
+    if calls:
+        parts = tuple(p for p in parts if not isinstance(p, TextPart) or p.text)
+    return [_part(part) for part in parts] + [
+        function_call(call, first=i == 0) for i, call in enumerate(calls)
+    ]
 
 
 def _part(part: Part) -> dict[str, object]:
@@ -156,17 +224,22 @@ class _Answer:
     def __init__(self, headers: Headers) -> None:
         self._headers = headers
         self.finish: str | None = None
+        self._finish_message = ""
         self._text: list[str] = []
         self._model = ""
         self._usage = Usage()
         self._blocked = ""
+        self._response_id = ""
+        self._calls = ToolCallBuilder()
+        self._call_count = 0
 
-    def add(self, response: dict[str, object]) -> list[str]:
+    def add(self, response: dict[str, object]) -> list[str | ToolCallDelta]:
         if "error" in response:
             raise _error_from(as_dict(response["error"]), None, None)
         feedback = as_dict(response.get("promptFeedback"))
         self._blocked = as_str(feedback.get("blockReason")) or self._blocked
         self._model = as_str(response.get("modelVersion")) or self._model
+        self._response_id = as_str(response.get("responseId")) or self._response_id
         if isinstance(response.get("usageMetadata"), dict):
             self._usage = _usage(response["usageMetadata"])
         candidates = response.get("candidates")
@@ -174,10 +247,38 @@ class _Answer:
             return []
         candidate = as_dict(candidates[0])
         self.finish = as_str(candidate.get("finishReason")) or self.finish
+        self._finish_message = as_str(candidate.get("finishMessage")) or self._finish_message
         parts = as_dict(candidate.get("content")).get("parts")
-        texts = [_part_text(part) for part in parts] if isinstance(parts, list) else []
-        self._text.extend(texts)
-        return [text for text in texts if text]
+        pieces = [self._take(as_dict(part)) for part in parts] if isinstance(parts, list) else []
+        return [piece for piece in pieces if piece]
+
+    def _take(self, part: dict[str, object]) -> str | ToolCallDelta:
+        """Keep one part: text (thoughts are skipped), or a whole function call."""
+        if "functionCall" not in part:
+            text = _part_text(part)
+            self._text.append(text)
+            return text
+        delta = self._call(as_dict(part["functionCall"]))
+        self._calls.add(delta)
+        return delta
+
+    def _call(self, call: dict[str, object]) -> ToolCallDelta:
+        index = self._call_count
+        name = as_str(call.get("name"))
+        if not name:
+            raise malformed(f"function call {index} has no name")
+        args = call.get("args")
+        if args is not None and not isinstance(args, dict):
+            kind = type(args).__name__
+            raise malformed(f"function call {name!r}: args must be a JSON object, not {kind}")
+        self._call_count += 1
+        call_id = as_str(call.get("id")) or self._made_id(index)
+        return ToolCallDelta(index, call_id, name, json.dumps(args or {}, separators=(",", ":")))
+
+    def _made_id(self, index: int) -> str:
+        """``call_<responseId>_<n>``: the same for the same answer, unlike any other's."""
+        root = _NOT_ID.sub("", self._response_id)[:_ID_ROOT]
+        return f"call_{root}_{index}" if root else f"call_{index}"
 
     def result(self) -> ChatResult:
         if self._blocked:
@@ -188,15 +289,34 @@ class _Answer:
                 code=self._blocked,
             )
         text = "".join(self._text)
-        if not text and self.finish in _FILTERED:
+        calls = self._whole_calls()
+        if not text and not calls:
+            self._check_empty()
+        reason = _FINISH_REASONS.get(self.finish, self.finish.lower()) if self.finish else None
+        if calls and self.finish == "STOP":
+            reason = "tool_calls"
+        return ChatResult(
+            text, self._model, self._usage, reason, rate_limits(self._headers), tool_calls=calls
+        )
+
+    def _whole_calls(self) -> tuple[ToolCall, ...]:
+        try:
+            return self._calls.calls()
+        except ValueError as exc:
+            raise malformed(f"function call: {exc}") from None
+
+    def _check_empty(self) -> None:
+        """Raise for an answer with neither text nor calls that a filter or a bad call ended."""
+        if self.finish in _FILTERED:
             raise ProviderError(
                 ErrorKind.CONTENT_FILTER,
                 f"the answer was withheld by the provider's safety filter ({self.finish})",
                 status=200,
                 code=self.finish,
             )
-        reason = _FINISH_REASONS.get(self.finish, self.finish.lower()) if self.finish else None
-        return ChatResult(text, self._model, self._usage, reason, rate_limits(self._headers))
+        if self.finish in _BAD_CALLS:
+            said = f": {snippet(self._finish_message.encode())}" if self._finish_message else ""
+            raise malformed(f"the model made a function call Gemini refused ({self.finish}){said}")
 
     @property
     def blocked(self) -> bool:
@@ -281,7 +401,7 @@ class _Stream:
     def __init__(self, headers: Headers) -> None:
         self._answer = _Answer(headers)
 
-    def feed(self, event: str, data: str) -> list[str]:  # noqa: ARG002
+    def feed(self, event: str, data: str) -> list[str | ToolCallDelta]:  # noqa: ARG002
         chunk = load_json(data)
         if not isinstance(chunk, dict):
             raise malformed(f"stream chunk is not a JSON object: {snippet(data.encode())}")
@@ -400,4 +520,5 @@ PROTOCOL = WireProtocol(
     list_models=ListModels(list_models_request, parse_models),
     embed=Embeddings(embed_request, parse_embeddings),
     images=True,
+    tools=True,
 )

@@ -8,6 +8,14 @@ stream of such responses with the ``finishReason`` on the last, ``batchEmbedCont
 ``ErrorInfo``, ``BadRequest``, ``QuotaFailure``, ``Help`` and ``RetryInfo`` details, and the
 ``Model`` resources. Gemini sends no rate-limit headers.
 
+Tool calling and structured output are read (and refused where Gemini refuses them) by
+`runtime.testing._gemini_tools`. Calls are answered as ``functionCall`` parts (``name``,
+``args`` as an object, no ``id``: ``generateContent`` sends none; a ``thoughtSignature``
+on the first, as thinking models send) with finish reason ``STOP``; streamed, each call
+comes whole in a chunk of its own after the text, since Gemini does not stream
+arguments. Gemini has no refusal field: a scripted refusal is a candidate the safety
+filter emptied (``finishReason: SAFETY`` with ``safetyRatings``, no content).
+
 Each public function has the signature `runtime.testing._wire.Wire` asks for, so some
 ignore arguments other protocols need.
 """
@@ -31,8 +39,18 @@ from runtime.testing._completion import (
     stop_list,
     texts_of,
 )
+from runtime.testing._gemini_tools import (
+    check_function_response,
+    check_tool_turns,
+    either,
+    parts_of,
+    read_output,
+    read_tool_choice,
+    read_tools,
+    response_texts,
+)
 from runtime.testing._provider import FakeProvider
-from runtime.testing._script import Fail, StreamError
+from runtime.testing._script import Fail, StreamError, ToolUse
 from runtime.testing._wire import (
     Action,
     EmbedAsk,
@@ -108,6 +126,10 @@ _TASK_TYPES = frozenset(
     }
 )
 _BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
+_BLOCKED_RATINGS = [
+    {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True},
+    {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"},
+]
 _TOO_MANY_REQUESTS = 429
 
 
@@ -161,10 +183,13 @@ def read_ask(body: Any, *, model: str | None, stream: bool, query: Mapping[str, 
         raise AskError("* GenerateContentRequest.contents: contents is not specified\n")
     for i, content in enumerate(contents):
         _check_parts(content, f"contents[{i}]")
-    system = _either(body, "systemInstruction", "system_instruction")
+    check_tool_turns(contents, model or "")
+    tools = read_tools(body.get("tools"))
+    choice = read_tool_choice(either(body, "toolConfig", "tool_config"), tools)
+    system = either(body, "systemInstruction", "system_instruction")
     texts = [*_part_texts(system)]
-    texts += [t for c in contents for t in _part_texts(c)]
-    config = _either(body, "generationConfig", "generation_config")
+    texts += [t for c in contents for t in (*_part_texts(c), *response_texts(c))]
+    config = either(body, "generationConfig", "generation_config")
     config = config if isinstance(config, Mapping) else {}
     limit = "maxOutputTokens" if "maxOutputTokens" in config else "max_output_tokens"
     return ChatAsk(
@@ -172,32 +197,40 @@ def read_ask(body: Any, *, model: str | None, stream: bool, query: Mapping[str, 
         prompt="\n".join(texts),
         stream=stream,
         max_tokens=positive_int(config, limit),
-        stop=stop_list(_either(config, "stopSequences", "stop_sequences")),
+        stop=stop_list(either(config, "stopSequences", "stop_sequences")),
         event_stream=query.get("alt") == "sse",
+        tools=tools,
+        tool_choice=choice,
+        json_schema=read_output(config, tools, model or ""),
     )
 
 
 def _check_parts(content: Any, where: str) -> None:
-    """Refuse inline images whose data is not base64 or lacks its type, and URL-less files."""
-    parts = content.get("parts") if isinstance(content, Mapping) else None
-    for j, part in enumerate(parts if isinstance(parts, list) else []):
+    """Refuse bad bytes (inline images, thought signatures), URL-less files, bad results."""
+    for j, part in enumerate(parts_of(content)):
         here = f"{where}.parts[{j}]"
-        inline = _either(part, "inlineData", "inline_data") if isinstance(part, Mapping) else None
+        inline = either(part, "inlineData", "inline_data")
         if isinstance(inline, Mapping):
             _check_inline_data(inline, f"{here}.inline_data")
-        file = _either(part, "fileData", "file_data") if isinstance(part, Mapping) else None
-        if isinstance(file, Mapping) and not _either(file, "fileUri", "file_uri"):
+        file = either(part, "fileData", "file_data")
+        if isinstance(file, Mapping) and not either(file, "fileUri", "file_uri"):
             field = f"{here}.file_data.file_uri"
             raise AskError(f"* GenerateContentRequest.{field}: file_uri is not specified\n", field)
+        signature = either(part, "thoughtSignature", "thought_signature")
+        if signature is not None:
+            _check_bytes(signature, f"{here}.thought_signature")
+        check_function_response(part, here)
+
+
+def _check_bytes(data: Any, field: str) -> None:
+    if not isinstance(data, str) or not _BASE64.fullmatch(data) or len(data) % 4 == 1:
+        message = f"Invalid value at '{field}' (TYPE_BYTES), Base64 decoding failed for "
+        raise AskError(message + json.dumps(data), field)
 
 
 def _check_inline_data(inline: Mapping[str, Any], where: str) -> None:
-    data = inline.get("data")
-    if not isinstance(data, str) or not _BASE64.fullmatch(data) or len(data) % 4 == 1:
-        field = f"{where}.data"
-        message = f"Invalid value at '{field}' (TYPE_BYTES), Base64 decoding failed for "
-        raise AskError(message + json.dumps(data), field)
-    if not _either(inline, "mimeType", "mime_type"):
+    _check_bytes(inline.get("data"), f"{where}.data")
+    if not either(inline, "mimeType", "mime_type"):
         field = f"{where}.mime_type"
         raise AskError(f"* GenerateContentRequest.{field}: mime_type is not specified\n", field)
 
@@ -241,7 +274,7 @@ def _embed_item(item: Any, where: str) -> tuple[str, str, int | None]:
     if not text:
         field = f"{where}.content"
         raise AskError(f"* BatchEmbedContentsRequest.{field}: content is not specified\n", field)
-    _check_task_type(_either(request, "taskType", "task_type"), f"{where}.task_type")
+    _check_task_type(either(request, "taskType", "task_type"), f"{where}.task_type")
     limit = "outputDimensionality" if "outputDimensionality" in request else "output_dimensionality"
     return name.removeprefix("models/"), text, positive_int(request, limit)
 
@@ -303,21 +336,27 @@ def id_headers() -> dict[str, str]:
 
 
 def answer(completion: Completion, model: str) -> Any:
-    """A ``GenerateContentResponse``."""
-    return _response(completion, model, random_id("", 23), completion.text, final=True)
+    """A ``GenerateContentResponse``: text, then a ``functionCall`` part per call."""
+    parts = _text_parts(completion) + _call_parts(completion.tool_calls)
+    return _response(completion, model, random_id("", 23), parts, final=True)
 
 
 def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
     """``GenerateContentResponse`` chunks, the last with the ``finishReason``.
 
-    Sent as ``data:`` events (``alt=sse``), or else as the items of one JSON array.
+    Text comes a few words a chunk, then each function call whole in a chunk of its own
+    (Gemini does not stream arguments). Sent as ``data:`` events (``alt=sse``), or else as
+    the items of one JSON array.
     """
     response_id = random_id("", 23)
-    pieces = split_text(completion.text, words_per_piece=8) or [""]
+    pieces = [[{"text": piece}] for piece in split_text(completion.text, words_per_piece=8)]
+    pieces += [[part] for part in _call_parts(completion.tool_calls)]
+    if completion.refusal or not pieces:
+        pieces = [[{"text": ""}]]
     last = len(pieces) - 1
     chunks = [
-        _response(completion, ask.model, response_id, piece, final=i == last)
-        for i, piece in enumerate(pieces)
+        _response(completion, ask.model, response_id, parts, final=i == last)
+        for i, parts in enumerate(pieces)
     ]
     if ask.event_stream:
         return StreamPlan((), tuple(sse_frame(c, crlf=True) for c in chunks), ())
@@ -362,10 +401,29 @@ def model_info(model: str) -> Any:
     }
 
 
+def _text_parts(completion: Completion) -> list[dict[str, Any]]:
+    if completion.tool_calls and not completion.text:
+        return []
+    return [{"text": completion.text}]
+
+
+def _call_parts(calls: tuple[ToolUse, ...]) -> list[dict[str, Any]]:
+    """``functionCall`` parts without ids (generateContent sends none), the first signed."""
+    parts: list[dict[str, Any]] = [
+        {"functionCall": {"name": call.name, "args": dict(call.arguments)}} for call in calls
+    ]
+    if parts:
+        parts[0]["thoughtSignature"] = random_id("", 64)
+    return parts
+
+
 def _response(
-    completion: Completion, model: str, response_id: str, text: str, *, final: bool
+    completion: Completion, model: str, response_id: str, parts: list[Any], *, final: bool
 ) -> Any:
-    candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}}
+    """One response; a refusal is a candidate the safety filter emptied (Gemini has no other)."""
+    candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
+    if completion.refusal:
+        candidate = {"safetyRatings": _BLOCKED_RATINGS} if final else {}
     usage: dict[str, Any] = {
         "promptTokenCount": completion.input_tokens,
         "totalTokenCount": completion.input_tokens,
@@ -373,7 +431,8 @@ def _response(
     if completion.cached_tokens:
         usage["cachedContentTokenCount"] = completion.cached_tokens
     if final:
-        candidate |= {"finishReason": completion.finish or _FINISH[completion.ending], "index": 0}
+        finish = "SAFETY" if completion.refusal else completion.finish
+        candidate |= {"finishReason": finish or _FINISH[completion.ending], "index": 0}
         usage |= {
             "candidatesTokenCount": completion.output_tokens,
             "totalTokenCount": completion.input_tokens + completion.output_tokens,
@@ -403,10 +462,6 @@ def _quota_details(model: str, limit: int | None, wait_s: float) -> list[Any]:
         },
         {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": proto_duration(wait_s)},
     ]
-
-
-def _either(body: Mapping[str, Any], camel: str, snake: str) -> Any:
-    return body.get(camel, body.get(snake))
 
 
 def _part_texts(content: Any) -> list[str]:
