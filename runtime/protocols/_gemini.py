@@ -14,24 +14,26 @@ Google RPC statuses, ``{"error": {"code", "message", "status", "details": [...]}
 ``details`` may hold an ``ErrorInfo`` (a bad key is a 400 with reason ``API_KEY_INVALID``)
 and a ``RetryInfo`` (how long to wait after a 429). Gemini sends no rate-limit headers.
 
-Tools are ``tools: [{"functionDeclarations": [{name, description, parametersJsonSchema}]}]``
-(``parametersJsonSchema`` takes plain JSON Schema, ``additionalProperties`` included, where
-the older ``parameters`` takes only Google's OpenAPI subset). ``tool_choice`` becomes
-``toolConfig.functionCallingConfig``: ``auto`` is mode ``AUTO``, ``none`` is ``NONE``,
-``required`` is ``ANY``, and a tool's name is ``ANY`` with ``allowedFunctionNames: [name]``
-(Gemini can force a call but not a particular one otherwise); a tool's ``strict`` has no
-Gemini counterpart and is not sent. The model's calls are ``functionCall`` parts
-(``name``, ``args`` as an object, an ``id`` only where the API gives one; else callboard
-names them ``call_<responseId>_<n>``, stable for an answer and unique across a
-conversation), with finish reason ``STOP``, reported as ``tool_calls``. A call made in
-an earlier turn goes back as a ``functionCall`` part of a ``model`` turn, the first
-carrying the documented ``thoughtSignature`` sentinel (Gemini 3 refuses a turn's
-function calls without a signature, and callboard's `ToolCall` does not keep the real
-one); results go back as ``functionResponse`` parts (``id``, ``name``, ``response:
-{"output": text}`` or ``{"error": text}``) of one ``user`` turn, all the results of a
-turn together. A stream sends each call whole in one chunk (Gemini does not stream
-arguments), so each becomes one `ToolCallDelta`. A ``MALFORMED_FUNCTION_CALL`` or
-``UNEXPECTED_TOOL_CALL`` finish with nothing else to show is a ``malformed_response``.
+Tools are ``tools: [{"functionDeclarations": [{name, description,
+parametersJsonSchema}]}]`` (``parametersJsonSchema`` takes plain JSON Schema,
+``additionalProperties`` included, where the older ``parameters`` takes only Google's
+OpenAPI subset). ``tool_choice`` becomes ``toolConfig.functionCallingConfig``: ``auto``
+is mode ``AUTO``, ``none`` is ``NONE``, ``required`` is ``ANY``, and a tool's name is
+``ANY`` with ``allowedFunctionNames: [name]`` (Gemini can force a call but not a
+particular one otherwise); a tool's ``strict`` has no Gemini counterpart and is not
+sent. The model's calls are ``functionCall`` parts (``name``, ``args`` as an object, an
+``id`` only where the API gives one; else callboard names them
+``call_<responseId>_<n>``, stable for an answer and unique across a conversation), with
+finish reason ``STOP``, reported as ``tool_calls``. A call made in an earlier turn goes
+back as a ``functionCall`` part of a ``model`` turn with the ``thoughtSignature`` it
+came with (`ToolCall.signature`) when the same model is asked; otherwise the first call
+of the turn carries the documented sentinel (Gemini 3 refuses a turn's function calls
+without a signature, and refuses another model's signature); results go back as
+``functionResponse`` parts (``id``, ``name``, ``response: {"output": text}`` or
+``{"error": text}``) of one ``user`` turn, all the results of a turn together. A stream
+sends each call whole in one chunk (Gemini does not stream arguments), so each becomes
+one `ToolCallDelta`. A ``MALFORMED_FUNCTION_CALL`` or ``UNEXPECTED_TOOL_CALL`` finish
+with nothing else to show is a ``malformed_response``.
 
 Structured output is ``generationConfig.responseMimeType: "application/json"`` with
 ``responseJsonSchema`` (plain JSON Schema; ``responseSchema`` takes the OpenAPI subset
@@ -59,7 +61,7 @@ from runtime._chat import (
     Usage,
 )
 from runtime._errors import ErrorKind, ProviderError
-from runtime._tools import ToolCall, ToolCallBuilder, ToolCallDelta
+from runtime._tools import ToolCall, ToolCallBuilder, ToolCallDelta, new_call_id
 from runtime.protocols._base import Embeddings, HttpCall, ListModels, WireProtocol
 from runtime.protocols._common import (
     as_count,
@@ -140,7 +142,7 @@ def model_id(model: str) -> str:
 def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> HttpCall:
     """Build the ``generateContent`` call, or ``streamGenerateContent?alt=sse`` to stream."""
     turns, system = ChatRequest.split_system(request.messages, request.system)
-    body: dict[str, object] = {"contents": _contents(turns)}
+    body: dict[str, object] = {"contents": _contents(turns, request.model)}
     system = with_schema_instruction(system, request)
     if system:
         body["systemInstruction"] = {"parts": [{"text": system}]}
@@ -153,7 +155,7 @@ def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> Http
     return HttpCall("POST", url, _headers(endpoint, body=True), body, stream=stream)
 
 
-def _contents(turns: Sequence[Message]) -> list[dict[str, Any]]:
+def _contents(turns: Sequence[Message], model: str) -> list[dict[str, Any]]:
     """The turns as ``contents``; tool results that follow each other share one turn."""
     contents: list[dict[str, Any]] = []
     names: dict[str, str] = {}
@@ -161,7 +163,7 @@ def _contents(turns: Sequence[Message]) -> list[dict[str, Any]]:
         names.update((call.id, call.name) for call in message.tool_calls)
         if message.role != "tool":
             role = "model" if message.role == "assistant" else "user"
-            contents.append({"role": role, "parts": _parts(message)})
+            contents.append({"role": role, "parts": _parts(message, model)})
         elif contents and _holds_results(contents[-1]):
             contents[-1]["parts"].append(function_response(message, names))
         else:
@@ -174,7 +176,7 @@ def _holds_results(content: dict[str, Any]) -> bool:
     return content["role"] == "user" and bool(parts) and "functionResponse" in parts[0]
 
 
-def _parts(message: Message) -> list[dict[str, object]]:
+def _parts(message: Message, model: str) -> list[dict[str, object]]:
     """The message's parts: text, images inline or by URL (cache marks are dropped), calls.
 
     A turn that only calls tools has no text part (Gemini refuses empty text).
@@ -184,7 +186,7 @@ def _parts(message: Message) -> list[dict[str, object]]:
     if calls:
         parts = tuple(p for p in parts if not isinstance(p, TextPart) or p.text)
     return [_part(part) for part in parts] + [
-        function_call(call, first=i == 0) for i, call in enumerate(calls)
+        function_call(call, first=i == 0, model=model) for i, call in enumerate(calls)
     ]
 
 
@@ -258,11 +260,11 @@ class _Answer:
             text = _part_text(part)
             self._text.append(text)
             return text
-        delta = self._call(as_dict(part["functionCall"]))
+        delta = self._call(as_dict(part["functionCall"]), as_str(part.get("thoughtSignature")))
         self._calls.add(delta)
         return delta
 
-    def _call(self, call: dict[str, object]) -> ToolCallDelta:
+    def _call(self, call: dict[str, object], signature: str) -> ToolCallDelta:
         index = self._call_count
         name = as_str(call.get("name"))
         if not name:
@@ -273,12 +275,13 @@ class _Answer:
             raise malformed(f"function call {name!r}: args must be a JSON object, not {kind}")
         self._call_count += 1
         call_id = as_str(call.get("id")) or self._made_id(index)
-        return ToolCallDelta(index, call_id, name, json.dumps(args or {}, separators=(",", ":")))
+        arguments = json.dumps(args or {}, separators=(",", ":"))
+        return ToolCallDelta(index, call_id, name, arguments, signature or None)
 
     def _made_id(self, index: int) -> str:
         """``call_<responseId>_<n>``: the same for the same answer, unlike any other's."""
         root = _NOT_ID.sub("", self._response_id)[:_ID_ROOT]
-        return f"call_{root}_{index}" if root else f"call_{index}"
+        return f"call_{root}_{index}" if root else new_call_id()
 
     def result(self) -> ChatResult:
         if self._blocked:
@@ -301,7 +304,7 @@ class _Answer:
 
     def _whole_calls(self) -> tuple[ToolCall, ...]:
         try:
-            return self._calls.calls()
+            return self._calls.calls(signed_by=self._model or None)
         except ValueError as exc:
             raise malformed(f"function call: {exc}") from None
 

@@ -22,12 +22,17 @@ _SCHEMA_INSTRUCTION = (
 )
 
 
-def function_call(call: ToolCall, *, first: bool) -> dict[str, object]:
-    """A call the model made, sent back; the first of a turn carries the signature sentinel."""
+def function_call(call: ToolCall, *, first: bool, model: str) -> dict[str, object]:
+    """A call the model made, sent back with its signature when ``model`` made it.
+
+    Otherwise the first call of a turn carries the documented sentinel instead.
+    """
     part: dict[str, object] = {
         "functionCall": {"id": call.id, "name": call.name, "args": dict(call.arguments)}
     }
-    if first:
+    if call.signature and call.signed_by == model:
+        part["thoughtSignature"] = call.signature
+    elif first:
         part["thoughtSignature"] = SKIP_SIGNATURE
     return part
 
