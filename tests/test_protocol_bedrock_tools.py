@@ -351,6 +351,19 @@ def test_structured_output_beside_tools_leaves_the_model_a_choice_of_tools():
     _read(body)
 
 
+@pytest.mark.parametrize("model", [LLAMA, "us.deepseek.r1-v1:0"])
+def test_models_without_tool_choice_are_asked_for_the_schema_by_instruction(model):
+    """Llama takes no tool choice (nor tools when streaming): the schema goes in the system."""
+    body = _body([Message("user", "plan")], model, stream=True, output=Schema(Plan))
+    assert "toolConfig" not in body
+    assert "outputConfig" not in body
+    instruction = body["system"][-1]["text"]
+    assert json.dumps(Schema(Plan).schema(), separators=(",", ":")) in instruction
+    ask = _read(body, model, stream=True)
+    _, result = _parse_stream(_frames(_completion(ask, Answer('{"steps": ["a"]}')), ask))
+    assert Schema(Plan).parse(result.text) == Plan(steps=["a"])
+
+
 def test_a_forced_tool_needs_a_schema_of_an_object():
     """A non-object schema cannot be a tool's input: the attempt fails as a bad request."""
     with pytest.raises(ProviderError) as caught:

@@ -73,6 +73,7 @@ from runtime.protocols._bedrock_tools import (
     StreamedTools,
     answer_parts,
     output_config,
+    output_instruction,
     tool_config,
     tool_result_block,
     tool_use_block,
@@ -225,7 +226,8 @@ def _system_blocks(request: ChatRequest) -> list[dict[str, object]]:
                     ErrorKind.BAD_REQUEST, "Bedrock takes no images in the system prompt"
                 )
             blocks.extend(_blocks(message.parts))
-    return blocks
+    instruction = output_instruction(request)
+    return [*blocks, instruction] if instruction else blocks
 
 
 def _turns(messages: Iterable[Message]) -> list[dict[str, object]]:

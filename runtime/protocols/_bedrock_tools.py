@@ -26,11 +26,14 @@ Structured output. Bedrock's own mechanism is ``outputConfig.textFormat`` (``{"t
 "json_schema", "structure": {"jsonSchema": {"schema": "<the schema as JSON text>",
 "name"}}}``, constrained decoding), documented in the user guide ("Get validated JSON
 results from models") for select models only: of Anthropic's, Claude Haiku, Sonnet and
-Opus 4.5 and later. Those models get it (and ``strict`` on tools that ask for it). Every
-other model gets a forced tool, `OUTPUT_TOOL`, whose input schema is the answer's: the
-only tool with ``{"any": {}}`` (which more models take than ``{"tool"}``), or beside the
-caller's tools; its call comes back as the answer's text, not as a tool call. A forced
-tool needs a schema of an object (Bedrock: "The value at
+Opus 4.5 and later. Those models get it (and ``strict`` on tools that ask for it). Models
+that take no tool choice (Meta's Llama: "This model doesn't support the
+toolConfig.toolChoice.any field") or no tools (DeepSeek-R1) get the schema in an
+instruction at the end of the system prompt, and callboard checks the answer. Every other
+model gets a forced tool, `OUTPUT_TOOL`, whose input schema is the answer's: the only tool
+with ``{"any": {}}`` (which more models take than ``{"tool"}``), or beside the caller's
+tools; its call comes back as the answer's text, not as a tool call. A forced tool needs
+a schema of an object (Bedrock: "The value at
 toolConfig.tools.0.toolSpec.inputSchema.json.type must be one of the following:
 object.").
 """
@@ -56,6 +59,7 @@ OUTPUT_TOOL = "callboard_structured_output"
 
 _NATIVE_OUTPUT = re.compile(r"anthropic\.claude-(?:opus|sonnet|haiku)-(\d+)(?:-(\d{1,2}))?(?!\d)")
 _FIRST_NATIVE = (4, 5)
+_NO_TOOL_CHOICE = re.compile(r"(?:^|[./])(?:meta\.|deepseek\.r1)")
 _BAD_ID = re.compile(r"[^a-zA-Z0-9_.:-]")
 _OPEN_SCHEMA: dict[str, object] = {"type": "object", "properties": {}}
 _NO_OUTPUT = "The tool failed without output."
@@ -71,6 +75,24 @@ def native_output(model: str) -> bool:
     if found is None:
         return False
     return (int(found[1]), int(found[2] or 0)) >= _FIRST_NATIVE
+
+
+def output_mode(model: str) -> str:
+    """How ``model`` is asked for structured output: ``native``, ``tool`` or ``instruction``."""
+    if native_output(model):
+        return "native"
+    return "instruction" if _NO_TOOL_CHOICE.search(model) else "tool"
+
+
+def output_instruction(request: ChatRequest) -> dict[str, object] | None:
+    """The system block that asks for the schema, for models asked by instruction."""
+    if request.output is None or output_mode(request.model) != "instruction":
+        return None
+    schema = json.dumps(request.output.schema(), separators=(",", ":"))
+    return {
+        "text": f"Answer with JSON only, no other text: a {request.output.name} object "
+        f"matching this JSON Schema: {schema}"
+    }
 
 
 def wire_id(call_id: str) -> str:
@@ -113,7 +135,7 @@ def tool_config(request: ChatRequest) -> dict[str, object] | None:
         ProviderError: ``bad_request`` for structured output through the forced tool
             with a schema that is not of an object.
     """
-    forced = request.output is not None and not native_output(request.model)
+    forced = request.output is not None and output_mode(request.model) == "tool"
     history = has_tool_blocks(request.messages)
     tools = [] if request.tool_choice == "none" and (forced or not history) else request.tools
     specs = [_tool_spec(tool, strict=native_output(request.model)) for tool in tools]
@@ -170,7 +192,7 @@ def _output_spec(output: Schema) -> dict[str, object]:
 
 def output_config(request: ChatRequest) -> dict[str, object] | None:
     """The request's ``outputConfig``, for models with native structured output."""
-    if request.output is None or not native_output(request.model):
+    if request.output is None or output_mode(request.model) != "native":
         return None
     definition = {
         "schema": json.dumps(request.output.schema(), separators=(",", ":")),
