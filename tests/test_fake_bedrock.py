@@ -5,11 +5,15 @@ import pytest
 
 from runtime._chat import ChatRequest, EmbedRequest, ImagePart, Message, TextPart, Tuning, Usage
 from runtime._errors import ErrorKind, ProviderError
+from runtime._structured import Schema
+from runtime._tools import Tool
 from runtime._transport.aws import sigv4_signer
 from runtime.protocols import Endpoint, HttpCall
 from runtime.protocols import _bedrock as bedrock
+from runtime.protocols._bedrock_tools import OUTPUT_TOOL
 from runtime.testing import Answer, Fail, FakeBedrock, Malformed, StreamError
 from runtime.testing._bedrock import EVENT_STREAM
+from runtime.testing._script import ToolUse
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -334,6 +338,73 @@ def test_a_request_changed_after_signing_no_longer_matches(signing_env):
         changed_path.url = httpx.URL(escaped)
         assert c.send(changed_path).status_code == 403
         assert c.send(signed_request(fake)).status_code == 200
+
+
+READ = Tool("read_file", "Read a file", {"type": "object", "properties": {"path": {}}})
+
+
+def signed_chat(fake, chat: ChatRequest, *, stream: bool = False) -> httpx.Request:
+    """The protocol's request for ``chat``, signed by `sigv4_signer` (signing_env's keys)."""
+    where = Endpoint(base_url=fake.base_url, model=MODEL)
+    call = bedrock.chat_request(where, chat, stream)
+    content = json.dumps(call.json).encode()
+    request = httpx.Request(call.method, call.url, headers=call.headers, content=content)
+    sigv4_signer(bedrock.region_of(where))(request)
+    return request
+
+
+def test_a_signed_tool_conversation_round_trips_through_the_fake(signing_env):
+    """A signed request with tools gets a call; the signed next turn with its result is taken."""
+    with FakeBedrock(keys={ACCESS_KEY}, secrets={ACCESS_KEY: SECRET}) as fake, httpx.Client() as c:
+        fake.script.extend(
+            [Answer("", tool_calls=(ToolUse("read_file", {"path": "a"}),)), Answer("Done.")]
+        )
+        first = (Message("user", "read a"),)
+        response = c.send(signed_chat(fake, ChatRequest(first, MODEL, tools=(READ,))))
+        assert response.status_code == 200, response.text
+        result = bedrock.parse_chat(200, response.headers, response.content)
+        (call,) = result.tool_calls
+        assert call.id.startswith("tooluse_")
+        assert (call.name, call.arguments, result.finish_reason) == (
+            "read_file",
+            {"path": "a"},
+            "tool_calls",
+        )
+        history = (
+            *first,
+            Message("assistant", "", tool_calls=result.tool_calls),
+            Message("tool", "A!", tool_call_id=call.id),
+        )
+        response = c.send(signed_chat(fake, ChatRequest(history, MODEL, tools=(READ,))))
+        assert response.status_code == 200, response.text
+        assert bedrock.parse_chat(200, response.headers, response.content).text == "Done."
+
+
+def test_a_streamed_call_arrives_in_pieces_through_the_fake(fake, client):
+    """Over HTTP the call streams as its start and input fragments, then the whole call."""
+    fake.script.append(Answer("", tool_calls=(ToolUse("read_file", {"path": "a/long/path.txt"}),)))
+    chat = ChatRequest((Message("user", "read a"),), MODEL, tools=(READ,))
+    call = bedrock.chat_request(endpoint(fake), chat, True)
+    deltas, result = parsed(streamed(client, call.json))
+    assert [d.name for d in deltas][:2] == ["read_file", None]
+    assert len(deltas) > 2
+    assert result.tool_calls[0].arguments == {"path": "a/long/path.txt"}
+
+
+def test_structured_output_comes_back_as_text_through_the_forced_tool(fake, client):
+    """A model without native structured output calls the output tool; its input is the text."""
+    fake.script.append(Answer('{"steps": ["a"]}'))
+    schema = Schema({"type": "object", "properties": {"steps": {"type": "array"}}})
+    chat = ChatRequest((Message("user", "plan"),), MODEL, output=schema)
+    response = send(client, bedrock.chat_request(endpoint(fake), chat, False))
+    assert response.status_code == 200, response.text
+    assert response.json()["output"]["message"]["content"][0]["toolUse"]["name"] == OUTPUT_TOOL
+    result = bedrock.parse_chat(200, response.headers, response.content)
+    assert (json.loads(result.text), result.tool_calls, result.finish_reason) == (
+        {"steps": ["a"]},
+        (),
+        "stop",
+    )
 
 
 def test_the_protocols_request_with_images_and_cache_points_is_accepted(fake, client):

@@ -129,6 +129,15 @@ def test_body_holds_messages_as_text_blocks_and_system_apart():
     }
 
 
+def test_turns_of_one_role_in_a_row_are_one_turn():
+    """Bedrock wants user and assistant to alternate, so two user messages go as one turn."""
+    request = _request(Message("user", "Hello"), Message("user", "Are you there?"))
+    body = bedrock.chat_request(ENDPOINT, request, False).json
+    assert body["messages"] == [
+        {"role": "user", "content": [{"text": "Hello"}, {"text": "Are you there?"}]}
+    ]
+
+
 def test_tuning_goes_to_inference_config():
     """Max tokens, temperature, top-p and stop sequences use Converse's camelCase names."""
     tuning = Tuning(temperature=0.2, max_tokens=256, top_p=0.9, stop=("END", "\n\n"))

@@ -33,6 +33,14 @@ the ``:error-code`` of an error message; ``payload`` is the payload as UTF-8 JSO
 Deltas carry the text, ``messageStop`` the ``stopReason``, ``metadata`` the ``usage``;
 an exception raises `ProviderError`, and a stream ending before ``messageStop`` is
 malformed.
+
+Tools and structured output (`runtime.protocols._bedrock_tools` has the shapes and how
+each tool choice and schema is sent): tools go in ``toolConfig``, calls come back as
+``toolUse`` blocks with ``stopReason: "tool_use"`` (``tool_calls``), results go back as
+``toolResult`` blocks; a call streams as a ``contentBlockStart`` naming it
+(``start.toolUse``) and ``contentBlockDelta`` events with fragments of its input
+(``delta.toolUse.input``), each a `ToolCallDelta`. ``stopReason: "malformed_tool_use"``
+is a ``malformed_response``.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from urllib.parse import quote, urlsplit
 
 from runtime._chat import (
@@ -49,16 +57,27 @@ from runtime._chat import (
     EmbedRequest,
     EmbedResult,
     ImagePart,
+    Message,
     RateLimitInfo,
     TextPart,
     Usage,
 )
 from runtime._errors import ErrorKind, ProviderError
+from runtime._tools import ToolCall, ToolCallDelta
 
 # Re-exported: the I/O layer decodes Bedrock's streams with them.
 from runtime.protocols._aws_eventstream import EventStreamDecoder as EventStreamDecoder  # noqa: PLC0414
 from runtime.protocols._aws_eventstream import decode_event_stream as decode_event_stream  # noqa: PLC0414
 from runtime.protocols._base import Embeddings, HttpCall, ListModels, WireProtocol
+from runtime.protocols._bedrock_tools import (
+    StreamedTools,
+    answer_parts,
+    output_config,
+    output_instruction,
+    tool_config,
+    tool_result_block,
+    tool_use_block,
+)
 from runtime.protocols._common import (
     as_count,
     as_dict,
@@ -184,18 +203,15 @@ def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> Http
             Bedrock does not take.
     """
     system = _system_blocks(request)
-    body: dict[str, object] = {
-        "messages": [
-            {"role": m.role, "content": _blocks(m.parts)}
-            for m in request.messages
-            if m.role != "system"
-        ]
-    }
+    body: dict[str, object] = {"messages": _turns(request.messages)}
     if system:
         body["system"] = system
     config = _inference_config(request.tuning)
     if config:
         body["inferenceConfig"] = config
+    body.update(
+        without_none({"toolConfig": tool_config(request), "outputConfig": output_config(request)})
+    )
     action = "converse-stream" if stream else "converse"
     url = f"{endpoint.base_url}/model/{model_path(request.model)}/{action}"
     return HttpCall("POST", url, _headers(endpoint, body=True), body, stream=stream)
@@ -210,7 +226,39 @@ def _system_blocks(request: ChatRequest) -> list[dict[str, object]]:
                     ErrorKind.BAD_REQUEST, "Bedrock takes no images in the system prompt"
                 )
             blocks.extend(_blocks(message.parts))
-    return blocks
+    instruction = output_instruction(request)
+    return [*blocks, instruction] if instruction else blocks
+
+
+def _turns(messages: Iterable[Message]) -> list[dict[str, object]]:
+    """Return the conversation as Converse turns, a tool's result being a user turn.
+
+    Turns of one role in a row become one turn, as Bedrock wants user and assistant to
+    alternate: every result of one call turn thus goes in one user turn, before any text.
+    """
+    turns: list[dict[str, object]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        role = "user" if message.role == "tool" else message.role
+        blocks = _message_blocks(message)
+        if turns and turns[-1]["role"] == role:
+            cast("list[dict[str, object]]", turns[-1]["content"]).extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return turns
+
+
+def _message_blocks(message: Message) -> list[dict[str, object]]:
+    """A turn's blocks: a result's parts go inside its ``toolResult`` (a cache mark after)."""
+    blocks = _blocks(message.parts)
+    if message.role == "tool":
+        content = [b for b in blocks if b is not _CACHE_POINT and b.get("text") != ""]
+        cached = [_CACHE_POINT] if any(p.cache for p in message.parts) else []
+        return [tool_result_block(message, content), *cached]
+    if message.tool_calls:
+        blocks = [b for b in blocks if b.get("text") != ""]
+    return [*blocks, *(tool_use_block(call) for call in message.tool_calls)]
 
 
 def _blocks(parts: Iterable[Part]) -> list[dict[str, object]]:
@@ -269,12 +317,21 @@ def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:
     content = as_dict(as_dict(data.get("output")).get("message")).get("content")
     if not isinstance(content, list):
         raise malformed("Converse answer has no output.message.content array")
-    text = "".join(as_str(as_dict(block).get("text")) for block in content)
-    return _result(text, _usage(data.get("usage")), data.get("stopReason"))
+    text, calls, answer = answer_parts(content)
+    return _result(text, _usage(data.get("usage")), data.get("stopReason"), calls, answer)
 
 
-def _result(text: str, usage: Usage, stop: object) -> ChatResult:
-    if not text and stop in _FILTERED:
+def _result(
+    text: str,
+    usage: Usage,
+    stop: object,
+    calls: tuple[ToolCall, ...] = (),
+    answer: str | None = None,
+) -> ChatResult:
+    """The whole answer; ``answer``, the forced tool's input, stands for its text."""
+    if stop == "malformed_tool_use":
+        raise malformed("Bedrock ended the answer with stopReason 'malformed_tool_use'")
+    if not text and not calls and answer is None and stop in _FILTERED:
         raise ProviderError(
             ErrorKind.CONTENT_FILTER,
             f"the answer was withheld by Bedrock (stopReason {stop!r})",
@@ -282,7 +339,11 @@ def _result(text: str, usage: Usage, stop: object) -> ChatResult:
             code=str(stop),
         )
     reason = _STOP_REASONS.get(stop, stop.lower()) if isinstance(stop, str) else None
-    return ChatResult(text, "", usage, reason, RateLimitInfo())
+    if answer is not None:
+        text = answer
+        if reason == "tool_calls" and not calls:
+            reason = "stop"
+    return ChatResult(text, "", usage, reason, RateLimitInfo(), tool_calls=calls)
 
 
 def _usage(value: object) -> Usage:
@@ -334,11 +395,12 @@ class _Stream:
 
     def __init__(self) -> None:
         self._text: list[str] = []
+        self._tools = StreamedTools()
         self._usage = Usage()
         self._stop: object = None
         self._stopped = False
 
-    def feed(self, event: str, data: str) -> list[str]:
+    def feed(self, event: str, data: str) -> list[str | ToolCallDelta]:
         if event not in _EVENTS and _is_exception(event):
             message = as_str(as_dict(load_json(data)).get("message"))
             raise _error(event[:1].upper() + event[1:], message.strip(), None, None)
@@ -347,10 +409,11 @@ class _Stream:
             raise malformed(
                 f"stream event {event!r} is not a JSON object: {snippet(data.encode())}"
             )
+        block = as_count(payload.get("contentBlockIndex"))
+        if event == "contentBlockStart":
+            return self._tools.start(block, as_dict(payload.get("start")))
         if event == "contentBlockDelta":
-            text = as_str(as_dict(payload.get("delta")).get("text"))
-            self._text.append(text)
-            return [text] if text else []
+            return self._delta(block, as_dict(payload.get("delta")))
         if event == "messageStop":
             self._stop = payload.get("stopReason")
             self._stopped = True
@@ -358,10 +421,19 @@ class _Stream:
             self._usage = _usage(payload.get("usage"))
         return []
 
+    def _delta(self, block: int, delta: dict[str, object]) -> list[str | ToolCallDelta]:
+        if "toolUse" in delta:
+            return self._tools.delta(block, as_str(as_dict(delta["toolUse"]).get("input")))
+        text = as_str(delta.get("text"))
+        self._text.append(text)
+        return [text] if text else []
+
     def finish(self) -> ChatResult:
         if not self._stopped:
             raise malformed("stream ended before messageStop")
-        return _result("".join(self._text), self._usage, self._stop)
+        calls = self._tools.calls()
+        text = "".join(self._text)
+        return _result(text, self._usage, self._stop, calls, self._tools.answer())
 
 
 def _is_exception(name: str) -> bool:
@@ -488,6 +560,7 @@ PROTOCOL = WireProtocol(
     list_models=ListModels(request=models_request, parse=parse_models),
     embed=Embeddings(request=embed_request, parse=parse_embeddings),
     images=True,
+    tools=True,
     image_urls=False,
     cache_points=True,
 )

@@ -8,6 +8,15 @@ with cache reads and writes counted apart from ``inputTokens``, ``metrics.latenc
 ``exception``; errors as ``{"message"}`` bodies named by the ``x-amzn-ErrorType``
 header; the control plane's ``ListFoundationModels`` / ``GetFoundationModel``; and
 Cohere embeddings through ``InvokeModel`` (``/model/{modelId}/invoke``).
+
+Tools (`runtime.testing._bedrock_tools` lists the shapes, the refusals and where each came
+from): ``toolConfig`` and ``outputConfig`` are read and checked per model; calls are
+``toolUse`` blocks with ``stopReason: "tool_use"`` and ``tooluse_`` ids, streamed as a
+``contentBlockStart`` (``start.toolUse``) and ``contentBlockDelta`` fragments of the
+input (``delta.toolUse.input``) before the block's ``contentBlockStop``; a refusal, which
+Converse has no field for, is answered as a filtered answer: no content, ``stopReason:
+"content_filtered"``.
+
 Bedrock sends no rate-limit headers and no ``retry-after`` (but a scripted `Fail` with
 ``retry_after_s`` gets one, as the script asks).
 
@@ -34,6 +43,13 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from runtime.testing._bedrock_tools import (
+    block_text,
+    check_tool_turns,
+    invalid,
+    model_answer,
+    read_tools,
+)
 from runtime.testing._budget import BudgetState
 from runtime.testing._completion import (
     AskError,
@@ -45,7 +61,7 @@ from runtime.testing._completion import (
     stop_list,
 )
 from runtime.testing._provider import FakeProvider, _json
-from runtime.testing._script import Fail, StreamError
+from runtime.testing._script import Answer, Behaviour, Fail, StreamError
 from runtime.testing._sigv4 import signature_matches
 from runtime.testing._wire import (
     Action,
@@ -69,9 +85,11 @@ ROUTES: tuple[Route, ...] = (
 MODELS: tuple[str, ...] = (
     "anthropic.claude-3-5-haiku-20241022-v1:0",
     "anthropic.claude-sonnet-4-20250514-v1:0",
+    "anthropic.claude-sonnet-4-5-20250929-v1:0",
     "amazon.nova-lite-v1:0",
     "amazon.nova-pro-v1:0",
     "meta.llama3-3-70b-instruct-v1:0",
+    "deepseek.r1-v1:0",
     "mistral.mistral-large-2407-v1:0",
     "cohere.embed-english-v3",
     "cohere.embed-v4:0",
@@ -133,6 +151,9 @@ _EMBED_INPUT_TYPES = ("search_document", "search_query", "classification", "clus
 _EMBED_DIMENSIONS = (256, 512, 1024, 1536)
 MAX_EMBED_TEXTS = 96
 _PADDING = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_BLOCK_KINDS = ("text", "image", "cachePoint", "toolUse", "toolResult")
+_FRAGMENT = 8
+"""Characters of a call's input per streamed ``delta.toolUse.input`` fragment."""
 
 
 def presented_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:  # noqa: ARG001
@@ -217,7 +238,7 @@ def read_ask(
         raise AskError(_MALFORMED)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise AskError(_invalid("messages", "Member must not be null"), "messages")
+        raise AskError(invalid("messages", "Member must not be null"), "messages")
     system = body.get("system") or []
     config = body.get("inferenceConfig") or {}
     if not isinstance(system, list) or not isinstance(config, Mapping):
@@ -225,18 +246,24 @@ def read_ask(
     texts = [t for b in system if isinstance(b, Mapping) and isinstance(t := b.get("text"), str)]
     for index, message in enumerate(messages):
         texts += _message_texts(message, f"messages.{index}", first=index == 0)
+    foundation = base_model(model or "")
+    check_tool_turns(messages, foundation, configured=body.get("toolConfig") is not None)
+    tools = read_tools(body, foundation, stream=stream)
     try:
         max_tokens = positive_int(config, "maxTokens")
     except AskError:
         rule = "Member must have value greater than or equal to 1"
-        raise AskError(_invalid("inferenceConfig.maxTokens", rule, config["maxTokens"])) from None
+        raise AskError(invalid("inferenceConfig.maxTokens", rule, config["maxTokens"])) from None
     return ChatAsk(
-        model=base_model(model or ""),
+        model=foundation,
         prompt="\n".join(texts),
         stream=stream,
         max_tokens=max_tokens,
         stop=stop_list(config.get("stopSequences")),
         event_stream=False,
+        tools=tools.tools,
+        tool_choice=tools.choice,
+        json_schema=tools.json_schema,
     )
 
 
@@ -252,7 +279,7 @@ def _message_texts(message: Any, where: str, *, first: bool) -> list[str]:
     role = message.get("role") if isinstance(message, Mapping) else None
     if role not in ("user", "assistant"):
         rule = "Member must satisfy enum value set: [user, assistant]"
-        raise AskError(_invalid(f"{where}.member.role", rule, role))
+        raise AskError(invalid(f"{where}.member.role", rule, role))
     if first and role != "user":
         raise AskError(
             "A conversation must start with a user message. Try again with a conversation "
@@ -260,17 +287,17 @@ def _message_texts(message: Any, where: str, *, first: bool) -> list[str]:
         )
     content = message.get("content")
     if not isinstance(content, list) or not content:
-        raise AskError(_invalid(f"{where}.member.content", "Member must not be null"))
+        raise AskError(invalid(f"{where}.member.content", "Member must not be null"))
     return [_block_text(block, f"{where}.content.{i}") for i, block in enumerate(content)]
 
 
 def _block_text(block: Any, where: str) -> str:
-    kinds = [
-        k for k in ("text", "image", "cachePoint") if isinstance(block, Mapping) and k in block
-    ]
+    kinds = [k for k in _BLOCK_KINDS if isinstance(block, Mapping) and k in block]
     if len(kinds) != 1:
-        raise AskError(f"The ContentBlock at {where} must set one of: text, image, cachePoint.")
+        raise AskError(f"The ContentBlock at {where} must set one of: {', '.join(_BLOCK_KINDS)}.")
     value = block[kinds[0]]
+    if kinds[0] in ("toolUse", "toolResult"):
+        return block_text(kinds[0], value, where)
     if kinds[0] == "text":
         if not isinstance(value, str) or not value.strip():
             raise AskError(
@@ -282,7 +309,7 @@ def _block_text(block: Any, where: str) -> str:
         not isinstance(value, Mapping) or value.get("type") != "default"
     ):
         rule = "Member must satisfy enum value set: [default]"
-        raise AskError(_invalid(f"{where}.cachePoint.type", rule))
+        raise AskError(invalid(f"{where}.cachePoint.type", rule))
     if kinds[0] == "image":
         _check_image(value, f"{where}.image")
     return ""
@@ -292,7 +319,7 @@ def _check_image(image: Any, where: str) -> None:
     image = image if isinstance(image, Mapping) else {}
     if image.get("format") not in ("png", "jpeg", "gif", "webp"):
         rule = "Member must satisfy enum value set: [png, jpeg, gif, webp]"
-        raise AskError(_invalid(f"{where}.format", rule, image.get("format")))
+        raise AskError(invalid(f"{where}.format", rule, image.get("format")))
     source = image.get("source")
     data = source.get("bytes") if isinstance(source, Mapping) else None
     try:
@@ -303,31 +330,23 @@ def _check_image(image: Any, where: str) -> None:
         raise AskError(f"The image at {where} has no valid base64 source.bytes.")
 
 
-def _invalid(where: str, rule: str, value: Any = None) -> str:
-    shown = "null" if value is None else f"'{value}'"
-    return (
-        f"1 validation error detected: Value {shown} at '{where}' failed to satisfy "
-        f"constraint: {rule}"
-    )
-
-
 def read_embed(body: Any) -> EmbedAsk:
     """Read a Cohere embed ``InvokeModel`` body; the model comes from the path."""
     if not isinstance(body, Mapping):
         raise AskError(_MALFORMED)
     texts = body.get("texts")
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-        raise AskError(_invalid("texts", "Member must be a list of strings", texts))
+        raise AskError(invalid("texts", "Member must be a list of strings", texts))
     if len(texts) > MAX_EMBED_TEXTS:
         rule = f"Member must have length less than or equal to {MAX_EMBED_TEXTS}"
-        raise AskError(_invalid("texts", rule, len(texts)))
+        raise AskError(invalid("texts", rule, len(texts)))
     if body.get("input_type") not in _EMBED_INPUT_TYPES:
         rule = f"Member must satisfy enum value set: [{', '.join(_EMBED_INPUT_TYPES)}]"
-        raise AskError(_invalid("input_type", rule, body.get("input_type")))
+        raise AskError(invalid("input_type", rule, body.get("input_type")))
     dimension = body.get("output_dimension")
     if dimension is not None and dimension not in _EMBED_DIMENSIONS:
         rule = "Member must satisfy enum value set: [256, 512, 1024, 1536]"
-        raise AskError(_invalid("output_dimension", rule, dimension))
+        raise AskError(invalid("output_dimension", rule, dimension))
     return EmbedAsk(model="", texts=tuple(texts), dimensions=dimension)
 
 
@@ -391,28 +410,67 @@ def id_headers() -> dict[str, str]:
 
 
 def answer(completion: Completion, model: str) -> Any:  # noqa: ARG001
-    """A ``ConverseResponse``."""
+    """A ``ConverseResponse``: the text, then a ``toolUse`` block per call."""
     return {
-        "output": {"message": {"role": "assistant", "content": [{"text": completion.text}]}},
+        "output": {"message": {"role": "assistant", "content": _content(completion)}},
         "stopReason": _stop_reason(completion),
         "usage": _usage(completion),
         "metrics": {"latencyMs": 312},
     }
 
 
+def _content(completion: Completion) -> list[dict[str, Any]]:
+    """A refusal has no content (Converse has no refusal; its answer is a filtered one)."""
+    if completion.refusal:
+        return []
+    calls = completion.tool_calls
+    blocks = [{"text": completion.text}] if completion.text or not calls else []
+    uses = [{"toolUseId": c.id, "name": c.name, "input": dict(c.arguments)} for c in calls]
+    return blocks + [{"toolUse": use} for use in uses]
+
+
 def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:  # noqa: ARG001
-    """Event-stream messages: start, one text delta per word, block stop, stop, metadata."""
+    """Event-stream messages: start, content blocks, stop, metadata.
+
+    Text comes as one ``contentBlockDelta`` per word (a text block has no
+    ``contentBlockStart``); each call as a ``contentBlockStart`` naming it
+    (``start.toolUse``) and its input in fragments (``delta.toolUse.input``); each block
+    ends with ``contentBlockStop``. The last block's stop opens the tail.
+    """
     head = (event_message("messageStart", {"role": "assistant"}),)
-    body = tuple(
-        event_message("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}})
-        for piece in split_text(completion.text)
-    )
+    body = _block_frames(completion)
     tail = (
-        event_message("contentBlockStop", {"contentBlockIndex": 0}),
+        *body[-1:],
         event_message("messageStop", {"stopReason": _stop_reason(completion)}),
         event_message("metadata", {"usage": _usage(completion), "metrics": {"latencyMs": 312}}),
     )
-    return StreamPlan(head, body, tail, EVENT_STREAM)
+    return StreamPlan(head, tuple(body[:-1]), tail, EVENT_STREAM)
+
+
+def _block_frames(completion: Completion) -> list[bytes]:
+    frames: list[bytes] = []
+    calls = completion.tool_calls
+    first = 0
+    if not completion.refusal and (completion.text or not calls):
+        frames += [_delta(0, {"text": piece}) for piece in split_text(completion.text)]
+        frames.append(event_message("contentBlockStop", {"contentBlockIndex": 0}))
+        first = 1
+    for index, call in enumerate(calls, start=first):
+        start = {"toolUse": {"toolUseId": call.id, "name": call.name}}
+        frames.append(
+            event_message("contentBlockStart", {"contentBlockIndex": index, "start": start})
+        )
+        text = json.dumps(dict(call.arguments))
+        frames += [
+            _delta(index, {"toolUse": {"input": text[i : i + _FRAGMENT]}})
+            for i in range(0, len(text), _FRAGMENT)
+        ]
+        frames.append(event_message("contentBlockStop", {"contentBlockIndex": index}))
+    return frames
+
+
+def _delta(index: int, delta: Mapping[str, Any]) -> bytes:
+    return event_message("contentBlockDelta", {"contentBlockIndex": index, "delta": delta})
 
 
 def stream_error(error: StreamError) -> bytes | None:
@@ -484,7 +542,11 @@ def _exception_name(code: str) -> str:
 
 
 def _stop_reason(completion: Completion) -> str:
-    return completion.finish or _STOP_REASONS[completion.ending]
+    if completion.finish:
+        return completion.finish
+    if completion.refusal:
+        return "content_filtered"
+    return "tool_use" if completion.tool_calls else _STOP_REASONS[completion.ending]
 
 
 def _usage(completion: Completion) -> dict[str, int]:
@@ -530,7 +592,10 @@ class FakeBedrock(FakeProvider):
     signed with one of them has its signature verified as AWS does (it needs botocore),
     and one that does not match is refused with 403 ``InvalidSignatureException``. An
     inference profile id (``us.<model>``) reaches ``<model>``. There are no rate-limit
-    headers, and errors carry their exception name in ``x-amzn-ErrorType``.
+    headers, and errors carry their exception name in ``x-amzn-ErrorType``. Models take
+    tools as Bedrock's do (`runtime.testing._bedrock_tools.tool_support`): Claude and Nova
+    all of it, Llama none while streaming, DeepSeek-R1 none at all; Claude Sonnet 4.5 is
+    the model with native structured output.
     """
 
     wire: ClassVar[Wire] = wire_of(__name__)
@@ -538,6 +603,14 @@ class FakeBedrock(FakeProvider):
     def __init__(self, *, secrets: Mapping[str, str] | None = None, **options: Any) -> None:
         super().__init__(**options)
         self.secrets: dict[str, str] = dict(secrets or {})
+
+    async def _perform(
+        self, request: web.Request, ask: ChatAsk, behaviour: Behaviour, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        """Answer as a Bedrock model does (`model_answer`: its call ids, its forced calls)."""
+        if isinstance(behaviour, Answer):
+            behaviour = model_answer(ask, behaviour)
+        return await super()._perform(request, ask, behaviour, headers)
 
     async def _dispatch(self, action: Action, request: web.Request) -> web.StreamResponse:
         """Verify the signature of a request signed with a known secret, then answer it."""
