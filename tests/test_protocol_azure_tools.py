@@ -4,6 +4,7 @@ import json
 
 import httpx
 import pytest
+from httpx_sse import connect_sse
 from pydantic import BaseModel
 
 from runtime._chat import ChatRequest, Message
@@ -13,6 +14,7 @@ from runtime._tools import Tool, ToolCall, ToolCallDelta
 from runtime.protocols import Endpoint
 from runtime.protocols import _azure as azure
 from runtime.protocols._common import output_instruction
+from runtime.testing import FakeAzureOpenAI
 from runtime.testing import _azure as wire
 from runtime.testing._completion import AskError, ChatAsk, plan_completion
 from runtime.testing._script import Answer, ToolUse
@@ -296,3 +298,23 @@ def test_output_instruction_holds_the_schema_as_json():
     first, _, rest = output_instruction(schema).partition("\n")
     assert "JSON" in first
     assert json.loads(rest) == schema.schema()
+
+
+def test_the_fake_server_streams_a_scripted_call_that_the_protocol_reads_whole():
+    """Over real HTTP: the request the protocol builds, the fake's SSE call, the whole call."""
+    script = [Answer("", tool_calls=(ToolUse("read_file", {"path": "b.txt"}, id="call_b"),))]
+    with FakeAzureOpenAI(keys={"azure-key"}, script=script) as fake, httpx.Client() as client:
+        options = (("api_version", "2024-10-21"), ("deployment", "gpt-4o"))
+        endpoint = Endpoint(fake.base_url, "gpt-4o", api_key="azure-key", options=options)
+        call = azure.chat_request(endpoint, _request(tools=(READ,)), stream=True)
+        headers = dict(call.headers)
+        with connect_sse(client, "POST", call.url, headers=headers, json=call.json) as source:
+            parser = azure.stream_parser(source.response.headers)
+            pieces = [p for event in source.iter_sse() for p in parser.feed("", event.data)]
+    result = parser.finish()
+    assert [p.name for p in pieces if isinstance(p, ToolCallDelta) and p.name] == ["read_file"]
+    assert (result.tool_calls[0].id, result.tool_calls[0].arguments) == (
+        "call_b",
+        {"path": "b.txt"},
+    )
+    assert result.usage.input_tokens > 0
