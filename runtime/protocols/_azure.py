@@ -21,6 +21,25 @@ the GA ``2024-10-21``). The body and the answers are OpenAI's, so this module bu
 - Answers carry ``x-ratelimit-remaining-requests`` and ``-tokens`` but no reset headers,
   so the resets stay ``None``.
 
+Tools and structured output are OpenAI's (``tools``, ``tool_choice``, ``tool_calls``, tool
+turns, ``response_format`` ``json_schema``, a ``refusal``; the 2024-10-21 reference lists
+them all, and ``parallel_tool_calls``, left at its default: parallel calls are taken). A
+tool-call answer ends with ``finish_reason: "tool_calls"``; its stream chunks carry empty
+``content_filter_results`` (Azure filters the text, not the calls). Older api-versions take
+less, so the request is shaped for the configured one:
+
+- Before 2023-12-01-preview there are no tools (Azure refuses ``tools`` as an unrecognized
+  argument): a request with tools or tool turns is refused before it is sent
+  (``bad_request``, saying which api_version takes them).
+- Before 2024-06-01 ``tool_choice`` has no ``"required"``: it becomes the one tool's name
+  when one tool is offered (the same promise), else ``"auto"`` (the nearest documented form;
+  the model may then answer in text).
+- Before 2024-08-01-preview there are no structured outputs: Azure answers
+  ``response_format`` ``json_schema`` with 400 ``BadRequest`` ("enabled only for api
+  versions 2024-08-01-preview and later"), and a tool's ``strict`` belongs to the same
+  feature. The schema then goes into the system prompt (`output_instruction`) and tools go
+  without ``strict``; the runtime checks the answer as always.
+
 The start-up check is ``GET {base}/openai/models?api-version=V`` (documented as "Models -
 List"): a 200 proves the endpoint, the api-version and the key. It cannot prove the
 deployment: the data-plane deployments route (api-version 2022-12-01) is retired, and the
@@ -53,6 +72,7 @@ from runtime.protocols._common import (
     kind_for_status,
     load_json,
     malformed,
+    output_instruction,
     retry_after_s,
     snippet,
 )
@@ -63,7 +83,15 @@ if TYPE_CHECKING:
 NAME = "azure_openai"
 DEFAULT_API_VERSION = "2024-10-21"
 """The latest GA api-version of the dated data-plane inference API."""
-_STREAM_USAGE_SINCE = "2024-09-01"
+SINCE = {
+    "tools": "2023-12-01",
+    "required": "2024-06-01",
+    "json_schema": "2024-08-01",
+    "stream_usage": "2024-09-01",
+}
+"""The first api-version date that takes each feature: ``tools`` and ``tool_choice``,
+``tool_choice: "required"``, structured outputs (``json_schema``, ``strict``) and
+``stream_options.include_usage``."""
 _BEARER_AUTH = frozenset({"entra", "bearer"})
 _CODE_KINDS = {
     "deploymentnotfound": ErrorKind.NOT_FOUND,
@@ -86,10 +114,15 @@ _FILTERED = '"filtered":true'
 
 
 def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> HttpCall:
-    """Build OpenAI's chat body, addressed to the deployment with Azure's auth header."""
-    call = openai.chat_request(endpoint, request, stream)
+    """Build OpenAI's chat body as the api-version takes it, addressed to the deployment.
+
+    Raises:
+        ProviderError: ``bad_request`` for tools on an api-version without them.
+    """
+    version = _api_version(endpoint)
+    call = openai.chat_request(endpoint, _for_version(request, version), stream)
     body = call.json
-    if stream and isinstance(body, dict) and not _usage_in_stream(_api_version(endpoint)):
+    if stream and isinstance(body, dict) and not takes("stream_usage", version):
         body = {name: value for name, value in body.items() if name != "stream_options"}
     deployment = endpoint.option("deployment") or request.model
     url = _url(endpoint, f"deployments/{quote(deployment, safe='')}/chat/completions")
@@ -100,12 +133,54 @@ def _api_version(endpoint: Endpoint) -> str:
     return endpoint.option("api_version") or DEFAULT_API_VERSION
 
 
-def _usage_in_stream(api_version: str) -> bool:
-    """Whether ``stream_options.include_usage`` is taken (from 2024-09-01-preview on)."""
+def takes(feature: str, api_version: str) -> bool:
+    """Whether ``api_version`` takes a feature of `SINCE`.
+
+    A version that is not a date (``"v1"``, ``"preview"``, ``"latest"``) is the current
+    API, which takes them all.
+    """
     date = api_version[:10]
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
-        return True  # "v1", "preview", "latest": the current API, which takes it
-    return date >= _STREAM_USAGE_SINCE
+        return True
+    return date >= SINCE[feature]
+
+
+def _for_version(request: ChatRequest, version: str) -> ChatRequest:
+    """The request as ``version`` can take it (see the module docstring)."""
+    uses_tools = bool(request.tools) or any(
+        m.role == "tool" or m.tool_calls for m in request.messages
+    )
+    if uses_tools and not takes("tools", version):
+        raise ProviderError(
+            ErrorKind.BAD_REQUEST,
+            f"Azure OpenAI api_version {version} takes no tools (they came with "
+            f'2023-12-01-preview): set api_version = "{DEFAULT_API_VERSION}" for this '
+            "provider",
+            code="api_version",
+        )
+    if takes("json_schema", version):
+        return request
+    return _without_structured_outputs(request, version)
+
+
+def _without_structured_outputs(request: ChatRequest, version: str) -> ChatRequest:
+    """For an api-version older than structured outputs: no ``strict``, the schema in words."""
+    tools = tuple(dataclasses.replace(tool, strict=False) for tool in request.tools)
+    choice = request.tool_choice
+    if choice == "required" and not takes("required", version):
+        choice = tools[0].name if len(tools) == 1 else "auto"
+    if request.output is None:
+        return dataclasses.replace(request, tools=tools, tool_choice=choice)
+    turns, system = ChatRequest.split_system(request.messages, request.system)
+    instruction = output_instruction(request.output)
+    return dataclasses.replace(
+        request,
+        messages=turns,
+        system=f"{system}\n\n{instruction}" if system else instruction,
+        tools=tools,
+        tool_choice=choice,
+        output=None,
+    )
 
 
 def _url(endpoint: Endpoint, path: str) -> str:
@@ -337,4 +412,5 @@ PROTOCOL = WireProtocol(
     list_models=ListModels(models_request, parse_models),
     embed=Embeddings(embed_request, parse_embeddings),
     images=True,
+    tools=True,
 )

@@ -1,4 +1,7 @@
-"""Pieces every wire protocol shares: key headers, status codes, Retry-After, JSON bodies."""
+"""Pieces every wire protocol shares: key headers, status codes, Retry-After, JSON bodies.
+
+Also the instruction that asks for JSON of a schema, for where an API has no way of its own.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,13 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from runtime._errors import ErrorKind, ProviderError
 from runtime.protocols._base import Endpoint, Headers
+
+if TYPE_CHECKING:
+    from runtime._structured import Schema
 
 _STATUS_KINDS: dict[int, ErrorKind] = {
     400: ErrorKind.BAD_REQUEST,
@@ -73,6 +79,23 @@ def key_headers(
 def without_none(values: Mapping[str, object]) -> dict[str, object]:
     """The entries of ``values`` that are set (for request fields the caller left out)."""
     return {name: value for name, value in values.items() if value is not None}
+
+
+_OUTPUT_INSTRUCTION = (
+    "Answer with JSON only, no other text and no code fence, matching this JSON Schema:"
+)
+
+
+def output_instruction(schema: Schema) -> str:
+    """Return the instruction that asks for an answer in JSON of ``schema``, the schema with it.
+
+    The last resort of structured output, for an API with no JSON schema mode of its own
+    (Replicate), or where that mode cannot go with the request (Gemini 2.x beside tools, an
+    old Azure api-version): the protocol puts this text in the system prompt, and the
+    runtime checks the answer against the schema as for any other provider
+    (`Schema.parse`, which also takes the JSON out of a code fence).
+    """
+    return f"{_OUTPUT_INSTRUCTION}\n{json.dumps(schema.schema())}"
 
 
 def kind_for_status(status: int) -> ErrorKind:

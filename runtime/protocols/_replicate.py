@@ -11,7 +11,17 @@ models on Replicate take: ``prompt`` (the conversation, flattened: a lone user m
 is, else ``User:`` / ``Assistant:`` turns ending with ``Assistant:``), ``system_prompt``,
 ``max_tokens`` and ``max_new_tokens`` (models name it one way or the other and ignore the
 other), ``temperature``, ``top_p`` and ``stop_sequences`` (comma-separated). Inputs differ
-from model to model, so images are not sent (``images=False``).
+from model to model, so images are not sent (``images=False``). Some models take no
+``system_prompt`` (DeepSeek's, base models such as ``meta/meta-llama-3-8b``; the list is a
+peer gateway's, Bifrost's ``unsupportedSystemPromptModels``, as Replicate documents inputs
+per model only): for them the system prompt leads the ``prompt`` instead of being lost.
+
+Replicate has no tool calling (``tools=False``: the router skips it for tasks with tools).
+A conversation that used tools elsewhere is flattened like the rest: a call as ``[called
+name {arguments}]`` in its assistant turn, a result as ``Tool name returned: ...`` (or
+``failed``). Nor has it a JSON mode, so structured output takes the last resort: the
+instruction with the schema (`output_instruction`) ends the system prompt, and the
+runtime checks the answer against the schema as for any provider.
 
 The answer is the prediction object, HTTP 201: ``{"id", "model", "version", "status",
 "output", "error", "metrics": {"input_token_count", "output_token_count", "predict_time"},
@@ -62,6 +72,7 @@ from runtime.protocols._common import (
     load_json,
     malformed,
     non_json_error,
+    output_instruction,
     retry_after_s,
     snippet,
     without_none,
@@ -82,16 +93,31 @@ _INVALID_INPUT = re.compile(
 _RESETS_IN = re.compile(r"resets in ~?\s*(\d+(?:\.\d+)?)\s*s", re.IGNORECASE)
 _NO_VERSION = "invalid version or not permitted"
 _ROLES = {"user": "User", "assistant": "Assistant"}
+_NO_SYSTEM_PROMPT = frozenset(
+    {
+        "meta/meta-llama-3-8b",
+        "meta/llama-2-70b",
+        "openai/gpt-oss-20b",
+        "openai/o1-mini",
+        "xai/grok-4",
+    }
+)
+"""Models whose inputs have no ``system_prompt`` (with every ``deepseek-ai/deepseek-*``)."""
 
 
 def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> HttpCall:
     """Build the prediction for the conversation: in sync mode, or to be streamed by URL."""
     turns, system = ChatRequest.split_system(request.messages, request.system)
-    inputs: dict[str, object] = {"prompt": _prompt(turns)}
-    if system:
-        inputs["system_prompt"] = system
-    inputs.update(_tuning(request.tuning))
+    if request.output is not None:
+        instruction = output_instruction(request.output)
+        system = f"{system}\n\n{instruction}" if system else instruction
     name, _, version = request.model.partition(":")
+    inputs: dict[str, object] = {"prompt": _prompt(turns)}
+    if system and takes_system_prompt(name):
+        inputs["system_prompt"] = system
+    elif system:
+        inputs["prompt"] = f"{system}\n\n{inputs['prompt']}"
+    inputs.update(_tuning(request.tuning))
     if version:
         url = f"{endpoint.base_url}/predictions"
         body: dict[str, object] = {"version": version, "input": inputs}
@@ -104,14 +130,30 @@ def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> Http
     return HttpCall("POST", url, headers, body, stream=stream)
 
 
+def takes_system_prompt(model: str) -> bool:
+    """Whether the model ``owner/name`` has a ``system_prompt`` input."""
+    name = model.lower()
+    return not name.startswith("deepseek-ai/deepseek") and name not in _NO_SYSTEM_PROMPT
+
+
 def _prompt(turns: tuple[Message, ...]) -> str:
     """One prompt for the conversation: a lone user message as is, else labelled turns."""
     if len(turns) == 1 and turns[0].role == "user":
         return turns[0].text
-    lines = [f"{_ROLES.get(m.role, 'User')}: {m.text}" for m in turns]
-    if turns and turns[-1].role == "user":
+    lines = [_line(m) for m in turns]
+    if turns and turns[-1].role in ("user", "tool"):
         lines.append("Assistant:")
     return "\n\n".join(lines)
+
+
+def _line(message: Message) -> str:
+    """One labelled turn; tool calls and results in words (Replicate has no tools)."""
+    if message.role == "tool":
+        outcome = "failed" if message.is_error else "returned"
+        return f"Tool {message.tool_name or message.tool_call_id} {outcome}: {message.text}"
+    calls = [f"[called {c.name} {c.raw_arguments}]" for c in message.tool_calls]
+    text = " ".join(part for part in (message.text, *calls) if part)
+    return f"{_ROLES.get(message.role, 'User')}: {text}"
 
 
 def _tuning(tuning: Tuning) -> dict[str, object]:

@@ -19,9 +19,28 @@ Azure serves OpenAI's chat-completions body per deployment, so this module build
 - Errors ``{"error": {"code", "message"}}`` with string codes: ``DeploymentNotFound`` (404),
   ``"429"`` with ``retry-after`` and ``retry-after-ms`` and "Please retry after N seconds",
   ``content_filter`` (400, with ``innererror.code: "ResponsibleAIPolicyViolation"`` and a
-  ``content_filter_result``), ``PermissionDenied``; ``stream_options`` before api-version
-  2024-09-01 is refused as an unrecognized argument.
+  ``content_filter_result``), ``PermissionDenied``.
 - Rate-limit headers ``x-ratelimit-remaining-requests`` and ``-tokens`` (no resets).
+- Tools as OpenAI's (the 2024-10-21 data-plane reference, ``inference.json`` in
+  Azure/azure-rest-api-specs): ``tools``, ``tool_choice`` (``none``/``auto``/``required`` or
+  a named function), tool turns checked and refused with OpenAI's own 400 bodies, as Azure
+  passes them on (``"Invalid parameter: messages with role 'tool' must be a response to a
+  preceeding message with 'tool_calls'."``, seen from Azure deployments in user reports),
+  calls answered with ``finish_reason: "tool_calls"`` and a refusal where a schema was
+  asked for. A streamed call is chunks of ``delta.tool_calls`` with empty
+  ``content_filter_results``; when the answer starts with a call, its first chunk also
+  carries ``role: "assistant"`` and ``content: null`` (as a recorded Azure stream shows:
+  llamastack/llama-stack ``tests/integration/recordings/responses/fb785db7fafd.json``);
+  text chunks before it carry the four verdicts (langchain4j/langchain4j#2385). A whole
+  tool-call answer has empty ``content_filter_results`` too (inferred from the stream: there
+  is no text to judge).
+- What an older api-version does not take: ``tools`` and ``tool_choice`` before
+  2023-12-01-preview and ``stream_options`` before 2024-09-01-preview are refused as 400
+  ``"Unrecognized request argument(s) supplied: tool_choice, tools"`` in OpenAI's envelope
+  (run-llama/llama_index#9062); ``response_format`` ``json_schema`` before
+  2024-08-01-preview is 400 ``{"error": {"code": "BadRequest", "message":
+  "response_format value as json_schema is enabled only for api versions
+  2024-08-01-preview and later"}}`` (Azure/azure-sdk-for-net#46579).
 """
 
 from __future__ import annotations
@@ -61,7 +80,16 @@ REQUESTS_PER_MINUTE: int = 1_000
 TOKENS_PER_MINUTE: int = 150_000
 API_VERSION = "2024-10-21"
 
-_STREAM_USAGE_SINCE = "2024-09-01"
+_ARGUMENTS_SINCE = (
+    ("stream_options", "2024-09-01"),
+    ("tool_choice", "2023-12-01"),
+    ("tools", "2023-12-01"),
+)
+_JSON_SCHEMA_SINCE = "2024-08-01"
+_NO_JSON_SCHEMA = (
+    "response_format value as json_schema is enabled only for api versions "
+    "2024-08-01-preview and later"
+)
 _NO_ACCESS = (
     "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide "
     "a valid key for an active subscription and use a correct regional API endpoint for your "
@@ -140,21 +168,39 @@ def read_ask(
         raise AskError("Resource not found", "api-version", "404")
     if not isinstance(body, Mapping):
         raise AskError("We could not parse the JSON body of your request.")
-    if "stream_options" in body and not _usage_in_stream(version):
-        message = "Unrecognized request argument supplied: stream_options"
-        raise AskError(message, "stream_options")
+    _check_version(body, version)
     return _openai.read_ask({**body, "model": model or ""}, model=None, stream=False, query=query)
 
 
-def _usage_in_stream(version: str) -> bool:
+def _check_version(body: Mapping[str, Any], version: str) -> None:
+    """Refuse what ``version`` does not take, as Azure does.
+
+    Raises:
+        AskError: arguments the version does not know, or ``json_schema`` before structured
+            outputs.
+    """
+    unknown = [name for name, since in _ARGUMENTS_SINCE if name in body and _before(version, since)]
+    if unknown:
+        plural = "s" if len(unknown) > 1 else ""
+        message = f"Unrecognized request argument{plural} supplied: {', '.join(unknown)}"
+        raise AskError(message)
+    response_format = _openai.as_mapping(body.get("response_format"))
+    if response_format.get("type") == "json_schema" and _before(version, _JSON_SCHEMA_SINCE):
+        raise AskError(_NO_JSON_SCHEMA, "response_format", "BadRequest")
+
+
+def _before(version: str, since: str) -> bool:
+    """Whether a dated api-version predates ``since`` (``v1``, ``preview``: the current API)."""
     date = version[:10]
-    return not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date) or date >= _STREAM_USAGE_SINCE
+    return bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", date)) and date < since
 
 
 def bad_request(error: AskError) -> Reply:
-    """400 as OpenAI words it; 404 ``Resource not found`` without an ``api-version``."""
+    """400 as OpenAI words it, or Azure's own ``BadRequest``; 404 without an ``api-version``."""
     if error.code == "404":
         return Reply(404, error_body("404", error.message))
+    if error.code == "BadRequest":
+        return Reply(400, error_body("BadRequest", error.message))
     return _openai.bad_request(error)
 
 
@@ -255,7 +301,11 @@ def answer(completion: Completion, model: str) -> Any:
 
 
 def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
-    """Azure's chunks: the prompt-filter chunk, role, text deltas, finish, usage, ``[DONE]``."""
+    """Azure's chunks: the prompt-filter chunk, role, text, calls, finish, usage, ``[DONE]``.
+
+    An answer that starts with a call has no role chunk of its own: the call's first chunk
+    carries the role.
+    """
     whole = _openai.answer(completion, ask.model)
     envelope = {
         "id": whole["id"],
@@ -277,19 +327,28 @@ def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
         return sse_frame({**envelope, "choices": [choice], **extra})
 
     first = {"choices": [], "created": 0, "id": "", "model": "", "object": ""}
-    head = (
-        sse_frame({**first, "prompt_filter_results": _prompt_verdicts()}),
-        chunk({"content": "", "refusal": None, "role": "assistant"}),
-    )
-    body = tuple(
-        chunk({"content": piece}, verdicts=_verdicts()) for piece in split_text(completion.text)
-    )
+    head = [sse_frame({**first, "prompt_filter_results": _prompt_verdicts()})]
+    body = [chunk(delta, verdicts=_verdicts()) for delta in _text_deltas(completion)]
+    pieces = _openai.tool_call_pieces(completion.tool_calls)
+    calls: list[dict[str, Any]] = [{"tool_calls": [piece]} for piece in pieces]
+    if body or not calls:
+        head.append(chunk({"content": "", "refusal": None, "role": "assistant"}))
+    else:
+        calls[0] = {"role": "assistant", "content": None, "refusal": None, **calls[0]}
+    body += [chunk(delta) for delta in calls]
     finish = whole["choices"][0]["finish_reason"]
     tail = [chunk({}, finish, _completion_verdicts(completion))]
     if ask.include_usage:
         tail.append(sse_frame({**envelope, "choices": [], "usage": whole["usage"]}))
     tail.append(sse_frame("[DONE]"))
-    return StreamPlan(head, body, tuple(tail))
+    return StreamPlan(tuple(head), tuple(body), tuple(tail))
+
+
+def _text_deltas(completion: Completion) -> list[dict[str, Any]]:
+    """The answer's text in pieces, or its refusal (a schema the model would not fill)."""
+    if completion.refusal:
+        return [{"refusal": piece} for piece in split_text(completion.refusal)]
+    return [{"content": piece} for piece in split_text(completion.text)]
 
 
 def stream_error(error: StreamError) -> bytes | None:
@@ -345,6 +404,9 @@ def _prompt_verdicts() -> list[dict[str, Any]]:
 
 
 def _completion_verdicts(completion: Completion) -> dict[str, Any]:
+    """The verdicts on the answer: none when it is calls only (no text to judge)."""
+    if completion.tool_calls and not completion.text and not completion.refusal:
+        return {}
     return _verdicts(flagged="violence" if _filtered(completion) else None)
 
 

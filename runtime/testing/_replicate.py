@@ -6,7 +6,11 @@ Documented shapes:
   and ``POST /v1/predictions`` with ``"version"`` (a 64-character version id, or
   ``owner/name:version``); the body is ``{"input": {...}}``. Language models take
   ``prompt`` (required), ``system_prompt``, ``max_tokens`` or ``max_new_tokens``,
-  ``temperature``, ``top_p`` and ``stop_sequences`` (comma-separated); other inputs pass.
+  ``temperature``, ``top_p`` and ``stop_sequences`` (comma-separated); other inputs pass,
+  unread. DeepSeek's models have no ``system_prompt`` input (Bifrost's Replicate provider,
+  ``supportsSystemPrompt``), so for ``deepseek-ai/*`` the fake leaves it unread too: what is
+  only there never reaches the model. Replicate has no tool calling and no JSON mode, so
+  the fake reads none (a schema can only be asked for in words, in the prompts).
 - The answer is the prediction object, HTTP 201: ``{"id", "model", "version", "input",
   "logs", "output", "data_removed", "error", "status", "created_at", "started_at",
   "completed_at", "urls": {"cancel", "get", "stream", "web"}, "metrics":
@@ -162,6 +166,8 @@ def read_ask(
     if not isinstance(prompt, str):
         raise AskError("- input.prompt: prompt is required", "input.prompt")
     system = inputs.get("system_prompt")
+    if name.startswith("deepseek-ai/"):
+        system = None
     texts = [system, prompt] if isinstance(system, str) and system else [prompt]
     max_tokens = positive_int(inputs, "max_tokens") or positive_int(inputs, "max_new_tokens")
     stops = inputs.get("stop_sequences")
