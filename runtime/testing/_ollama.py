@@ -124,11 +124,11 @@ def read_ask(
         raise AskError("model is required")
     messages = body.get("messages", [])
     if not isinstance(messages, list):
-        raise AskError(_unmarshal_error("messages", "[]api.Message", messages))
+        raise AskError(_unmarshal_error("ChatRequest.messages", "[]api.Message", messages))
     prompt: list[str] = []
     for message in messages:
         if not isinstance(message, Mapping):
-            raise AskError(_unmarshal_error("messages", "api.Message", message))
+            raise AskError(_unmarshal_error("ChatRequest.messages", "api.Message", message))
         prompt.extend(texts_of(message.get("content")))
         _check_images(message.get("images"))
     options = body.get("options")
@@ -148,7 +148,7 @@ def _check_images(images: Any) -> None:
     if images is None:
         return
     if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
-        raise AskError(_unmarshal_error("messages.images", "[]api.ImageData", images))
+        raise AskError(_unmarshal_error("Message.messages.images", "[]api.ImageData", images))
     for image in images:
         bad = next((i for i, char in enumerate(image) if char not in _BASE64), None)
         if bad is not None:
@@ -160,11 +160,14 @@ def _check_images(images: Any) -> None:
 
 
 def _unmarshal_error(field: str, go_type: str, value: Any) -> str:
+    """Go's error for a JSON value of the wrong type.
+
+    ``field`` is the innermost struct's name, then the path from the body
+    (``Message.messages.images``), as Go's decoder writes it.
+    """
     kind = {str: "string", int: "number", float: "number", bool: "bool", dict: "object"}
     found = kind.get(type(value), "array")
-    return (
-        f"json: cannot unmarshal {found} into Go struct field ChatRequest.{field} of type {go_type}"
-    )
+    return f"json: cannot unmarshal {found} into Go struct field {field} of type {go_type}"
 
 
 def bad_request(error: AskError) -> Reply:
