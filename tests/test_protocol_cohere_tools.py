@@ -4,6 +4,7 @@ import json
 
 import httpx
 import pytest
+from httpx_sse import connect_sse
 from pydantic import BaseModel
 
 from runtime._chat import ChatRequest, ImagePart, Message, TextPart
@@ -12,6 +13,7 @@ from runtime._structured import Schema
 from runtime._tools import Tool, ToolCall, ToolCallDelta
 from runtime.protocols import Endpoint
 from runtime.protocols import _cohere as cohere
+from runtime.testing import FakeCohere
 from runtime.testing import _cohere as wire
 from runtime.testing._completion import AskError, ChatAsk, plan_completion
 from runtime.testing._script import Answer, ToolUse
@@ -242,6 +244,23 @@ def test_a_streamed_call_yields_its_name_then_fragments_then_the_whole_call():
     (call,) = result.tool_calls
     assert (call.id, call.name, call.arguments) == (deltas[0].id, "read_file", {"path": "a long/p"})
     assert (result.text, result.finish_reason) == ("I will read it.", "tool_calls")
+
+
+def test_a_streamed_call_over_http_reads_as_the_fake_sent_it():
+    """The protocol's request is taken by the fake over HTTP, and its SSE stream parses."""
+    request = ChatRequest((Message("user", "read a"),), MODEL, tools=(READ,))
+    with FakeCohere() as fake, httpx.Client() as client:
+        fake.script.append(Answer(text="", tool_calls=(ToolUse("read_file", {"path": "a"}),)))
+        call = cohere.chat_request(Endpoint(fake.base_url, MODEL, "k"), request, stream=True)
+        parser = cohere.stream_parser(httpx.Headers())
+        with connect_sse(
+            client, "POST", call.url, json=call.json, headers=dict(call.headers)
+        ) as sse:
+            for event in sse.iter_sse():
+                parser.feed(event.event, event.data)
+    result = parser.finish()
+    assert [(c.name, c.arguments) for c in result.tool_calls] == [("read_file", {"path": "a"})]
+    assert result.finish_reason == "tool_calls"
 
 
 def test_parallel_streamed_calls_join_under_their_own_index():

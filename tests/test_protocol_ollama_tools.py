@@ -243,6 +243,21 @@ def test_a_streamed_call_arrives_whole_in_one_line():
     assert (result.text, result.finish_reason) == ("Let me look.", "tool_calls")
 
 
+def test_a_streamed_call_over_http_reads_as_the_fake_sent_it():
+    """The protocol's request is taken by the fake over HTTP, and its NDJSON lines parse."""
+    request = ChatRequest((Message("user", "read a"),), MODEL, tools=(READ,))
+    with FakeOllama() as fake, httpx.Client() as client:
+        fake.script.append(Answer(text="", tool_calls=(ToolUse("read_file", {"path": "a"}),)))
+        call = ollama.chat_request(Endpoint(fake.base_url, MODEL), request, stream=True)
+        parser = ollama.stream_parser(httpx.Headers())
+        with client.stream("POST", call.url, json=call.json, headers=call.headers) as response:
+            for line in response.iter_lines():
+                parser.feed("", line)
+    result = parser.finish()
+    assert [(c.name, c.arguments) for c in result.tool_calls] == [("read_file", {"path": "a"})]
+    assert result.finish_reason == "tool_calls"
+
+
 def test_structured_output_sets_format_to_the_schema():
     """output=Schema(Model) becomes format: the JSON schema, as Ollama documents."""
     body = _body(Message("user", "plan"), output=Schema(Plan))

@@ -48,7 +48,6 @@ from runtime.protocols._base import Embeddings, HttpCall, ListModels, WireProtoc
 from runtime.protocols._cohere_tools import (
     assistant_turn,
     call_delta,
-    tool_calls,
     tool_fields,
     tool_turn,
     with_schema_instruction,
@@ -70,6 +69,7 @@ from runtime.protocols._common import (
     snippet,
     without_none,
 )
+from runtime.protocols._openai import _tool_calls as openai_tool_calls
 
 if TYPE_CHECKING:
     from runtime._chat import EmbedRequest, Message, Tuning
@@ -218,7 +218,7 @@ def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:
         raise malformed(f"chat response has no message: {snippet(body)}")
     finish = as_str(data.get("finish_reason")) or None
     text = as_str(message.get("tool_plan")) + _texts(message.get("content"))
-    calls = tool_calls(message.get("tool_calls"))
+    calls = openai_tool_calls(message.get("tool_calls"))  # Cohere's v2 calls: OpenAI's shape
     return _result(text, _usage(data.get("usage")), finish, headers, calls)
 
 

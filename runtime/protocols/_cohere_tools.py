@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from runtime._chat import ChatRequest
 from runtime._errors import ErrorKind, ProviderError
-from runtime._tools import ToolCall, ToolCallDelta, new_call_id
-from runtime.protocols._common import as_dict, as_str, malformed
+from runtime._tools import ToolCallDelta
+from runtime.protocols._common import as_dict, as_str
 
 if TYPE_CHECKING:
     from runtime._chat import Message
@@ -84,24 +84,16 @@ def _tool(tool: Tool) -> dict[str, object]:
     return {"type": "function", "function": function}
 
 
-def _open(schema: dict[str, object]) -> dict[str, object]:
+def _open(schema: dict[str, object]) -> object:
     """The output schema without ``additionalProperties``.
 
     Cohere's structured-output guide lists it as unsupported; callboard checks the answer
     against the full schema anyway.
     """
-
-    def strip(node: object) -> None:
-        if isinstance(node, dict):
-            node.pop("additionalProperties", None)
-            for value in node.values():
-                strip(value)
-        elif isinstance(node, list):
-            for value in node:
-                strip(value)
-
-    strip(schema)
-    return schema
+    return json.loads(
+        json.dumps(schema),
+        object_hook=lambda node: {k: v for k, v in node.items() if k != "additionalProperties"},
+    )
 
 
 def with_schema_instruction(system: str | None, request: ChatRequest) -> str | None:
@@ -146,31 +138,6 @@ def tool_turn(message: Message) -> dict[str, object]:
         "tool_call_id": message.tool_call_id,
         "content": [{"type": "text", "text": text}],
     }
-
-
-def tool_calls(value: object) -> tuple[ToolCall, ...]:
-    """Read a message's ``tool_calls`` (``[{"id", "function": {"name", "arguments"}}]``).
-
-    Raises:
-        ProviderError: a call has no name, or arguments that are not a JSON object
-            (``malformed_response``).
-    """
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise malformed("'tool_calls' is not a list")
-    calls = []
-    for index, item in enumerate(value):
-        function = as_dict(as_dict(item).get("function"))
-        name = as_str(function.get("name"))
-        if not name:
-            raise malformed(f"tool call {index} has no function name")
-        call_id = as_str(as_dict(item).get("id")) or new_call_id()
-        try:
-            calls.append(ToolCall.of(call_id, name, as_str(function.get("arguments"))))
-        except ValueError as exc:
-            raise malformed(f"tool call {name!r}: {exc}") from None
-    return tuple(calls)
 
 
 def call_delta(kind: str, index: int, delta: dict[str, object]) -> ToolCallDelta:
