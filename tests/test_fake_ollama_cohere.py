@@ -188,6 +188,17 @@ def test_ollama_refuses_bad_requests_with_an_error(ollama_client):
     assert set(broken.json()) == {"error"}
 
 
+def test_ollama_names_the_innermost_go_struct_in_unmarshal_errors(ollama_client):
+    """As Go's decoder does, a bad nested field names its own struct (Message), not ChatRequest."""
+    image = {"role": "user", "content": "?", "images": "iVBORw0KGgo="}
+    response = ollama_client.post("/api/chat", json={"model": OLLAMA_MODEL, "messages": [image]})
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        "json: cannot unmarshal string into Go struct field Message.messages.images "
+        "of type []api.ImageData"
+    )
+
+
 def test_ollama_takes_valid_base64_images(ollama_client):
     """A message with base64 images is answered."""
     image = {"role": "user", "content": "What is this?", "images": ["iVBORw0KGgo="]}

@@ -10,6 +10,30 @@ events named by their ``type``: ``message-start``, ``content-start``, ``content-
 (a deny-listed token), 499 (cancelled), 500, 503. The start-up check is
 ``GET /v1/models/{model}``. Cohere documents no rate-limit headers; trial keys get
 ``x-trial-endpoint-call-remaining``, read as the requests left.
+
+Tools are ``tools: [{"type": "function", "function": {name, description, parameters}}]``
+(plain JSON Schema); Cohere's names take ``A-Za-z0-9_`` only, so a tool named with ``-``
+is refused before sending (``bad_request``). A tool's ``strict`` has no per-tool field:
+when every offered tool is strict the request says ``strict_tools: true``. ``tool_choice``
+takes only ``REQUIRED`` and ``NONE``: ``auto`` is the default (no field), ``none`` is
+``NONE``, ``required`` is ``REQUIRED``, and a tool's name is ``REQUIRED`` with that tool
+alone in ``tools`` (Cohere cannot name the tool to call). An answer's calls are
+``message.tool_calls`` (``id``, ``function.name``, ``function.arguments`` as JSON text)
+beside ``message.tool_plan``, the model's text before calling, with finish reason
+``TOOL_CALL``; callboard reads the plan as the answer's text (there is no other) and
+sends an assistant turn's text back as its ``tool_plan``. A result goes back as ``{"role":
+"tool", "tool_call_id", "content": [{"type": "text", "text"}]}``; Cohere's tool content has
+no error flag, so a failed tool's text begins ``Error: ``. A stream adds
+``tool-plan-delta`` (text, in ``delta.message.tool_plan``), then per call
+``tool-call-start`` (``index``, ``delta.message.tool_calls`` with id and name),
+``tool-call-delta`` (argument fragments in ``delta.message.tool_calls.function.arguments``)
+and ``tool-call-end``.
+
+Structured output is ``response_format: {"type": "json_object", "json_schema": ...}``,
+without ``additionalProperties`` (listed unsupported in Cohere's structured-output guide).
+Cohere documents ``response_format`` as not supported together with ``tools``, so with
+tools the schema goes into the system prompt instead; callboard checks the answer either
+way. Cohere has no refusal field: a model that declines answers in text.
 """
 
 from __future__ import annotations
@@ -19,7 +43,15 @@ from urllib.parse import quote
 
 from runtime._chat import ChatRequest, ChatResult, EmbedResult, ImagePart, RateLimitInfo, Usage
 from runtime._errors import ErrorKind, ProviderError
+from runtime._tools import ToolCall, ToolCallBuilder, ToolCallDelta
 from runtime.protocols._base import Embeddings, HttpCall, ListModels, WireProtocol
+from runtime.protocols._cohere_tools import (
+    assistant_turn,
+    call_delta,
+    tool_fields,
+    tool_turn,
+    with_schema_instruction,
+)
 from runtime.protocols._common import (
     as_count,
     as_dict,
@@ -37,6 +69,7 @@ from runtime.protocols._common import (
     snippet,
     without_none,
 )
+from runtime.protocols._openai import _tool_calls as openai_tool_calls
 
 if TYPE_CHECKING:
     from runtime._chat import EmbedRequest, Message, Tuning
@@ -65,14 +98,29 @@ _LIST_PAGE_SIZE = 1000
 
 
 def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> HttpCall:
-    """Build ``POST /v2/chat``; the system prompt leads the messages as a ``system`` turn."""
+    """Build ``POST /v2/chat``; the system prompt leads the messages as a ``system`` turn.
+
+    Raises:
+        ProviderError: a tool name or a tool result Cohere cannot take (``bad_request``).
+    """
     turns, system = ChatRequest.split_system(request.messages, request.system)
+    system = with_schema_instruction(system, request)
     messages: list[dict[str, object]] = [{"role": "system", "content": system}] if system else []
-    messages += [{"role": m.role, "content": _content(m)} for m in turns]
+    messages += [_turn(m) for m in turns]
     body: dict[str, object] = {"model": request.model, "messages": messages, "stream": stream}
     body.update(_tuning(request.tuning))
+    body.update(tool_fields(request))
     url = f"{endpoint.base_url}/v2/chat"
     return HttpCall("POST", url, _headers(endpoint, body=True), body, stream=stream)
+
+
+def _turn(message: Message) -> dict[str, object]:
+    """One turn: a tool's result, an assistant turn with its calls, or text (and images)."""
+    if message.role == "tool":
+        return tool_turn(message)
+    if message.tool_calls:
+        return assistant_turn(message)
+    return {"role": message.role, "content": _content(message)}
 
 
 def _content(message: Message) -> str | list[dict[str, object]]:
@@ -102,7 +150,13 @@ def _headers(endpoint: Endpoint, *, body: bool) -> tuple[tuple[str, str], ...]:
     return key_headers(endpoint, body=body)
 
 
-def _result(text: str, usage: Usage, finish: str | None, headers: Headers) -> ChatResult:
+def _result(
+    text: str,
+    usage: Usage,
+    finish: str | None,
+    headers: Headers,
+    calls: tuple[ToolCall, ...] = (),
+) -> ChatResult:
     """The answer, or the error its finish reason reports."""
     if finish in _FAILED:
         raise ProviderError(
@@ -111,7 +165,7 @@ def _result(text: str, usage: Usage, finish: str | None, headers: Headers) -> Ch
             status=200,
             code=finish,
         )
-    if finish == _TOXIC and not text:
+    if finish == _TOXIC and not text and not calls:
         raise ProviderError(
             ErrorKind.CONTENT_FILTER,
             "the answer was withheld as toxic (ERROR_TOXIC)",
@@ -119,7 +173,7 @@ def _result(text: str, usage: Usage, finish: str | None, headers: Headers) -> Ch
             code=finish,
         )
     reason = _FINISH_REASONS.get(finish, finish.lower()) if finish else None
-    return ChatResult(text, "", usage, reason, rate_limits(headers))
+    return ChatResult(text, "", usage, reason, rate_limits(headers), tool_calls=calls)
 
 
 def _usage(value: object) -> Usage:
@@ -163,7 +217,9 @@ def parse_chat(status: int, headers: Headers, body: bytes) -> ChatResult:
     if not isinstance(message, dict):
         raise malformed(f"chat response has no message: {snippet(body)}")
     finish = as_str(data.get("finish_reason")) or None
-    return _result(_texts(message.get("content")), _usage(data.get("usage")), finish, headers)
+    text = as_str(message.get("tool_plan")) + _texts(message.get("content"))
+    calls = openai_tool_calls(message.get("tool_calls"))  # Cohere's v2 calls: OpenAI's shape
+    return _result(text, _usage(data.get("usage")), finish, headers, calls)
 
 
 def parse_error(status: int, headers: Headers, body: bytes) -> ProviderError:
@@ -202,8 +258,9 @@ class _Stream:
         self._usage = Usage()
         self._finish: str | None = None
         self._ended = False
+        self._calls = ToolCallBuilder()
 
-    def feed(self, event: str, data: str) -> list[str]:
+    def feed(self, event: str, data: str) -> list[str | ToolCallDelta]:
         stripped = data.strip()
         if not stripped or stripped == "[DONE]":
             return []
@@ -212,10 +269,16 @@ class _Stream:
             raise malformed(f"stream event is not a JSON object: {snippet(data.encode())}")
         kind = as_str(chunk.get("type")) or event
         delta = as_dict(chunk.get("delta"))
-        if kind == "content-delta":
-            text = as_str(as_dict(as_dict(delta.get("message")).get("content")).get("text"))
+        if kind in ("content-delta", "tool-plan-delta"):
+            message = as_dict(delta.get("message"))
+            text = as_str(as_dict(message.get("content")).get("text"))
+            text += as_str(message.get("tool_plan"))
             self._text.append(text)
             return [text] if text else []
+        if kind in ("tool-call-start", "tool-call-delta"):
+            piece = call_delta(kind, _index(chunk), delta)
+            self._calls.add(piece)
+            return [piece]
         if kind == "message-end":
             self._ended = True
             self._finish = as_str(delta.get("finish_reason")) or None
@@ -230,7 +293,19 @@ class _Stream:
     def finish(self) -> ChatResult:
         if not self._ended:
             raise malformed("stream ended before the answer was complete (no message-end)")
-        return _result("".join(self._text), self._usage, self._finish, self._headers)
+        try:
+            calls = self._calls.calls()
+        except ValueError as exc:
+            raise malformed(f"streamed tool call: {exc}") from None
+        return _result("".join(self._text), self._usage, self._finish, self._headers, calls)
+
+
+def _index(chunk: dict[str, object]) -> int:
+    """A tool-call event's ``index``, which tells the calls of one answer apart."""
+    index = chunk.get("index", 0)
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise malformed("a streamed tool call has an 'index' that is not a number")
+    return index
 
 
 def stream_parser(headers: Headers) -> _Stream:
@@ -333,4 +408,5 @@ PROTOCOL = WireProtocol(
     check_models=check_models,
     list_models=ListModels(request=list_request, parse=parse_list),
     embed=Embeddings(request=embed_request, parse=parse_embed),
+    tools=True,
 )

@@ -10,6 +10,26 @@ base URL has no version path (``http://localhost:11434``); a local Ollama takes 
 one behind a proxy or on ollama.com takes ``Authorization: Bearer``. The start-up check
 lists ``GET /api/tags``, where a model named without a tag is ``name:latest``. Ollama sends
 no rate-limit headers.
+
+Tools are ``tools: [{"type": "function", "function": {name, description, parameters}}]``
+(Ollama's ``docs/api.md`` and ``docs/openapi.yaml``); a tool's ``strict`` has no Ollama
+counterpart and is not sent. Ollama has no ``tool_choice``, so callboard maps it to the
+nearest the API allows: ``auto`` sends the tools as they are; ``none`` sends no tools at
+all; ``required`` adds to the system prompt an instruction to call one of the tools
+before answering, and a tool's name offers that tool alone with an instruction to call
+it (a model may still answer in text: Ollama cannot force a call). Calls come as
+``message.tool_calls`` of ``{"function": {"name", "arguments"}}``, arguments an object,
+with ``done_reason: "stop"`` (there is no reason of its own for tool use, so an answer
+with calls is reported as ``tool_calls``); the documented API sends no call ids, so
+callboard makes them (`new_call_id`), and takes an ``id`` where a server sends one. A
+stream sends each call whole in one line (Ollama does not stream arguments), so each is
+one `ToolCallDelta`. An assistant turn goes back with its ``tool_calls``, and a result as
+``{"role": "tool", "tool_name", "content"}``: Ollama pairs results with calls by name
+and order, not by id, and has no error flag, so a failed tool's content begins
+``Error: ``.
+
+Structured output is ``format`` set to the JSON schema (Ollama's own mechanism, which
+constrains decoding to it).
 """
 
 from __future__ import annotations
@@ -19,6 +39,7 @@ from typing import TYPE_CHECKING
 
 from runtime._chat import ChatRequest, ChatResult, EmbedResult, ImagePart, RateLimitInfo, Usage
 from runtime._errors import ErrorKind, ProviderError
+from runtime._tools import ToolCall, ToolCallDelta, new_call_id
 from runtime.protocols._base import Embeddings, HttpCall, ListModels, WireProtocol
 from runtime.protocols._common import (
     as_count,
@@ -39,6 +60,7 @@ from runtime.protocols._framing import Framing
 
 if TYPE_CHECKING:
     from runtime._chat import EmbedRequest, Message, Tuning
+    from runtime._tools import Tool
     from runtime.protocols._base import Endpoint, Headers
 
 NAME = "ollama"
@@ -46,6 +68,9 @@ DEFAULT_BASE_URL = "http://localhost:11434"
 
 _FINISH_REASONS = {"stop": "stop", "length": "length"}
 _LATEST = ":latest"
+ERROR_PREFIX = "Error: "
+"""How a failed tool's result begins: Ollama's tool turns have no error flag."""
+_MUST_CALL = "You must call at least one of the tools you are given before you answer."
 
 
 def tagged(model: str) -> str:
@@ -61,9 +86,16 @@ def chat_request(endpoint: Endpoint, request: ChatRequest, stream: bool) -> Http
             images as base64 only.
     """
     turns, system = ChatRequest.split_system(request.messages, request.system)
+    tools, instruction = _tools_and_instruction(request)
+    if instruction:
+        system = f"{system}\n\n{instruction}" if system else instruction
     messages: list[dict[str, object]] = [{"role": "system", "content": system}] if system else []
     messages += [_message(m) for m in turns]
     body: dict[str, object] = {"model": request.model, "messages": messages, "stream": stream}
+    if tools:
+        body["tools"] = [_tool(tool) for tool in tools]
+    if request.output is not None:
+        body["format"] = request.output.schema()
     options = _options(request.tuning)
     if options:
         body["options"] = options
@@ -87,7 +119,38 @@ def _message(message: Message) -> dict[str, object]:
     entry: dict[str, object] = {"role": message.role, "content": message.text}
     if images:
         entry["images"] = images
+    if message.tool_calls:
+        entry["tool_calls"] = [_call(index, call) for index, call in enumerate(message.tool_calls)]
+    if message.role == "tool":
+        entry["content"] = ERROR_PREFIX + message.text if message.is_error else message.text
+        if message.tool_name:
+            entry["tool_name"] = message.tool_name
     return entry
+
+
+def _call(index: int, call: ToolCall) -> dict[str, object]:
+    function = {"index": index, "name": call.name, "arguments": dict(call.arguments)}
+    return {"type": "function", "function": function}
+
+
+def _tools_and_instruction(request: ChatRequest) -> tuple[tuple[Tool, ...], str | None]:
+    """The tools to send and the system instruction that stands in for ``tool_choice``."""
+    choice = request.tool_choice
+    if not request.tools or choice == "none":
+        return (), None
+    if choice == "required":
+        return request.tools, _MUST_CALL
+    named = tuple(tool for tool in request.tools if tool.name == choice)
+    if named:
+        return named, f"You must call the tool {choice} before you answer."
+    return request.tools, None
+
+
+def _tool(tool: Tool) -> dict[str, object]:
+    function: dict[str, object] = {"name": tool.name, "parameters": dict(tool.parameters)}
+    if tool.description:
+        function["description"] = tool.description
+    return {"type": "function", "function": function}
 
 
 def _options(tuning: Tuning) -> dict[str, object]:
@@ -114,8 +177,9 @@ class _Stream:
         self._usage = Usage()
         self._finish: str | None = None
         self._done = False
+        self._calls: list[ToolCall] = []
 
-    def feed(self, event: str, data: str) -> list[str]:  # noqa: ARG002 - NDJSON has no events
+    def feed(self, event: str, data: str) -> list[str | ToolCallDelta]:  # noqa: ARG002 - NDJSON has no events
         if not data.strip():
             return []
         chunk = load_json(data)
@@ -123,12 +187,18 @@ class _Stream:
             raise malformed(f"stream line is not a JSON object: {snippet(data.encode())}")
         return self.add(chunk)
 
-    def add(self, chunk: dict[str, object]) -> list[str]:
+    def add(self, chunk: dict[str, object]) -> list[str | ToolCallDelta]:
         if "error" in chunk:
             raise _error_from(chunk["error"], None, None)
         self._model = as_str(chunk.get("model")) or self._model
-        text = as_str(as_dict(chunk.get("message")).get("content"))
+        message = as_dict(chunk.get("message"))
+        text = as_str(message.get("content"))
         self._text.append(text)
+        pieces: list[str | ToolCallDelta] = [text] if text else []
+        for item in _list(message.get("tool_calls")):
+            call = _read_call(len(self._calls), item)
+            pieces.append(ToolCallDelta(len(self._calls), call.id, call.name, call.raw_arguments))
+            self._calls.append(call)
         if chunk.get("done") is True:
             self._done = True
             self._finish = as_str(chunk.get("done_reason")) or "stop"
@@ -136,15 +206,48 @@ class _Stream:
                 input_tokens=as_count(chunk.get("prompt_eval_count")),
                 output_tokens=as_count(chunk.get("eval_count")),
             )
-        return [text] if text else []
+        return pieces
 
     def finish(self) -> ChatResult:
         if not self._done:
             raise malformed("stream ended before the answer was complete (no line with done: true)")
         finish = self._finish
         reason = _FINISH_REASONS.get(finish, finish.lower()) if finish else None
+        if self._calls and reason == "stop":
+            reason = "tool_calls"
         limits = rate_limits(self._headers)
-        return ChatResult("".join(self._text), self._model, self._usage, reason, limits)
+        text = "".join(self._text)
+        calls = tuple(self._calls)
+        return ChatResult(text, self._model, self._usage, reason, limits, tool_calls=calls)
+
+
+def _list(value: object) -> list[object]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise malformed("'tool_calls' is not a list")
+    return value
+
+
+def _read_call(index: int, item: object) -> ToolCall:
+    """One of ``message.tool_calls``: ``{"function": {"name", "arguments": {...}}}``.
+
+    Raises:
+        ProviderError: no name, or arguments that are not a JSON object (``malformed_response``).
+    """
+    function = as_dict(as_dict(item).get("function"))
+    name = as_str(function.get("name"))
+    if not name:
+        raise malformed(f"tool call {index} has no function name")
+    arguments = function.get("arguments", {})
+    call_id = as_str(as_dict(item).get("id")) or new_call_id()
+    if not isinstance(arguments, dict | str):
+        kind = type(arguments).__name__
+        raise malformed(f"tool call {name!r}: arguments must be a JSON object, not {kind}")
+    try:
+        return ToolCall.of(call_id, name, arguments)
+    except ValueError as exc:
+        raise malformed(f"tool call {name!r}: {exc}") from None
 
 
 def stream_parser(headers: Headers) -> _Stream:
@@ -281,4 +384,5 @@ PROTOCOL = WireProtocol(
     list_models=ListModels(request=models_request, parse=_model_names),
     embed=Embeddings(request=embed_request, parse=parse_embed),
     image_urls=False,
+    tools=True,
 )

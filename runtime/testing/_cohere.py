@@ -10,12 +10,33 @@ gives them);
 ``embeddings.float``. Cohere reports nothing mid-stream: a `StreamError` cuts the
 connection. Answers carry the ``x-trial-endpoint-call-*`` headers of a trial key.
 
+Tools (from Cohere's chat reference, its OpenAPI and its tool-use guides): ``tools`` of
+``{"type": "function", "function": {name, description, parameters}}``, refused as Cohere
+refuses them: a name outside ``A-Za-z0-9_`` or starting with a digit (400, Cohere's own
+message, as quoted in langflow-ai/langflow#5465), a field Cohere does not know such as an
+OpenAI ``strict`` (422 ``unknown field``, OpenRouterTeam/openrouter-examples#71);
+``tool_choice`` ``REQUIRED`` or ``NONE``, anything else a 422 ``unrecognized tool choice
+option`` (langchain-ai/langchain-cohere#161); ``response_format`` ``json_object`` with its
+``json_schema``. Two refusals follow documented rules whose exact messages were found
+nowhere, so their wording is the fake's own: ``response_format`` beside ``tools`` (the
+reference lists it as a limitation) and a ``tool`` turn whose ``tool_call_id`` answers no
+call of the assistant turn before it. Calls are answered as ``message.tool_calls``
+(``id``, ``type``, ``function.name``, ``function.arguments`` as compact JSON text) beside
+``message.tool_plan`` (the scripted text), finish reason ``TOOL_CALL``; streamed, as in
+the tool-use streaming guide: ``message-start``, ``tool-plan-delta`` pieces, then per call
+``tool-call-start`` (id, name, empty arguments), ``tool-call-delta`` fragments of the
+indented JSON and ``tool-call-end``, then ``message-end``. Ids are the fake's ``call_...``
+ones (real ids are ``<tool name>_<12 characters>``). Cohere has no refusal field: a
+scripted refusal is answered as the model's text.
+
 Each public function has the signature `runtime.testing._wire.EmbedWire` asks for, so some
 ignore arguments other protocols need.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -32,7 +53,7 @@ from runtime.testing._completion import (
     texts_of,
 )
 from runtime.testing._provider import FakeProvider
-from runtime.testing._script import Fail, StreamError
+from runtime.testing._script import Fail, StreamError, ToolUse
 from runtime.testing._wire import (
     Action,
     EmbedAsk,
@@ -85,6 +106,12 @@ _ERRORS: dict[int, str] = {
     503: "service unavailable, please try again later",
 }
 _EMBED_TYPES = frozenset({"search_document", "search_query", "classification", "clustering"})
+_TOOL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TOOL_FIELDS = frozenset({"name", "description", "parameters"})
+_CHOICES = {"REQUIRED": "required", "NONE": "none"}
+_REFERENCE = "For proper usage, please refer to https://docs.cohere.com/reference/chat"
+UNPROCESSABLE = "422"
+"""`AskError.code` of a request Cohere answers with 422, not 400."""
 
 
 def presented_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:  # noqa: ARG001
@@ -129,21 +156,99 @@ def read_ask(
     roles = [m.get("role") if isinstance(m, Mapping) else None for m in messages]
     if "system" in roles[1:] and roles[0] != "system":
         raise AskError("system turn must be the first in the list")
-    prompt = "\n".join(
-        text for m in messages if isinstance(m, Mapping) for text in texts_of(m.get("content"))
-    )
+    _check_tool_turns(messages)
+    tools = _read_tools(body.get("tools"))
+    schema = _read_response_format(body.get("response_format"), tools)
+    prompt = "\n".join(text for m in messages if isinstance(m, Mapping) for text in _texts(m))
     return ChatAsk(
         model=name,
         prompt=prompt,
         stream=body.get("stream") is True,
         max_tokens=positive_int(body, "max_tokens"),
         stop=stop_list(body.get("stop_sequences")),
+        tools=tools,
+        tool_choice=_read_tool_choice(body.get("tool_choice")),
+        json_schema=schema,
     )
 
 
+def _texts(message: Mapping[str, Any]) -> list[str]:
+    """What a turn says: its content, and an assistant turn's plan and call arguments."""
+    texts = list(texts_of(message.get("content")))
+    if isinstance(message.get("tool_plan"), str):
+        texts.append(message["tool_plan"])
+    calls = _list(message.get("tool_calls"))
+    texts += [str(_mapping(_mapping(c).get("function")).get("arguments", "")) for c in calls]
+    return texts
+
+
+def _check_tool_turns(messages: list[Any]) -> None:
+    """A ``tool`` turn must answer a call of the assistant turn with calls before it."""
+    calls: set[str] = set()
+    for message in messages:
+        role = _mapping(message).get("role")
+        if role == "assistant":
+            calls = {str(_mapping(c).get("id")) for c in _list(message.get("tool_calls"))}
+        elif role == "tool" and message.get("tool_call_id") not in calls:
+            raise AskError(
+                f"invalid request: tool message with tool_call_id "
+                f"'{message.get('tool_call_id')}' answers no tool call of the preceding "
+                "assistant message."
+            )
+        elif role != "tool":
+            calls = set()
+
+
+def _read_tools(value: Any) -> tuple[str, ...]:
+    """The names of ``tools`` (``[{"type": "function", "function": {...}}]``)."""
+    names = []
+    for tool in _list(value):
+        function = _mapping(_mapping(tool).get("function"))
+        unknown = sorted(set(function) - _TOOL_FIELDS)
+        if unknown:
+            message = f"unknown field: parameter '{unknown[0]}' is not a valid field. {_REFERENCE}"
+            raise AskError(message, code=UNPROCESSABLE)
+        name = function.get("name")
+        if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
+            raise AskError(
+                "invalid request: tool names can only contain certain characters (A-Za-z0-9_) "
+                f"and can't begin with a digit (provided name: '{name}')."
+            )
+        names.append(name)
+    return tuple(names)
+
+
+def _read_tool_choice(value: Any) -> str | None:
+    """``REQUIRED`` or ``NONE``, in callboard's words; absent is Cohere's default (auto)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in _CHOICES:
+        message = f"unrecognized tool choice option '{value}'. {_REFERENCE}"
+        raise AskError(message, code=UNPROCESSABLE)
+    return _CHOICES[value]
+
+
+def _read_response_format(value: Any, tools: tuple[str, ...]) -> bool:
+    """Whether JSON was asked for (``json_object``, with or without its ``json_schema``)."""
+    kind = _mapping(value).get("type")
+    if kind == "json_object" and tools:
+        raise AskError(
+            "invalid request: response_format is not supported in combination with tools."
+        )
+    return kind == "json_object"
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def bad_request(error: AskError) -> Reply:
-    """400 with the reason."""
-    return Reply(400, error_body(error.message))
+    """400 with the reason (422 for the fields and values Cohere's schema does not know)."""
+    return Reply(422 if error.code == UNPROCESSABLE else 400, error_body(error.message))
 
 
 def unknown_model(model: str) -> Reply:
@@ -191,13 +296,33 @@ def id_headers() -> dict[str, str]:
 
 
 def answer(completion: Completion, model: str) -> Any:  # noqa: ARG001
-    """A chat response (Cohere's has no ``model`` field)."""
+    """A chat response (Cohere's has no ``model`` field); calls come with the plan."""
+    message: dict[str, Any] = {"role": "assistant"}
+    if completion.tool_calls:
+        message["tool_plan"] = completion.text
+        message["tool_calls"] = [_tool_call(call) for call in completion.tool_calls]
+    else:
+        message["content"] = [{"type": "text", "text": _text(completion)}]
     return {
         "id": str(uuid.uuid4()),
-        "message": {"role": "assistant", "content": [{"type": "text", "text": completion.text}]},
+        "message": message,
         "finish_reason": _finish(completion),
         "usage": _usage(completion),
     }
+
+
+def _tool_call(call: ToolUse) -> dict[str, Any]:
+    arguments = json.dumps(dict(call.arguments), separators=(",", ":"))
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": arguments},
+    }
+
+
+def _text(completion: Completion) -> str:
+    """The answer's text: a scripted refusal is what the model says (Cohere has no field)."""
+    return completion.refusal or completion.text
 
 
 def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:  # noqa: ARG001
@@ -215,6 +340,12 @@ def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:  # noqa: ARG001
             }
         },
     }
+    end = {
+        "type": "message-end",
+        "delta": {"finish_reason": _finish(completion), "usage": _usage(completion)},
+    }
+    if completion.tool_calls:
+        return StreamPlan((_event(start),), _tool_events(completion), (_event(end),))
     content_start = {
         "type": "content-start",
         "index": 0,
@@ -225,14 +356,31 @@ def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:  # noqa: ARG001
         _event(
             {"type": "content-delta", "index": 0, "delta": {"message": {"content": {"text": p}}}}
         )
-        for p in split_text(completion.text)
+        for p in split_text(_text(completion))
     )
-    end = {
-        "type": "message-end",
-        "delta": {"finish_reason": _finish(completion), "usage": _usage(completion)},
-    }
     tail = (_event({"type": "content-end", "index": 0}), _event(end))
     return StreamPlan(head, body, tail)
+
+
+def _tool_events(completion: Completion) -> tuple[bytes, ...]:
+    """The plan in ``tool-plan-delta`` pieces, then each call: start, fragments, end."""
+    events: list[dict[str, Any]] = [
+        {"type": "tool-plan-delta", "delta": {"message": {"tool_plan": piece}}}
+        for piece in split_text(completion.text)
+    ]
+    for index, call in enumerate(completion.tool_calls):
+        first = {**_tool_call(call), "function": {"name": call.name, "arguments": ""}}
+        events.append(
+            {"type": "tool-call-start", "index": index, "delta": {"message": {"tool_calls": first}}}
+        )
+        text = json.dumps(dict(call.arguments), indent=4)
+        events += [
+            {"type": "tool-call-delta", "index": index,
+             "delta": {"message": {"tool_calls": {"function": {"arguments": text[i : i + 6]}}}}}
+            for i in range(0, len(text), 6)
+        ]  # fmt: skip
+        events.append({"type": "tool-call-end", "index": index})
+    return tuple(_event(event) for event in events)
 
 
 def stream_error(error: StreamError) -> bytes | None:  # noqa: ARG001
@@ -305,6 +453,8 @@ def _event(data: dict[str, Any]) -> bytes:
 
 
 def _finish(completion: Completion) -> str:
+    if completion.tool_calls and not completion.finish:
+        return "TOOL_CALL"
     return completion.finish or _FINISH[completion.ending]
 
 

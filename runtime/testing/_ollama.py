@@ -11,6 +11,20 @@ proxy (or ollama.com) does: 401 ``{"error": "unauthorized"}``. Ollama sends no r
 or request-id headers. Unknown paths get ``404 page not found`` (as JSON here: the real
 server sends it as plain text).
 
+Tools (``docs/api.md``, ``docs/openapi.yaml`` and ``docs/capabilities/tool-calling.mdx``
+of ollama/ollama): ``tools`` of ``{"type": "function", "function": {name, description,
+parameters}}``; a model whose template has no tool support refuses them with 400
+``registry.ollama.ai/library/<model> does not support tools`` (quoted in ollama/ollama
+#14795; here the ``gemma3`` family); call arguments sent back as anything but an object
+get Go's unmarshal error (``api.ToolCallFunctionArguments``); ``format`` is ``"json"`` or
+a JSON schema, anything else 400 ``invalid format: expected "json" or a valid JSON
+schema``. Ollama has no ``tool_choice`` and pairs results with calls by name, so the fake
+checks no pairing. Calls are answered as ``message.tool_calls`` of ``{"function":
+{"name", "arguments": {...}}}`` without ids (``index`` when not 0, as Go's ``omitempty``
+writes it), ``done_reason: "stop"``; streamed, as ollama/ollama#12557 shows: one line per
+call holding it whole (``done: false``, content ``""``), then the final line. Ollama has
+no refusal field: a scripted refusal is answered as the model's text.
+
 Each public function has the signature `runtime.testing._wire.EmbedWire` asks for, so some
 ignore arguments other protocols need.
 """
@@ -36,7 +50,7 @@ from runtime.testing._completion import (
     texts_of,
 )
 from runtime.testing._provider import FakeProvider
-from runtime.testing._script import Fail, StreamError
+from runtime.testing._script import Fail, StreamError, ToolUse
 from runtime.testing._wire import (
     Action,
     EmbedAsk,
@@ -79,6 +93,8 @@ _ERRORS: dict[int, str] = {
 _STREAM_ERROR = "an error was encountered while running the model"
 _NANOS_PER_TOKEN = 20_000_000
 _BASE64 = frozenset(string.ascii_letters + string.digits + "+/=")
+_NO_TOOLS = ("gemma3",)
+"""Model families whose template takes no tools."""
 
 
 def tagged(model: str) -> str:
@@ -124,12 +140,13 @@ def read_ask(
         raise AskError("model is required")
     messages = body.get("messages", [])
     if not isinstance(messages, list):
-        raise AskError(_unmarshal_error("messages", "[]api.Message", messages))
+        raise AskError(_unmarshal_error("ChatRequest.messages", "[]api.Message", messages))
     prompt: list[str] = []
     for message in messages:
         if not isinstance(message, Mapping):
-            raise AskError(_unmarshal_error("messages", "api.Message", message))
+            raise AskError(_unmarshal_error("ChatRequest.messages", "api.Message", message))
         prompt.extend(texts_of(message.get("content")))
+        prompt.extend(_call_texts(message.get("tool_calls")))
         _check_images(message.get("images"))
     options = body.get("options")
     options = options if isinstance(options, Mapping) else {}
@@ -141,14 +158,60 @@ def read_ask(
         max_tokens=limit if isinstance(limit, int) and limit > 0 else None,
         stop=stop_list(options.get("stop")),
         event_stream=False,
+        tools=_read_tools(body.get("tools"), tagged(name)),
+        json_schema=_read_format(body.get("format")),
     )
+
+
+def _call_texts(calls: Any) -> list[str]:
+    """The arguments of an assistant turn's calls, as text (they count as input)."""
+    if calls is None:
+        return []
+    if not isinstance(calls, list):
+        raise AskError(_unmarshal_error("Message.messages.tool_calls", "[]api.ToolCall", calls))
+    texts = []
+    for call in calls:
+        function = call.get("function") if isinstance(call, Mapping) else None
+        arguments = function.get("arguments", {}) if isinstance(function, Mapping) else {}
+        if not isinstance(arguments, Mapping):
+            field = "ToolCallFunction.messages.tool_calls.function.arguments"
+            raise AskError(_unmarshal_error(field, "api.ToolCallFunctionArguments", arguments))
+        texts.append(json.dumps(arguments))
+    return texts
+
+
+def _read_tools(tools: Any, model: str) -> tuple[str, ...]:
+    """The names of ``tools``; a model without tool support refuses them."""
+    if tools is None:
+        return ()
+    if not isinstance(tools, list):
+        raise AskError(_unmarshal_error("ChatRequest.tools", "api.Tools", tools))
+    if tools and model.split(":", 1)[0].rsplit("/", 1)[-1].startswith(_NO_TOOLS):
+        raise AskError(f"registry.ollama.ai/library/{model} does not support tools")
+    names = []
+    for tool in tools:
+        function = tool.get("function") if isinstance(tool, Mapping) else None
+        name = function.get("name") if isinstance(function, Mapping) else None
+        if name is not None and not isinstance(name, str):
+            raise AskError(_unmarshal_error("ToolFunction.tools.function.name", "string", name))
+        names.append(name or "")
+    return tuple(names)
+
+
+def _read_format(value: Any) -> bool:
+    """Whether JSON was asked for: ``format`` is ``"json"`` or a JSON schema object."""
+    if value is None or value == "":
+        return False
+    if value == "json" or isinstance(value, Mapping):
+        return True
+    raise AskError('invalid format: expected "json" or a valid JSON schema')
 
 
 def _check_images(images: Any) -> None:
     if images is None:
         return
     if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
-        raise AskError(_unmarshal_error("messages.images", "[]api.ImageData", images))
+        raise AskError(_unmarshal_error("Message.messages.images", "[]api.ImageData", images))
     for image in images:
         bad = next((i for i, char in enumerate(image) if char not in _BASE64), None)
         if bad is not None:
@@ -160,11 +223,14 @@ def _check_images(images: Any) -> None:
 
 
 def _unmarshal_error(field: str, go_type: str, value: Any) -> str:
+    """Go's error for a JSON value of the wrong type.
+
+    ``field`` is the innermost struct's name, then the path from the body
+    (``Message.messages.images``), as Go's decoder writes it.
+    """
     kind = {str: "string", int: "number", float: "number", bool: "bool", dict: "object"}
-    found = kind.get(type(value), "array")
-    return (
-        f"json: cannot unmarshal {found} into Go struct field ChatRequest.{field} of type {go_type}"
-    )
+    found = "null" if value is None else kind.get(type(value), "array")
+    return f"json: cannot unmarshal {found} into Go struct field {field} of type {go_type}"
 
 
 def bad_request(error: AskError) -> Reply:
@@ -211,17 +277,37 @@ def id_headers() -> dict[str, str]:
 
 
 def answer(completion: Completion, model: str) -> Any:
-    """A finished chat response."""
-    return _final(completion, model, completion.text)
+    """A finished chat response, with the calls whole in ``message.tool_calls``."""
+    final = _final(completion, model, _text(completion))
+    if completion.tool_calls:
+        final["message"]["tool_calls"] = [
+            _tool_call(index, call) for index, call in enumerate(completion.tool_calls)
+        ]
+    return final
 
 
 def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
-    """One NDJSON line per piece of text (``done: false``), then the final line."""
-    body = tuple(
-        _line({**_head(ask.model, piece), "done": False}) for piece in split_text(completion.text)
-    )
+    """One NDJSON line per piece of text, one per whole call (``done: false``), the final line."""
+    lines = [{**_head(ask.model, piece), "done": False} for piece in split_text(_text(completion))]
+    for index, call in enumerate(completion.tool_calls):
+        line = {**_head(ask.model, ""), "done": False}
+        line["message"]["tool_calls"] = [_tool_call(index, call)]
+        lines.append(line)
     tail = (_line(_final(completion, ask.model, "")),)
-    return StreamPlan((), body, tail, CONTENT_TYPE)
+    return StreamPlan((), tuple(_line(line) for line in lines), tail, CONTENT_TYPE)
+
+
+def _tool_call(index: int, call: ToolUse) -> dict[str, Any]:
+    """A call as Ollama writes it: no id, ``index`` left out when 0 (Go's ``omitempty``)."""
+    function: dict[str, Any] = {"name": call.name, "arguments": dict(call.arguments)}
+    if index:
+        function = {"index": index, **function}
+    return {"function": function}
+
+
+def _text(completion: Completion) -> str:
+    """The answer's text: a scripted refusal is what the model says (Ollama has no field)."""
+    return completion.refusal or completion.text
 
 
 def stream_error(error: StreamError) -> bytes | None:
