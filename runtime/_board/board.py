@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -58,17 +58,25 @@ class Callboard(BoardAdmin):
         *,
         check: bool | None = None,
         environ: Mapping[str, str] | None = None,
+        check_only: Collection[str] | None = None,
     ) -> None:
         """Start a board for a validated ``config``.
 
+        A provider whose check finds it in trouble (unreachable, timeout, 5xx, 429, a
+        malformed answer) starts unchecked: out of rotation, checked again in the
+        background, joining once a check passes (unless ``[startup] require_all``).
+
         Args:
             config: the validated configuration (see `load_config`).
-            check: check every provider's credentials first; defaults to the config's
+            check: check the providers' credentials first; defaults to the config's
                 ``[startup] check_credentials``.
             environ: where `reload` reads ``${VAR}`` values (default: ``os.environ``).
+            check_only: check only these provider ids (default: every provider); the
+                others start in rotation unchecked, as with ``check=False``.
 
         Raises:
-            StartupError: a provider failed the credential check (one line each).
+            StartupError: a provider failed the credential check for the user's own
+                mistake (or for any reason, with ``require_all``); one line each.
             MissingExtraError: a provider needs an optional extra that is not installed.
         """
         self._config = config
@@ -81,9 +89,12 @@ class Callboard(BoardAdmin):
         require_signing_extra(config)
         self._io = IoLoop()
         try:
+            unchecked: dict[str, str] = {}
             if config.startup.check_credentials if check is None else check:
-                self._check(config, None)
-            self._supervisor = Supervisor.start(config=config, io=self._io, audit=self._audit)
+                unchecked = self._check(config, check_only)
+            self._supervisor = Supervisor.start(
+                config=config, io=self._io, audit=self._audit, unchecked=unchecked
+            )
             self._router = self._await_router()
         except BaseException:
             self._io.close()

@@ -112,6 +112,14 @@ class StartupSettings(_Section):
     """``[startup]``: what happens before the first task."""
 
     check_credentials: bool = True
+    require_all: bool = False
+    """Stop the start when any provider fails its check, even for the provider's own
+    trouble (unreachable, timeout, 5xx, 429, a malformed answer); by default such a
+    provider starts unchecked, out of rotation, and is checked again in the background."""
+    recheck_initial_s: PositiveFloat = 2.0
+    """The first wait before an unchecked provider is checked again (doubles, jittered)."""
+    recheck_max_s: PositiveFloat = 60.0
+    """The longest wait between two checks of an unchecked provider."""
     exit_on_sigterm: bool = True
     """Turn SIGTERM into a clean exit (`SystemExit`), so every record is written first.
     Only done in the main thread, and only when nothing else handles SIGTERM."""
