@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -214,3 +217,19 @@ def eventually(probe: Callable[[], T | None], timeout_s: float = 5.0) -> T:
         if time.monotonic() > deadline:
             raise TimeoutError(f"not reached within {timeout_s} s")
         pause.wait(0.02)
+
+
+def callboard(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m runtime._cli ARGS`` with the fakes' keys set; output in pipes."""
+    environ = {**os.environ, **ENV, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "runtime._cli", *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        input=stdin,
+        timeout=30,
+        check=False,
+    )

@@ -82,6 +82,8 @@ class Callboard(BoardAdmin):
         self._config = config
         self._environ = environ
         self._closed = False
+        self._unconfigured_roles: set[str] = set()
+        self._unconfigured_lock = threading.Lock()
         self._redactor = Redactor(config.secrets())
         self._audit = AuditLog(
             config.audit_path(), self._redactor, enabled=config.audit.path != "off"
@@ -378,9 +380,26 @@ class Callboard(BoardAdmin):
             on_broken=on_broken,
             embed=embed,
         )
+        self._note_unconfigured(role)
         reply: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._tell_router(Submit(spec, reply))
         return spec, reply
+
+    def _note_unconfigured(self, role: str) -> None:
+        """Record, once per board, a role that only the default provider serves (a typo?)."""
+        config = self._config
+        if role in config.roles or config.default_provider is None:
+            return
+        with self._unconfigured_lock:
+            if role in self._unconfigured_roles:
+                return
+            self._unconfigured_roles.add(role)
+        self._audit.event(
+            "role_unconfigured",
+            role=role,
+            provider=config.default_provider,
+            roles=sorted(config.roles),
+        )
 
     def _wait_s(self, spec: TaskSpec) -> float:
         return (spec.deadline_s or self._config.timeouts.task_s) + GRACE_S
