@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from runtime._metrics.stats import Stats
     from runtime._policy.provider_table import ProviderHealth, Routing
     from runtime._policy.routing import Health
+    from runtime._transport.credentials import CheckFailure
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,11 +257,11 @@ class Reconfigure:
     """Caller → supervisor (ask): apply a new validated config to tasks started after.
 
     ``unchecked`` maps the new or changed providers whose check found them in trouble
-    to the problem: they start out of rotation, checked again in the background.
+    to that failure: they start out of rotation, checked again in the background.
     """
 
     config: Config
-    unchecked: Mapping[str, str]
+    unchecked: Mapping[str, CheckFailure]
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,10 +103,7 @@ class ProviderActor(SupervisedActor):
             signer = request_signer(settings)
         except ProviderError as error:
             signer = None
-            self._out_reason = f"{error.message}; then reload"
-            self._audit.event(
-                "provider_out", now=True, provider=provider_id, reason=self._out_reason
-            )
+            self._take_out(f"{error.message}; then reload", None)
         self._client = ProviderClient(
             settings.max_concurrency, connect_s, proxy_for(self._endpoint.base_url), signer
         )
@@ -189,16 +186,10 @@ class ProviderActor(SupervisedActor):
         failure = judge(self.provider_id, self._settings, error, self._rechecks.validate_s)
         if not failure.trouble:
             self._unchecked = None
-            self._out_reason = f"{failure.problem}; then reload"
-            self._audit.event(
-                "provider_out",
-                now=True,
-                provider=self.provider_id,
-                reason=self._out_reason,
-                status=error.status,
-            )
+            self._take_out(f"{failure.problem}; then reload", error.status)
             return
-        wait = recheck_wait_s(self._rechecks.startup, self._checks, self._random)
+        startup, retry_after_s = self._rechecks.startup, failure.retry_after_s
+        wait = recheck_wait_s(startup, self._checks, self._random, retry_after_s)
         self._unchecked = Health(Availability.UNCHECKED, now + wait, failure.problem)
         if failure.problem != unchecked.reason:
             self._audit.event(
@@ -370,16 +361,10 @@ class ProviderActor(SupervisedActor):
     def _on_error(self, error: ProviderError, now: float) -> None:
         kind = error.kind
         if kind is ErrorKind.AUTH:
-            self._out_reason = (
+            self._take_out(
                 f"its key was rejected (HTTP {error.status}); set a valid key in "
-                f"{self._settings.key_hint()} and reload"
-            )
-            self._audit.event(
-                "provider_out",
-                now=True,
-                provider=self.provider_id,
-                reason=self._out_reason,
-                status=error.status,
+                f"{self._settings.key_hint()} and reload",
+                error.status,
             )
             self._breaker.on_neutral()
         elif kind is ErrorKind.RATE_LIMITED:
@@ -401,6 +386,13 @@ class ProviderActor(SupervisedActor):
                 )
         else:
             self._breaker.on_neutral()
+
+    def _take_out(self, reason: str, status: int | None) -> None:
+        """Take the provider out of rotation until a reload, saying why."""
+        self._out_reason = reason
+        self._audit.event(
+            "provider_out", now=True, provider=self.provider_id, reason=reason, status=status
+        )
 
     def _current_health(self, now: float) -> Health:
         if self._out_reason is not None:

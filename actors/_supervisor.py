@@ -47,6 +47,7 @@ from runtime._errors import BoardClosedError
 from runtime._policy.backoff import recheck_wait_s
 from runtime._policy.provider_table import Routing
 from runtime._policy.routing import Availability, Health
+from runtime._transport.credentials import CheckFailure
 from runtime._transport.io_loop import IoLoop
 
 METRICS, ROUTER = "metrics", "router"
@@ -71,7 +72,7 @@ class Supervisor(DispatchingActor):
         audit: AuditLog,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
-        unchecked: Mapping[str, str] | None = None,
+        unchecked: Mapping[str, CheckFailure] | None = None,
     ) -> None:
         """``unchecked`` maps the providers whose check found them in trouble to why."""
         super().__init__()
@@ -142,7 +143,9 @@ class Supervisor(DispatchingActor):
                 refs[child_id.removeprefix("provider:")] = child.ref
         return refs
 
-    def _provider_slots(self, config: Config, unchecked: Mapping[str, str]) -> dict[str, str]:
+    def _provider_slots(
+        self, config: Config, unchecked: Mapping[str, CheckFailure]
+    ) -> dict[str, str]:
         """Give each provider an actor slot, reusing the running one when nothing changed.
 
         A new slot of a provider in ``unchecked`` starts unchecked, for that reason.
@@ -154,10 +157,11 @@ class Supervisor(DispatchingActor):
             if slot is None or self._fingerprints.get(slot) != fingerprint:
                 slot = f"{pid}#{next(self._slot_numbers)}"
                 self._fingerprints[slot] = fingerprint
-                if pid in unchecked:
-                    first_check = recheck_wait_s(config.startup, 1, self._random)
-                    when = self._clock() + first_check
-                    self._unchecked[slot] = Health(Availability.UNCHECKED, when, unchecked[pid])
+                failure = unchecked.get(pid)
+                if failure is not None:
+                    wait = recheck_wait_s(config.startup, 1, self._random, failure.retry_after_s)
+                    when = self._clock() + wait
+                    self._unchecked[slot] = Health(Availability.UNCHECKED, when, failure.problem)
                 self._add(f"provider:{slot}", self._provider_starter(slot, pid, config))
             slots[pid] = slot
         return slots

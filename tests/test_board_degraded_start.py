@@ -10,7 +10,7 @@ import pykka
 import pytest
 from support import FAST_SECTIONS, KEYS, config_toml, eventually
 
-from actors import ProviderActor
+from actors import ProviderActor, RouterActor
 from actors._messages import AttemptDone, StartAttempt
 from runtime import StartupError
 from runtime._chat import ChatRequest, Message, Tuning
@@ -251,3 +251,26 @@ def test_a_reload_with_a_provider_down_applies_and_leaves_it_unchecked(fakes, de
     board.reload()
     assert board.health()["troubled"].state == "unchecked"
     assert board.ask("coder", "x").provider == "fine"
+
+
+def test_a_429_at_the_check_is_rechecked_no_sooner_than_it_asked(fakes, deployment):
+    """A provider that answered 429 with Retry-After is left alone that long before a recheck."""
+    troubled = fakes("openai", checks=[Fail(429, retry_after_s=20)])
+    board = start(deployment, troubled, fakes("anthropic"), FAST_RECHECK)
+    health = board.health()["troubled"]
+    assert health.state == "unchecked"
+    assert health.for_s is not None
+    assert health.for_s > 15
+
+
+def test_a_restarted_router_still_skips_an_unchecked_provider(fakes, deployment):
+    """After a router crash the new router knows the provider is unchecked, from its start."""
+    troubled, fine = fakes("openai"), fakes("anthropic")
+    troubled.down()
+    board = start(deployment, troubled, fine)
+    (router,) = pykka.ActorRegistry.get_by_class(RouterActor)
+    router.tell(object())  # a message no actor handles: it crashes, as a bug would
+    board._await_child("router", replacing=router)
+    reply = board.ask("coder", "x")
+    assert [(a.provider, a.outcome) for a in reply.attempts] == [("fine", "ok")]
+    assert board.health()["troubled"].state == "unchecked"

@@ -7,6 +7,7 @@ caller's thread.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import os
 import signal
 import threading
@@ -34,7 +35,7 @@ from runtime._metrics.stats import Stats
 from runtime._metrics.store import Filters, MetricsStore
 from runtime._metrics.timespec import span_s
 from runtime._policy.provider_table import ProviderHealth
-from runtime._transport.credentials import check_credentials, list_models
+from runtime._transport.credentials import CheckFailure, check_credentials, list_models
 from runtime._transport.io_loop import IoLoop
 from runtime._transport.signing import require_signing_extra
 
@@ -164,7 +165,7 @@ class BoardAdmin:
                 for pid, settings in config.providers.items()
                 if self._config.providers.get(pid) != settings
             ]
-            unchecked: dict[str, str] = {}
+            unchecked: dict[str, CheckFailure] = {}
             if changed and config.startup.check_credentials:
                 unchecked = self._check(config, changed)
         except (ConfigError, StartupError, MissingExtraError) as exc:
@@ -215,10 +216,10 @@ class BoardAdmin:
         if on_reload is not None:
             on_reload(outcome)
 
-    def _check(self, config: Config, provider_ids: Iterable[str] | None) -> dict[str, str]:
+    def _check(self, config: Config, provider_ids: Iterable[str] | None) -> dict[str, CheckFailure]:
         """Check credentials of ``provider_ids`` (all by default).
 
-        Returns the providers in trouble (unreachable, 5xx...), each with its problem:
+        Returns the providers in trouble (unreachable, 5xx...), each with its failure:
         they start unchecked.
 
         Raises:
@@ -232,4 +233,9 @@ class BoardAdmin:
             problems = [self._redactor.text(str(failure)) for failure in failures]
             self._audit.event("startup_failed", source=config.source, problems=problems)
             raise StartupError(problems)
-        return {failure.provider: self._redactor.text(failure.problem) for failure in failures}
+        return {
+            failure.provider: dataclasses.replace(
+                failure, problem=self._redactor.text(failure.problem)
+            )
+            for failure in failures
+        }

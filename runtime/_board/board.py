@@ -35,6 +35,7 @@ from runtime._errors import (
     TaskFailedError,
 )
 from runtime._task_spec import EmbedSpec, StreamSink, TaskSpec
+from runtime._transport.credentials import CheckFailure
 from runtime._transport.io_loop import IoLoop
 from runtime._transport.signing import require_signing_extra
 
@@ -91,7 +92,7 @@ class Callboard(BoardAdmin):
         require_signing_extra(config)
         self._io = IoLoop()
         try:
-            unchecked: dict[str, str] = {}
+            unchecked: dict[str, CheckFailure] = {}
             if config.startup.check_credentials if check is None else check:
                 unchecked = self._check(config, check_only)
             self._supervisor = Supervisor.start(

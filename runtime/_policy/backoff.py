@@ -49,9 +49,18 @@ def exponential_s(
     return base / 2 + random() * base / 2
 
 
-def recheck_wait_s(startup: StartupSettings, failed_checks: int, random: Random) -> float:
-    """Return the wait before checking an unchecked provider again, after ``failed_checks``."""
-    return exponential_s(failed_checks, startup.recheck_initial_s, startup.recheck_max_s, random)
+def recheck_wait_s(
+    startup: StartupSettings,
+    failed_checks: int,
+    random: Random,
+    retry_after_s: float | None = None,
+) -> float:
+    """Return the wait before checking an unchecked provider again, after ``failed_checks``.
+
+    A wait the provider asked for (a 429's Retry-After) is honoured when it is longer.
+    """
+    wait = exponential_s(failed_checks, startup.recheck_initial_s, startup.recheck_max_s, random)
+    return max(wait, retry_after_s or 0.0)
 
 
 def retry_wait_s(

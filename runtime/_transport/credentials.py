@@ -40,6 +40,8 @@ class CheckFailure:
     problem: str
     trouble: bool
     """The provider's own trouble (it may pass later); otherwise the user's mistake."""
+    retry_after_s: float | None = None
+    """How long the provider asked to be left alone (a 429's Retry-After)."""
 
     def __str__(self) -> str:
         return f"{self.provider}: {self.problem}"
@@ -101,7 +103,8 @@ def judge(
     pid: str, settings: ProviderSettings, error: ProviderError, timeout_s: float
 ) -> CheckFailure:
     """Say what a failed check means, and whether it is the provider's own trouble."""
-    return CheckFailure(pid, _describe(settings, error, timeout_s), error.kind in TROUBLE)
+    problem = _describe(settings, error, timeout_s)
+    return CheckFailure(pid, problem, error.kind in TROUBLE, error.retry_after_s)
 
 
 def _describe(settings: ProviderSettings, error: ProviderError, timeout_s: float) -> str:
