@@ -12,7 +12,7 @@ from support import FAST_SECTIONS, KEYS, config_toml, eventually
 
 from actors import ProviderActor, RouterActor
 from actors._messages import AttemptDone, StartAttempt
-from runtime import StartupError
+from runtime import StartupError, TaskFailedError
 from runtime._chat import ChatRequest, Message, Tuning
 from runtime._errors import ErrorKind
 from runtime.testing import Fail, FakeProvider, Hang, Malformed, ProxyError
@@ -274,3 +274,25 @@ def test_a_restarted_router_still_skips_an_unchecked_provider(fakes, deployment)
     reply = board.ask("coder", "x")
     assert [(a.provider, a.outcome) for a in reply.attempts] == [("fine", "ok")]
     assert board.health()["troubled"].state == "unchecked"
+
+
+def test_a_task_whose_only_provider_is_unchecked_fails_at_once_saying_why(fakes, deployment):
+    """No waiting for the next check: the task fails now, and its advice says what goes on."""
+    troubled, fine = fakes("openai"), fakes("anthropic")
+    troubled.down()
+    deployment.write(
+        config_toml(
+            deployment,
+            {"troubled": troubled, "fine": fine},
+            {"solo": ["troubled"]},
+            sections=SLOW_RECHECK,
+        )
+    )
+    board = deployment.board(check=True)
+    with pytest.raises(TaskFailedError) as caught:
+        board.ask("solo", "x")
+    assert caught.value.attempts == ()
+    assert "out of rotation: troubled (unreachable" in caught.value.reason
+    (advice,) = caught.value.advice
+    assert advice.startswith("troubled: not checked yet (unreachable")
+    assert "checked again in the background" in advice
