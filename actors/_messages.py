@@ -106,7 +106,11 @@ class IoDone:
 
 @dataclass(frozen=True, slots=True)
 class HealthChanged:
-    """Provider → router: the provider's availability changed."""
+    """Provider → router: the provider's availability changed.
+
+    Also provider → supervisor when it becomes or stops being unchecked, so that a
+    restart after a crash starts the provider as it stood.
+    """
 
     slot: str
     health: Health

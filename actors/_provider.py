@@ -414,8 +414,8 @@ class ProviderActor(SupervisedActor):
         message = HealthChanged(self.slot, health)
         if self._router is not None:
             tell_quietly(self._router, message)
-        if checking and self.supervisor is not None:  # it starts a restarted actor so
-            tell_quietly(self.supervisor, message)
+        if checking and self.supervisor is not None:
+            tell_quietly(self.supervisor, message)  # to restart a crash as it stood
 
     def _cancel(self, message: CancelAttempt) -> None:
         call_id = message.call_id
