@@ -3,7 +3,10 @@
 ```
 caller ──Submit / CancelTask──▶ Router ──StartAttempt / CancelAttempt──▶ Provider
 I/O loop ──IoDone──▶ Provider ──AttemptDone──▶ Router
-Provider ──HealthChanged──▶ Router        timers ──Wake──▶ Router, Provider
+Provider ──HealthChanged──▶ Router (and Supervisor, while unchecked)
+timers ──Wake──▶ Router, Provider
+timers ──CheckDue──▶ Provider (unchecked) ──check──▶ I/O loop ──CheckDone──▶ Provider
+Supervisor ──RouterIs──▶ Provider
 Router ──TaskEvents (batched) / GetStats──▶ Metrics
 Supervisor ──ApplyRouting──▶ Router ──RetireSlots──▶ Supervisor
 children ──ChildDied──▶ Supervisor ──ProviderReplaced / ProviderDown / MetricsReplaced──▶ Router
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from runtime._metrics.stats import Stats
     from runtime._policy.provider_table import ProviderHealth, Routing
     from runtime._policy.routing import Health
+    from runtime._transport.credentials import CheckFailure
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +106,36 @@ class IoDone:
 
 @dataclass(frozen=True, slots=True)
 class HealthChanged:
-    """Provider → router: the provider's availability changed."""
+    """Provider → router: the provider's availability changed.
+
+    Also provider → supervisor when it becomes or stops being unchecked, so that a
+    restart after a crash starts the provider as it stood.
+    """
 
     slot: str
     health: Health
+
+
+@dataclass(frozen=True, slots=True)
+class CheckDue:
+    """Timer → provider: check the unchecked provider again (``token``: which timer)."""
+
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckDone:
+    """I/O loop → provider: a background check ended; ``error`` is ``None`` if it passed."""
+
+    token: int
+    error: ProviderError | None
+
+
+@dataclass(frozen=True, slots=True)
+class RouterIs:
+    """Supervisor → provider: tell ``ref`` of every health change (it just started)."""
+
+    ref: ActorRef[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,18 +148,26 @@ class Wake:
 
 @dataclass(frozen=True, slots=True)
 class ApplyRouting:
-    """Supervisor → router: new tasks use ``routing``; ``refs`` adds the actors it needs."""
+    """Supervisor → router: new tasks use ``routing``; ``refs`` adds the actors it needs.
+
+    ``health`` holds the new slots that start unchecked (by slot).
+    """
 
     routing: Routing
     refs: Mapping[str, ActorRef[Any]]
+    health: Mapping[str, Health]
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderReplaced:
-    """Supervisor → router: the actor of ``slot`` was restarted as ``ref``."""
+    """Supervisor → router: the actor of ``slot`` was restarted as ``ref``.
+
+    ``health`` is how it starts, when not ready (still unchecked).
+    """
 
     slot: str
     ref: ActorRef[Any]
+    health: Health | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,9 +258,14 @@ class AwaitChild:
 
 @dataclass(frozen=True, slots=True)
 class Reconfigure:
-    """Caller → supervisor (ask): apply a new validated config to tasks started after."""
+    """Caller → supervisor (ask): apply a new validated config to tasks started after.
+
+    ``unchecked`` maps the new or changed providers whose check found them in trouble
+    to that failure: they start out of rotation, checked again in the background.
+    """
 
     config: Config
+    unchecked: Mapping[str, CheckFailure]
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,12 +4,18 @@ It owns the provider's HTTP client, rate limiter, circuit breaker, concurrency c
 bounded wait queue. It never blocks: an admitted call becomes a coroutine on the I/O loop,
 whose end comes back here as `IoDone`; the actor reports it to the router that asked
 (`AttemptDone`) before it updates its own state.
+
+A provider whose check found it in trouble (unreachable, 5xx...) starts unchecked: it
+refuses calls, and checks itself again with its own client, on the I/O loop, after a
+capped and jittered exponential wait (`CheckDue`, then `CheckDone`), until a check
+passes (it joins the rotation) or finds the user's mistake (it goes out).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import functools
+import random
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -18,16 +24,28 @@ from typing import Any
 import pykka
 
 from actors._child import SupervisedActor, tell_quietly
-from actors._messages import AttemptDone, CancelAttempt, HealthChanged, IoDone, StartAttempt, Wake
+from actors._messages import (
+    AttemptDone,
+    CancelAttempt,
+    CheckDone,
+    CheckDue,
+    HealthChanged,
+    IoDone,
+    RouterIs,
+    StartAttempt,
+    Wake,
+)
 from runtime._audit import AuditLog
 from runtime._chat import ChatResult, EmbedRequest, EmbedResult
-from runtime._config.schema import BreakerSettings, ProviderSettings
+from runtime._config.schema import BreakerSettings, ProviderSettings, StartupSettings
 from runtime._errors import ErrorKind, ProviderError
+from runtime._policy.backoff import recheck_wait_s
 from runtime._policy.breaker import Breaker, BreakerState
 from runtime._policy.rate_limits import RateLimiter
 from runtime._policy.routing import Availability, Health
 from runtime._policy.wait_queue import WaitQueue
 from runtime._transport.attempt import AttemptLimits, run_attempt, run_embed
+from runtime._transport.credentials import check_provider, judge
 from runtime._transport.http import ProviderClient, proxy_for
 from runtime._transport.io_loop import IoLoop
 from runtime._transport.signing import request_signer
@@ -42,6 +60,14 @@ class _InFlight:
     call: StartAttempt
     future: concurrent.futures.Future[ChatResult | EmbedResult]
     tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rechecks:
+    """How an unchecked provider is checked again: the backoff, and each check's bound."""
+
+    startup: StartupSettings
+    validate_s: float
 
 
 class ProviderActor(SupervisedActor):
@@ -59,6 +85,9 @@ class ProviderActor(SupervisedActor):
         audit: AuditLog,
         supervisor: pykka.ActorRef[Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        rechecks: Rechecks,
+        unchecked: Health | None = None,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         super().__init__(f"provider:{slot}", supervisor)
         self.slot = slot
@@ -74,10 +103,7 @@ class ProviderActor(SupervisedActor):
             signer = request_signer(settings)
         except ProviderError as error:
             signer = None
-            self._out_reason = f"{error.message}; then reload"
-            self._audit.event(
-                "provider_out", now=True, provider=provider_id, reason=self._out_reason
-            )
+            self._take_out(f"{error.message}; then reload", None)
         self._client = ProviderClient(
             settings.max_concurrency, connect_s, proxy_for(self._endpoint.base_url), signer
         )
@@ -89,13 +115,97 @@ class ProviderActor(SupervisedActor):
         self._health = Health()
         self._wake_at = float("inf")
         self._wake_token = 0
+        self._rechecks = rechecks
+        self._random = rand
+        self._unchecked = unchecked if self._out_reason is None else None
+        """While unchecked: why, and when the next check is (``until``)."""
+        self._checks = 1
+        self._check_token = 0
+        self._since = clock()
 
         self.handlers = {
             StartAttempt: self._admit,
             IoDone: self._finish,
             CancelAttempt: self._cancel,
             Wake: self._woken,
+            CheckDue: self._check_due,
+            CheckDone: self._check_done,
+            RouterIs: self._router_is,
         }
+
+    def on_start(self) -> None:
+        """Record an unchecked start, and schedule its next check."""
+        unchecked = self._unchecked
+        if unchecked is None:
+            return
+        self._health = unchecked
+        now = self._clock()
+        self._audit.event(
+            "provider_unchecked",
+            now=True,
+            provider=self.provider_id,
+            reason=unchecked.reason,
+            next_check_s=round(max(0.0, unchecked.until - now), 3),
+        )
+        self._schedule_check(unchecked.until, now)
+
+    # -- checks while unchecked ------------------------------------------------------
+
+    def _schedule_check(self, when: float, now: float) -> None:
+        self._check_token += 1
+        due = CheckDue(self._check_token)
+        self._io.call_later(when - now, tell_quietly, self.actor_ref, due)
+
+    def _check_due(self, message: CheckDue) -> None:
+        if self._unchecked is None or message.token != self._check_token:
+            return
+        check = check_provider(self._client, self._settings, self._rechecks.validate_s)
+        future = self._io.submit(check)
+        future.add_done_callback(functools.partial(_tell_check_done, self.actor_ref, message.token))
+
+    def _check_done(self, done: CheckDone) -> None:
+        unchecked = self._unchecked
+        if unchecked is None or done.token != self._check_token:
+            return
+        now = self._clock()
+        self._checks += 1
+        if done.error is None:
+            self._unchecked = None
+            self._audit.event(
+                "provider_joined",
+                now=True,
+                provider=self.provider_id,
+                checks=self._checks,
+                unchecked_s=round(now - self._since, 3),
+            )
+        else:
+            self._still_failing(done.error, unchecked, now)
+        self._announce(now)
+
+    def _still_failing(self, error: ProviderError, unchecked: Health, now: float) -> None:
+        failure = judge(self.provider_id, self._settings, error, self._rechecks.validate_s)
+        if not failure.trouble:
+            self._unchecked = None
+            self._take_out(f"{failure.problem}; then reload", error.status)
+            return
+        startup, retry_after_s = self._rechecks.startup, failure.retry_after_s
+        wait = recheck_wait_s(startup, self._checks, self._random, retry_after_s)
+        self._unchecked = Health(Availability.UNCHECKED, now + wait, failure.problem)
+        if failure.problem != unchecked.reason:
+            self._audit.event(
+                "provider_unchecked",
+                now=True,
+                provider=self.provider_id,
+                reason=failure.problem,
+                next_check_s=round(wait, 3),
+            )
+        self._schedule_check(now + wait, now)
+
+    def _router_is(self, message: RouterIs) -> None:
+        """Tell the router that just started how this provider stands, whatever it is."""
+        self._router = message.ref
+        self._health = self._current_health(self._clock())
+        tell_quietly(message.ref, HealthChanged(self.slot, self._health))
 
     def _woken(self, message: Wake) -> None:
         if message.token == self._wake_token:
@@ -134,6 +244,9 @@ class ProviderActor(SupervisedActor):
     def _refusal(self, now: float) -> str | None:
         if self._out_reason is not None:
             return f"out of rotation: {self._out_reason}"
+        if self._unchecked is not None:
+            left = max(0.0, self._unchecked.until - now)
+            return f"not checked yet ({self._unchecked.reason}); next check in {left:.1f} s"
         if not self._breaker.admits(now):
             if self._breaker.state is BreakerState.HALF_OPEN:
                 return "its breaker is half-open and a trial call is in flight"
@@ -248,16 +361,10 @@ class ProviderActor(SupervisedActor):
     def _on_error(self, error: ProviderError, now: float) -> None:
         kind = error.kind
         if kind is ErrorKind.AUTH:
-            self._out_reason = (
+            self._take_out(
                 f"its key was rejected (HTTP {error.status}); set a valid key in "
-                f"{self._settings.key_hint()} and reload"
-            )
-            self._audit.event(
-                "provider_out",
-                now=True,
-                provider=self.provider_id,
-                reason=self._out_reason,
-                status=error.status,
+                f"{self._settings.key_hint()} and reload",
+                error.status,
             )
             self._breaker.on_neutral()
         elif kind is ErrorKind.RATE_LIMITED:
@@ -280,9 +387,18 @@ class ProviderActor(SupervisedActor):
         else:
             self._breaker.on_neutral()
 
+    def _take_out(self, reason: str, status: int | None) -> None:
+        """Take the provider out of rotation until a reload, saying why."""
+        self._out_reason = reason
+        self._audit.event(
+            "provider_out", now=True, provider=self.provider_id, reason=reason, status=status
+        )
+
     def _current_health(self, now: float) -> Health:
         if self._out_reason is not None:
             return Health(Availability.OUT, 0.0, self._out_reason)
+        if self._unchecked is not None:
+            return self._unchecked
         if self._breaker.state is not BreakerState.CLOSED:
             return Health(Availability.OPEN, self._breaker.available_at(), "breaker open")
         if self._limiter.hold_until > now:
@@ -293,9 +409,13 @@ class ProviderActor(SupervisedActor):
         health = self._current_health(now)
         if health == self._health:
             return
+        checking = Availability.UNCHECKED in (health.state, self._health.state)
         self._health = health
+        message = HealthChanged(self.slot, health)
         if self._router is not None:
-            tell_quietly(self._router, HealthChanged(self.slot, health))
+            tell_quietly(self._router, message)
+        if checking and self.supervisor is not None:
+            tell_quietly(self.supervisor, message)  # to restart a crash as it stood
 
     def _cancel(self, message: CancelAttempt) -> None:
         call_id = message.call_id
@@ -335,22 +455,36 @@ def _tell_io_done(
     """Runs on the I/O loop when an attempt ends: tell the provider actor how."""
     latency_ms = (time.perf_counter() - started) * 1000.0
     result: ChatResult | EmbedResult | None = None
-    error: ProviderError | None = None
-    if future.cancelled():
-        error = ProviderError(
-            ErrorKind.INTERNAL, "the attempt was cancelled: the provider actor stopped"
-        )
+    error = _failure_of(future, "the attempt")
+    if error is None:
+        result = future.result()
     else:
-        exc = future.exception()
-        if exc is None:
-            result = future.result()
-        elif isinstance(exc, ProviderError):
-            error = exc
-        else:
-            error = ProviderError(
-                ErrorKind.MALFORMED_RESPONSE,
-                f"the answer could not be understood ({type(exc).__name__}: {exc})",
-            )
-    if error is not None:
         error = error.for_provider(provider_id)
     tell_quietly(provider_ref, IoDone(call.call_id, result, error, latency_ms))
+
+
+def _tell_check_done(
+    provider_ref: pykka.ActorRef[Any],
+    token: int,
+    future: concurrent.futures.Future[ProviderError | None],
+) -> None:
+    """Runs on the I/O loop when a background check ends: tell the provider actor how."""
+    error = _failure_of(future, "the check")
+    if error is None:
+        error = future.result()
+    tell_quietly(provider_ref, CheckDone(token, error))
+
+
+def _failure_of(future: concurrent.futures.Future[Any], what: str) -> ProviderError | None:
+    """Return why ``future`` (an attempt or a check) failed to finish, or ``None`` if it did."""
+    if future.cancelled():
+        return ProviderError(
+            ErrorKind.INTERNAL, f"{what} was cancelled: the provider actor stopped"
+        )
+    exc = future.exception()
+    if exc is None or isinstance(exc, ProviderError):
+        return exc
+    return ProviderError(
+        ErrorKind.MALFORMED_RESPONSE,
+        f"the answer could not be understood ({type(exc).__name__}: {exc})",
+    )

@@ -73,9 +73,10 @@ class RouterActor(SupervisedActor):
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
         wall: Callable[[], float] = time.time,
+        health: Mapping[str, Health] | None = None,
     ) -> None:
         super().__init__("router", supervisor)
-        self._providers = ProviderTable(routing, refs)
+        self._providers = ProviderTable(routing, refs, health or {})
         self._metrics = metrics
         self._io = io
         self._audit = audit.writer()
@@ -343,7 +344,7 @@ class RouterActor(SupervisedActor):
         self._providers.set_health(message.slot, message.health)
 
     def _provider_replaced(self, message: ProviderReplaced) -> None:
-        self._providers.replaced(message.slot, message.ref)
+        self._providers.replaced(message.slot, message.ref, message.health)
         self._fail_calls_on(message.slot, "the provider actor crashed and was restarted")
 
     def _metrics_replaced(self, message: MetricsReplaced) -> None:
@@ -365,7 +366,7 @@ class RouterActor(SupervisedActor):
                 )
 
     def _apply(self, message: ApplyRouting) -> None:
-        self._providers.apply(message.routing, message.refs)
+        self._providers.apply(message.routing, message.refs, message.health)
         self._retire_idle()
 
     def _retire_idle(self) -> None:

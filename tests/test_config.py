@@ -113,7 +113,8 @@ def test_a_role_cannot_override_endpoint_settings():
     found = problems(GOOD.replace("max_tokens = 8000", 'max_tokens = 8000\nmodel = "gpt-4o"'))
     assert len(found) == 1
     assert "roles.coder.model: 'model' cannot be set per role" in found[0]
-    assert "only providers, temperature, max_tokens, top_p and stop" in found[0]
+    allowed = "only providers, fallback_to_default, temperature, max_tokens, top_p and stop"
+    assert allowed in found[0]
 
 
 def test_negative_limits_are_refused():
@@ -311,3 +312,20 @@ def test_an_openai_compatible_server_of_type_openai_may_take_no_key():
     assert problems('[providers.o]\ntype = "openai"\nmodel = "gpt-4o"\n', {}) == [
         'line 1: providers.o.api_key: required for type openai (usually "${OPENAI_API_KEY}")'
     ]
+
+
+def test_the_default_provider_is_every_roles_last_resort():
+    """default_provider ends every role's chain, unless it is there or the role opts out."""
+    text = GOOD + (
+        '\n[roles.reviewer]\nproviders = ["claude"]\n'
+        '\n[roles.tester]\nproviders = ["claude"]\nfallback_to_default = false\n'
+    )
+    config = parse_config(text, environ=ENV)
+    assert config.chain("reviewer") == ("claude", "gpt")
+    assert config.chain("coder") == ("claude", "gpt")
+    assert config.chain("tester") == ("claude",)
+    assert config.chain("planner") == ("gpt",)
+    assert config.last_resort("reviewer") == "gpt"
+    assert config.last_resort("coder") is None
+    assert config.last_resort("tester") is None
+    assert config.last_resort("planner") is None

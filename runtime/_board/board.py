@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -35,6 +35,7 @@ from runtime._errors import (
     TaskFailedError,
 )
 from runtime._task_spec import EmbedSpec, StreamSink, TaskSpec
+from runtime._transport.credentials import CheckFailure
 from runtime._transport.io_loop import IoLoop
 from runtime._transport.signing import require_signing_extra
 
@@ -58,22 +59,32 @@ class Callboard(BoardAdmin):
         *,
         check: bool | None = None,
         environ: Mapping[str, str] | None = None,
+        check_only: Collection[str] | None = None,
     ) -> None:
         """Start a board for a validated ``config``.
 
+        A provider whose check finds it in trouble (unreachable, timeout, 5xx, 429, a
+        malformed answer) starts unchecked: out of rotation, checked again in the
+        background, joining once a check passes (unless ``[startup] require_all``).
+
         Args:
             config: the validated configuration (see `load_config`).
-            check: check every provider's credentials first; defaults to the config's
+            check: check the providers' credentials first; defaults to the config's
                 ``[startup] check_credentials``.
             environ: where `reload` reads ``${VAR}`` values (default: ``os.environ``).
+            check_only: check only these provider ids (default: every provider); the
+                others start in rotation unchecked, as with ``check=False``.
 
         Raises:
-            StartupError: a provider failed the credential check (one line each).
+            StartupError: a provider failed the credential check for the user's own
+                mistake (or for any reason, with ``require_all``); one line each.
             MissingExtraError: a provider needs an optional extra that is not installed.
         """
         self._config = config
         self._environ = environ
         self._closed = False
+        self._unconfigured_roles: set[str] = set()
+        self._unconfigured_lock = threading.Lock()
         self._redactor = Redactor(config.secrets())
         self._audit = AuditLog(
             config.audit_path(), self._redactor, enabled=config.audit.path != "off"
@@ -81,9 +92,12 @@ class Callboard(BoardAdmin):
         require_signing_extra(config)
         self._io = IoLoop()
         try:
+            unchecked: dict[str, CheckFailure] = {}
             if config.startup.check_credentials if check is None else check:
-                self._check(config, None)
-            self._supervisor = Supervisor.start(config=config, io=self._io, audit=self._audit)
+                unchecked = self._check(config, check_only)
+            self._supervisor = Supervisor.start(
+                config=config, io=self._io, audit=self._audit, unchecked=unchecked
+            )
             self._router = self._await_router()
         except BaseException:
             self._io.close()
@@ -367,9 +381,26 @@ class Callboard(BoardAdmin):
             on_broken=on_broken,
             embed=embed,
         )
+        self._note_unconfigured(role)
         reply: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._tell_router(Submit(spec, reply))
         return spec, reply
+
+    def _note_unconfigured(self, role: str) -> None:
+        """Record, once per board, a role that only the default provider serves (a typo?)."""
+        config = self._config
+        if role in config.roles or config.default_provider is None:
+            return
+        with self._unconfigured_lock:
+            if role in self._unconfigured_roles:
+                return
+            self._unconfigured_roles.add(role)
+        self._audit.event(
+            "role_unconfigured",
+            role=role,
+            provider=config.default_provider,
+            roles=sorted(config.roles),
+        )
 
     def _wait_s(self, spec: TaskSpec) -> float:
         return (spec.deadline_s or self._config.timeouts.task_s) + GRACE_S

@@ -112,6 +112,14 @@ class StartupSettings(_Section):
     """``[startup]``: what happens before the first task."""
 
     check_credentials: bool = True
+    require_all: bool = False
+    """Stop the start when any provider fails its check, even for the provider's own
+    trouble (unreachable, timeout, 5xx, 429, a malformed answer); by default such a
+    provider starts unchecked, out of rotation, and is checked again in the background."""
+    recheck_initial_s: PositiveFloat = 2.0
+    """The first wait before an unchecked provider is checked again (doubles, jittered)."""
+    recheck_max_s: PositiveFloat = 60.0
+    """The longest wait between two checks of an unchecked provider."""
     exit_on_sigterm: bool = True
     """Turn SIGTERM into a clean exit (`SystemExit`), so every record is written first.
     Only done in the main thread, and only when nothing else handles SIGTERM."""
@@ -205,6 +213,8 @@ class RoleSettings(_Tunable):
     """``[roles.<name>]``: the providers cast to a role, in priority order."""
 
     providers: tuple[str, ...] = ()
+    fallback_to_default: bool = True
+    """Try ``default_provider`` last when every provider of the role failed."""
 
 
 class Config(_Section):
@@ -233,13 +243,33 @@ class Config(_Section):
         return dict(DEFAULT_WORKFLOW) if name == "default" else None
 
     def chain(self, role: str) -> tuple[str, ...] | None:
-        """Return the provider ids cast to ``role`` in order, or ``None`` for an unknown role."""
+        """Return the provider ids cast to ``role`` in order, or ``None`` for an unknown role.
+
+        A role with providers of its own ends with ``default_provider`` as its last
+        resort (see `last_resort`); a role with none, or one not configured, is cast to
+        ``default_provider`` alone.
+        """
         settings = self.roles.get(role)
         if settings is not None and settings.providers:
-            return settings.providers
+            last = self.last_resort(role)
+            return settings.providers if last is None else (*settings.providers, last)
         if self.default_provider is None:
             return None
         return (self.default_provider,)
+
+    def last_resort(self, role: str) -> str | None:
+        """Return the default provider added to the end of ``role``'s own providers, if any.
+
+        ``None`` when there is no default, the role lists it already, the role opts out
+        (``fallback_to_default = false``), or the role has no providers of its own.
+        """
+        settings = self.roles.get(role)
+        default = self.default_provider
+        if settings is None or not settings.providers or default is None:
+            return None
+        if not settings.fallback_to_default or default in settings.providers:
+            return None
+        return default
 
     def role_tuning(self, role: str) -> Tuning:
         """Return the role's own tuning overrides (unset fields are ``None``)."""

@@ -30,20 +30,24 @@ class ProviderHealth:
     """How a provider stands now, as `Callboard.health` reports it."""
 
     state: str
-    """``ready``, ``cooling`` (after a 429), ``open`` (breaker), ``out`` (key rejected)
-    or ``failed`` (its actor kept crashing)."""
+    """``ready``, ``cooling`` (after a 429), ``open`` (breaker), ``out`` (key rejected),
+    ``failed`` (its actor kept crashing) or ``unchecked`` (its check found it in trouble:
+    out of rotation until a background check passes)."""
     for_s: float | None = None
-    """Seconds until it may be tried again, when that is known."""
+    """Seconds until it may be tried again (``unchecked``: until its next check), when
+    that is known."""
     reason: str = ""
 
 
 class ProviderTable:
     """Slots to actors and health, for the current routing and the ones tasks still use."""
 
-    def __init__(self, routing: Routing, refs: Mapping[str, Any]) -> None:
+    def __init__(
+        self, routing: Routing, refs: Mapping[str, Any], health: Mapping[str, Health]
+    ) -> None:
         self.routing = routing
         self._refs: dict[str, Any] = dict(refs)
-        self._health: dict[str, Health] = {}
+        self._health: dict[str, Health] = dict(health)
         self._retired: set[str] = set()
 
     def ref(self, slot: str) -> Any:
@@ -60,7 +64,10 @@ class ProviderTable:
         health = {}
         for pid, slot in self.routing.slots.items():
             state = self._health.get(slot, READY)
-            if not state.usable:
+            if state.state is Availability.UNCHECKED:
+                left = round(max(0.0, state.until - now), 3)
+                health[pid] = ProviderHealth(state.state.value, left, state.reason)
+            elif not state.usable:
                 health[pid] = ProviderHealth(state.state.value, None, state.reason)
             elif state.ready_at() > now:
                 left = round(state.ready_at() - now, 3)
@@ -73,21 +80,26 @@ class ProviderTable:
         """Take the health a provider actor reported."""
         self._health[slot] = health
 
-    def replaced(self, slot: str, ref: Any) -> None:
-        """A restarted actor serves ``slot``: its health starts afresh."""
+    def replaced(self, slot: str, ref: Any, health: Health | None) -> None:
+        """A restarted actor serves ``slot``: its health starts afresh (or as ``health``)."""
         self._refs[slot] = ref
         self._health.pop(slot, None)
+        if health is not None:
+            self._health[slot] = health
 
     def failed(self, slot: str, reason: str) -> None:
         """The actor of ``slot`` will not return: its provider is failed until a reload."""
         self._health[slot] = Health(Availability.FAILED, 0.0, reason)
         self._refs.pop(slot, None)
 
-    def apply(self, routing: Routing, refs: Mapping[str, Any]) -> None:
-        """Make ``routing`` current; the slots it no longer uses retire once idle."""
+    def apply(
+        self, routing: Routing, refs: Mapping[str, Any], health: Mapping[str, Health]
+    ) -> None:
+        """Make ``routing`` current (its new slots as ``health`` says); retire unused slots."""
         old = set(self.routing.slots.values())
         self.routing = routing
         self._refs.update(refs)
+        self._health.update(health)
         self._retired |= old - set(routing.slots.values())
 
     @property

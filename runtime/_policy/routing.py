@@ -27,6 +27,9 @@ class Availability(enum.StrEnum):
     """Out of rotation until a reload: its key was rejected mid-run."""
     FAILED = "failed"
     """Its actor crashed more often than supervision allows."""
+    UNCHECKED = "unchecked"
+    """Its check found the provider in trouble (at start or on a reload); it is checked
+    again in the background, next at ``Health.until``, and joins once a check passes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +42,8 @@ class Health:
 
     @property
     def usable(self) -> bool:
-        """Whether the provider may ever be tried again without a reload."""
-        return self.state not in (Availability.OUT, Availability.FAILED)
+        """Whether the router may choose it: not out, failed, or waiting for a check to pass."""
+        return self.state not in (Availability.OUT, Availability.FAILED, Availability.UNCHECKED)
 
     def ready_at(self) -> float:
         """Return when the provider can take a call (0.0: now)."""

@@ -30,7 +30,7 @@ from runtime._errors import (
     TaskFailedError,
 )
 from runtime._policy.provider_table import Routing
-from runtime._policy.routing import Health, ProviderProgress
+from runtime._policy.routing import Availability, Health, ProviderProgress
 from runtime._rows import AttemptRow, TaskRow
 from runtime._task_spec import TaskSpec
 from runtime.protocols import PROTOCOLS
@@ -267,6 +267,11 @@ def _ttft(result: ChatResult | EmbedResult | None) -> float | None:
 
 
 def _advice_out(pid: str, key_hint: str, state: Health | None) -> str:
+    if state is not None and state.state is Availability.UNCHECKED:
+        return (
+            f"{pid}: not checked yet ({state.reason}); it is checked again in the "
+            "background and joins once a check passes"
+        )
     if state is not None and not state.usable and "key" not in state.reason:
         return f"{pid}: {state.reason}"
     return f"{pid}: its key was rejected; set a valid key in {key_hint}, then reload"

@@ -74,6 +74,10 @@ class FakeProvider:
             any request, with or without a key.
         models: The models offered (default: a realistic list for the provider).
         script: Behaviours for the first chat requests, one each, in order.
+        checks: Behaviours for the first model-list or model-lookup requests (what
+            callboard's start-up check asks), one each, in order: `Fail`, `Malformed`,
+            `ProxyError`, `Hang` and `Drop` act as for a chat request; anything else, and
+            a spent script, answers normally.
         default: The answer given once the script is spent.
         latency_s: The wait before answering, for answers that set no ``delay_s``.
         rpm: A requests-per-minute limit to enforce (429 past it); ``None``: no limit.
@@ -91,6 +95,7 @@ class FakeProvider:
         keys: str | Iterable[str] | None = None,
         models: str | Iterable[str] | None = None,
         script: Iterable[Behaviour] = (),
+        checks: Iterable[Behaviour] = (),
         default: Answer | None = None,
         latency_s: float = 0.0,
         rpm: int | None = None,
@@ -103,6 +108,7 @@ class FakeProvider:
             models = (models,)
         self.models: tuple[str, ...] = self.wire.MODELS if models is None else tuple(models)
         self.script = Script(script)
+        self.checks = Script(checks)
         self.log = RequestLog()
         self.default = default or Answer()
         self.respond = respond
@@ -231,12 +237,28 @@ class FakeProvider:
             return _json(refusal)
         model = request.match_info.get("model", "")
         if action in (Action.LIST_MODELS, Action.GET_MODEL):
-            return self._models(action, model)
+            return await self._check(action, model)
         if action is Action.EMBED:
             return self._embed(request)
         if action in (Action.FETCH_STREAM, Action.FETCH_RESULT):
             return await self._fetch(action, request)
         return await self._chat(request, model or None, stream=action is Action.CHAT_STREAM)
+
+    async def _check(self, action: Action, model: str) -> web.StreamResponse:
+        """Answer a model-list or model-lookup request as the `checks` script says."""
+        match self.checks.pop_next():
+            case Fail() as fail:
+                return _json(self.wire.failure(fail, model))
+            case Malformed(body=body):
+                return web.Response(text=body, content_type="application/json")
+            case ProxyError() as proxy:
+                return _proxy_page(proxy)
+            case Hang():
+                return await _hang()
+            case Drop():
+                return await _drop()
+            case _:
+                return self._models(action, model)
 
     def _models(self, action: Action, model: str) -> web.Response:
         """List the models, or describe one."""
@@ -354,11 +376,7 @@ class FakeProvider:
             case Malformed():
                 return _malformed(behaviour, ask, headers)
             case ProxyError():
-                return web.Response(
-                    status=behaviour.status,
-                    text=behaviour.body,
-                    content_type=behaviour.content_type,
-                )
+                return _proxy_page(behaviour)
             case StreamError() | Stall() if ask.stream:
                 return await self._answer(request, ask, self.default, headers, cut=behaviour)
             case StreamError():
@@ -458,6 +476,12 @@ def _json(reply: Reply, headers: Mapping[str, str] | None = None) -> web.Respons
         body=json.dumps(reply.body).encode(),
         headers={**(headers or {}), **reply.headers},
         content_type="application/json",
+    )
+
+
+def _proxy_page(behaviour: ProxyError) -> web.Response:
+    return web.Response(
+        status=behaviour.status, text=behaviour.body, content_type=behaviour.content_type
     )
 
 
