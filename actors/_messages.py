@@ -4,7 +4,8 @@
 caller ──Submit / CancelTask──▶ Router ──StartAttempt / CancelAttempt──▶ Provider
 I/O loop ──IoDone──▶ Provider ──AttemptDone──▶ Router
 Provider ──HealthChanged──▶ Router        timers ──Wake──▶ Router, Provider
-Router ──TaskEvents (batched) / GetStats──▶ Metrics
+Router ──TaskEvents (numbered batches) / GetStats──▶ Metrics ──EventsStored──▶ Router
+timers ──FlushEvents──▶ Router
 Supervisor ──ApplyRouting──▶ Router ──RetireSlots──▶ Supervisor
 children ──ChildDied──▶ Supervisor ──ProviderReplaced / ProviderDown / MetricsReplaced──▶ Router
 caller ──AwaitChild / Reconfigure / ListChildren──▶ Supervisor
@@ -172,9 +173,27 @@ class RestartChild:
 
 @dataclass(frozen=True, slots=True)
 class TaskEvents:
-    """Router → metrics: the tasks that ended since the last batch."""
+    """Router → metrics: batch ``number`` of the tasks that ended.
 
+    The metrics actor tells ``reply_to`` `EventsStored` once the batch is in the store (or
+    its loss is recorded); until then the router keeps it, to send again after a crash.
+    """
+
+    number: int
     events: tuple[TaskEvent, ...]
+    reply_to: ActorRef[Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventsStored:
+    """Metrics → router: these batches are written (or their loss is recorded)."""
+
+    numbers: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FlushEvents:
+    """Timer → router: pass the tasks that ended on to the metrics actor now."""
 
 
 @dataclass(frozen=True, slots=True)

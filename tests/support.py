@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,3 +192,17 @@ def task_row(**values: Any) -> TaskRow:
         "fallback": False,
     }
     return TaskRow(**{**defaults, **values})
+
+
+def eventually(check: Callable[[], bool], *, timeout_s: float, every_s: float = 0.02) -> None:
+    """Wait until ``check()`` holds, looking every ``every_s``; fail after ``timeout_s``.
+
+    For what another process or connection sees (a file, an HTTP endpoint), which tells
+    nobody when it changes; the runtime's own actors are waited on with events instead.
+    """
+    deadline = time.monotonic() + timeout_s
+    pause = threading.Event()
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not true after {timeout_s} s: {check}")
+        pause.wait(every_s)
