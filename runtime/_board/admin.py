@@ -147,6 +147,8 @@ class BoardAdmin:
 
         Tasks in flight finish as they began. An invalid config (or one whose new or
         changed providers fail the credential check) is rejected and the old one stays.
+        Either way, an audit file renamed or deleted since (logrotate) is opened anew at
+        its path first; the audit settings themselves apply when the board restarts.
 
         Raises:
             ConfigError: the new file has problems (listed).
@@ -154,6 +156,7 @@ class BoardAdmin:
             MissingExtraError: a provider needs an optional extra that is not installed.
         """
         source = str(path) if path is not None else self._config.source
+        self._audit.reopen()
         try:
             config = load_config(source, self._environ)
             require_signing_extra(config)
