@@ -10,6 +10,7 @@ import concurrent.futures
 import contextlib
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -265,3 +266,37 @@ def test_prometheus_shows_a_call_while_the_board_is_idle(fakes, deployment):
         )
 
     eventually(lambda: calls() == 1, timeout_s=5)
+
+
+IDLE_DAEMON = """
+import sys, threading
+from runtime import Callboard
+
+board = Callboard.from_config(sys.argv[1], check=False)
+for i in range(2):
+    print(board.ask("coder", f"task {i}").task_id, flush=True)
+threading.Event().wait()  # idle until killed
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
+def test_a_process_killed_after_an_idle_second_keeps_its_rows(fakes, deployment, tmp_path):
+    """Rows stored during the idle second survive a SIGKILL, for readers in other processes."""
+    only = fakes("openai")
+    deployment.write(config_toml(deployment, {"only": only}, {"coder": ["only"]}))
+    script = tmp_path / "daemon.py"
+    script.write_text(IDLE_DAEMON)
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(deployment.path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **ENV},
+    )
+    assert child.stdout is not None
+    answered = {child.stdout.readline().strip() for _ in range(2)}
+    try:
+        eventually(lambda: stored_tasks(deployment.metrics_path) == answered, timeout_s=5)
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+    assert stored_tasks(deployment.metrics_path) == answered
