@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -206,3 +209,15 @@ def eventually(check: Callable[[], bool], *, timeout_s: float, every_s: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"still not true after {timeout_s} s: {check}")
         pause.wait(every_s)
+
+
+def run_script(script: Path, config: Path) -> subprocess.Popen[str]:
+    """Start ``script`` with ``config`` in a Python process of its own; read its stdout."""
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(config)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **ENV},
+    )
+    assert child.stdout is not None
+    return child

@@ -20,7 +20,15 @@ import httpx
 import pykka
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support import ENV, FAST_SECTIONS, attempt_row, config_toml, eventually, task_row
+from support import (
+    ENV,
+    FAST_SECTIONS,
+    attempt_row,
+    config_toml,
+    eventually,
+    run_script,
+    task_row,
+)
 
 from actors import MetricsActor, RouterActor
 from actors._messages import GetStats, TaskEvents
@@ -286,12 +294,7 @@ def test_a_process_killed_after_an_idle_second_keeps_its_rows(fakes, deployment,
     deployment.write(config_toml(deployment, {"only": only}, {"coder": ["only"]}))
     script = tmp_path / "daemon.py"
     script.write_text(IDLE_DAEMON)
-    child = subprocess.Popen(
-        [sys.executable, str(script), str(deployment.path)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **ENV},
-    )
+    child = run_script(script, deployment.path)
     assert child.stdout is not None
     answered = {child.stdout.readline().strip() for _ in range(2)}
     try:
