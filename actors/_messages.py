@@ -4,11 +4,11 @@
 caller ──Submit / CancelTask──▶ Router ──StartAttempt / CancelAttempt──▶ Provider
 I/O loop ──IoDone──▶ Provider ──AttemptDone──▶ Router
 Provider ──HealthChanged──▶ Router        timers ──Wake──▶ Router, Provider
-Router ──TaskEvents (numbered batches) / GetStats──▶ Metrics ──EventsStored──▶ Router
-timers ──FlushEvents──▶ Router
+Router ──TaskEvents (batched) / GetStats──▶ Metrics
 Supervisor ──ApplyRouting──▶ Router ──RetireSlots──▶ Supervisor
 children ──ChildDied──▶ Supervisor ──ProviderReplaced / ProviderDown / MetricsReplaced──▶ Router
 caller ──AwaitChild / Reconfigure / ListChildren──▶ Supervisor
+timers ──FlushEvents──▶ Router ──TaskEvents (numbered)──▶ Metrics ──EventsStored──▶ Router
 ```
 """
 

@@ -1,4 +1,4 @@
-"""The folders are the layers: no import runs back up them, and modules import no cycle.
+"""The folders are the layers: no import runs back up them, and no module cycles.
 
 Type-checking imports count too.
 """

@@ -9,21 +9,18 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
-import os
 import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 
 import httpx
 import pykka
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support import (
-    ENV,
     FAST_SECTIONS,
     attempt_row,
+    callboard,
     config_toml,
     eventually,
     run_script,
@@ -240,15 +237,7 @@ def test_rows_reach_the_store_within_a_second_while_the_board_is_idle(fakes, dep
     board = start(fakes, deployment, FAST_SECTIONS)
     answered = {board.ask("coder", f"task {i}").task_id for i in range(2)}
     eventually(lambda: stored_tasks(deployment.metrics_path) == answered, timeout_s=5)
-    command = ["metrics", "--config", str(deployment.path), "--json"]
-    report = subprocess.run(
-        [sys.executable, "-m", "runtime._cli", *command],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **ENV},
-        timeout=20,
-        check=True,
-    )
+    report = callboard("metrics", "--config", str(deployment.path), "--json")
     (group,) = json.loads(report.stdout)["groups"]
     assert group["calls"] == 2
 

@@ -147,8 +147,9 @@ class BoardAdmin:
 
         Tasks in flight finish as they began. An invalid config (or one whose new or
         changed providers fail the credential check) is rejected and the old one stays.
-        Either way, an audit file renamed or deleted since (logrotate) is opened anew at
-        its path first; the audit settings themselves apply when the board restarts.
+
+        Valid or not, a reload first opens the audit file anew at its path if it was
+        renamed or deleted since (logrotate); `[audit]` settings apply at the next start.
 
         Raises:
             ConfigError: the new file has problems (listed).
