@@ -7,24 +7,12 @@ import subprocess
 import sys
 
 import pytest
-from support import ENV, KEYS, config_toml
+from support import KEYS, callboard, config_toml
 
 from runtime import TaskFailedError
 from runtime.testing import Answer, Fail
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def callboard(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, **ENV, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "runtime._cli", *args],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=30,
-        check=False,
-    )
 
 
 def test_check_passes_a_good_config_and_its_credentials(fakes, deployment):
