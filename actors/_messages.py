@@ -11,6 +11,7 @@ Router ──TaskEvents (batched) / GetStats──▶ Metrics
 Supervisor ──ApplyRouting──▶ Router ──RetireSlots──▶ Supervisor
 children ──ChildDied──▶ Supervisor ──ProviderReplaced / ProviderDown / MetricsReplaced──▶ Router
 caller ──AwaitChild / Reconfigure / ListChildren──▶ Supervisor
+timers ──FlushEvents──▶ Router ──TaskEvents (numbered)──▶ Metrics ──EventsStored──▶ Router
 ```
 """
 
@@ -210,9 +211,27 @@ class RestartChild:
 
 @dataclass(frozen=True, slots=True)
 class TaskEvents:
-    """Router → metrics: the tasks that ended since the last batch."""
+    """Router → metrics: batch ``number`` of the tasks that ended.
 
+    The metrics actor tells ``reply_to`` `EventsStored` once the batch is in the store (or
+    its loss is recorded); until then the router keeps it, to send again after a crash.
+    """
+
+    number: int
     events: tuple[TaskEvent, ...]
+    reply_to: ActorRef[Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventsStored:
+    """Metrics → router: these batches are written (or their loss is recorded)."""
+
+    numbers: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FlushEvents:
+    """Timer → router: pass the tasks that ended on to the metrics actor now."""
 
 
 @dataclass(frozen=True, slots=True)

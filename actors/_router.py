@@ -2,9 +2,10 @@
 
 It keeps every running task and drives it from `Submit` to one reply and one terminal
 record. What it knows of its provider actors (which actor serves each provider, and their
-health) is a `ProviderTable`; the tasks that ended wait for the metrics actor in an
-`EventBatch`. It never waits: it reacts to `AttemptDone` from the providers, to
-`HealthChanged`, to its own timers (`Wake`) and to the supervisor's news of actors.
+health) is a `ProviderTable`; the tasks that ended wait in an `EventOutbox` until the
+metrics actor has stored them. It never waits: it reacts to `AttemptDone` from the
+providers, to `HealthChanged`, to its own timers (`Wake`, `FlushEvents`), to the metrics
+actor's `EventsStored` and to the supervisor's news of actors.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from actors._messages import (
     AttemptDone,
     CancelAttempt,
     CancelTask,
+    EventsStored,
+    FlushEvents,
     GetHealth,
     GetStats,
     HealthChanged,
@@ -49,7 +52,7 @@ from runtime._errors import (
     TaskFailedError,
     UnknownRoleError,
 )
-from runtime._metrics.batch import EventBatch
+from runtime._metrics.outbox import EVENT_BATCH_S, EventOutbox
 from runtime._metrics.stats import Stats
 from runtime._policy.provider_table import ProviderTable, Routing
 from runtime._policy.routing import Dispatch, GiveUp, Health, next_step
@@ -85,7 +88,10 @@ class RouterActor(SupervisedActor):
         self._wall = wall
         self._tasks: dict[str, TaskState] = {}
         self._call_ids = itertools.count(1)
-        self._batch = EventBatch(clock())
+        self._outbox = EventOutbox()
+        self._metrics_failed = False
+        self._unrecorded = 0
+        """Tasks that ended after the metrics actor failed for good."""
         self.handlers = {
             AttemptDone: self._attempt_done,
             Submit: self._submit,
@@ -95,6 +101,8 @@ class RouterActor(SupervisedActor):
             ProviderReplaced: self._provider_replaced,
             ProviderDown: self._provider_down,
             MetricsReplaced: self._metrics_replaced,
+            EventsStored: self._events_stored,
+            FlushEvents: self._flush_events,
             GetStats: self._forward_to_metrics,
             SyncStore: self._forward_to_metrics,
             ApplyRouting: self._apply,
@@ -287,15 +295,26 @@ class RouterActor(SupervisedActor):
 
     def _count(self, task: TaskState, row: TaskRow) -> None:
         """Pass the task's rows on to the metrics actor, after the caller has its answer."""
-        if self._metrics is None:
+        if self._metrics_failed:
+            self._unrecorded += 1
             return
-        if self._batch.add(TaskEvent(row, tuple(task.rows))):
+        if self._outbox.add(TaskEvent(row, tuple(task.rows))):
             self._send_events()
+        elif self._outbox.set_timer():
+            self._io.call_later(EVENT_BATCH_S, tell_quietly, self.actor_ref, FlushEvents())
 
     def _send_events(self) -> None:
-        events = self._batch.take(self._clock())
-        if events and self._metrics is not None:
-            tell_quietly(self._metrics, TaskEvents(events))
+        """Send the held tasks as a batch; it is kept until the metrics actor stores it."""
+        batch = self._outbox.take()
+        if batch is not None and self._metrics is not None:
+            tell_quietly(self._metrics, TaskEvents(batch.number, batch.events, self.actor_ref))
+
+    def _flush_events(self, _message: FlushEvents) -> None:
+        self._outbox.timer_fired()
+        self._send_events()
+
+    def _events_stored(self, message: EventsStored) -> None:
+        self._outbox.stored(message.numbers)
 
     def _forward_to_metrics(self, message: GetStats | SyncStore) -> None:
         """Pass on the tasks that ended, then the caller's question, in that order."""
@@ -348,7 +367,27 @@ class RouterActor(SupervisedActor):
         self._fail_calls_on(message.slot, "the provider actor crashed and was restarted")
 
     def _metrics_replaced(self, message: MetricsReplaced) -> None:
+        """Send the new metrics actor every batch its predecessor did not store."""
         self._metrics = message.ref
+        if message.ref is None:
+            self._metrics_failed = True
+            self._rows_lost(self._outbox.drop_all())
+            return
+        resent = self._outbox.unacknowledged()
+        for batch in resent:
+            tell_quietly(message.ref, TaskEvents(batch.number, batch.events, self.actor_ref))
+        if resent:
+            tasks = sum(len(batch.events) for batch in resent)
+            self._audit.event("metrics_rows_resent", tasks=tasks, batches=len(resent))
+
+    def _rows_lost(self, tasks: int) -> None:
+        if tasks:
+            self._audit.event(
+                "metrics_rows_lost",
+                tasks=tasks,
+                reason="the metrics actor stopped before storing them; they are in this "
+                "audit log (callboard metrics rebuild --from-audit restores them)",
+            )
 
     def _provider_down(self, message: ProviderDown) -> None:
         if message.failed:
@@ -376,26 +415,23 @@ class RouterActor(SupervisedActor):
             tell_quietly(self.supervisor, RetireSlots(idle))
 
     def flush(self) -> None:
-        """Write out buffered audit lines; pass on the tasks that ended, at most once a second.
-
-        Metrics are live aggregates, not a record (the audit log is): batching them
-        spares the metrics actor a wake-up per task. `GetStats` and a stop send the
-        batch at once, so a snapshot always counts every task answered before it.
-        """
+        """Write out buffered audit lines."""
         self._audit.flush()
-        if self._batch.due(self._clock()):
-            self._send_events()
-
-    def on_stop(self) -> None:
-        """End the tasks still running and pass the last events on."""
-        super().on_stop()
-        self._send_events()
 
     def release(self, reason: str) -> None:
-        """End every task still running, each with its terminal record."""
+        """End every task still running, each with its terminal record; pass the rows on.
+
+        On a stop and on a crash alike, the rows held go to the metrics actor; rows it
+        can no longer get (it is not running) are recorded as lost.
+        """
         crashed = reason.startswith("crashed")
         for task in list(self._tasks.values()):
             self._abandon(task, f"the router {reason}", cancelled=not crashed)
+        self._send_events()
+        lost, self._unrecorded = self._unrecorded, 0
+        if self._metrics is None or not self._metrics.is_alive():
+            lost += self._outbox.drop_all()
+        self._rows_lost(lost)
 
 
 def _tell_progress(task: TaskState, progress: Progress) -> None:

@@ -120,7 +120,7 @@ class Supervisor(DispatchingActor):
         return Routing(self._config, dict(self._slots))
 
     def _start_router(self) -> pykka.ActorRef[Any]:
-        return RouterActor.start(
+        router = RouterActor.start(
             routing=self._routing(),
             refs=self._provider_refs(),
             metrics=self._ref(METRICS),
@@ -131,6 +131,9 @@ class Supervisor(DispatchingActor):
             clock=self._clock,
             rand=self._random,
         )
+        if self._children[METRICS].failed:  # else a missing ref means "restarting"
+            tell_quietly(router, MetricsReplaced(None))
+        return router
 
     def _ref(self, child_id: str) -> pykka.ActorRef[Any] | None:
         child = self._children.get(child_id)

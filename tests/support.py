@@ -157,6 +157,18 @@ def primary_and_backup(deployment: Deployment, primary: FakeProvider, backup: Fa
     return deployment.write(config_toml(deployment, providers, {"coder": ["primary", "backup"]}))
 
 
+def run_script(script: Path, config: Path) -> subprocess.Popen[str]:
+    """Start ``script`` with ``config`` in a Python process of its own; read its stdout."""
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(config)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **ENV},
+    )
+    assert child.stdout is not None
+    return child
+
+
 def attempt_row(**values: Any) -> AttemptRow:
     """Build an attempt row with plausible defaults for the fields not given."""
     defaults: dict[str, Any] = {

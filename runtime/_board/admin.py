@@ -151,12 +151,16 @@ class BoardAdmin:
         rejected and the old one stays; a new or changed provider in trouble starts
         unchecked, as at start-up.
 
+        Valid or not, a reload first opens the audit file anew at its path if it was
+        renamed or deleted since (logrotate); `[audit]` settings apply at the next start.
+
         Raises:
             ConfigError: the new file has problems (listed).
             StartupError: a new or changed provider failed its credential check.
             MissingExtraError: a provider needs an optional extra that is not installed.
         """
         source = str(path) if path is not None else self._config.source
+        self._audit.reopen()
         try:
             config = load_config(source, self._environ)
             require_signing_extra(config)

@@ -87,7 +87,10 @@ class Callboard(BoardAdmin):
         self._unconfigured_lock = threading.Lock()
         self._redactor = Redactor(config.secrets())
         self._audit = AuditLog(
-            config.audit_path(), self._redactor, enabled=config.audit.path != "off"
+            config.audit_path(),
+            self._redactor,
+            enabled=config.audit.path != "off",
+            rotation=config.audit.rotation(),
         )
         require_signing_extra(config)
         self._io = IoLoop()

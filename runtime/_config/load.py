@@ -78,6 +78,7 @@ def parse_config(text: str, *, source: str = "<memory>", environ: Mapping[str, s
     problems += _provider_problems(raw)
     if config is not None:
         problems += _workflow_problems(config)
+        problems += _audit_problems(config)
     if problems:
         located = [ConfigProblem(p.location, p.message, lines.find(p.location)) for p in problems]
         unique = list(dict.fromkeys(located))
@@ -107,6 +108,22 @@ def _workflow_problems(config: Config) -> list[ConfigProblem]:
                         "(or set default_provider)",
                     )
                 )
+    return problems
+
+
+def _audit_problems(config: Config) -> list[ConfigProblem]:
+    """Check that rotation has one rule and a file to rotate."""
+    audit, problems = config.audit, []
+    if audit.max_bytes and audit.rotate_every is not None:
+        problems.append(
+            ConfigProblem("audit.rotate_every", "set max_bytes or rotate_every, not both")
+        )
+    if audit.path in ("-", "off"):
+        rules = [k for k in ("max_bytes", "rotate_every") if getattr(audit, k)]
+        problems += [
+            ConfigProblem(f"audit.{key}", f'rotation needs an audit file; path is "{audit.path}"')
+            for key in rules
+        ]
     return problems
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from runtime._audit import RotateEvery, Rotation
 from runtime._chat import Tuning
 from runtime._config.prices import Price, PriceTable
 from runtime._config.provider_types import KINDS, ProviderKind
@@ -81,10 +82,20 @@ class SupervisionSettings(_Section):
 
 
 class AuditSettings(_Section):
-    """``[audit]``: where the JSON-lines audit log goes."""
+    """``[audit]``: where the JSON-lines audit log goes, and when its file is rotated."""
 
     path: str = "-"
     """``"-"`` for standard error, ``"off"`` for none, else a file (relative to the config)."""
+    max_bytes: Annotated[int, Field(ge=0)] = 0
+    """Move the file aside before it would pass this size (0: never by size)."""
+    rotate_every: RotateEvery | None = None
+    """Move the file aside every hour, at UTC midnight, or on Mondays."""
+    keep: PositiveInt = 7
+    """How many moved-aside files to keep."""
+
+    def rotation(self) -> Rotation:
+        """Return when the audit file is rotated."""
+        return Rotation(self.max_bytes, self.rotate_every, self.keep)
 
 
 class MetricsSettings(_Section):
