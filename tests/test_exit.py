@@ -91,22 +91,39 @@ def assert_all_recorded(deployment: Deployment, outcomes: list[str]) -> None:
     assert attempts == len(deployment.events("attempt"))
 
 
+class SilentHost:
+    """A loopback listener that takes connections and never answers (a hanging endpoint)."""
+
+    def __init__(self, listener: socket.socket) -> None:
+        self.listener = listener
+        self.port: int = listener.getsockname()[1]
+        self.connections: list[socket.socket] = []
+
+    def wait_for_connection(self) -> None:
+        """Block until a client connects; its connection stays open, unanswered."""
+        connection, _ = self.listener.accept()
+        self.connections.append(connection)
+
+
 @pytest.fixture
-def silent_listener() -> Iterator[socket.socket]:
-    """A loopback listener that accepts connections and never answers (a hanging endpoint)."""
+def silent_host() -> Iterator[SilentHost]:
+    """A host that never answers; its connections are closed after the test."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         listener.settimeout(EXIT_BOUND_S)
-        yield listener
+        host = SilentHost(listener)
+        yield host
+        for connection in host.connections:
+            connection.close()
 
 
 def hanging_config(
-    deployment: Deployment, fake: FakeProvider, silent: socket.socket, sections: str = LONG_WAITS
+    deployment: Deployment, fake: FakeProvider, silent: SilentHost, sections: str = LONG_WAITS
 ) -> Path:
     """Cast ``coder`` to ``fake`` and ``embedder`` to a provider whose host never answers."""
     text = config_toml(deployment, {"gpt": fake}, {"coder": ["gpt"]}, sections=sections)
-    port = silent.getsockname()[1]
+    port = silent.port
     text += (
         f'\n[providers.silent]\ntype = "openai"\napi_key = "{KEYS["openai"]}"\n'
         f'base_url = "http://127.0.0.1:{port}/v1"\nmodel = "gpt-4o"\n'
@@ -116,11 +133,10 @@ def hanging_config(
     return deployment.write(text)
 
 
-def wait_until_blocked(call: str, fake: FakeProvider, silent: socket.socket) -> None:
+def wait_until_blocked(call: str, fake: FakeProvider, silent: SilentHost) -> None:
     """Return once the child's call has reached its (hanging) provider."""
     if call == "embed":
-        connection, _ = silent.accept()
-        connection.close()  # the child's request stays unanswered: it waits for its timeout
+        silent.wait_for_connection()
     else:
         fake.wait_for_requests(1, chat_only=True, timeout_s=EXIT_BOUND_S)
 
@@ -148,19 +164,20 @@ def test_a_program_that_never_closes_its_board_exits_with_every_record(fakes, de
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 @pytest.mark.parametrize("call", sorted(CALLS))
 def test_a_signal_during_a_blocked_call_exits_with_the_usual_status(
-    fakes, deployment, silent_listener, call, signum
+    fakes, deployment, silent_host, call, signum
 ):
     """SIGTERM or SIGINT in a call to a hanging provider cancels it and exits, records written."""
     fake = fakes("openai", script=[Hang()])
-    config = hanging_config(deployment, fake, silent_listener)
+    config = hanging_config(deployment, fake, silent_host)
     child = spawn(OPEN + CALLS[call] + "\n", str(config))
-    wait_until_blocked(call, fake, silent_listener)
+    wait_until_blocked(call, fake, silent_host)
     child.send_signal(signum)
     _, err = finish(child)
     assert child.returncode == EXIT_STATUS[signum], err
     assert_all_recorded(deployment, ["cancelled"])
     (finished,) = deployment.events("task_finished")
     assert "interrupted" in finished["error"]
+    assert deployment.events("attempt") == []  # its one attempt hung until the signal
 
 
 CATCHES_INTERRUPT = """
@@ -176,11 +193,11 @@ with Callboard.from_config(sys.argv[1], check=False) as board:
 
 
 def test_an_interrupted_call_is_cancelled_before_the_caller_hears_of_it(
-    fakes, deployment, silent_listener
+    fakes, deployment, silent_host
 ):
     """A caller that catches KeyboardInterrupt finds its task already ended as cancelled."""
     fake = fakes("openai", script=[Hang(), Answer("again")])
-    config = hanging_config(deployment, fake, silent_listener)
+    config = hanging_config(deployment, fake, silent_host)
     child = spawn(CATCHES_INTERRUPT, str(config), stdin=True)
     assert child.stdin is not None
     assert child.stdout is not None
@@ -198,12 +215,12 @@ def test_an_interrupted_call_is_cancelled_before_the_caller_hears_of_it(
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_the_command_line_exits_130_on_sigint_and_143_on_sigterm(
-    fakes, deployment, silent_listener, signum
+    fakes, deployment, silent_host, signum
 ):
     """`callboard ask` on a hanging provider exits 130 or 143, its task's record saying why."""
     fake = fakes("openai", script=[Hang()])
     unchecked = LONG_WAITS + "[startup]\ncheck_credentials = false\n"
-    config = hanging_config(deployment, fake, silent_listener, unchecked)
+    config = hanging_config(deployment, fake, silent_host, unchecked)
     command = "from runtime._cli.main import main; sys.exit(main())"
     child = spawn(command, "ask", "coder", "hi", "--config", str(config))
     fake.wait_for_requests(1, chat_only=True, timeout_s=EXIT_BOUND_S)
