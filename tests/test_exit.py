@@ -161,6 +161,26 @@ def test_a_program_that_never_closes_its_board_exits_with_every_record(fakes, de
     assert_all_recorded(deployment, ["ok"])
 
 
+THREAD_STILL_ASKING = (
+    OPEN
+    + """
+import threading
+threading.Thread(target=lambda: print(board.ask("coder", "hi").text, flush=True)).start()
+print("main done", flush=True)
+"""
+)
+"""A script whose main thread ends while a thread of its own still waits for an answer."""
+
+
+def test_a_thread_still_asking_when_the_main_thread_ends_gets_its_answer(fakes, deployment):
+    """Without close(), the board stays open until the program's own threads are done."""
+    fake = fakes("openai", script=[Answer("late", delay_s=0.2)])
+    config = deployment.write(config_toml(deployment, {"gpt": fake}, {"coder": ["gpt"]}))
+    out, err = finish(spawn(THREAD_STILL_ASKING, str(config)))
+    assert out == "main done\nlate\n", err
+    assert_all_recorded(deployment, ["ok"])
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 @pytest.mark.parametrize("call", sorted(CALLS))
 def test_a_signal_during_a_blocked_call_exits_with_the_usual_status(
