@@ -174,8 +174,9 @@ print("main done", flush=True)
 
 def test_a_thread_still_asking_when_the_main_thread_ends_gets_its_answer(fakes, deployment):
     """Without close(), the board stays open until the program's own threads are done."""
-    fake = fakes("openai", script=[Answer("late", delay_s=0.2)])
-    config = deployment.write(config_toml(deployment, {"gpt": fake}, {"coder": ["gpt"]}))
+    fake = fakes("openai", script=[Answer("late", delay_s=0.5)])
+    text = config_toml(deployment, {"gpt": fake}, {"coder": ["gpt"]}, sections=LONG_WAITS)
+    config = deployment.write(text)
     out, err = finish(spawn(THREAD_STILL_ASKING, str(config)))
     assert out == "main done\nlate\n", err
     assert_all_recorded(deployment, ["ok"])
