@@ -53,9 +53,10 @@ class Submit:
 
 @dataclass(frozen=True, slots=True)
 class CancelTask:
-    """Caller → router: the caller gave up on this task."""
+    """Caller → router: the caller gave up on this task (``reason`` goes in its record)."""
 
     task_id: str
+    reason: str = "the caller cancelled it"
 
 
 @dataclass(frozen=True, slots=True)

@@ -333,7 +333,7 @@ class RouterActor(SupervisedActor):
     def _cancel(self, message: CancelTask) -> None:
         task = self._tasks.get(message.task_id)
         if task is not None:
-            self._abandon(task, "the caller cancelled it")
+            self._abandon(task, message.reason)
 
     def _abandon(self, task: TaskState, reason: str, *, cancelled: bool = True) -> None:
         self._cancel_call(task)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import structlog  # about 100 ms (it loads rich): with the board's modules, never a board's start
+
 from runtime._rows import iso
 
 MASK = "[REDACTED]"
@@ -272,8 +274,6 @@ class AuditWriter:
         self._log = log
         self.redactor = log.redactor
         self._lines: list[str] = []
-        import structlog  # noqa: PLC0415 - loaded with the first log, not with `import runtime`
-
         self._logger = structlog.wrap_logger(
             _Collector(self._lines),
             processors=[

@@ -15,7 +15,6 @@ import signal
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -32,6 +31,7 @@ from runtime._config.load import load_config
 from runtime._config.schema import Config
 from runtime._errors import (
     BoardClosedError,
+    TaskCancelledError,
     TaskFailedError,
 )
 from runtime._task_spec import EmbedSpec, StreamSink, TaskSpec
@@ -41,6 +41,9 @@ from runtime._transport.signing import require_signing_extra
 
 GRACE_S = 5.0
 """How long past a task's deadline a caller waits before declaring the task lost."""
+
+CANCEL_WAIT_S = 2.0
+"""How long an interrupted caller waits for its task's terminal record before going on."""
 
 MessageLike = Message | Mapping[str, Any]
 
@@ -112,8 +115,7 @@ class Callboard(BoardAdmin):
             providers=sorted(config.providers),
             roles=sorted(config.roles),
         )
-        self._close_at_exit = _exit_hook(self)
-        atexit.register(self._close_at_exit)
+        atexit.register(self.close)
         if config.startup.exit_on_sigterm:
             _exit_on_sigterm()
 
@@ -168,10 +170,7 @@ class Callboard(BoardAdmin):
         spec, reply = self._submit(
             role, prompt, messages, system, tuning, deadline_s, workflow_id, on_progress
         )
-        try:
-            result: Reply = reply.result(timeout=self._wait_s(spec))
-        except concurrent.futures.TimeoutError:
-            raise self._lost(spec) from None
+        result: Reply = self._wait_for(spec, reply)
         return result
 
     async def aask(
@@ -243,7 +242,7 @@ class Callboard(BoardAdmin):
             sink,
             reply,
             self._wait_s(spec),
-            lambda: self._tell_router(CancelTask(spec.task_id)),
+            lambda stop: self._abandon(spec, reply, stop),
             lambda: self._lost(spec),
         )
 
@@ -300,10 +299,7 @@ class Callboard(BoardAdmin):
         spec, reply = self._submit_embed(
             role, texts, dimensions, input_type, deadline_s, workflow_id
         )
-        try:
-            result: EmbedReply = reply.result(timeout=self._wait_s(spec))
-        except concurrent.futures.TimeoutError:
-            raise self._lost(spec) from None
+        result: EmbedReply = self._wait_for(spec, reply)
         return result
 
     async def aembed(
@@ -405,6 +401,40 @@ class Callboard(BoardAdmin):
             roles=sorted(config.roles),
         )
 
+    def _wait_for(self, spec: TaskSpec, reply: concurrent.futures.Future[Any]) -> Any:
+        """Block until the task's reply; an interrupt of the wait cancels the task first.
+
+        A signal handler's exception (KeyboardInterrupt on SIGINT, SystemExit on SIGTERM)
+        raised while the caller waits goes on up, so the program ends as it would have;
+        the task ends first as cancelled, with its terminal record.
+        """
+        try:
+            return reply.result(timeout=self._wait_s(spec))
+        except concurrent.futures.TimeoutError:
+            raise self._lost(spec) from None
+        except BaseException as stop:  # re-raised: the task's own error, or an interrupt
+            self._abandon(spec, reply, stop)
+            raise
+
+    def _abandon(
+        self, spec: TaskSpec, reply: concurrent.futures.Future[Any], stop: BaseException
+    ) -> None:
+        """Cancel a task its (blocking) caller stopped waiting for, and wait for its record.
+
+        ``stop`` is why: an interrupt (KeyboardInterrupt, SystemExit), `GeneratorExit`
+        when a stream is left early. Nothing happens when the task has ended already.
+        """
+        if reply.done():
+            return
+        interrupted = isinstance(stop, KeyboardInterrupt | SystemExit)
+        reason = "the caller cancelled it"
+        if interrupted:
+            reason = f"its caller was interrupted ({_describe(stop)})"
+        self._tell_router(CancelTask(spec.task_id, reason))
+        ended = concurrent.futures.wait([reply], timeout=CANCEL_WAIT_S).done
+        if interrupted and ended and isinstance(reply.exception(), TaskCancelledError):
+            stop.add_note(f"callboard: task {spec.task_id} (role {spec.role!r}) was cancelled")
+
     def _wait_s(self, spec: TaskSpec) -> float:
         return (spec.deadline_s or self._config.timeouts.task_s) + GRACE_S
 
@@ -446,7 +476,7 @@ class Callboard(BoardAdmin):
         if self._closed:
             return
         self._closed = True
-        atexit.unregister(self._close_at_exit)
+        atexit.unregister(self.close)
         try:
             children = self._supervisor.ask(ListChildren(), block=True, timeout=timeout_s)
             self._supervisor.stop(block=True, timeout=timeout_s)
@@ -490,16 +520,10 @@ class Callboard(BoardAdmin):
         )
 
 
-def _exit_hook(board: Callboard) -> Callable[[], None]:
-    """Return a hook that closes ``board`` at interpreter exit, if it is still alive."""
-    ref = weakref.ref(board)
-
-    def close_at_exit() -> None:
-        alive = ref()
-        if alive is not None:
-            alive.close()
-
-    return close_at_exit
+def _describe(stop: BaseException) -> str:
+    """Name what interrupted a caller: ``KeyboardInterrupt``, ``SystemExit(143)``..."""
+    name = type(stop).__name__
+    return f"{name}({stop.code})" if isinstance(stop, SystemExit) else name
 
 
 def _exit_on_sigterm() -> None:
