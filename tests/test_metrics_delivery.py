@@ -88,7 +88,12 @@ def stored_tasks(path) -> set[str]:
     if not path.exists():
         return set()
     with contextlib.closing(sqlite3.connect(path)) as db:
-        return {row[0] for row in db.execute("SELECT task_id FROM tasks")}
+        try:
+            return {row[0] for row in db.execute("SELECT task_id FROM tasks")}
+        except sqlite3.OperationalError as exc:  # the board made the file, not yet its tables
+            if "no such table" in str(exc):
+                return set()
+            raise
 
 
 def start(fakes, deployment, sections: str = SLOW_RESTARTS):
