@@ -1,5 +1,7 @@
-"""The folders are the layers: no import runs back up them (not even for type checking),
-and no modules import each other in a cycle."""
+"""The folders are the layers: no import runs back up them, and no cycles.
+
+Not even for type checking do imports run back up the layers.
+"""
 
 from __future__ import annotations
 

@@ -9,12 +9,13 @@ which are stopped once no running task can use them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from runtime._config.schema import Config
-from runtime._policy.routing import READY, Availability, Health
+from runtime._policy.routing import READY, TRIAL, Availability, Health
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +31,9 @@ class ProviderHealth:
     """How a provider stands now, as `Callboard.health` reports it."""
 
     state: str
-    """``ready``, ``cooling`` (after a 429), ``open`` (breaker), ``out`` (key rejected)
-    or ``failed`` (its actor kept crashing)."""
+    """``ready``, ``cooling`` (after a 429), ``open`` (breaker), ``half_open`` (the
+    breaker's trial call is in flight), ``out`` (key rejected, quota spent) or ``failed``
+    (its actor kept crashing)."""
     for_s: float | None = None
     """Seconds until it may be tried again, when that is known."""
     reason: str = ""
@@ -63,15 +65,29 @@ class ProviderTable:
             if not state.usable:
                 health[pid] = ProviderHealth(state.state.value, None, state.reason)
             elif state.ready_at() > now:
-                left = round(state.ready_at() - now, 3)
-                health[pid] = ProviderHealth(state.state.value, left, state.reason)
+                left = state.ready_at() - now
+                known = round(left, 3) if left != math.inf else None
+                health[pid] = ProviderHealth(state.state.value, known, state.reason)
             else:
                 health[pid] = ProviderHealth("ready")
         return health
 
-    def set_health(self, slot: str, health: Health) -> None:
-        """Take the health a provider actor reported."""
+    def set_health(self, slot: str, health: Health) -> Health:
+        """Take the health a provider actor reported; return the one it replaces."""
+        before = self._health.get(slot, READY)
         self._health[slot] = health
+        return before
+
+    def dispatching(self, slot: str, now: float) -> None:
+        """Note a call sent to ``slot`` now.
+
+        If the provider's breaker is open and cooled, that call is its trial: until the
+        provider says how the trial went, it counts as half-open, so the tasks that were
+        waiting for the breaker do not all follow the trial (the provider would refuse them).
+        """
+        health = self._health.get(slot, READY)
+        if health.state is Availability.OPEN and health.until <= now:
+            self._health[slot] = TRIAL
 
     def replaced(self, slot: str, ref: Any) -> None:
         """A restarted actor serves ``slot``: its health starts afresh."""

@@ -30,7 +30,7 @@ from runtime._errors import (
     TaskFailedError,
 )
 from runtime._policy.provider_table import Routing
-from runtime._policy.routing import Health, ProviderProgress
+from runtime._policy.routing import Availability, Health, ProviderProgress
 from runtime._rows import AttemptRow, TaskRow
 from runtime._task_spec import TaskSpec
 from runtime.protocols import PROTOCOLS
@@ -222,7 +222,15 @@ class TaskState:
                 lines.append(f"{pid}: the provider rejected the request; see its message above")
             elif ErrorKind.NETWORK in kinds:
                 lines.append(f"{pid}: check that {settings.base_url or 'its API'} is reachable")
-        if not lines and self.attempts:
+        if lines:
+            return lines
+        if self.chain and all(_breaker_open(health.get(pid)) for pid in self.chain):
+            lines.append(
+                "every provider of the role is failing and resting behind its circuit "
+                "breaker; retry once the first is tried again (see above), or cast another "
+                "provider to the role"
+            )
+        elif self.attempts:
             lines.append("the providers are failing or slow; retry later or raise the deadline")
         return lines
 
@@ -264,6 +272,10 @@ def _ttft(result: ChatResult | EmbedResult | None) -> float | None:
     if isinstance(result, ChatResult) and result.ttft_ms:
         return round(result.ttft_ms, 3)
     return None
+
+
+def _breaker_open(state: Health | None) -> bool:
+    return state is not None and state.state in (Availability.OPEN, Availability.HALF_OPEN)
 
 
 def _advice_out(pid: str, key_hint: str, state: Health | None) -> str:
