@@ -26,7 +26,7 @@ from runtime._chat import ChatResult, EmbedRequest, EmbedResult
 from runtime._config.schema import BreakerSettings, ProviderSettings
 from runtime._errors import ErrorKind, ProviderError
 from runtime._policy.breaker import Breaker, BreakerState
-from runtime._policy.rate_limits import RateLimiter
+from runtime._policy.rate_limits import RateLimiter, Taken
 from runtime._policy.routing import TRIAL, Availability, Health
 from runtime._policy.wait_queue import WaitQueue
 from runtime._transport.attempt import AttemptLimits, run_attempt, run_embed
@@ -43,7 +43,8 @@ DEFAULT_COOLDOWN_S = 1.0
 class _InFlight:
     call: StartAttempt
     future: concurrent.futures.Future[ChatResult | EmbedResult]
-    tokens: int
+    taken: Taken
+    """What the rate limiter counted for the call, to correct with its real usage."""
     ticket: int
     """The breaker's ticket: only its holder's outcome may move the breaker."""
 
@@ -185,7 +186,7 @@ class ProviderActor(SupervisedActor):
         if change is BreakerState.HALF_OPEN:
             self._audit.event("breaker_half_open", now=True, provider=self.provider_id)
             self._announce(now)
-        self._limiter.take(tokens, now)
+        taken = self._limiter.take(tokens, now)
         limits = AttemptLimits(
             call.first_byte_s, max(0.001, min(call.request_s, call.deadline - now)), call.idle_s
         )
@@ -193,9 +194,9 @@ class ProviderActor(SupervisedActor):
         try:
             future = self._io.submit(self._work(call, limits))
         except ProviderError as error:
-            self._reject_started(call, tokens, ticket, error, now)
+            self._reject_started(call, taken, ticket, error, now)
             return
-        self._in_flight[call.call_id] = _InFlight(call, future, tokens, ticket)
+        self._in_flight[call.call_id] = _InFlight(call, future, taken, ticket)
         future.add_done_callback(
             functools.partial(
                 _tell_io_done, self.actor_ref, call, self.provider_id, time.perf_counter()
@@ -222,10 +223,10 @@ class ProviderActor(SupervisedActor):
         return run_attempt(self._client, self._protocol, http_call, limits, on_text)
 
     def _reject_started(
-        self, call: StartAttempt, tokens: int, ticket: int, error: ProviderError, now: float
+        self, call: StartAttempt, taken: Taken, ticket: int, error: ProviderError, now: float
     ) -> None:
         """Give back what `_start` took for a call that could not be sent, and report it."""
-        self._limiter.settle(tokens, 0, now)
+        self._limiter.refund(taken, now)
         self._breaker.on_neutral(ticket)
         self._announce(now)
         self._reject(call, error.kind, error.message)
@@ -239,6 +240,7 @@ class ProviderActor(SupervisedActor):
         if done.result is not None:
             self._on_success(done.result, entry, now)
         elif done.error is not None:
+            self._limiter.settle(entry.taken, None, now, now)
             self._on_error(done.error, entry.ticket, now)
         self._announce(now)
         report = AttemptDone(
@@ -250,7 +252,9 @@ class ProviderActor(SupervisedActor):
     def _on_success(self, result: ChatResult | EmbedResult, entry: _InFlight, now: float) -> None:
         if self._breaker.on_success(entry.ticket) is BreakerState.CLOSED:
             self._audit.event("breaker_closed", now=True, provider=self.provider_id)
-        self._limiter.settle(entry.tokens, result.usage.total_tokens or None, now)
+        answered_at = result.answered_at if isinstance(result, ChatResult) else None
+        used = result.usage.total_tokens or None
+        self._limiter.settle(entry.taken, used, answered_at or now, now)
         rest = result.rate_limits.exhausted_for_s() if isinstance(result, ChatResult) else None
         if rest:
             self._limiter.hold(now + rest)

@@ -62,6 +62,8 @@ class RecordedRequest:
     action: str = ""
     """What the route does: ``"chat"``, ``"chat_stream"``, ``"list_models"``, ``"get_model"``,
     ``"embed"``, or ``""`` for a path the API does not have."""
+    received_at: float = 0.0
+    """When the fake received the request (``time.monotonic()``)."""
 
     @property
     def is_chat(self) -> bool:

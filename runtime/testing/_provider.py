@@ -199,6 +199,7 @@ class FakeProvider:
         return _json(self.wire.unknown_path(request.method, request.path))
 
     async def _record(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        received_at = time.monotonic()
         raw = await request.read() if request.body_exists else b""
         body: object = None
         if raw:
@@ -215,6 +216,7 @@ class FakeProvider:
             headers=masked(request.headers, SECRET_HEADERS),
             json=None if body is _NOT_JSON else body,
             action=action.value if action else "",
+            received_at=received_at,
         )
         self.log.record(entry)
         return await handler(request)

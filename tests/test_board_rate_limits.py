@@ -1,0 +1,61 @@
+"""What ``rpm`` and ``tpm`` mean, read from the fake providers' own request logs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+from support import config_toml
+
+from runtime import TaskFailedError
+from runtime._chat import Usage
+from runtime.testing import Answer
+
+pytestmark = pytest.mark.timeout(120)
+
+USAGE = Usage(input_tokens=100, output_tokens=50)
+"""What the token-limited fake says each answer used: 150 tokens."""
+
+
+def busiest_minute(times: list[float]) -> int:
+    """Return the most requests any rolling 60-second window (t - 60, t] holds."""
+    most = start = 0
+    for end, moment in enumerate(times):
+        while times[start] <= moment - 60.0:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+def test_no_rolling_minute_carries_more_than_rpm_or_tpm(fakes, deployment):
+    """Kept busy for 61 s, no provider receives more than its limits in any minute.
+
+    A 60 rpm provider gets at most 60 requests in any rolling minute, and a 6,000 tpm
+    provider at most 6,000 tokens (150 a request, estimated at 202 up front).
+    """
+    by_requests = fakes("openai")
+    by_tokens = fakes("anthropic", default=Answer("ok", usage=USAGE))
+    providers = {
+        "by_requests": (by_requests, {"rpm": 60}),
+        "by_tokens": (by_tokens, {"tpm": 6000, "max_tokens": 200}),
+    }
+    roles = {"counted": ["by_requests"], "weighed": ["by_tokens"]}
+    deployment.write(config_toml(deployment, providers, roles))
+    board = deployment.board()
+
+    async def keep_busy() -> None:
+        async def one(role: str, index: int) -> None:
+            with contextlib.suppress(TaskFailedError):
+                await board.aask(role, f"task {index}", deadline_s=61.0)
+
+        tasks = [one("counted", i) for i in range(80)] + [one("weighed", i) for i in range(60)]
+        await asyncio.gather(*tasks)
+
+    asyncio.run(keep_busy())
+    counted = [r.received_at for r in by_requests.requests if r.is_chat]
+    weighed = [r.received_at for r in by_tokens.requests if r.is_chat]
+    assert busiest_minute(counted) == 60
+    assert len(counted) >= 68  # ten more once the first burst's minute has passed
+    assert busiest_minute(weighed) * 150 <= 6000
+    assert busiest_minute(weighed) > 6000 // 202  # usage below the estimate is given back
