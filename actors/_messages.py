@@ -5,7 +5,7 @@ caller ──Submit / CancelTask──▶ Router ──StartAttempt / CancelAtte
 I/O loop ──IoDone──▶ Provider ──AttemptDone──▶ Router
 Provider ──HealthChanged──▶ Router        timers ──Wake──▶ Router, Provider
 Router ──TaskEvents (batched) / GetStats──▶ Metrics
-Supervisor ──ApplyRouting──▶ Router ──RetireSlots──▶ Supervisor
+Supervisor ──ApplyRouting──▶ Router ──RetireSlots──▶ Supervisor ──Reloaded──▶ Provider
 children ──ChildDied──▶ Supervisor ──ProviderReplaced / ProviderDown / MetricsReplaced──▶ Router
 caller ──AwaitChild / Reconfigure / ListChildren──▶ Supervisor
 ```
@@ -122,6 +122,15 @@ class ApplyRouting:
 
     routing: Routing
     refs: Mapping[str, ActorRef[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Reloaded:
+    """Supervisor → provider: a reload kept this provider as it was.
+
+    A provider taken out of rotation mid-run (a key rejected, a quota spent) comes back:
+    the reload is how the user says it was seen to.
+    """
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,15 @@ from typing import Any
 import pykka
 
 from actors._child import SupervisedActor, tell_quietly
-from actors._messages import AttemptDone, CancelAttempt, HealthChanged, IoDone, StartAttempt, Wake
+from actors._messages import (
+    AttemptDone,
+    CancelAttempt,
+    HealthChanged,
+    IoDone,
+    Reloaded,
+    StartAttempt,
+    Wake,
+)
 from runtime._audit import AuditLog
 from runtime._chat import ChatResult, EmbedRequest, EmbedResult
 from runtime._config.schema import BreakerSettings, ProviderSettings
@@ -28,6 +36,7 @@ from runtime._errors import ErrorKind, ProviderError
 from runtime._policy.breaker import Breaker, BreakerState
 from runtime._policy.rate_limits import RateLimiter, Taken
 from runtime._policy.routing import TRIAL, Availability, Health
+from runtime._policy.task import QUOTA_ADVICE
 from runtime._policy.wait_queue import WaitQueue
 from runtime._transport.attempt import AttemptLimits, run_attempt, run_embed
 from runtime._transport.http import ProviderClient, proxy_for
@@ -75,6 +84,7 @@ class ProviderActor(SupervisedActor):
         self._audit = audit.writer()
         self._clock = clock
         self._out_reason: str | None = None
+        self._out_until_reload = False
         try:
             signer = request_signer(settings)
         except ProviderError as error:
@@ -100,6 +110,7 @@ class ProviderActor(SupervisedActor):
             IoDone: self._finish,
             CancelAttempt: self._cancel,
             Wake: self._woken,
+            Reloaded: self._reloaded,
         }
 
     def _woken(self, message: Wake) -> None:
@@ -262,17 +273,14 @@ class ProviderActor(SupervisedActor):
     def _on_error(self, error: ProviderError, ticket: int, now: float) -> None:
         kind = error.kind
         if kind is ErrorKind.AUTH:
-            self._out_reason = (
+            self._take_out(
                 f"its key was rejected (HTTP {error.status}); set a valid key in "
-                f"{self._settings.key_hint()} and reload"
+                f"{self._settings.key_hint()} and reload",
+                error.status,
             )
-            self._audit.event(
-                "provider_out",
-                now=True,
-                provider=self.provider_id,
-                reason=self._out_reason,
-                status=error.status,
-            )
+            self._breaker.on_neutral(ticket)
+        elif kind is ErrorKind.QUOTA:
+            self._take_out(f"{QUOTA_ADVICE} (it said: {error.message})", error.status)
             self._breaker.on_neutral(ticket)
         elif kind is ErrorKind.RATE_LIMITED:
             rest = error.retry_after_s if error.retry_after_s is not None else DEFAULT_COOLDOWN_S
@@ -293,6 +301,25 @@ class ProviderActor(SupervisedActor):
                 )
         else:
             self._breaker.on_neutral(ticket)
+
+    def _take_out(self, reason: str, status: int | None) -> None:
+        """Take the provider out of rotation until a reload, saying why."""
+        self._out_reason = reason
+        self._out_until_reload = True
+        self._audit.event(
+            "provider_out", now=True, provider=self.provider_id, reason=reason, status=status
+        )
+
+    def _reloaded(self, _message: Reloaded) -> None:
+        """Come back into rotation if a reload is what this provider was out for."""
+        if not self._out_until_reload:
+            return
+        self._audit.event(
+            "provider_back", now=True, provider=self.provider_id, after=self._out_reason
+        )
+        self._out_reason = None
+        self._out_until_reload = False
+        self._announce(self._clock())
 
     def _current_health(self, now: float) -> Health:
         if self._out_reason is not None:

@@ -29,6 +29,7 @@ from actors._messages import (
     ProviderDown,
     ProviderReplaced,
     Reconfigure,
+    Reloaded,
     RestartChild,
     RetireSlots,
 )
@@ -244,7 +245,12 @@ class Supervisor(DispatchingActor):
         metrics = self._ref(METRICS)
         if metrics is not None:
             tell_quietly(metrics, MetricsActorSettings.of(config))
+        kept = set(self._slots.values())
         self._slots = self._provider_slots(config)
+        for slot in kept & set(self._slots.values()):
+            ref = self._ref(f"provider:{slot}")
+            if ref is not None:
+                tell_quietly(ref, Reloaded())
         self._tell_router(ApplyRouting(self._routing(), self._provider_refs()))
 
     def _retire(self, message: RetireSlots) -> None:

@@ -71,7 +71,7 @@ _STOP_REASONS = {
 _TYPE_KINDS = {
     "authentication_error": ErrorKind.AUTH,
     "permission_error": ErrorKind.PERMISSION,
-    "billing_error": ErrorKind.PERMISSION,
+    "billing_error": ErrorKind.QUOTA,
     "not_found_error": ErrorKind.NOT_FOUND,
     "request_too_large": ErrorKind.BAD_REQUEST,
     "rate_limit_error": ErrorKind.RATE_LIMITED,
@@ -254,11 +254,11 @@ def _error_from(error: dict[str, object], status: int | None, wait: float | None
     error_type = as_str(error.get("type"))
     message = _message(error.get("message"), status)
     if as_dict(error.get("details")).get("error_code") == "enforced_spend_limit_reached":
-        kind = ErrorKind.PERMISSION
+        kind = ErrorKind.QUOTA
         message = f"the organization's monthly spend limit is reached: {message}"
     elif error_type == "invalid_request_error" and "credit balance" in message.lower():
         # Anthropic reports an empty prepaid balance as a 400 invalid_request_error.
-        kind = ErrorKind.PERMISSION
+        kind = ErrorKind.QUOTA
     elif error_type in _TYPE_KINDS:
         kind = _TYPE_KINDS[error_type]
     elif status is not None:

@@ -55,7 +55,7 @@ _FINISH_REASONS = {
 _FAILED = frozenset({"ERROR", "TIMEOUT", "USER_CANCEL"})
 _TOXIC = "ERROR_TOXIC"
 _STATUS_KINDS = {
-    402: ErrorKind.PERMISSION,
+    402: ErrorKind.QUOTA,
     498: ErrorKind.CONTENT_FILTER,
     499: ErrorKind.SERVER,
     501: ErrorKind.BAD_REQUEST,
@@ -188,7 +188,7 @@ def _error(status: int, message: str, wait: float | None) -> ProviderError:
     if status == 402:  # noqa: PLR2004
         message = f"the account's billing limit is reached (add a payment method): {message}"
     elif status == 429 and "trial key" in message.lower() and "month" in message.lower():  # noqa: PLR2004
-        kind = ErrorKind.PERMISSION
+        kind = ErrorKind.QUOTA
         message = f"the trial key's monthly calls are spent (use a production key): {message}"
     return ProviderError(kind, message, status=status, retry_after_s=wait)
 

@@ -15,7 +15,7 @@ from runtime.protocols._base import Endpoint, Headers
 _STATUS_KINDS: dict[int, ErrorKind] = {
     400: ErrorKind.BAD_REQUEST,
     401: ErrorKind.AUTH,
-    402: ErrorKind.PERMISSION,
+    402: ErrorKind.QUOTA,
     403: ErrorKind.PERMISSION,
     404: ErrorKind.NOT_FOUND,
     408: ErrorKind.TIMEOUT,

@@ -266,6 +266,10 @@ def _error_from(error: dict[str, object], status: int | None, wait: float | None
     else:
         kind = kind_for_status(number) if number is not None else ErrorKind.SERVER
     message = as_str(error.get("message")).strip()
+    if rpc_status == "FAILED_PRECONDITION" and "billing" in message.lower():
+        kind = (
+            ErrorKind.QUOTA
+        )  # "...free tier is not available in your country. Please enable billing"
     return ProviderError(
         kind,
         snippet(message.encode()) if message else f"{rpc_status or 'error'} with no message",
