@@ -12,6 +12,8 @@ import dataclasses
 import hashlib
 import json
 import math
+import socket
+import struct
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -37,6 +39,7 @@ from runtime.testing._script import (
     Hang,
     Malformed,
     ProxyError,
+    Reset,
     Script,
     Stall,
     StreamError,
@@ -368,8 +371,8 @@ class FakeProvider:
                 return _json(self.wire.failure(fail, ask.model), headers)
             case Hang() | Stall():
                 return await _hang()
-            case Drop():
-                return await _drop()
+            case Drop() | Reset():
+                return await _cut(request, reset=isinstance(behaviour, Reset))
             case _:  # pragma: no cover - every behaviour is handled above
                 assert_never(behaviour)
 
@@ -474,6 +477,15 @@ async def _hang() -> NoReturn:
     """Wait until the server cancels this request (at `down` or `stop`)."""
     await asyncio.Event().wait()
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _cut(request: web.Request, *, reset: bool) -> NoReturn:
+    """Abandon this request; with ``reset``, by a TCP reset (the peer reads ECONNRESET)."""
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None and reset else None
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    await _drop()
 
 
 async def _drop() -> NoReturn:
