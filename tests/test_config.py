@@ -311,3 +311,24 @@ def test_an_openai_compatible_server_of_type_openai_may_take_no_key():
     assert problems('[providers.o]\ntype = "openai"\nmodel = "gpt-4o"\n', {}) == [
         'line 1: providers.o.api_key: required for type openai (usually "${OPENAI_API_KEY}")'
     ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "given", "used"),
+    [
+        ("anthropic", "https://api.anthropic.com", "https://api.anthropic.com/v1"),
+        ("anthropic", "https://api.anthropic.com/v1/", "https://api.anthropic.com/v1"),
+        ("anthropic", "https://gw.example/acct/anthropic", "https://gw.example/acct/anthropic/v1"),
+        (
+            "gemini",
+            "https://generativelanguage.googleapis.com",
+            "https://generativelanguage.googleapis.com/v1beta",
+        ),
+        ("gemini", "https://proxy.example/v1", "https://proxy.example/v1"),
+        ("openai", "https://proxy.example", "https://proxy.example"),
+    ],
+)
+def test_a_base_url_without_its_version_gets_the_one_the_sdk_adds(kind, given, used):
+    """Anthropic's and Gemini's SDKs add the version path to base_url: both forms work."""
+    text = f'[providers.p]\ntype = "{kind}"\napi_key = "k"\nmodel = "m"\nbase_url = "{given}"\n'
+    assert parse_config(text, environ={}).providers["p"].endpoint().base_url == used

@@ -508,14 +508,17 @@ def test_check_models_passes_for_a_known_model():
 
 
 def test_check_models_reports_an_unknown_model_as_not_found_naming_it():
-    """A 404 for the model is NOT_FOUND with a message naming the configured model."""
+    """A 404 is NOT_FOUND naming the model, the URL asked and the API's root."""
     body = _error_body("not_found_error", "model: claude-sonet-4-5")
     error = anthropic.check_models(
         Endpoint(BASE, "claude-sonet-4-5", "k"), 404, httpx.Headers(), body
     )
     assert error is not None
     assert error.kind is ErrorKind.NOT_FOUND
-    assert "'claude-sonet-4-5' does not exist" in error.message
+    assert f"GET {BASE}/models/claude-sonet-4-5 answered 404 (model: claude-sonet-4-5)" in (
+        error.message
+    )
+    assert "that is https://api.anthropic.com/v1" in error.message
 
 
 def test_check_models_reports_a_rejected_key_as_auth():

@@ -57,6 +57,8 @@ if TYPE_CHECKING:
     from runtime.protocols._base import Endpoint, Headers
 
 NAME = "anthropic"
+API_ROOT = "https://api.anthropic.com/v1"
+"""The API's root as a ``base_url`` gives it (the SDK's convention, without ``/v1``, works too)."""
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 """Anthropic requires ``max_tokens``; this is sent when the tuning leaves it unset."""
@@ -367,7 +369,14 @@ def check_models(
     endpoint: Endpoint, status: int, headers: Headers, body: bytes
 ) -> ProviderError | None:
     """Return ``None`` when the key works and the model exists, else the error."""
-    found = model_lookup(endpoint, (status, headers, body), parse_error, id_field="id")
+    found = model_lookup(
+        endpoint,
+        (status, headers, body),
+        parse_error,
+        id_field="id",
+        asked=models_request(endpoint).url,
+        root=API_ROOT,
+    )
     return found if isinstance(found, ProviderError) else None
 
 

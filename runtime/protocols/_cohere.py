@@ -258,7 +258,8 @@ def check_models(
         (status, headers, body),
         parse_error,
         id_field="name",
-        at="Cohere",
+        asked=models_request(endpoint).url,
+        root=DEFAULT_BASE_URL,
         code="model_not_found",
     )
     if isinstance(found, ProviderError):

@@ -209,21 +209,25 @@ def model_lookup(
     parse_error: Callable[[int, Headers, bytes], ProviderError],
     *,
     id_field: str,
-    at: str = "this provider",
+    asked: str,
+    root: str,
     code: str | None = None,
 ) -> ProviderError | dict[str, Any]:
     """Judge the answer to a ``GET .../models/{model}`` lookup: the model's record, or the error.
 
-    A 404 means the model does not exist (``not_found``, naming it and what the provider
-    said); another error status is the provider's own error (`parse_error`); a record
-    without ``id_field`` is malformed.
+    A 404 is ``not_found``: the model does not exist, or the ``base_url`` is not the API's
+    root, so nothing there does; the error names the URL ``asked`` and the API's ``root``.
+    Another error status is the provider's own error (`parse_error`); a record without
+    ``id_field`` is malformed.
     """
     status, headers, body = answer
     if status == HTTPStatus.NOT_FOUND:
         error = parse_error(status, headers, body)
         return ProviderError(
             ErrorKind.NOT_FOUND,
-            f"model {endpoint.model!r} does not exist at {at}: {error.message}",
+            f"GET {asked} answered 404 ({error.message}); if the model's name is right, "
+            f"the base_url {endpoint.base_url} is not the API's root: that is {root}, and a "
+            "proxy's ends with the same path",
             status=status,
             code=code or error.code,
         )

@@ -55,6 +55,9 @@ if TYPE_CHECKING:
     from runtime.protocols._base import Endpoint, Headers
 
 NAME = "gemini"
+API_ROOT = "https://generativelanguage.googleapis.com/v1beta"
+"""The API's root as a ``base_url`` gives it (the SDK's convention, without the version,
+works too)."""
 
 _FILTERED = frozenset(
     {"SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "RECITATION", "IMAGE_SAFETY"}
@@ -317,7 +320,14 @@ def check_models(
     endpoint: Endpoint, status: int, headers: Headers, body: bytes
 ) -> ProviderError | None:
     """Return ``None`` when the key works and the model exists, else the error."""
-    found = model_lookup(endpoint, (status, headers, body), parse_error, id_field="name")
+    found = model_lookup(
+        endpoint,
+        (status, headers, body),
+        parse_error,
+        id_field="name",
+        asked=models_request(endpoint).url,
+        root=API_ROOT,
+    )
     return found if isinstance(found, ProviderError) else None
 
 
