@@ -332,3 +332,56 @@ def test_a_base_url_without_its_version_gets_the_one_the_sdk_adds(kind, given, u
     """Anthropic's and Gemini's SDKs add the version path to base_url: both forms work."""
     text = f'[providers.p]\ntype = "{kind}"\napi_key = "k"\nmodel = "m"\nbase_url = "{given}"\n'
     assert parse_config(text, environ={}).providers["p"].endpoint().base_url == used
+
+
+def test_bytes_that_are_not_utf8_are_a_located_problem(tmp_path: Path):
+    """A file saved in Latin-1 is refused with the line and key of each bad byte."""
+    text = GOOD.replace('model = "claude-sonnet-4-5"', 'model = "claude-sonnet-4-5"  # caf\xe9')
+    path = tmp_path / "config.toml"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ=ENV)
+    (problem,) = caught.value.problems
+    assert problem.line == line_of(text, "claude-sonnet-4-5")
+    assert problem.location == "providers.claude.model"
+    assert "not UTF-8" in problem.message
+    assert "0xe9" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        ('api_key = "${ANTHROPIC_API_KEY}"', 'api_key = "sk-ant-abc\u2026xyz"', "api_key"),
+        (
+            'model = "claude-sonnet-4-5"',
+            'model = "claude-sonnet-4-5"\nheaders = { X-Team = "r\u00e9d" }',
+            "headers.X-Team",
+        ),
+    ],
+)
+def test_a_key_or_header_with_non_ascii_characters_is_refused_unshown(old, new, where):
+    """A pasted ellipsis in a key is a located problem naming the character, not the key."""
+    text = GOOD.replace(old, new)
+    (found,) = problems(text)
+    assert found.startswith(
+        f"line {line_of(text, new.splitlines()[-1])}: providers.claude.{where}:"
+    )
+    assert "non-ASCII" in found
+    assert "sk-ant-abc" not in found
+
+
+def test_a_key_from_the_environment_with_non_ascii_characters_is_refused():
+    """The check applies to the value ${VAR} gives, and names the variable."""
+    found = problems(GOOD, environ={**ENV, "ANTHROPIC_API_KEY": "sk-ant-\u2026"})
+    assert len(found) == 1
+    assert "providers.claude.api_key" in found[0]
+    assert "ANTHROPIC_API_KEY" in found[0]
+
+
+@pytest.mark.parametrize("url", ["api.openai.com/v1", "ftp://api.openai.com/v1", "https://"])
+def test_a_base_url_must_be_http_or_https_with_a_host(url):
+    """base_url is checked at load: an http(s) URL with a host, or a located problem."""
+    text = GOOD.replace('model = "gpt-4o"', f'model = "gpt-4o"\nbase_url = "{url}"')
+    (found,) = problems(text)
+    assert found.startswith(f"line {line_of(text, 'base_url')}: providers.gpt.base_url:")
+    assert "http:// or https://" in found

@@ -12,6 +12,7 @@ import difflib
 import json
 import os
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,38 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     """
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except OSError as exc:
         problem = ConfigProblem("", f"cannot read the file: {exc.strerror or exc}")
         raise ConfigError(source, [problem]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(source, _undecodable(raw)) from None
     return parse_config(text, source=source, environ=os.environ if environ is None else environ)
+
+
+def _undecodable(raw: bytes) -> list[ConfigProblem]:
+    """Locate every byte of ``raw`` that is not UTF-8: one problem per line, with its key."""
+    text = raw.decode("utf-8", errors="replace")
+    lines = _KeyLines(text)
+    problems: dict[int, ConfigProblem] = {}
+    start = 0
+    while start < len(raw):
+        try:
+            raw[start:].decode("utf-8")
+            break
+        except UnicodeDecodeError as exc:
+            at = start + exc.start
+            line = raw.count(b"\n", 0, at) + 1
+            column = at - (raw.rfind(b"\n", 0, at) + 1) + 1
+            message = (
+                f"the file is not UTF-8 text: byte 0x{raw[at]:02x} at column {column}; "
+                "save it as UTF-8"
+            )
+            problems.setdefault(line, ConfigProblem(lines.key_at(line), message, line))
+            start = start + exc.end
+    return list(problems.values())
 
 
 def parse_config(text: str, *, source: str = "<memory>", environ: Mapping[str, str]) -> Config:
@@ -76,6 +104,7 @@ def parse_config(text: str, *, source: str = "<memory>", environ: Mapping[str, s
         problems += _shape_problems(exc, raw)
     problems += _reference_problems(raw)
     problems += _provider_problems(raw)
+    problems += _value_problems(raw, env_names)
     if config is not None:
         problems += _workflow_problems(config)
     if problems:
@@ -261,6 +290,58 @@ def _provider_problems(raw: dict[str, Any]) -> list[ConfigProblem]:
     return problems
 
 
+def _value_problems(raw: dict[str, Any], key_vars: Mapping[str, str]) -> list[ConfigProblem]:
+    """Check what HTTP will carry: base URLs, and keys and headers as ASCII text."""
+    providers = raw.get("providers")
+    if not isinstance(providers, dict):
+        return []
+    problems = []
+    for pid, table in providers.items():
+        if not isinstance(table, dict):
+            continue
+        where = f"providers.{pid}"
+        url = table.get("base_url")
+        if isinstance(url, str) and url:
+            problems += _url_problems(f"{where}.base_url", url)
+        key = table.get("api_key")
+        if isinstance(key, str):
+            source = f" (from ${{{key_vars[pid]}}})" if pid in key_vars else ""
+            problems += _header_text_problems(f"{where}.api_key", key, source)
+        headers = table.get("headers")
+        if isinstance(headers, dict):
+            for name, value in headers.items():
+                problems += _header_text_problems(f"{where}.headers.{name}", name, " (its name)")
+                if isinstance(value, str):
+                    problems += _header_text_problems(f"{where}.headers.{name}", value, "")
+    return problems
+
+
+def _url_problems(where: str, url: str) -> list[ConfigProblem]:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return []
+    return [
+        ConfigProblem(where, f"must be a URL that starts with http:// or https:// (got {url!r})")
+    ]
+
+
+def _header_text_problems(where: str, text: str, source: str) -> list[ConfigProblem]:
+    """HTTP headers carry printable ASCII only; say which character is not, never the value."""
+    for index, char in enumerate(text):
+        if not (" " <= char <= "~" or char == "\t"):
+            shown = f"U+{ord(char):04X}" + (f" {char!r}" if char.isprintable() else "")
+            kind = "a non-ASCII" if ord(char) > 0x7F else "a control"  # noqa: PLR2004
+            return [
+                ConfigProblem(
+                    where,
+                    f"holds {kind} character{source}: {shown} at position {index + 1}; HTTP "
+                    "headers take ASCII text only (a key pasted with an ellipsis or a curly "
+                    "quote?)",
+                )
+            ]
+    return []
+
+
 def _type_only_problems(where: str, type_name: str, table: dict[str, Any]) -> list[ConfigProblem]:
     kind = KINDS[type_name]
     problems = [
@@ -369,17 +450,23 @@ class _KeyLines:
 
     def __init__(self, text: str) -> None:
         self._lines: dict[str, int] = {}
+        self._at: list[str] = [""]
+        """The key path set on each line (1-based), else the table the line is in."""
         table = ""
         for number, line in enumerate(text.splitlines(), start=1):
             header = self._HEADER.match(line)
+            key = None if header else self._KEY.match(line)
             if header:
                 table = _normalize(header.group(1))
                 self._lines.setdefault(table, number)
-                continue
-            key = self._KEY.match(line)
-            if key:
+            elif key:
                 path = f"{table}.{_normalize(key.group(1))}" if table else _normalize(key.group(1))
                 self._lines.setdefault(path, number)
+            self._at.append(path if key else table)
+
+    def key_at(self, line: int) -> str:
+        """Return the key path set on ``line``, or the table it is in (``""``: none)."""
+        return self._at[line] if 0 < line < len(self._at) else ""
 
     def find(self, location: str) -> int | None:
         path = re.sub(r"\[\d+\]", "", location)
