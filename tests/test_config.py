@@ -385,3 +385,49 @@ def test_a_base_url_must_be_http_or_https_with_a_host(url):
     (found,) = problems(text)
     assert found.startswith(f"line {line_of(text, 'base_url')}: providers.gpt.base_url:")
     assert "http:// or https://" in found
+
+
+def test_variables_are_expanded_in_every_string_of_the_file():
+    """${VAR} works in metrics, audit, roles, prices and workflows, not just providers."""
+    extra = (
+        '[metrics]\npath = "${METRICS_DB:-m2.db}"\n'
+        '[audit]\npath = "${AUDIT_LOG}"\n'
+        '[workflow.ship.code]\nrole = "${CODER_ROLE:-coder}"\nprompt = "Build {goal} in ${LANG}"\n'
+    )
+    text = (GOOD + extra).replace(
+        'providers = ["claude", "gpt"]', 'providers = ["${FIRST:-claude}", "gpt"]'
+    )
+    environ = {**ENV, "AUDIT_LOG": "/var/log/cb.jsonl", "LANG": "Rust", "FIRST": "gpt"}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, environ=environ)
+    assert [str(p) for p in caught.value.problems] == [
+        f'line {line_of(text, "FIRST")}: roles.coder.providers[1]: provider "gpt" is listed twice'
+    ]
+    environ["FIRST"] = "claude"
+    config = parse_config(text, environ=environ)
+    assert config.metrics.path == "m2.db"
+    assert config.audit.path == "/var/log/cb.jsonl"
+    assert config.chain("coder") == ("claude", "gpt")
+    assert config.workflow["ship"]["code"].role == "coder"
+    assert config.workflow["ship"]["code"].prompt == "Build {goal} in Rust"
+
+
+def test_an_unset_variable_anywhere_is_a_located_problem():
+    """An unset variable outside provider tables is named with its place, as inside them."""
+    text = GOOD + '[metrics]\npath = "${METRICS_DB}"\n'
+    where = f"line {line_of(text, 'METRICS_DB')}: metrics.path"
+    assert problems(text) == [f"{where}: environment variable METRICS_DB is not set"]
+
+
+def test_a_doubled_dollar_keeps_a_variable_literal():
+    """$${VAR} stands for the text ${VAR}, for a system prompt that must show it."""
+    text = GOOD + '[workflow.w.s]\nrole = "coder"\nprompt = "{goal}"\nsystem = "Use $${HOME}"\n'
+    assert parse_config(text, environ=ENV).workflow["w"]["s"].system == "Use ${HOME}"
+
+
+def test_a_variable_in_a_table_name_is_refused():
+    """Names are taken literally; a variable in one is a located problem saying so."""
+    text = GOOD + '[prices."${MODEL}"]\ninput = 1.0\noutput = 2.0\n'
+    (found,) = problems(text)
+    assert found.startswith(f"line {line_of(text, 'MODEL')}: prices.${{MODEL}}:")
+    assert "names are taken literally" in found

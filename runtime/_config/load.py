@@ -32,6 +32,8 @@ from runtime._config.workflows import StageSettings, check_workflow
 from runtime._errors import ConfigError, ConfigProblem
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_VAR_OR_LITERAL = re.compile(r"\$(\$\{)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+"""``${VAR}``, ``${VAR:-default}``, or ``$${`` (a literal ``${``)."""
 _ID = re.compile(r"^[A-Za-z0-9_-]+$")
 _TUNING_KEYS = "providers, temperature, max_tokens, top_p and stop"
 _TABLES_OF_TABLES: dict[str, type[BaseModel]] = {
@@ -142,34 +144,55 @@ def _workflow_problems(config: Config) -> list[ConfigProblem]:
 def _expand_env(
     raw: dict[str, Any], environ: Mapping[str, str]
 ) -> tuple[list[ConfigProblem], dict[str, str]]:
-    """Replace ``${VAR}`` (or ``${VAR:-default}``) in provider strings, in place."""
-    problems: list[ConfigProblem] = []
+    """Replace ``${VAR}`` (or ``${VAR:-default}``) in every string value, in place.
+
+    ``$${`` stands for a literal ``${``. Names (table keys) are taken literally: a variable
+    in one is a problem. Returns the problems and, per provider whose ``api_key`` is one
+    variable, that variable's name (for advice about the key).
+    """
     key_vars: dict[str, str] = {}
     providers = raw.get("providers")
-    if not isinstance(providers, dict):
-        return problems, key_vars
-    for pid, table in providers.items():
-        if not isinstance(table, dict):
-            continue
-        for key, value in list(table.items()):
-            if isinstance(value, str):
-                table[key] = _expand(value, f"providers.{pid}.{key}", environ, problems)
-                match = _VAR.fullmatch(value.strip())
-                if key == "api_key" and match:
-                    key_vars[pid] = match.group(1)
-            elif key == "headers" and isinstance(value, dict):
-                for name, header in value.items():
-                    if isinstance(header, str):
-                        where = f"providers.{pid}.headers.{name}"
-                        value[name] = _expand(header, where, environ, problems)
+    for pid, table in providers.items() if isinstance(providers, dict) else ():
+        key = table.get("api_key") if isinstance(table, dict) else None
+        match = _VAR.fullmatch(key.strip()) if isinstance(key, str) else None
+        if match:
+            key_vars[pid] = match.group(1)
+    problems: list[ConfigProblem] = []
+    _expand_in(raw, "", environ, problems)
     return problems, key_vars
+
+
+def _expand_in(
+    node: dict[str, Any] | list[Any],
+    where: str,
+    environ: Mapping[str, str],
+    problems: list[ConfigProblem],
+) -> None:
+    """Expand the strings under ``node`` (at key path ``where``), recursively."""
+    entries = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+    for name, value in entries:
+        place = f"{where}[{name}]" if isinstance(name, int) else _join(where, name)
+        if isinstance(name, str) and "${" in name:
+            problems.append(
+                ConfigProblem(place, "names are taken literally: ${VAR} is expanded in values only")
+            )
+        if isinstance(value, str):
+            node[name] = _expand(value, place, environ, problems)  # type: ignore[index]
+        elif isinstance(value, dict | list):
+            _expand_in(value, place, environ, problems)
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
 
 
 def _expand(
     value: str, location: str, environ: Mapping[str, str], problems: list[ConfigProblem]
 ) -> str:
     def replace(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
+        if match.group(1):
+            return "${"  # $${ is a literal ${
+        name, default = match.group(2), match.group(3)
         if name in environ and environ[name] != "":
             return environ[name]
         if default is not None:
@@ -177,7 +200,7 @@ def _expand(
         problems.append(ConfigProblem(location, f"environment variable {name} is not set"))
         return match.group(0)
 
-    return _VAR.sub(replace, value)
+    return _VAR_OR_LITERAL.sub(replace, value)
 
 
 def _check_ids(raw: dict[str, Any]) -> list[ConfigProblem]:
