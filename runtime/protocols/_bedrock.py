@@ -22,7 +22,7 @@ not supported: Titan takes one text per call, and an embeddings attempt is one c
 
 A ``converse-stream`` answer is AWS event-stream messages. The I/O layer decodes them
 with `EventStreamDecoder` or `decode_event_stream` (from `runtime.protocols._aws_eventstream`,
-re-exported here; they need botocore, the ``bedrock`` extra) and calls the parser's
+re-exported here; callboard's own, so a Bedrock API key needs no extra) and calls the parser's
 ``feed(name, payload)`` once per message: ``name`` is the ``:event-type`` of an event
 (``messageStart``, ``contentBlockStart``, ``contentBlockDelta``, ``contentBlockStop``,
 ``messageStop``, ``metadata``), the ``:exception-type`` of an exception
