@@ -21,19 +21,9 @@ from pathlib import Path
 from runtime import Callboard, TaskFailedError, load_config
 from runtime._chat import Usage
 from runtime._policy.rate_limits import RateLimiter
-from runtime.testing import Answer, FakeAnthropic, FakeOpenAI
+from runtime.testing import Answer, FakeAnthropic, FakeOpenAI, busiest_window
 
 TOKENS = 150
-
-
-def busiest_minute(times: list[float]) -> int:
-    """Return the most moments any rolling 60-second window (t - 60, t] holds."""
-    most = start = 0
-    for end, moment in enumerate(times):
-        while times[start] <= moment - 60.0:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
 
 
 def config_text(counted: FakeOpenAI, weighed: FakeAnthropic) -> str:
@@ -86,9 +76,9 @@ def through_fakes(seconds: float) -> None:
         tokens = [r.received_at for r in weighed.requests if r.is_chat]
     print(f"through the fakes, kept busy {seconds:g} s:")
     print(
-        f"  rpm = 60:   busiest minute {busiest_minute(requests)} requests, {len(requests)} in all"
+        f"  rpm = 60:   busiest minute {busiest_window(requests)} requests, {len(requests)} in all"
     )
-    busiest = busiest_minute(tokens) * TOKENS
+    busiest = busiest_window(tokens) * TOKENS
     print(f"  tpm = 6000: busiest minute {busiest} tokens, {len(tokens) * TOKENS} in all")
 
 
@@ -106,7 +96,7 @@ def greedy(minutes: int) -> None:
         times.append(now)
     cost_us = (time.perf_counter() - started) / calls * 1e6
     print(f"the bare limiter at rpm = 60, a greedy caller for {minutes} minutes:")
-    print(f"  busiest minute {busiest_minute(times)} requests, {len(times)} in all")
+    print(f"  busiest minute {busiest_window(times)} requests, {len(times)} in all")
     print(f"  {cost_us:.1f} us per wait_s or take")
 
 

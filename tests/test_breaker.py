@@ -18,6 +18,16 @@ def _opened(failures: int = 1, cooldown_s: float = 5.0, at: float = 0.0) -> Brea
     return breaker
 
 
+def _trial_with_an_older_call_in_flight() -> tuple[Breaker, int, int]:
+    """A breaker opened by one failure, its trial started while an older call is in flight."""
+    breaker = Breaker(failures=1, cooldown_s=5.0)
+    early, _ = breaker.on_start(0.0)
+    failing, _ = breaker.on_start(0.0)
+    breaker.on_failure(failing, 0.1)
+    trial, _ = breaker.on_start(5.1)
+    return breaker, early, trial
+
+
 def test_consecutive_failures_open_the_breaker():
     """The breaker opens at the configured count of failures in a row."""
     breaker = Breaker(failures=3, cooldown_s=10.0)
@@ -67,11 +77,7 @@ def test_a_call_started_before_the_breaker_opened_cannot_close_it():
 
 def test_only_the_trial_closes_a_half_open_breaker():
     """While the trial is in flight, a late success of an older call does not close it."""
-    breaker = Breaker(failures=1, cooldown_s=5.0)
-    early, _ = breaker.on_start(0.0)
-    failing, _ = breaker.on_start(0.0)
-    breaker.on_failure(failing, 0.1)
-    trial, _ = breaker.on_start(5.1)
+    breaker, early, trial = _trial_with_an_older_call_in_flight()
     assert breaker.on_success(early) is None
     assert breaker.state is BreakerState.HALF_OPEN
     assert breaker.on_success(trial) is BreakerState.CLOSED
@@ -79,11 +85,7 @@ def test_only_the_trial_closes_a_half_open_breaker():
 
 def test_late_outcomes_of_older_calls_do_not_move_the_breaker():
     """A late failure neither ends a trial nor re-opens a breaker the trial closed."""
-    breaker = Breaker(failures=1, cooldown_s=5.0)
-    early, _ = breaker.on_start(0.0)
-    failing, _ = breaker.on_start(0.0)
-    breaker.on_failure(failing, 0.1)
-    trial, _ = breaker.on_start(5.1)
+    breaker, early, trial = _trial_with_an_older_call_in_flight()
     assert breaker.on_failure(early, 5.2) is None
     breaker.on_neutral(early)
     assert breaker.state is BreakerState.HALF_OPEN

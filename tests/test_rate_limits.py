@@ -3,22 +3,9 @@ from __future__ import annotations
 import pytest
 
 from runtime._policy.rate_limits import RateLimiter, RollingWindow, TokenBucket
+from runtime.testing import busiest_window
 
 pytestmark = pytest.mark.timeout(5)
-
-
-def busiest_minute(times: list[float], amounts: list[float] | None = None) -> float:
-    """Return the most any rolling 60-second window (t - 60, t] holds."""
-    amounts = amounts or [1.0] * len(times)
-    most = held = 0.0
-    start = 0
-    for end, moment in enumerate(times):
-        held += amounts[end]
-        while times[start] <= moment - 60.0:
-            held -= amounts[start]
-            start += 1
-        most = max(most, held)
-    return most
 
 
 def greedy(limiter: RateLimiter, seconds: float, tokens: int = 1, actual: int | None = None):
@@ -60,14 +47,14 @@ def test_no_rolling_minute_carries_more_than_rpm():
     times = greedy(RateLimiter.per_minute(rpm=60, tpm=None, now=0.0), 300.0)
     assert times[:10] == [0.0] * 10
     assert times[10] == pytest.approx(1.0)
-    assert busiest_minute(times) == 60
+    assert busiest_window(times) == 60
     assert len(times) >= 290  # the minute's budget is spent, all but the last slot's worth
 
 
 def test_no_rolling_minute_carries_more_than_tpm():
     """Token estimates are taken up front; a window never holds more than tpm of them."""
     times = greedy(RateLimiter.per_minute(rpm=None, tpm=6000, now=0.0), 300.0, tokens=250)
-    assert busiest_minute(times, [250.0] * len(times)) <= 6000
+    assert busiest_window(times, weights=[250.0] * len(times)) <= 6000
     assert len(times) >= 5 * 23
 
 
@@ -78,8 +65,8 @@ def test_usage_below_the_estimate_is_given_back_to_the_window():
     """
     limiter = RateLimiter.per_minute(rpm=None, tpm=6000, now=0.0)
     times = greedy(limiter, 300.0, tokens=250, actual=100)
-    assert busiest_minute(times, [100.0] * len(times)) <= 6000
-    assert busiest_minute(times) >= 57
+    assert busiest_window(times, weights=[100.0] * len(times)) <= 6000
+    assert busiest_window(times) >= 57
 
 
 def test_usage_above_the_estimate_delays_later_calls():
@@ -157,6 +144,13 @@ def test_the_window_keeps_at_most_a_minute_of_slots():
         window.take(1, step * 0.01)
     assert len(window._slots) <= 121
     assert window.total == pytest.approx(6050, abs=1)
+
+
+def test_the_busiest_window_counts_what_lies_within_a_minute():
+    """Moments 60 s apart fall in no common window (t - 60, t]; 59.9 s apart they do."""
+    assert busiest_window([0.0, 60.0, 120.0]) == 1
+    assert busiest_window([0.0, 59.9, 60.0]) == 2
+    assert busiest_window([0.0, 1.0], weights=[100.0, 250.0]) == 350
 
 
 def test_a_hold_blocks_until_its_time():

@@ -369,13 +369,9 @@ def check_models(
     endpoint: Endpoint, status: int, headers: Headers, body: bytes
 ) -> ProviderError | None:
     """Return ``None`` when the key works and the model exists, else the error."""
+    answer = (status, headers, body)
     found = model_lookup(
-        endpoint,
-        (status, headers, body),
-        parse_error,
-        id_field="id",
-        asked=models_request(endpoint).url,
-        root=API_ROOT,
+        endpoint, answer, parse_error, models_request, id_field="id", root=API_ROOT
     )
     return found if isinstance(found, ProviderError) else None
 

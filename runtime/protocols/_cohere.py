@@ -253,12 +253,13 @@ def check_models(
     endpoint: Endpoint, status: int, headers: Headers, body: bytes
 ) -> ProviderError | None:
     """Return ``None`` when the key works and the model exists and chats, else the error."""
+    answer = (status, headers, body)
     found = model_lookup(
         endpoint,
-        (status, headers, body),
+        answer,
         parse_error,
+        models_request,
         id_field="name",
-        asked=models_request(endpoint).url,
         root=DEFAULT_BASE_URL,
         code="model_not_found",
     )

@@ -10,7 +10,7 @@ from http import HTTPStatus
 from typing import Any, TypeGuard
 
 from runtime._errors import ErrorKind, ProviderError
-from runtime.protocols._base import Endpoint, Headers
+from runtime.protocols._base import Endpoint, Headers, HttpCall
 
 _STATUS_KINDS: dict[int, ErrorKind] = {
     400: ErrorKind.BAD_REQUEST,
@@ -207,16 +207,17 @@ def model_lookup(
     endpoint: Endpoint,
     answer: tuple[int, Headers, bytes],
     parse_error: Callable[[int, Headers, bytes], ProviderError],
+    lookup: Callable[[Endpoint], HttpCall],
     *,
     id_field: str,
-    asked: str,
     root: str,
     code: str | None = None,
 ) -> ProviderError | dict[str, Any]:
     """Judge the answer to a ``GET .../models/{model}`` lookup: the model's record, or the error.
 
     A 404 is ``not_found``: the model does not exist, or the ``base_url`` is not the API's
-    root, so nothing there does; the error names the URL ``asked`` and the API's ``root``.
+    root, so nothing there does; the error names the URL asked (``lookup``'s) and the
+    API's ``root``.
     Another error status is the provider's own error (`parse_error`); a record without
     ``id_field`` is malformed.
     """
@@ -225,7 +226,8 @@ def model_lookup(
         error = parse_error(status, headers, body)
         return ProviderError(
             ErrorKind.NOT_FOUND,
-            f"GET {asked} answered 404 ({error.message}); if the model's name is right, "
+            f"GET {lookup(endpoint).url} answered 404 ({error.message}); if the model's name "
+            "is right, "
             f"the base_url {endpoint.base_url} is not the API's root: that is {root}, and a "
             "proxy's ends with the same path",
             status=status,

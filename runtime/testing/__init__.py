@@ -30,7 +30,7 @@ from runtime.testing._bedrock import FakeBedrock
 from runtime.testing._cohere import FakeCohere
 from runtime.testing._config import config_for
 from runtime.testing._gemini import FakeGemini
-from runtime.testing._log import RecordedRequest, RequestLog
+from runtime.testing._log import RecordedRequest, RequestLog, busiest_window
 from runtime.testing._ollama import FakeOllama
 from runtime.testing._openai import FakeOpenAI
 from runtime.testing._provider import FakeProvider
@@ -74,5 +74,6 @@ __all__ = [
     "Script",
     "Stall",
     "StreamError",
+    "busiest_window",
     "config_for",
 ]
