@@ -1,6 +1,6 @@
-"""The folders are the layers: no import runs back up them, and no cycles.
+"""The folders are the layers: no import runs back up them, and no module cycles.
 
-Not even for type checking do imports run back up the layers.
+Type-checking imports count too.
 """
 
 from __future__ import annotations
