@@ -84,7 +84,6 @@ class ProviderActor(SupervisedActor):
         self._audit = audit.writer()
         self._clock = clock
         self._out_reason: str | None = None
-        self._out_until_reload = False
         try:
             signer = request_signer(settings)
         except ProviderError as error:
@@ -96,6 +95,8 @@ class ProviderActor(SupervisedActor):
         self._client = ProviderClient(
             settings.max_concurrency, connect_s, proxy_for(self._endpoint.base_url), signer
         )
+        self._signable = signer is not None or not settings.signs()
+        """Whether this actor can send requests at all (a signer, if its requests need one)."""
         self._breaker = Breaker(breaker.failures, breaker.cooldown_s)
         self._limiter = RateLimiter.per_minute(settings.rpm, settings.tpm, clock())
         self._in_flight: dict[int, _InFlight] = {}
@@ -117,6 +118,20 @@ class ProviderActor(SupervisedActor):
         if message.token == self._wake_token:
             self._wake_at = float("inf")
         self._drain(self._clock())
+
+    def _reloaded(self, _message: Reloaded) -> None:
+        """Come back into rotation after a reload, unless out for want of a signer.
+
+        A key rejected or a quota spent is the user's to see to; the reload says it was.
+        A signer that could not be made (no AWS credentials) is made only by a new actor.
+        """
+        if self._out_reason is None or not self._signable:
+            return
+        self._audit.event(
+            "provider_back", now=True, provider=self.provider_id, after=self._out_reason
+        )
+        self._out_reason = None
+        self._announce(self._clock())
 
     def _admit(self, call: StartAttempt) -> None:
         self._router = call.reply_to
@@ -305,21 +320,9 @@ class ProviderActor(SupervisedActor):
     def _take_out(self, reason: str, status: int | None) -> None:
         """Take the provider out of rotation until a reload, saying why."""
         self._out_reason = reason
-        self._out_until_reload = True
         self._audit.event(
             "provider_out", now=True, provider=self.provider_id, reason=reason, status=status
         )
-
-    def _reloaded(self, _message: Reloaded) -> None:
-        """Come back into rotation if a reload is what this provider was out for."""
-        if not self._out_until_reload:
-            return
-        self._audit.event(
-            "provider_back", now=True, provider=self.provider_id, after=self._out_reason
-        )
-        self._out_reason = None
-        self._out_until_reload = False
-        self._announce(self._clock())
 
     def _current_health(self, now: float) -> Health:
         if self._out_reason is not None:
