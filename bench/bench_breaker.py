@@ -16,8 +16,9 @@ cast to all three. From the audit log it counts, per run:
 - ``never sent``: failed tasks none of whose attempts reached a provider, and how many
   of them said that every provider was failing (each breaker open).
 
-The breaker opens after 5 failures in a row and cools for ``--cooldown`` (2 s); tasks
-have a ``--deadline`` (4 s).
+The breaker opens after ``--failures`` (5) failures in a row and cools for ``--cooldown``
+(2 s); tasks have a ``--deadline`` (4 s). Failures come back at once, answers after their
+delay, as a provider's errors usually do: so failures bunch up in the order calls end.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, int]:
         audit = Path(folder) / "audit.jsonl"
         sections = (
             f'[audit]\npath = "{audit}"\n[metrics]\npath = "off"\n'
-            f"[breaker]\nfailures = 5\ncooldown_s = {args.cooldown}\n"
+            f"[breaker]\nfailures = {args.failures}\ncooldown_s = {args.cooldown}\n"
             "[retry]\nbackoff_initial_s = 0.05\nbackoff_max_s = 0.2\n"
         )
         for fake in fakes:
@@ -134,6 +135,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--fault", type=float, default=0.3)
+    parser.add_argument("--failures", type=int, default=5)
     parser.add_argument("--cooldown", type=float, default=2.0)
     parser.add_argument("--deadline", type=float, default=4.0)
     parser.add_argument("--runs", type=int, default=3)
