@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import tempfile
 import time
 from pathlib import Path
 
-from runtime import Callboard, TaskFailedError, load_config
+from runtime import Callboard, load_config
 from runtime._chat import Usage
 from runtime._policy.rate_limits import RateLimiter
 from runtime.testing import Answer, FakeAnthropic, FakeOpenAI, busiest_window
@@ -53,12 +52,14 @@ providers = ["weighed"]
 
 
 async def keep_busy(board: Callboard, seconds: float) -> None:
-    async def one(role: str, index: int) -> None:
-        with contextlib.suppress(TaskFailedError):
-            await board.aask(role, f"task {index}", deadline_s=seconds)
-
-    roles = ["counted"] * 80 + ["weighed"] * 60
-    await asyncio.gather(*(one(role, i) for i, role in enumerate(roles)))
+    """Queue more calls than the limits allow, then close the board after ``seconds``."""
+    pending = [
+        asyncio.ensure_future(board.aask(role, f"task {i}", deadline_s=seconds * 2))
+        for i, role in enumerate(["counted"] * 80 + ["weighed"] * 60)
+    ]
+    await asyncio.wait(pending, timeout=seconds)
+    await asyncio.to_thread(board.close)
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 def through_fakes(seconds: float) -> None:
@@ -70,8 +71,7 @@ def through_fakes(seconds: float) -> None:
     ):
         path = Path(folder) / "config.toml"
         path.write_text(config_text(counted, weighed))
-        with Callboard(load_config(path), check=False) as board:
-            asyncio.run(keep_busy(board, seconds))
+        asyncio.run(keep_busy(Callboard(load_config(path), check=False), seconds))
         requests = [r.received_at for r in counted.requests if r.is_chat]
         tokens = [r.received_at for r in weighed.requests if r.is_chat]
     print(f"through the fakes, kept busy {seconds:g} s:")

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import pytest
 from support import config_toml
 
-from runtime import TaskFailedError
 from runtime._chat import Usage
 from runtime.testing import Answer, busiest_window
 
@@ -34,15 +32,17 @@ def test_no_rolling_minute_carries_more_than_rpm_or_tpm(fakes, deployment):
     deployment.write(config_toml(deployment, providers, roles))
     board = deployment.board()
 
-    async def keep_busy() -> None:
-        async def one(role: str, index: int) -> None:
-            with contextlib.suppress(TaskFailedError):
-                await board.aask(role, f"task {index}", deadline_s=61.0)
+    async def keep_busy_for_61_s() -> None:
+        roles = ["counted"] * 80 + ["weighed"] * 60
+        asks = [
+            asyncio.ensure_future(board.aask(r, f"task {i}", deadline_s=120))
+            for i, r in enumerate(roles)
+        ]
+        await asyncio.wait(asks, timeout=61.0)
+        await asyncio.to_thread(board.close)  # the calls still waiting are cancelled
+        await asyncio.gather(*asks, return_exceptions=True)
 
-        tasks = [one("counted", i) for i in range(80)] + [one("weighed", i) for i in range(60)]
-        await asyncio.gather(*tasks)
-
-    asyncio.run(keep_busy())
+    asyncio.run(keep_busy_for_61_s())
     counted = [r.received_at for r in by_requests.requests if r.is_chat]
     weighed = [r.received_at for r in by_tokens.requests if r.is_chat]
     assert busiest_window(counted) == 60
