@@ -125,20 +125,19 @@ class ProviderActor(SupervisedActor):
         A key rejected or a quota spent is the user's to see to; the reload says it was.
         A signer that could not be made (no AWS credentials) is made only by a new actor.
         """
-        if self._out_reason is None or not self._signable:
-            return
-        self._audit.event(
-            "provider_back", now=True, provider=self.provider_id, after=self._out_reason
-        )
-        self._out_reason = None
-        self._announce(self._clock())
+        if self._out_reason is not None and self._signable:
+            self._audit.event(
+                "provider_back", now=True, provider=self.provider_id, after=self._out_reason
+            )
+            self._out_reason = None
+        self._announce(self._clock(), again=True)
 
     def _admit(self, call: StartAttempt) -> None:
         self._router = call.reply_to
         now = self._clock()
         refusal = self._refusal(now)
         if refusal is not None:
-            self._announce(now)  # the router may not know yet (out since start-up)
+            self._announce(now, again=True)  # the router may not know (out since start-up)
             self._reject(call, ErrorKind.UNAVAILABLE, refusal)
             return
         if len(self._queue) >= self._settings.max_queue:

@@ -39,3 +39,11 @@ def test_setting_health_returns_what_it_replaces():
     opened = Health(Availability.OPEN, until=5.0)
     assert table.set_health("a#1", opened) == READY
     assert table.set_health("a#1", READY) == opened
+
+
+def test_a_reload_brings_back_a_provider_that_was_out():
+    """Out of rotation lasts until a reload: the table then counts it ready again."""
+    table = _table()
+    table.set_health("a#1", Health(Availability.OUT, reason="quota spent"))
+    table.apply(table.routing, {})
+    assert table.standing(0.0)["a"].state == "ready"

@@ -100,11 +100,18 @@ class ProviderTable:
         self._refs.pop(slot, None)
 
     def apply(self, routing: Routing, refs: Mapping[str, Any]) -> None:
-        """Make ``routing`` current; the slots it no longer uses retire once idle."""
+        """Make ``routing`` current; the slots it no longer uses retire once idle.
+
+        A provider out of rotation comes back with the reload (its actor says so, or
+        refuses the first call and says why, if it is still out).
+        """
         old = set(self.routing.slots.values())
         self.routing = routing
         self._refs.update(refs)
         self._retired |= old - set(routing.slots.values())
+        for slot in routing.slots.values():
+            if self._health.get(slot, READY).state is Availability.OUT:
+                del self._health[slot]
 
     @property
     def retiring(self) -> bool:
