@@ -8,7 +8,7 @@ timers ──Wake──▶ Router, Provider
 timers ──CheckDue──▶ Provider (unchecked) ──check──▶ I/O loop ──CheckDone──▶ Provider
 Supervisor ──RouterIs──▶ Provider
 Router ──TaskEvents (batched) / GetStats──▶ Metrics
-Supervisor ──ApplyRouting──▶ Router ──RetireSlots──▶ Supervisor
+Supervisor ──ApplyRouting──▶ Router ──RetireSlots──▶ Supervisor ──Reloaded──▶ Provider
 children ──ChildDied──▶ Supervisor ──ProviderReplaced / ProviderDown / MetricsReplaced──▶ Router
 caller ──AwaitChild / Reconfigure / ListChildren──▶ Supervisor
 timers ──FlushEvents──▶ Router ──TaskEvents (numbered)──▶ Metrics ──EventsStored──▶ Router
@@ -158,6 +158,15 @@ class ApplyRouting:
     routing: Routing
     refs: Mapping[str, ActorRef[Any]]
     health: Mapping[str, Health]
+
+
+@dataclass(frozen=True, slots=True)
+class Reloaded:
+    """Supervisor → provider: a reload kept this provider as it was.
+
+    A provider taken out of rotation mid-run (a key rejected, a quota spent) comes back:
+    the reload is how the user says it was seen to.
+    """
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,10 @@
 
 It owns the provider's HTTP client, rate limiter, circuit breaker, concurrency cap and
 bounded wait queue. It never blocks: an admitted call becomes a coroutine on the I/O loop,
-whose end comes back here as `IoDone`; the actor reports it to the router that asked
-(`AttemptDone`) before it updates its own state.
+whose end comes back here as `IoDone`. The actor updates its own state first and tells the
+router of any change in its health (`HealthChanged`) before it reports the attempt
+(`AttemptDone`): both go into the router's mailbox in that order, so the router never
+decides a task's next step on a view of this provider older than the provider's own.
 
 A provider whose check found it in trouble (unreachable, 5xx...) starts unchecked: it
 refuses calls, and checks itself again with its own client, on the I/O loop, after a
@@ -31,6 +33,7 @@ from actors._messages import (
     CheckDue,
     HealthChanged,
     IoDone,
+    Reloaded,
     RouterIs,
     StartAttempt,
     Wake,
@@ -41,8 +44,9 @@ from runtime._config.schema import BreakerSettings, ProviderSettings, StartupSet
 from runtime._errors import ErrorKind, ProviderError
 from runtime._policy.backoff import recheck_wait_s
 from runtime._policy.breaker import Breaker, BreakerState
-from runtime._policy.rate_limits import RateLimiter
-from runtime._policy.routing import Availability, Health
+from runtime._policy.rate_limits import RateLimiter, Taken
+from runtime._policy.routing import TRIAL, Availability, Health
+from runtime._policy.task import QUOTA_ADVICE
 from runtime._policy.wait_queue import WaitQueue
 from runtime._transport.attempt import AttemptLimits, run_attempt, run_embed
 from runtime._transport.credentials import check_provider, judge
@@ -59,7 +63,10 @@ DEFAULT_COOLDOWN_S = 1.0
 class _InFlight:
     call: StartAttempt
     future: concurrent.futures.Future[ChatResult | EmbedResult]
-    tokens: int
+    taken: Taken
+    """What the rate limiter counted for the call, to correct with its real usage."""
+    ticket: int
+    """The breaker's ticket: only its holder's outcome may move the breaker."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +114,8 @@ class ProviderActor(SupervisedActor):
         self._client = ProviderClient(
             settings.max_concurrency, connect_s, proxy_for(self._endpoint.base_url), signer
         )
+        self._signable = signer is not None or not settings.signs()
+        """Whether this actor can send requests at all (a signer, if its requests need one)."""
         self._breaker = Breaker(breaker.failures, breaker.cooldown_s)
         self._limiter = RateLimiter.per_minute(settings.rpm, settings.tpm, clock())
         self._in_flight: dict[int, _InFlight] = {}
@@ -131,6 +140,7 @@ class ProviderActor(SupervisedActor):
             CheckDue: self._check_due,
             CheckDone: self._check_done,
             RouterIs: self._router_is,
+            Reloaded: self._reloaded,
         }
 
     def on_start(self) -> None:
@@ -212,18 +222,29 @@ class ProviderActor(SupervisedActor):
             self._wake_at = float("inf")
         self._drain(self._clock())
 
+    def _reloaded(self, _message: Reloaded) -> None:
+        """Come back into rotation after a reload, unless out for want of a signer.
+
+        A key rejected or a quota spent is the user's to see to; the reload says it was.
+        A signer that could not be made (no AWS credentials) is made only by a new actor.
+        """
+        if self._out_reason is not None and self._signable:
+            self._audit.event(
+                "provider_back", now=True, provider=self.provider_id, after=self._out_reason
+            )
+            self._out_reason = None
+        self._announce(self._clock(), again=True)
+
     def _admit(self, call: StartAttempt) -> None:
         self._router = call.reply_to
         now = self._clock()
         refusal = self._refusal(now)
         if refusal is not None:
-            self._announce(now)  # the router may not know yet (out since start-up)
+            self._announce(now, again=True)  # the router may not know (out since start-up)
             self._reject(call, ErrorKind.UNAVAILABLE, refusal)
             return
         if len(self._queue) >= self._settings.max_queue:
-            self._reject(
-                call, ErrorKind.UNAVAILABLE, f"its queue is full ({len(self._queue)} waiting)"
-            )
+            self._refuse(call, f"its queue is full ({len(self._queue)} waiting)", now)
             return
         tokens = call.request.estimated_tokens()
         idle = not self._queue and len(self._in_flight) < self._settings.max_concurrency
@@ -232,14 +253,19 @@ class ProviderActor(SupervisedActor):
             return
         wait = self._queue_wait_s(tokens, now)
         if now + wait >= call.deadline:
-            self._reject(
+            self._refuse(
                 call,
-                ErrorKind.UNAVAILABLE,
                 f"its rate limits would hold the call {wait:.1f} s, past the task's deadline",
+                now,
             )
             return
         self._queue.push(call, tokens, call.deadline)
         self._wake(min(now + wait, call.deadline))
+
+    def _refuse(self, call: StartAttempt, reason: str, now: float) -> None:
+        """Turn a call away unstarted; an open breaker's trial it was not, so say so again."""
+        self._announce(now, again=self._breaker.state is BreakerState.OPEN)
+        self._reject(call, ErrorKind.UNAVAILABLE, reason)
 
     def _refusal(self, now: float) -> str | None:
         if self._out_reason is not None:
@@ -287,9 +313,11 @@ class ProviderActor(SupervisedActor):
         self._io.call_later(delay, tell_quietly, self.actor_ref, Wake(self.slot, self._wake_token))
 
     def _start(self, call: StartAttempt, tokens: int, now: float) -> None:
-        if self._breaker.on_start(now) is BreakerState.HALF_OPEN:
+        ticket, change = self._breaker.on_start(now)
+        if change is BreakerState.HALF_OPEN:
             self._audit.event("breaker_half_open", now=True, provider=self.provider_id)
-        self._limiter.take(tokens, now)
+            self._announce(now)
+        taken = self._limiter.take(tokens, now)
         limits = AttemptLimits(
             call.first_byte_s, max(0.001, min(call.request_s, call.deadline - now)), call.idle_s
         )
@@ -297,9 +325,9 @@ class ProviderActor(SupervisedActor):
         try:
             future = self._io.submit(self._work(call, limits))
         except ProviderError as error:
-            self._reject_started(call, tokens, error, now)
+            self._reject_started(call, taken, ticket, error, now)
             return
-        self._in_flight[call.call_id] = _InFlight(call, future, tokens)
+        self._in_flight[call.call_id] = _InFlight(call, future, taken, ticket)
         future.add_done_callback(
             functools.partial(
                 _tell_io_done, self.actor_ref, call, self.provider_id, time.perf_counter()
@@ -326,11 +354,12 @@ class ProviderActor(SupervisedActor):
         return run_attempt(self._client, self._protocol, http_call, limits, on_text)
 
     def _reject_started(
-        self, call: StartAttempt, tokens: int, error: ProviderError, now: float
+        self, call: StartAttempt, taken: Taken, ticket: int, error: ProviderError, now: float
     ) -> None:
         """Give back what `_start` took for a call that could not be sent, and report it."""
-        self._limiter.settle(tokens, 0, now)
-        self._breaker.on_neutral()
+        self._limiter.refund(taken, now)
+        self._breaker.on_neutral(ticket)
+        self._announce(now)
         self._reject(call, error.kind, error.message)
 
     def _finish(self, done: IoDone) -> None:
@@ -338,27 +367,30 @@ class ProviderActor(SupervisedActor):
         if entry is None:
             return
         call = entry.call
-        report = AttemptDone(
-            call.call_id, call.task_id, self.provider_id, done.result, done.error, done.latency_ms
-        )
-        tell_quietly(call.reply_to, report)
         now = self._clock()
         if done.result is not None:
             self._on_success(done.result, entry, now)
         elif done.error is not None:
-            self._on_error(done.error, now)
+            self._limiter.settle(entry.taken, None, now, now)
+            self._on_error(done.error, entry.ticket, now)
         self._announce(now)
+        report = AttemptDone(
+            call.call_id, call.task_id, self.provider_id, done.result, done.error, done.latency_ms
+        )
+        tell_quietly(call.reply_to, report)
         self._drain(now)
 
     def _on_success(self, result: ChatResult | EmbedResult, entry: _InFlight, now: float) -> None:
-        if self._breaker.on_success() is BreakerState.CLOSED:
+        if self._breaker.on_success(entry.ticket) is BreakerState.CLOSED:
             self._audit.event("breaker_closed", now=True, provider=self.provider_id)
-        self._limiter.settle(entry.tokens, result.usage.total_tokens or None, now)
+        answered_at = result.answered_at if isinstance(result, ChatResult) else None
+        used = result.usage.total_tokens or None
+        self._limiter.settle(entry.taken, used, answered_at or now, now)
         rest = result.rate_limits.exhausted_for_s() if isinstance(result, ChatResult) else None
         if rest:
             self._limiter.hold(now + rest)
 
-    def _on_error(self, error: ProviderError, now: float) -> None:
+    def _on_error(self, error: ProviderError, ticket: int, now: float) -> None:
         kind = error.kind
         if kind is ErrorKind.AUTH:
             self._take_out(
@@ -366,16 +398,19 @@ class ProviderActor(SupervisedActor):
                 f"{self._settings.key_hint()} and reload",
                 error.status,
             )
-            self._breaker.on_neutral()
+            self._breaker.on_neutral(ticket)
+        elif kind is ErrorKind.QUOTA:
+            self._take_out(f"{QUOTA_ADVICE} (it said: {error.message})", error.status)
+            self._breaker.on_neutral(ticket)
         elif kind is ErrorKind.RATE_LIMITED:
             rest = error.retry_after_s if error.retry_after_s is not None else DEFAULT_COOLDOWN_S
             self._limiter.hold(now + rest)
             self._audit.event(
                 "provider_cooling", now=True, provider=self.provider_id, seconds=round(rest, 3)
             )
-            self._breaker.on_neutral()
+            self._breaker.on_neutral(ticket)
         elif kind.counts_against_health:
-            if self._breaker.on_failure(now) is BreakerState.OPEN:
+            if self._breaker.on_failure(ticket, now) is BreakerState.OPEN:
                 self._audit.event(
                     "breaker_opened",
                     now=True,
@@ -385,7 +420,7 @@ class ProviderActor(SupervisedActor):
                     last_error=kind.value,
                 )
         else:
-            self._breaker.on_neutral()
+            self._breaker.on_neutral(ticket)
 
     def _take_out(self, reason: str, status: int | None) -> None:
         """Take the provider out of rotation until a reload, saying why."""
@@ -399,15 +434,18 @@ class ProviderActor(SupervisedActor):
             return Health(Availability.OUT, 0.0, self._out_reason)
         if self._unchecked is not None:
             return self._unchecked
-        if self._breaker.state is not BreakerState.CLOSED:
+        if self._breaker.state is BreakerState.HALF_OPEN:
+            return TRIAL
+        if self._breaker.state is BreakerState.OPEN:
             return Health(Availability.OPEN, self._breaker.available_at(), "breaker open")
         if self._limiter.hold_until > now:
             return Health(Availability.COOLING, self._limiter.hold_until, "cooling down")
         return Health()
 
-    def _announce(self, now: float) -> None:
+    def _announce(self, now: float, *, again: bool = False) -> None:
+        """Tell the router of a change in health (``again``: even when unchanged)."""
         health = self._current_health(now)
-        if health == self._health:
+        if health == self._health and not again:
             return
         checking = Availability.UNCHECKED in (health.state, self._health.state)
         self._health = health

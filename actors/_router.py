@@ -204,6 +204,8 @@ class RouterActor(SupervisedActor):
             idle_s=timeouts.stream_idle_s,
             sink=stream,
         )
+        now = self._clock()
+        self._providers.dispatching(slot, now)
         if not self._send(self._providers.ref(slot), call):
             error = ProviderError(ErrorKind.INTERNAL, "the provider actor is not running")
             self._attempt_done(AttemptDone(call_id, task.task_id, provider, None, error, 0.0))
@@ -246,9 +248,10 @@ class RouterActor(SupervisedActor):
             task.task_id, "attempt_failed", row.provider, row.model, row.attempt, row.outcome
         )
         _tell_progress(task, failed)
-        task.progress[done.provider].record_failure(
-            done.error.kind, done.error.retry_after_s, task.config.retry, now, self._random
-        )
+        if not self._turned_away(task, done.provider, done.error, now):
+            task.progress[done.provider].record_failure(
+                done.error.kind, done.error.retry_after_s, task.config.retry, now, self._random
+            )
         self._advance(task, now)
 
     def _succeed(
@@ -352,6 +355,20 @@ class RouterActor(SupervisedActor):
 
     # -- providers and config ------------------------------------------------------------
 
+    def _turned_away(
+        self, task: TaskState, provider: str, error: ProviderError, now: float
+    ) -> bool:
+        """Whether the provider refused the call for a change of health the router now knows.
+
+        The provider tells its health before its refusal, so a call sent just as its breaker
+        opened comes back with the reason already known: the task tries elsewhere or waits,
+        and the refusal costs it no attempt.
+        """
+        if error.kind is not ErrorKind.UNAVAILABLE:
+            return False
+        (health,) = self._providers.health_of(task.routing, (provider,)).values()
+        return health.ready_at() > now
+
     def _task_health(self, task: TaskState) -> dict[str, Health]:
         return self._providers.health_of(task.routing, task.chain)
 
@@ -360,7 +377,16 @@ class RouterActor(SupervisedActor):
             message.reply.set_result(self._providers.standing(self._clock()))
 
     def _health_changed(self, message: HealthChanged) -> None:
-        self._providers.set_health(message.slot, message.health)
+        before = self._providers.set_health(message.slot, message.health)
+        if message.health.ready_at() < before.ready_at():
+            self._wake_waiting_for(message.slot)
+
+    def _wake_waiting_for(self, slot: str) -> None:
+        """Decide again for the waiting tasks that can use ``slot``: it is ready sooner."""
+        now = self._clock()
+        for task in list(self._tasks.values()):
+            if task.call_id is None and any(task.routing.slots[p] == slot for p in task.chain):
+                self._advance(task, now)
 
     def _provider_replaced(self, message: ProviderReplaced) -> None:
         self._providers.replaced(message.slot, message.ref, message.health)

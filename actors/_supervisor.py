@@ -34,6 +34,7 @@ from actors._messages import (
     ProviderDown,
     ProviderReplaced,
     Reconfigure,
+    Reloaded,
     RestartChild,
     RetireSlots,
     RouterIs,
@@ -303,7 +304,12 @@ class Supervisor(DispatchingActor):
         if metrics is not None:
             tell_quietly(metrics, MetricsActorSettings.of(config))
         running = set(self._slots_running())
+        kept = set(self._slots.values())
         self._slots = self._provider_slots(config, message.unchecked)
+        for slot in kept & set(self._slots.values()):
+            ref = self._ref(f"provider:{slot}")
+            if ref is not None:
+                tell_quietly(ref, Reloaded())
         new = [slot for slot in self._slots.values() if slot not in running]
         health = {slot: self._unchecked[slot] for slot in new if slot in self._unchecked}
         self._tell_router(ApplyRouting(self._routing(), self._provider_refs(), health))

@@ -286,6 +286,9 @@ class ChatResult:
     rate_limits: RateLimitInfo = field(default_factory=RateLimitInfo)
     ttft_ms: float | None = None
     """Milliseconds from the start of the attempt to the first text (streamed answers)."""
+    answered_at: float | None = None
+    """When the answer's headers arrived (``time.monotonic()``): the provider had the
+    request by then, so its rate limits counted it by then."""
     usage_known: bool = True
     """``False`` when the provider's token counts could not be had (``usage`` is zero):
     the call's cost is then unknown, never zero."""

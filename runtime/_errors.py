@@ -35,6 +35,9 @@ class ErrorKind(enum.StrEnum):
 
     AUTH = "auth"
     PERMISSION = "permission"
+    QUOTA = "quota"
+    """The account's quota, credit or spend limit is used up: no call will pass until the
+    bill is settled (OpenAI's ``insufficient_quota``, HTTP 402, Anthropic's credit balance)."""
     NOT_FOUND = "not_found"
     BAD_REQUEST = "bad_request"
     RATE_LIMITED = "rate_limited"

@@ -77,3 +77,30 @@ def test_a_silent_provider_is_given_validate_s_then_left_unchecked(fakes, deploy
     )
     health = board.health()["silent"]
     assert (health.state, health.reason) == ("unchecked", expected)
+
+
+@pytest.mark.parametrize(("protocol", "version"), [("anthropic", "/v1"), ("gemini", "/v1beta")])
+def test_a_base_url_in_the_sdks_convention_works_too(fakes, deployment, protocol, version):
+    """Anthropic's and Gemini's SDKs take the API root without its version path: so do we."""
+    fake = fakes(protocol)
+    root = fake.base_url.removesuffix(version)
+    deployment.write(
+        config_toml(deployment, {"p": (fake, {"base_url": root + "/"})}, {"coder": ["p"]})
+    )
+    board = deployment.board(check=True)
+    assert board.ask("coder", "hi").provider == "p"
+    assert all(r.path.startswith(version + "/") for r in fake.requests)
+
+
+def test_a_model_lookup_404_names_the_url_asked_and_the_api_root(fakes, deployment):
+    """A base_url with a wrong path is not reported as a missing model only."""
+    fake = fakes("anthropic")
+    wrong = fake.base_url.removesuffix("/v1") + "/anthropic/v1"
+    deployment.write(
+        config_toml(deployment, {"claude": (fake, {"base_url": wrong})}, {"coder": ["claude"]})
+    )
+    with pytest.raises(StartupError) as caught:
+        deployment.board(check=True)
+    (problem,) = caught.value.problems
+    assert f"GET {wrong}/models/claude-sonnet-4-5 answered 404" in problem
+    assert "the API's root: that is https://api.anthropic.com/v1" in problem

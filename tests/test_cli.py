@@ -42,6 +42,18 @@ def test_check_lists_every_problem_and_exits_2(fakes, deployment):
     assert KEYS["openai"] not in done.stderr
 
 
+def test_check_refuses_a_file_that_is_not_utf8_without_a_traceback(fakes, deployment):
+    """Bytes that are not UTF-8 are a located config problem: exit 2, no traceback."""
+    gpt = fakes("openai")
+    text = config_toml(deployment, {"gpt": gpt}, {"coder": ["gpt"]}) + "# r\xe9sum\xe9\n"
+    deployment.path.write_bytes(text.encode("latin-1"))
+    done = callboard("check", "--config", str(deployment.path))
+    assert done.returncode == 2
+    assert f"line {text.count(chr(10))}: " in done.stderr
+    assert "not UTF-8 text: byte 0xe9" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_check_names_a_missing_environment_variable(fakes, deployment):
     """An unset ${VAR} is named in the error, with its place."""
     gpt = fakes("openai")

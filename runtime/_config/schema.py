@@ -197,7 +197,7 @@ class ProviderSettings(_Tunable):
     def base_url_or_default(self) -> str:
         """Return the configured base URL, else the type's (Bedrock's from its region)."""
         if self.base_url:
-            return self.base_url
+            return self.kind.versioned(self.base_url)
         return self.kind.default_base_url(self.type_keys()) or ""
 
     def signs(self) -> bool:

@@ -35,6 +35,16 @@ from runtime._rows import AttemptRow, TaskRow
 from runtime._task_spec import TaskSpec
 from runtime.protocols import PROTOCOLS
 
+QUOTA_ADVICE = (
+    "its account's quota or credit is used up; settle the bill or raise the limit with the "
+    "provider, then reload"
+)
+
+ALL_OPEN_ADVICE = (
+    "every provider of the role is failing and resting behind its circuit breaker; retry "
+    "once the first is tried again (see above), or cast another provider to the role"
+)
+
 
 @dataclass(slots=True)
 class TaskState:
@@ -212,19 +222,27 @@ class TaskState:
             state = health.get(pid)
             if ErrorKind.AUTH in kinds or (state is not None and not state.usable):
                 lines.append(_advice_out(pid, settings.key_hint(), state))
+            elif ErrorKind.QUOTA in kinds:
+                lines.append(f"{pid}: {QUOTA_ADVICE}")
             elif ErrorKind.NOT_FOUND in kinds:
                 lines.append(f'{pid}: check its model "{settings.model}" and base_url')
             elif ErrorKind.PERMISSION in kinds:
                 lines.append(
-                    f"{pid}: the account lacks access or quota; check its plan and billing"
+                    f"{pid}: the account lacks access to this model or feature; check its plan"
                 )
             elif ErrorKind.BAD_REQUEST in kinds:
                 lines.append(f"{pid}: the provider rejected the request; see its message above")
             elif ErrorKind.NETWORK in kinds:
                 lines.append(f"{pid}: check that {settings.base_url or 'its API'} is reachable")
-        if not lines and self.attempts:
-            lines.append("the providers are failing or slow; retry later or raise the deadline")
-        return lines
+        return lines or self._general_advice(health)
+
+    def _general_advice(self, health: dict[str, Health]) -> list[str]:
+        """What to do when no provider needs anything of its own."""
+        if self.chain and all(_breaker_open(health.get(pid)) for pid in self.chain):
+            return [ALL_OPEN_ADVICE]
+        if self.attempts:
+            return ["the providers are failing or slow; retry later or raise the deadline"]
+        return []
 
     def task_row(
         self, outcome: str, provider: str | None, now: float, wall: float, error: str | None
@@ -264,6 +282,10 @@ def _ttft(result: ChatResult | EmbedResult | None) -> float | None:
     if isinstance(result, ChatResult) and result.ttft_ms:
         return round(result.ttft_ms, 3)
     return None
+
+
+def _breaker_open(state: Health | None) -> bool:
+    return state is not None and state.state in (Availability.OPEN, Availability.HALF_OPEN)
 
 
 def _advice_out(pid: str, key_hint: str, state: Health | None) -> str:

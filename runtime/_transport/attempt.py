@@ -110,8 +110,10 @@ class _Reader:
                 self.scope = scope
                 async with client.open(self.call) as response:
                     self.phase = "body"
+                    answered_at = loop.time()
                     scope.reschedule(self.end)
-                    return await self._read(response)
+                    result = await self._read(response)
+                    return dataclasses.replace(result, answered_at=answered_at)
         except TimeoutError:
             raise self._broken(self._timeout()) from None
         except ProviderError as exc:

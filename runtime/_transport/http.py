@@ -174,6 +174,11 @@ def transport_error(exc: httpx.HTTPError, url: str, timeout_s: float | None) -> 
         return ProviderError(ErrorKind.NETWORK, f"cannot connect to {host}: {detail}")
     if isinstance(cause, aiohttp.ServerDisconnectedError):
         return ProviderError(ErrorKind.NETWORK, f"{host} closed the connection without answering")
+    if isinstance(cause, aiohttp.ClientOSError):
+        # httpx-aiohttp maps every aiohttp connection error to ConnectTimeout: an OS error
+        # (a reset, a broken pipe) is the network's, found at once, not a timeout.
+        detail = cause.strerror or type(cause).__name__
+        return ProviderError(ErrorKind.NETWORK, f"{host}: the connection failed: {detail.lower()}")
     if isinstance(exc, httpx.TimeoutException):
         within = f" within {timeout_s:g} s" if timeout_s else ""
         return ProviderError(ErrorKind.TIMEOUT, f"{host} did not answer{within}")

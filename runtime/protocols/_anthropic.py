@@ -57,6 +57,8 @@ if TYPE_CHECKING:
     from runtime.protocols._base import Endpoint, Headers
 
 NAME = "anthropic"
+API_ROOT = "https://api.anthropic.com/v1"
+"""The API's root as a ``base_url`` gives it (the SDK's convention, without ``/v1``, works too)."""
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 """Anthropic requires ``max_tokens``; this is sent when the tuning leaves it unset."""
@@ -71,7 +73,7 @@ _STOP_REASONS = {
 _TYPE_KINDS = {
     "authentication_error": ErrorKind.AUTH,
     "permission_error": ErrorKind.PERMISSION,
-    "billing_error": ErrorKind.PERMISSION,
+    "billing_error": ErrorKind.QUOTA,
     "not_found_error": ErrorKind.NOT_FOUND,
     "request_too_large": ErrorKind.BAD_REQUEST,
     "rate_limit_error": ErrorKind.RATE_LIMITED,
@@ -254,11 +256,11 @@ def _error_from(error: dict[str, object], status: int | None, wait: float | None
     error_type = as_str(error.get("type"))
     message = _message(error.get("message"), status)
     if as_dict(error.get("details")).get("error_code") == "enforced_spend_limit_reached":
-        kind = ErrorKind.PERMISSION
+        kind = ErrorKind.QUOTA
         message = f"the organization's monthly spend limit is reached: {message}"
     elif error_type == "invalid_request_error" and "credit balance" in message.lower():
         # Anthropic reports an empty prepaid balance as a 400 invalid_request_error.
-        kind = ErrorKind.PERMISSION
+        kind = ErrorKind.QUOTA
     elif error_type in _TYPE_KINDS:
         kind = _TYPE_KINDS[error_type]
     elif status is not None:
@@ -367,7 +369,10 @@ def check_models(
     endpoint: Endpoint, status: int, headers: Headers, body: bytes
 ) -> ProviderError | None:
     """Return ``None`` when the key works and the model exists, else the error."""
-    found = model_lookup(endpoint, (status, headers, body), parse_error, id_field="id")
+    answer = (status, headers, body)
+    found = model_lookup(
+        endpoint, answer, parse_error, models_request, id_field="id", root=API_ROOT
+    )
     return found if isinstance(found, ProviderError) else None
 
 

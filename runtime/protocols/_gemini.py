@@ -55,6 +55,9 @@ if TYPE_CHECKING:
     from runtime.protocols._base import Endpoint, Headers
 
 NAME = "gemini"
+API_ROOT = "https://generativelanguage.googleapis.com/v1beta"
+"""The API's root as a ``base_url`` gives it (the SDK's convention, without the version,
+works too)."""
 
 _FILTERED = frozenset(
     {"SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "RECITATION", "IMAGE_SAFETY"}
@@ -266,6 +269,10 @@ def _error_from(error: dict[str, object], status: int | None, wait: float | None
     else:
         kind = kind_for_status(number) if number is not None else ErrorKind.SERVER
     message = as_str(error.get("message")).strip()
+    if rpc_status == "FAILED_PRECONDITION" and "billing" in message.lower():
+        kind = (
+            ErrorKind.QUOTA
+        )  # "...free tier is not available in your country. Please enable billing"
     return ProviderError(
         kind,
         snippet(message.encode()) if message else f"{rpc_status or 'error'} with no message",
@@ -313,7 +320,10 @@ def check_models(
     endpoint: Endpoint, status: int, headers: Headers, body: bytes
 ) -> ProviderError | None:
     """Return ``None`` when the key works and the model exists, else the error."""
-    found = model_lookup(endpoint, (status, headers, body), parse_error, id_field="name")
+    answer = (status, headers, body)
+    found = model_lookup(
+        endpoint, answer, parse_error, models_request, id_field="name", root=API_ROOT
+    )
     return found if isinstance(found, ProviderError) else None
 
 

@@ -19,8 +19,8 @@ so callboard's own tests, ``callboard demo`` and your tests all use them::
 that takes a `Callboard` can be tested end to end without keys or network.
 
 A fake's `Script` decides what each chat request gets (`Answer`, `Fail`, `Hang`, `Drop`,
-`Malformed`, `ProxyError`, `StreamError`, `Stall`); its `RequestLog` keeps every request,
-secrets masked. ``python -m runtime.testing serve --protocol openai`` serves one from the
+`Reset`, `Malformed`, `ProxyError`, `StreamError`, `Stall`); its `RequestLog` keeps every
+request, secrets masked. ``python -m runtime.testing serve --protocol openai`` serves one from the
 command line.
 """
 
@@ -30,7 +30,7 @@ from runtime.testing._bedrock import FakeBedrock
 from runtime.testing._cohere import FakeCohere
 from runtime.testing._config import config_for
 from runtime.testing._gemini import FakeGemini
-from runtime.testing._log import RecordedRequest, RequestLog
+from runtime.testing._log import RecordedRequest, RequestLog, busiest_window
 from runtime.testing._ollama import FakeOllama
 from runtime.testing._openai import FakeOpenAI
 from runtime.testing._provider import FakeProvider
@@ -44,6 +44,7 @@ from runtime.testing._script import (
     Hang,
     Malformed,
     ProxyError,
+    Reset,
     Script,
     Stall,
     StreamError,
@@ -69,8 +70,10 @@ __all__ = [
     "ProxyError",
     "RecordedRequest",
     "RequestLog",
+    "Reset",
     "Script",
     "Stall",
     "StreamError",
+    "busiest_window",
     "config_for",
 ]

@@ -12,6 +12,8 @@ import dataclasses
 import hashlib
 import json
 import math
+import socket
+import struct
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -37,6 +39,7 @@ from runtime.testing._script import (
     Hang,
     Malformed,
     ProxyError,
+    Reset,
     Script,
     Stall,
     StreamError,
@@ -205,6 +208,7 @@ class FakeProvider:
         return _json(self.wire.unknown_path(request.method, request.path))
 
     async def _record(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        received_at = time.monotonic()
         raw = await request.read() if request.body_exists else b""
         body: object = None
         if raw:
@@ -221,6 +225,7 @@ class FakeProvider:
             headers=masked(request.headers, SECRET_HEADERS),
             json=None if body is _NOT_JSON else body,
             action=action.value if action else "",
+            received_at=received_at,
         )
         self.log.record(entry)
         return await handler(request)
@@ -384,8 +389,8 @@ class FakeProvider:
                 return _json(self.wire.failure(fail, ask.model), headers)
             case Hang() | Stall():
                 return await _hang()
-            case Drop():
-                return await _drop()
+            case Drop() | Reset():
+                return await _cut(request, reset=isinstance(behaviour, Reset))
             case _:  # pragma: no cover - every behaviour is handled above
                 assert_never(behaviour)
 
@@ -496,6 +501,15 @@ async def _hang() -> NoReturn:
     """Wait until the server cancels this request (at `down` or `stop`)."""
     await asyncio.Event().wait()
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _cut(request: web.Request, *, reset: bool) -> NoReturn:
+    """Abandon this request; with ``reset``, by a TCP reset (the peer reads ECONNRESET)."""
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None and reset else None
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    await _drop()
 
 
 async def _drop() -> NoReturn:

@@ -109,7 +109,12 @@ class Stall:
     after_chunks: int = 1
 
 
-Behaviour = Answer | Fail | Hang | Malformed | ProxyError | Drop | StreamError | Stall
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """Reset the connection (a TCP RST) without answering, as a crashed proxy or host does."""
+
+
+Behaviour = Answer | Fail | Hang | Malformed | ProxyError | Drop | Reset | StreamError | Stall
 """Anything a script may hold."""
 
 
