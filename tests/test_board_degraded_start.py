@@ -183,14 +183,14 @@ def test_tasks_do_not_wait_for_a_provider_being_checked(fakes, deployment, silen
 
 
 class _Collector(pykka.ThreadingActor):
-    """Resolves a future with the first message it gets."""
+    """Resolves a future with the first `AttemptDone` it gets (health news comes first)."""
 
     def __init__(self, got: concurrent.futures.Future[Any]) -> None:
         super().__init__()
         self.got = got
 
     def on_receive(self, message: Any) -> None:
-        if not self.got.done():
+        if isinstance(message, AttemptDone) and not self.got.done():
             self.got.set_result(message)
 
 
