@@ -16,7 +16,7 @@ def _table() -> ProviderTable:
         '[providers.a]\ntype = "ollama"\nmodel = "m"\n[roles.coder]\nproviders = ["a"]\n',
         environ={},
     )
-    return ProviderTable(Routing(config, {"a": "a#1"}), {"a#1": object()})
+    return ProviderTable(Routing(config, {"a": "a#1"}), {"a#1": object()}, {})
 
 
 def test_the_call_sent_to_a_cooled_open_breaker_is_its_trial():
@@ -45,5 +45,5 @@ def test_a_reload_brings_back_a_provider_that_was_out():
     """Out of rotation lasts until a reload: the table then counts it ready again."""
     table = _table()
     table.set_health("a#1", Health(Availability.OUT, reason="quota spent"))
-    table.apply(table.routing, {})
+    table.apply(table.routing, {}, {})
     assert table.standing(0.0)["a"].state == "ready"
