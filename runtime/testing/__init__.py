@@ -19,8 +19,8 @@ so callboard's own tests, ``callboard demo`` and your tests all use them::
 that takes a `Callboard` can be tested end to end without keys or network.
 
 A fake's `Script` decides what each chat request gets (`Answer`, `Fail`, `Hang`, `Drop`,
-`Malformed`, `ProxyError`, `StreamError`, `Stall`); its `RequestLog` keeps every request,
-secrets masked. ``python -m runtime.testing serve --protocol openai`` serves one from the
+`Malformed`, `ProxyError`, `StreamError`, `Stall`, `Trickle`); its `RequestLog` keeps every
+request, secrets masked. ``python -m runtime.testing serve --protocol openai`` serves one from the
 command line.
 """
 
@@ -47,6 +47,7 @@ from runtime.testing._script import (
     Script,
     Stall,
     StreamError,
+    Trickle,
 )
 
 __all__ = [
@@ -72,5 +73,6 @@ __all__ = [
     "Script",
     "Stall",
     "StreamError",
+    "Trickle",
     "config_for",
 ]
