@@ -1,5 +1,7 @@
-"""The folders are the layers: no import runs back up them (not even for type checking),
-and no modules import each other in a cycle."""
+"""The folders are the layers: no import runs back up them, and no import cycle.
+
+Type-checking imports count too.
+"""
 
 from __future__ import annotations
 
