@@ -27,7 +27,7 @@ from runtime._policy.breaker import Breaker, BreakerState
 from runtime._policy.rate_limits import RateLimiter
 from runtime._policy.routing import Availability, Health
 from runtime._policy.wait_queue import WaitQueue
-from runtime._transport.attempt import AttemptLimits, run_attempt, run_embed
+from runtime._transport.attempt import AttemptLimits, Cancellation, run_attempt, run_embed
 from runtime._transport.http import ProviderClient, proxy_for
 from runtime._transport.io_loop import IoLoop
 from runtime._transport.signing import request_signer
@@ -42,6 +42,7 @@ class _InFlight:
     call: StartAttempt
     future: concurrent.futures.Future[ChatResult | EmbedResult]
     tokens: int
+    cancellation: Cancellation
 
 
 class ProviderActor(SupervisedActor):
@@ -177,16 +178,14 @@ class ProviderActor(SupervisedActor):
         if self._breaker.on_start(now) is BreakerState.HALF_OPEN:
             self._audit.event("breaker_half_open", now=True, provider=self.provider_id)
         self._limiter.take(tokens, now)
-        limits = AttemptLimits(
-            call.first_byte_s, max(0.001, min(call.request_s, call.deadline - now)), call.idle_s
-        )
+        cancellation = Cancellation(self._io.loop)
         future: concurrent.futures.Future[ChatResult | EmbedResult]
         try:
-            future = self._io.submit(self._work(call, limits))
+            future = self._io.submit(self._work(call, _limits(call, now), cancellation))
         except ProviderError as error:
             self._reject_started(call, tokens, error, now)
             return
-        self._in_flight[call.call_id] = _InFlight(call, future, tokens)
+        self._in_flight[call.call_id] = _InFlight(call, future, tokens, cancellation)
         future.add_done_callback(
             functools.partial(
                 _tell_io_done, self.actor_ref, call, self.provider_id, time.perf_counter()
@@ -194,7 +193,7 @@ class ProviderActor(SupervisedActor):
         )
 
     def _work(
-        self, call: StartAttempt, limits: AttemptLimits
+        self, call: StartAttempt, limits: AttemptLimits, cancellation: Cancellation
     ) -> Coroutine[Any, Any, ChatResult | EmbedResult]:
         """Build the attempt's coroutine (raising `ProviderError` for a request it cannot send)."""
         request = call.request
@@ -202,7 +201,8 @@ class ProviderActor(SupervisedActor):
             embed = self._protocol.embed
             if embed is None:
                 raise ProviderError(ErrorKind.BAD_REQUEST, "this provider has no embeddings")
-            return run_embed(self._client, embed, embed.request(self._endpoint, request), limits)
+            embed_call = embed.request(self._endpoint, request)
+            return run_embed(self._client, embed, embed_call, limits, cancellation=cancellation)
         stream = self._settings.stream and (
             call.sink is not None or not self._protocol.stream_on_demand
         )
@@ -210,7 +210,16 @@ class ProviderActor(SupervisedActor):
         on_text = (
             None if call.sink is None else functools.partial(call.sink.delta, self.provider_id)
         )
-        return run_attempt(self._client, self._protocol, http_call, limits, on_text)
+        claim = None if call.gate is None else functools.partial(call.gate.claim, call.call_id)
+        return run_attempt(
+            self._client,
+            self._protocol,
+            http_call,
+            limits,
+            on_text,
+            cancellation=cancellation,
+            claim=claim,
+        )
 
     def _reject_started(
         self, call: StartAttempt, tokens: int, error: ProviderError, now: float
@@ -298,12 +307,15 @@ class ProviderActor(SupervisedActor):
             tell_quietly(self._router, HealthChanged(self.slot, health))
 
     def _cancel(self, message: CancelAttempt) -> None:
+        """End an attempt in flight as ``cancelled``, or take a queued one out and say so."""
         call_id = message.call_id
         entry = self._in_flight.get(call_id)
         if entry is not None:
-            entry.future.cancel()
+            entry.cancellation.cancel(message.reason)
             return
-        self._queue.remove(lambda call: call.call_id == call_id)
+        queued = self._queue.remove(lambda call: call.call_id == call_id)
+        if queued is not None:
+            self._reject(queued, ErrorKind.CANCELLED, message.reason)
 
     def _reject(self, call: StartAttempt, kind: ErrorKind, reason: str) -> None:
         error = ProviderError(kind, reason, provider=self.provider_id)
@@ -323,6 +335,21 @@ class ProviderActor(SupervisedActor):
     def flush(self) -> None:
         """Write out buffered audit lines."""
         self._audit.flush()
+
+
+def _limits(call: StartAttempt, now: float) -> AttemptLimits:
+    """The bounds of an attempt started at ``now``: its own, within its share of the deadline."""
+    left = max(0.001, call.deadline - now)
+    total_s, why = (call.request_s, "") if call.request_s <= left else (left, call.deadline_why)
+    return AttemptLimits(
+        call.first_byte_s,
+        total_s,
+        call.idle_s,
+        call.first_token_s,
+        call.min_chars_per_s,
+        call.rate_window_s,
+        why,
+    )
 
 
 def _tell_io_done(

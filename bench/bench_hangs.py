@@ -43,8 +43,8 @@ MODELS = {
     "cohere": "command-a-03-2025",
     "replicate": "meta/meta-llama-3-8b-instruct",
 }
-SLOW_TEXT = " ".join(f"word{i}" for i in range(200))
-"""An answer of 200 chunks; sent 2 s apart it would take 400 s."""
+SLOW_TEXT = " ".join(f"word{i}" for i in range(800))
+"""An answer of 800 words: at least 100 chunks (Gemini's are 8 words), 200 s at 2 s apart."""
 
 SHAPES: dict[str, tuple[Behaviour, dict[str, Any]]] = {
     "no headers": (Hang(), {}),

@@ -32,7 +32,7 @@ from runtime._errors import ConfigError, ConfigProblem
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _ID = re.compile(r"^[A-Za-z0-9_-]+$")
-_TUNING_KEYS = "providers, temperature, max_tokens, top_p and stop"
+_TUNING_KEYS = "providers, hedge_after_s, temperature, max_tokens, top_p and stop"
 _TABLES_OF_TABLES: dict[str, type[BaseModel]] = {
     "providers": ProviderSettings,
     "roles": RoleSettings,
