@@ -329,7 +329,7 @@ class ProviderActor(SupervisedActor):
         for call in self._queue.clear():
             self._reject(call, ErrorKind.INTERNAL, f"the provider actor {reason}")
         for entry in list(self._in_flight.values()):
-            entry.future.cancel()
+            entry.cancellation.cancel(f"the provider actor {reason}")  # it ends on the loop
         self._io.submit(self._client.aclose())
 
     def flush(self) -> None:

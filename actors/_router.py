@@ -148,7 +148,7 @@ class RouterActor(SupervisedActor):
         health = self._task_health(task)
         step = next_step(task.chain, task.progress, health, task.config.retry, now, task.deadline)
         if isinstance(step, Dispatch):
-            self._dispatch(task, step.provider, now)
+            self._dispatch(task, step.provider, now, health)
         elif isinstance(step, GiveUp):
             self._fail(task, task.failure(step.reason, deadline=step.deadline, health=health), now)
         else:
@@ -170,7 +170,15 @@ class RouterActor(SupervisedActor):
             wake = Wake(task.task_id, task.wake_token)
             self._io.call_later(step.when - now, tell_quietly, self.actor_ref, wake)
 
-    def _dispatch(self, task: TaskState, provider: str, now: float, *, hedge: bool = False) -> None:
+    def _dispatch(
+        self,
+        task: TaskState,
+        provider: str,
+        now: float,
+        health: dict[str, Health],
+        *,
+        hedge: bool = False,
+    ) -> None:
         state: ProgressState = "hedging" if hedge else "running"
         if task.attempts and not hedge:
             state = self._announce_next(task, provider)
@@ -185,7 +193,7 @@ class RouterActor(SupervisedActor):
         self._calls[call_id] = _Call(task, now)
         if task.gate is None and task.hedge_after_s is not None and task.spec.embed is None:
             task.gate = ContentGate(functools.partial(self._tell_content, task.task_id))
-        call = self._start_attempt(task, call_id, provider, now)
+        call = self._start_attempt(task, call_id, provider, now, health)
         if not self._send(self._providers.ref(task.routing.slots[provider]), call):
             self._end_call(call_id, ErrorKind.INTERNAL, "the provider actor is not running")
             return
@@ -208,12 +216,12 @@ class RouterActor(SupervisedActor):
         return "retrying" if event == "retry" else "fallback"
 
     def _start_attempt(
-        self, task: TaskState, call_id: int, provider: str, now: float
+        self, task: TaskState, call_id: int, provider: str, now: float, health: dict[str, Health]
     ) -> StartAttempt:
         """Build the attempt, within its share of the task's deadline."""
         config, timeouts = task.config, task.config.timeouts
-        busy = [task.calls[call_id] for call_id in task.live_calls]
-        fallback = next_fallback(task.chain, task.progress, self._task_health(task), busy)
+        busy = [task.calls[live] for live in task.live_calls]
+        fallback = next_fallback(task.chain, task.progress, health, busy)
         reserve = None if fallback is None else self._latency.reserve_s(fallback)
         end = attempt_end(now, task.deadline, reserve)
         why = "the task's deadline"
@@ -372,7 +380,7 @@ class RouterActor(SupervisedActor):
             hedge=hedge,
             after_s=task.hedge_after_s,
         )
-        self._dispatch(task, hedge, now, hedge=True)
+        self._dispatch(task, hedge, now, health, hedge=True)
 
     def _drop(self, task: TaskState, call_id: int, reason: str) -> None:
         """Cancel one attempt in flight; it ends, and is recorded, as ``cancelled``."""

@@ -8,7 +8,8 @@ role and a healthy fake OpenAI as the second, asks once, and prints the seconds 
 second provider's answer arrived.
 
 ``--toml`` adds TOML to every config (a ``[timeouts]`` table setting ``first_token_s``,
-say); without it the runtime's defaults apply. ``--protocols`` and ``--shapes`` pick
+say) and ``--hedge-after S`` sets the role's ``hedge_after_s``; without them the runtime's
+defaults apply. ``--protocols`` and ``--shapes`` pick
 some; the cases run side by side (``--parallel``), since each mostly waits.
 """
 
@@ -33,25 +34,16 @@ from runtime.testing import (
 )
 
 KEY = "bench-key-0001"
-MODELS = {
-    "openai": "gpt-4o",
-    "anthropic": "claude-sonnet-4-5",
-    "gemini": "gemini-2.5-flash",
-    "azure_openai": "gpt-4o",
-    "bedrock": "anthropic.claude-3-5-haiku-20241022-v1:0",
-    "ollama": "llama3.2:latest",
-    "cohere": "command-a-03-2025",
-    "replicate": "meta/meta-llama-3-8b-instruct",
-}
-SLOW_TEXT = " ".join(f"word{i}" for i in range(800))
-"""An answer of 800 words: at least 100 chunks (Gemini's are 8 words), 200 s at 2 s apart."""
+SLOW_TEXT = " ".join(["a"] * 800)
+"""800 one-letter words: at least 100 chunks (Gemini's are 8 words), 400 s at 4 s apart;
+under 5 characters a second in any protocol's chunks."""
 
 SHAPES: dict[str, tuple[Behaviour, dict[str, Any]]] = {
     "no headers": (Hang(), {}),
     "headers only": (Hang(headers=True), {}),
     "first events only": (Stall(after_chunks=0, idle_events=1), {}),
     "non-content events every 1 s": (Trickle(every_s=1.0), {}),
-    "text every 2 s": (Answer(SLOW_TEXT, chunk_delay_s=2.0), {}),
+    "text every 4 s": (Answer(SLOW_TEXT, chunk_delay_s=4.0), {}),
     "whole answer, body hangs": (Hang(headers=True), {"stream": False}),
 }
 
@@ -62,7 +54,7 @@ def provider_table(pid: str, fake: FakeProvider, extra: dict[str, Any]) -> str:
         "type": fake.protocol,
         "api_key": KEY,
         "base_url": fake.base_url,
-        "model": MODELS[fake.protocol],
+        "model": fake.models[0],
         **({"auth": "api-key"} if fake.protocol == "bedrock" else {}),
         **extra,
     }
@@ -71,7 +63,7 @@ def provider_table(pid: str, fake: FakeProvider, extra: dict[str, Any]) -> str:
 
 
 def config_for(
-    primary: FakeProvider, backup: FakeProvider, extra: dict[str, Any], toml: str
+    primary: FakeProvider, backup: FakeProvider, extra: dict[str, Any], toml: str, role: str
 ) -> str:
     """A config casting ``coder`` to the hanging fake, then the healthy one."""
     return "\n".join(
@@ -82,18 +74,19 @@ def config_for(
             provider_table("first", primary, extra),
             provider_table("backup", backup, {}),
             '[roles.coder]\nproviders = ["first", "backup"]',
+            role,
         ]
     )
 
 
-def run_case(protocol: str, shape: str, toml: str) -> tuple[str, str, str]:
+def run_case(protocol: str, shape: str, toml: str, role: str) -> tuple[str, str, str]:
     """Ask once with the first provider hanging so; return the outcome and the seconds."""
     behaviour, extra = SHAPES[shape]
     primary = FAKES[protocol](keys={KEY}).start()
     backup = FakeOpenAI(keys={KEY}, default=Answer("from backup")).start()
     primary.script.append(behaviour)
     try:
-        config = parse_config(config_for(primary, backup, extra, toml), environ={})
+        config = parse_config(config_for(primary, backup, extra, toml, role), environ={})
         with Callboard(config, check=False) as board:
             started = time.monotonic()
             provider = answer_of(board, streamed=not extra)
@@ -121,12 +114,15 @@ def main() -> None:
     parser.add_argument("--protocols", nargs="*", default=sorted(FAKES))
     parser.add_argument("--shapes", nargs="*", default=list(SHAPES))
     parser.add_argument("--toml", default="", help="settings added to every config")
+    parser.add_argument("--hedge-after", type=float, help="the role's hedge_after_s")
     parser.add_argument("--parallel", type=int, default=12)
     args = parser.parse_args()
     cases = [(p, s) for s in args.shapes for p in args.protocols]
+    role = "" if args.hedge_after is None else f"hedge_after_s = {args.hedge_after}"
     with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
-        results = list(pool.map(lambda case: run_case(*case, args.toml), cases))
-    print(f"config added: {args.toml!r}" if args.toml else "config: the defaults")
+        results = list(pool.map(lambda case: run_case(*case, args.toml, role), cases))
+    added = "\n".join(part for part in (args.toml, role) if part)
+    print(f"config added: {added!r}" if added else "config: the defaults")
     width = max(len(s) for s in args.shapes)
     for shape in args.shapes:
         for protocol, case_shape, outcome in results:

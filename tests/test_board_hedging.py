@@ -73,6 +73,11 @@ def test_a_hedge_starts_the_next_provider_and_keeps_the_first_content(fakes, dep
     assert cancelled["input_tokens"] > 0
     assert cancelled["cost_usd"] > 0
     assert reply.usage.input_tokens > cancelled["input_tokens"]
+    loser = board.stats().providers["first/coder"]
+    assert (loser["failures"], loser["tokens"]["input"]) == (
+        {"cancelled": 1},
+        cancelled["input_tokens"],
+    )
 
 
 def test_a_slow_thinker_wins_its_hedge_when_it_answers_first(fakes, deployment):

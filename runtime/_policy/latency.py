@@ -50,7 +50,11 @@ class DecayedHistogram:
             self._rescale(now)
             age = 0.0
         weight = 2.0**age
-        index = _bucket(value_s)
+        index = (
+            0
+            if value_s <= SMALLEST_S
+            else math.ceil(math.log(value_s / SMALLEST_S) / _LOG_GROWTH - 1e-9)
+        )
         self._weights[index] = self._weights.get(index, 0.0) + weight
         self._total += weight
 
@@ -135,12 +139,6 @@ def attempt_end(now: float, deadline: float, reserve_s: float | None) -> float:
         return deadline
     left = deadline - now
     return now + max(left - reserve_s, left / 2.0)
-
-
-def _bucket(value_s: float) -> int:
-    if value_s <= SMALLEST_S:
-        return 0
-    return math.ceil(math.log(value_s / SMALLEST_S) / _LOG_GROWTH - 1e-9)
 
 
 def _bound(index: int) -> float:

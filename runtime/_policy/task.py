@@ -64,12 +64,15 @@ class TaskState:
     ended: TaskRow | None = None
     """The terminal row of a task that ended with calls still in flight (its metrics wait
     for their records)."""
+    hedge_after_s: float | None = None
+    """When a second provider starts beside a first that has sent no content (the role's)."""
     wake_token: int = 0
     restart_reason: str = ""
     """Set when a stream broke and the next attempt must tell the caller to start over."""
 
     def __post_init__(self) -> None:
         self.progress = {pid: ProviderProgress() for pid in self.chain}
+        self.hedge_after_s = self.routing.config.hedge_after_s(self.spec.role)
 
     @property
     def config(self) -> Config:
@@ -85,11 +88,6 @@ class TaskState:
     def live_calls(self) -> list[int]:
         """The calls in flight the task still waits on (not those it cancelled)."""
         return [call_id for call_id in self.calls if call_id not in self.dropped]
-
-    @property
-    def hedge_after_s(self) -> float | None:
-        """When a second provider starts beside a first that has sent no content."""
-        return self.config.hedge_after_s(self.spec.role)
 
     def request_for(self, provider: str) -> ChatRequest | EmbedRequest:
         """Build the request for ``provider``: call tuning over role's over provider's."""

@@ -26,6 +26,7 @@ the loser ends itself as ``cancelled``, so a streaming caller only sees the winn
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import math
 from collections.abc import Callable
@@ -84,8 +85,9 @@ class Cancellation:
         self.reason: str | None = None
 
     def cancel(self, reason: str) -> None:
-        """Ask the attempt to end now (from any thread)."""
-        self._loop.call_soon_threadsafe(self._cancel, reason)
+        """Ask the attempt to end now (from any thread; nothing happens once the loop closed)."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs any more
+            self._loop.call_soon_threadsafe(self._cancel, reason)
 
     def _cancel(self, reason: str) -> None:
         if self.reason is None:
@@ -208,20 +210,22 @@ class _Reader:
         first_token_s = limits.first_token_s
         self.first_token_at = math.inf if first_token_s is None else self.start + first_token_s
         try:
-            async with asyncio.timeout_at(self.end) as scope:
+            async with asyncio.timeout_at(self._earliest(self.start)) as scope:
                 self.scope = scope
-                self._reschedule(self.start)
                 async with client.open(self.call) as response:
                     self.phase = "body"
-                    self._reschedule(self.start)
+                    scope.reschedule(self._earliest(self.start))
                     return await self._read(response)
         except TimeoutError:
             raise self.broken(self._timeout()) from None
         except ProviderError as exc:
             raise self.broken(exc) from None
 
-    def _reschedule(self, now: float) -> None:
-        """Set the timer to the earliest bound in force now, and remember which it is."""
+    def _earliest(self, now: float) -> float:
+        """Return the earliest bound in force ``now``, remembering which it is (`bound`).
+
+        The timer holds it: reset at each frame, since the bounds change as answers go on.
+        """
         when, bound = self.end, "total"
         if self.first_text is None:
             if self.first_token_at < when:
@@ -238,7 +242,7 @@ class _Reader:
         if self.phase == "stream" and idle_s is not None and now + idle_s < when:
             when, bound = now + idle_s, "idle"
         self.bound = bound
-        self.scope.reschedule(when)
+        return when
 
     async def _read(self, response: httpx.Response) -> ChatResult:
         status, headers = response.status_code, response.headers
@@ -312,7 +316,7 @@ class _Reader:
             self.delivered.append(text)
             if self.on_text is not None:
                 self.on_text(text)
-        self._reschedule(now)
+        self.scope.reschedule(self._earliest(now))
 
     def _first_content(self, now: float) -> None:
         """Start the content: claim it (a hedged task's), start the floor's clock.
