@@ -3,8 +3,9 @@
 ```
 caller ──Submit / CancelTask──▶ Router ──StartAttempt / CancelAttempt──▶ Provider
 I/O loop ──IoDone──▶ Provider ──AttemptDone──▶ Router
+I/O loop ──ContentStarted (hedged tasks)──▶ Router
 Provider ──HealthChanged──▶ Router (and Supervisor, while unchecked)
-timers ──Wake──▶ Router, Provider
+timers ──Wake──▶ Router, Provider; HedgeDue──▶ Router
 timers ──CheckDue──▶ Provider (unchecked) ──check──▶ I/O loop ──CheckDone──▶ Provider
 Supervisor ──RouterIs──▶ Provider
 Router ──TaskEvents (batched) / GetStats──▶ Metrics
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
     from runtime._config.schema import Config
     from runtime._metrics.stats import Stats
+    from runtime._policy.hedging import ContentGate
     from runtime._policy.provider_table import ProviderHealth, Routing
     from runtime._policy.routing import Health
     from runtime._transport.credentials import CheckFailure
@@ -68,19 +70,48 @@ class StartAttempt:
     role: str
     request: ChatRequest | EmbedRequest
     deadline: float
-    """Monotonic time by which the attempt must be over."""
+    """Monotonic time by which the attempt must be over: the task's deadline, less the
+    time kept for the next provider (see ``deadline_why``)."""
     first_byte_s: float
     request_s: float
     reply_to: ActorRef[Any]
     idle_s: float | None = None
     sink: StreamSink | None = None
     """Takes the attempt's streamed text (`StreamSink.delta`, on the I/O thread)."""
+    first_token_s: float | None = None
+    min_chars_per_s: float = 0.0
+    rate_window_s: float = 10.0
+    deadline_why: str = "the task's deadline"
+    """What set ``deadline``, for the message of a timeout it causes."""
+    gate: ContentGate | None = None
+    """Shared by the attempts of a hedged task: the first to send content claims it."""
 
 
 @dataclass(frozen=True, slots=True)
 class CancelAttempt:
-    """Router → provider: drop this attempt, queued or in flight."""
+    """Router → provider: drop this attempt, queued or in flight, saying ``reason``.
 
+    The provider answers with an `AttemptDone` of kind ``cancelled`` (unless the attempt
+    ended first and its `AttemptDone` is already on its way).
+    """
+
+    call_id: int
+    reason: str = "its task ended"
+
+
+@dataclass(frozen=True, slots=True)
+class ContentStarted:
+    """I/O loop → router: ``call_id`` claimed its hedged task's content (it won the race)."""
+
+    task_id: str
+    call_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeDue:
+    """Timer → router: if ``call_id`` has sent no content yet, start the next provider too."""
+
+    task_id: str
     call_id: int
 
 

@@ -48,7 +48,7 @@ from runtime._policy.rate_limits import RateLimiter, Taken
 from runtime._policy.routing import TRIAL, Availability, Health
 from runtime._policy.task import QUOTA_ADVICE
 from runtime._policy.wait_queue import WaitQueue
-from runtime._transport.attempt import AttemptLimits, run_attempt, run_embed
+from runtime._transport.attempt import AttemptLimits, Cancellation, run_attempt, run_embed
 from runtime._transport.credentials import check_provider, judge
 from runtime._transport.http import ProviderClient, proxy_for
 from runtime._transport.io_loop import IoLoop
@@ -67,6 +67,7 @@ class _InFlight:
     """What the rate limiter counted for the call, to correct with its real usage."""
     ticket: int
     """The breaker's ticket: only its holder's outcome may move the breaker."""
+    cancellation: Cancellation
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,16 +319,14 @@ class ProviderActor(SupervisedActor):
             self._audit.event("breaker_half_open", now=True, provider=self.provider_id)
             self._announce(now)
         taken = self._limiter.take(tokens, now)
-        limits = AttemptLimits(
-            call.first_byte_s, max(0.001, min(call.request_s, call.deadline - now)), call.idle_s
-        )
+        cancellation = Cancellation(self._io.loop)
         future: concurrent.futures.Future[ChatResult | EmbedResult]
         try:
-            future = self._io.submit(self._work(call, limits))
+            future = self._io.submit(self._work(call, _limits(call, now), cancellation))
         except ProviderError as error:
             self._reject_started(call, taken, ticket, error, now)
             return
-        self._in_flight[call.call_id] = _InFlight(call, future, taken, ticket)
+        self._in_flight[call.call_id] = _InFlight(call, future, taken, ticket, cancellation)
         future.add_done_callback(
             functools.partial(
                 _tell_io_done, self.actor_ref, call, self.provider_id, time.perf_counter()
@@ -335,7 +334,7 @@ class ProviderActor(SupervisedActor):
         )
 
     def _work(
-        self, call: StartAttempt, limits: AttemptLimits
+        self, call: StartAttempt, limits: AttemptLimits, cancellation: Cancellation
     ) -> Coroutine[Any, Any, ChatResult | EmbedResult]:
         """Build the attempt's coroutine (raising `ProviderError` for a request it cannot send)."""
         request = call.request
@@ -343,7 +342,8 @@ class ProviderActor(SupervisedActor):
             embed = self._protocol.embed
             if embed is None:
                 raise ProviderError(ErrorKind.BAD_REQUEST, "this provider has no embeddings")
-            return run_embed(self._client, embed, embed.request(self._endpoint, request), limits)
+            embed_call = embed.request(self._endpoint, request)
+            return run_embed(self._client, embed, embed_call, limits, cancellation=cancellation)
         stream = self._settings.stream and (
             call.sink is not None or not self._protocol.stream_on_demand
         )
@@ -351,7 +351,16 @@ class ProviderActor(SupervisedActor):
         on_text = (
             None if call.sink is None else functools.partial(call.sink.delta, self.provider_id)
         )
-        return run_attempt(self._client, self._protocol, http_call, limits, on_text)
+        claim = None if call.gate is None else functools.partial(call.gate.claim, call.call_id)
+        return run_attempt(
+            self._client,
+            self._protocol,
+            http_call,
+            limits,
+            on_text,
+            cancellation=cancellation,
+            claim=claim,
+        )
 
     def _reject_started(
         self, call: StartAttempt, taken: Taken, ticket: int, error: ProviderError, now: float
@@ -456,12 +465,15 @@ class ProviderActor(SupervisedActor):
             tell_quietly(self.supervisor, message)  # to restart a crash as it stood
 
     def _cancel(self, message: CancelAttempt) -> None:
+        """End an attempt in flight as ``cancelled``, or take a queued one out and say so."""
         call_id = message.call_id
         entry = self._in_flight.get(call_id)
         if entry is not None:
-            entry.future.cancel()
+            entry.cancellation.cancel(message.reason)
             return
-        self._queue.remove(lambda call: call.call_id == call_id)
+        queued = self._queue.remove(lambda call: call.call_id == call_id)
+        if queued is not None:
+            self._reject(queued, ErrorKind.CANCELLED, message.reason)
 
     def _reject(self, call: StartAttempt, kind: ErrorKind, reason: str) -> None:
         error = ProviderError(kind, reason, provider=self.provider_id)
@@ -475,12 +487,27 @@ class ProviderActor(SupervisedActor):
         for call in self._queue.clear():
             self._reject(call, ErrorKind.INTERNAL, f"the provider actor {reason}")
         for entry in list(self._in_flight.values()):
-            entry.future.cancel()
+            entry.cancellation.cancel(f"the provider actor {reason}")  # it ends on the loop
         self._io.submit(self._client.aclose())
 
     def flush(self) -> None:
         """Write out buffered audit lines."""
         self._audit.flush()
+
+
+def _limits(call: StartAttempt, now: float) -> AttemptLimits:
+    """The bounds of an attempt started at ``now``: its own, within its share of the deadline."""
+    left = max(0.001, call.deadline - now)
+    total_s, why = (call.request_s, "") if call.request_s <= left else (left, call.deadline_why)
+    return AttemptLimits(
+        call.first_byte_s,
+        total_s,
+        call.idle_s,
+        call.first_token_s,
+        call.min_chars_per_s,
+        call.rate_window_s,
+        why,
+    )
 
 
 def _tell_io_done(

@@ -374,7 +374,7 @@ class Reply:
 
 
 ProgressState = Literal[
-    "running", "retrying", "fallback", "attempt_failed", "waiting",
+    "running", "retrying", "fallback", "hedging", "attempt_failed", "waiting",
     "ok", "failed", "deadline", "cancelled",
 ]  # fmt: skip
 
@@ -384,7 +384,8 @@ class Progress:
     """A step in a task's life, reported to the caller's ``on_progress`` as it happens.
 
     ``state`` is ``running`` (first attempt started), ``retrying`` (the same provider
-    again), ``fallback`` (another provider), ``attempt_failed`` (``detail`` is the error
+    again), ``fallback`` (another provider), ``hedging`` (another provider beside the
+    one in flight, see ``hedge_after_s``), ``attempt_failed`` (``detail`` is the error
     kind), ``waiting`` (every provider resting or backing off; ``detail`` says how long),
     or how the task ended: ``ok``, ``failed``, ``deadline``, ``cancelled``.
     """

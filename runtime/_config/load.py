@@ -35,7 +35,9 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _VAR_OR_LITERAL = re.compile(r"\$(\$\{)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 """``${VAR}``, ``${VAR:-default}``, or ``$${`` (a literal ``${``)."""
 _ID = re.compile(r"^[A-Za-z0-9_-]+$")
-_TUNING_KEYS = "providers, fallback_to_default, temperature, max_tokens, top_p and stop"
+_TUNING_KEYS = (
+    "providers, fallback_to_default, hedge_after_s, temperature, max_tokens, top_p and stop"
+)
 _TABLES_OF_TABLES: dict[str, type[BaseModel]] = {
     "providers": ProviderSettings,
     "roles": RoleSettings,

@@ -61,7 +61,15 @@ class TimeoutSettings(_Section):
     request_s: PositiveFloat = 60.0
     validate_s: PositiveFloat = 2.0
     first_byte_s: PositiveFloat = 4.0
+    first_token_s: PositiveFloat = 20.0
+    """The longest wait from sending to the first content: a text delta, or the whole
+    body of an answer that is not streamed (a provider's own ``first_token_s`` wins)."""
     stream_idle_s: PositiveFloat = 30.0
+    min_chars_per_s: NonNegativeFloat = 0.0
+    """After its first content, a stream slower than this (over ``rate_window_s``) is
+    broken; 0 for no floor (a provider's own ``min_chars_per_s`` wins)."""
+    rate_window_s: PositiveFloat = 10.0
+    """The window ``min_chars_per_s`` is measured over."""
     task_s: PositiveFloat = 120.0
 
 
@@ -165,6 +173,10 @@ class ProviderSettings(_Tunable):
     max_concurrency: PositiveInt = 64
     max_queue: PositiveInt = 1000
     stream: bool = True
+    first_token_s: PositiveFloat | None = None
+    """This provider's own `TimeoutSettings.first_token_s` (a reasoning model's is long)."""
+    min_chars_per_s: NonNegativeFloat | None = None
+    """This provider's own `TimeoutSettings.min_chars_per_s` (0: no floor)."""
     api_key_env: str | None = Field(default=None, exclude=True)
     """The environment variable the key came from (filled by the loader, for advice)."""
 
@@ -226,6 +238,9 @@ class RoleSettings(_Tunable):
     providers: tuple[str, ...] = ()
     fallback_to_default: bool = True
     """Try ``default_provider`` last when every provider of the role failed."""
+    hedge_after_s: PositiveFloat | None = None
+    """When the attempt in flight has sent no content after this long, start the next
+    provider too and keep whichever sends content first (``None``: never)."""
 
 
 class Config(_Section):
@@ -281,6 +296,21 @@ class Config(_Section):
         if not settings.fallback_to_default or default in settings.providers:
             return None
         return default
+
+    def first_token_s(self, provider: str) -> float:
+        """Return the longest wait for ``provider``'s first content."""
+        own = self.providers[provider].first_token_s
+        return self.timeouts.first_token_s if own is None else own
+
+    def min_chars_per_s(self, provider: str) -> float:
+        """Return the slowest content rate ``provider``'s streams may keep (0: no floor)."""
+        own = self.providers[provider].min_chars_per_s
+        return self.timeouts.min_chars_per_s if own is None else own
+
+    def hedge_after_s(self, role: str) -> float | None:
+        """Return when a task of ``role`` starts a second provider (``None``: never)."""
+        settings = self.roles.get(role)
+        return settings.hedge_after_s if settings is not None else None
 
     def role_tuning(self, role: str) -> Tuning:
         """Return the role's own tuning overrides (unset fields are ``None``)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from runtime._config.schema import RetrySettings
@@ -167,6 +167,28 @@ def _too_late(choice: str, wait_s: float, health: Sequence[Health]) -> GiveUp:
         f"the next try ({choice}) could start only in {wait_s:.1f} s, after the task's deadline",
         deadline=True,
     )
+
+
+def next_fallback(
+    chain: Sequence[str],
+    progress: Mapping[str, ProviderProgress],
+    health: Mapping[str, Health],
+    busy: Collection[str],
+) -> str | None:
+    """Return the provider a task would go on with if its attempts on ``busy`` failed.
+
+    The first provider of the chain that is not busy, not done with for this task and not
+    out of rotation, preferring one not tried yet (as ``failover = "immediate"`` does);
+    ``None`` when there is none.
+    """
+    candidates = [
+        p
+        for p in chain
+        if p not in busy and not progress[p].finished and health.get(p, READY).usable
+    ]
+    fresh = [p for p in candidates if progress[p].failures == 0]
+    ordered = fresh or candidates
+    return ordered[0] if ordered else None
 
 
 def _exhausted_reason(chain: Sequence[str], health: Mapping[str, Health]) -> str:

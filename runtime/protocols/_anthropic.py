@@ -216,6 +216,15 @@ def _usage_counts(value: object) -> dict[str, int]:
     return {name: as_count(usage[name]) for name in _USAGE_FIELDS if name in usage}
 
 
+def _usage(counts: dict[str, int]) -> Usage:
+    return Usage(
+        input_tokens=sum(counts.get(name, 0) for name in _USAGE_FIELDS[:3]),
+        output_tokens=counts.get("output_tokens", 0),
+        cached_tokens=counts.get("cache_read_input_tokens", 0),
+        cache_write_tokens=counts.get("cache_creation_input_tokens", 0),
+    )
+
+
 def _result(
     text: str, model: str, counts: dict[str, int], stop: object, headers: Headers
 ) -> ChatResult:
@@ -226,12 +235,7 @@ def _result(
             status=200,
             code="refusal",
         )
-    usage = Usage(
-        input_tokens=sum(counts.get(name, 0) for name in _USAGE_FIELDS[:3]),
-        output_tokens=counts.get("output_tokens", 0),
-        cached_tokens=counts.get("cache_read_input_tokens", 0),
-        cache_write_tokens=counts.get("cache_creation_input_tokens", 0),
-    )
+    usage = _usage(counts)
     reason = _STOP_REASONS.get(stop, stop.lower()) if isinstance(stop, str) else None
     return ChatResult(text, model, usage, reason, rate_limits(headers))
 
@@ -319,6 +323,9 @@ class _Stream:
         if not self._stopped:
             raise malformed("stream ended before message_stop")
         return _result("".join(self._text), self._model, self._counts, self._stop, self._headers)
+
+    def usage_so_far(self) -> Usage:
+        return _usage(self._counts)
 
 
 def stream_parser(headers: Headers) -> _Stream:

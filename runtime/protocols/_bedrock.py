@@ -367,6 +367,9 @@ class _Stream:
             raise malformed("stream ended before messageStop")
         return _result("".join(self._text), self._usage, self._stop)
 
+    def usage_so_far(self) -> Usage:
+        return self._usage
+
 
 def _is_exception(name: str) -> bool:
     return name.lower() in _EXCEPTION_KINDS or name.endswith(_ERROR_SUFFIXES)

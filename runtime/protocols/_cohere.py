@@ -232,6 +232,9 @@ class _Stream:
             raise malformed("stream ended before the answer was complete (no message-end)")
         return _result("".join(self._text), self._usage, self._finish, self._headers)
 
+    def usage_so_far(self) -> Usage:
+        return self._usage
+
 
 def stream_parser(headers: Headers) -> _Stream:
     """Start parsing a streamed chat response."""

@@ -205,6 +205,10 @@ class _Answer:
     def blocked(self) -> bool:
         return bool(self._blocked)
 
+    @property
+    def usage(self) -> Usage:
+        return self._usage
+
 
 def _part_text(part: object) -> str:
     part = as_dict(part)
@@ -293,6 +297,9 @@ class _Stream:
         if not isinstance(chunk, dict):
             raise malformed(f"stream chunk is not a JSON object: {snippet(data.encode())}")
         return self._answer.add(chunk)
+
+    def usage_so_far(self) -> Usage:
+        return self._answer.usage
 
     def finish(self) -> ChatResult:
         if self._answer.finish is None and not self._answer.blocked:

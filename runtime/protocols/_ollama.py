@@ -146,6 +146,9 @@ class _Stream:
         limits = rate_limits(self._headers)
         return ChatResult("".join(self._text), self._model, self._usage, reason, limits)
 
+    def usage_so_far(self) -> Usage:
+        return self._usage
+
 
 def stream_parser(headers: Headers) -> _Stream:
     """Start parsing a streamed answer, one JSON line per `feed` (``event`` is ``""``)."""

@@ -274,6 +274,9 @@ class _Stream:
             headers=self._headers,
         )
 
+    def usage_so_far(self) -> Usage:
+        return self._usage
+
 
 def stream_parser(headers: Headers) -> _Stream:
     """Start parsing a streamed chat completion."""

@@ -19,7 +19,7 @@ so callboard's own tests, ``callboard demo`` and your tests all use them::
 that takes a `Callboard` can be tested end to end without keys or network.
 
 A fake's `Script` decides what each chat request gets (`Answer`, `Fail`, `Hang`, `Drop`,
-`Reset`, `Malformed`, `ProxyError`, `StreamError`, `Stall`); its `RequestLog` keeps every
+`Reset`, `Malformed`, `ProxyError`, `StreamError`, `Stall`, `Trickle`); its `RequestLog` keeps every
 request, secrets masked. ``python -m runtime.testing serve --protocol openai`` serves one from the
 command line.
 """
@@ -48,6 +48,7 @@ from runtime.testing._script import (
     Script,
     Stall,
     StreamError,
+    Trickle,
 )
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "Script",
     "Stall",
     "StreamError",
+    "Trickle",
     "busiest_window",
     "config_for",
 ]

@@ -282,7 +282,7 @@ def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
         ),
         _event("message_stop"),
     )
-    return StreamPlan(head, body, tail)
+    return StreamPlan(head, body, tail, idle=_event("ping"))
 
 
 def stream_error(error: StreamError) -> bytes | None:

@@ -412,7 +412,8 @@ def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:  # noqa: ARG001
         event_message("messageStop", {"stopReason": _stop_reason(completion)}),
         event_message("metadata", {"usage": _usage(completion), "metrics": {"latencyMs": 312}}),
     )
-    return StreamPlan(head, body, tail, EVENT_STREAM)
+    thinking = {"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "Hmm. "}}}
+    return StreamPlan(head, body, tail, EVENT_STREAM, event_message("contentBlockDelta", thinking))
 
 
 def stream_error(error: StreamError) -> bytes | None:

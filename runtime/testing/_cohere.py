@@ -232,7 +232,9 @@ def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:  # noqa: ARG001
         "delta": {"finish_reason": _finish(completion), "usage": _usage(completion)},
     }
     tail = (_event({"type": "content-end", "index": 0}), _event(end))
-    return StreamPlan(head, body, tail)
+    thinking = {"message": {"content": {"thinking": "Hmm. "}}}
+    idle = _event({"type": "content-delta", "index": 0, "delta": thinking})
+    return StreamPlan(head, body, tail, idle=idle)
 
 
 def stream_error(error: StreamError) -> bytes | None:  # noqa: ARG001

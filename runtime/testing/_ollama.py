@@ -221,7 +221,9 @@ def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
         _line({**_head(ask.model, piece), "done": False}) for piece in split_text(completion.text)
     )
     tail = (_line(_final(completion, ask.model, "")),)
-    return StreamPlan((), body, tail, CONTENT_TYPE)
+    thinking = {"role": "assistant", "content": "", "thinking": "Hmm. "}
+    idle = _line({**_head(ask.model, ""), "message": thinking, "done": False})
+    return StreamPlan((), body, tail, CONTENT_TYPE, idle)
 
 
 def stream_error(error: StreamError) -> bytes | None:
