@@ -117,7 +117,9 @@ class ProviderActor(SupervisedActor):
         )
         self._signable = signer is not None or not settings.signs()
         """Whether this actor can send requests at all (a signer, if its requests need one)."""
-        self._breaker = Breaker(breaker.failures, breaker.cooldown_s)
+        self._breaker = Breaker(
+            breaker.failures, breaker.cooldown_s, breaker.failure_rate, breaker.window_s
+        )
         self._limiter = RateLimiter.per_minute(settings.rpm, settings.tpm, clock())
         self._in_flight: dict[int, _InFlight] = {}
         self._queue: WaitQueue[StartAttempt] = WaitQueue()
@@ -390,7 +392,7 @@ class ProviderActor(SupervisedActor):
         self._drain(now)
 
     def _on_success(self, result: ChatResult | EmbedResult, entry: _InFlight, now: float) -> None:
-        if self._breaker.on_success(entry.ticket) is BreakerState.CLOSED:
+        if self._breaker.on_success(entry.ticket, now) is BreakerState.CLOSED:
             self._audit.event("breaker_closed", now=True, provider=self.provider_id)
         answered_at = result.answered_at if isinstance(result, ChatResult) else None
         used = result.usage.total_tokens or None

@@ -44,7 +44,7 @@ def test_a_success_resets_the_streak():
     breaker = Breaker(failures=2, cooldown_s=10.0)
     ticket, _ = breaker.on_start(0.0)
     breaker.on_failure(ticket, 0.0)
-    breaker.on_success(ticket)
+    breaker.on_success(ticket, 0.5)
     assert breaker.on_failure(ticket, 1.0) is None
     assert breaker.state is BreakerState.CLOSED
 
@@ -58,7 +58,7 @@ def test_after_the_cooldown_one_trial_decides():
     assert change is BreakerState.HALF_OPEN
     assert not breaker.admits(5.1)
     assert breaker.available_at() == math.inf
-    assert breaker.on_success(trial) is BreakerState.CLOSED
+    assert breaker.on_success(trial, 5.1) is BreakerState.CLOSED
     assert breaker.admits(5.2)
 
 
@@ -69,7 +69,7 @@ def test_a_call_started_before_the_breaker_opened_cannot_close_it():
     failing = [breaker.on_start(0.1)[0] for _ in range(2)]
     breaker.on_failure(failing[0], 0.2)
     assert breaker.on_failure(failing[1], 0.3) is BreakerState.OPEN
-    assert breaker.on_success(early) is None
+    assert breaker.on_success(early, 0.4) is None
     assert breaker.state is BreakerState.OPEN
     assert not breaker.admits(0.8)
     assert breaker.available_at() == pytest.approx(30.3)
@@ -78,9 +78,9 @@ def test_a_call_started_before_the_breaker_opened_cannot_close_it():
 def test_only_the_trial_closes_a_half_open_breaker():
     """While the trial is in flight, a late success of an older call does not close it."""
     breaker, early, trial = _trial_with_an_older_call_in_flight()
-    assert breaker.on_success(early) is None
+    assert breaker.on_success(early, 5.2) is None
     assert breaker.state is BreakerState.HALF_OPEN
-    assert breaker.on_success(trial) is BreakerState.CLOSED
+    assert breaker.on_success(trial, 5.3) is BreakerState.CLOSED
 
 
 def test_late_outcomes_of_older_calls_do_not_move_the_breaker():
@@ -89,7 +89,7 @@ def test_late_outcomes_of_older_calls_do_not_move_the_breaker():
     assert breaker.on_failure(early, 5.2) is None
     breaker.on_neutral(early)
     assert breaker.state is BreakerState.HALF_OPEN
-    breaker.on_success(trial)
+    breaker.on_success(trial, 5.25)
     assert breaker.on_failure(early, 5.3) is None
     assert breaker.state is BreakerState.CLOSED
 
@@ -113,3 +113,39 @@ def test_a_neutral_trial_lets_another_trial_through():
     second, change = breaker.on_start(5.0)
     assert change is BreakerState.HALF_OPEN
     assert second != trial
+
+
+def test_an_unlucky_run_among_answers_does_not_open_the_breaker():
+    """Five failures in a row, among a minute of mostly answers, leave the breaker closed."""
+    breaker = Breaker(failures=5, cooldown_s=30.0, failure_rate=0.5, window_s=10.0)
+    for i in range(40):
+        ticket, _ = breaker.on_start(i * 0.2)
+        breaker.on_success(ticket, i * 0.2)
+    tickets = [breaker.on_start(8.0)[0] for _ in range(5)]
+    assert [breaker.on_failure(t, 8.1) for t in tickets] == [None] * 5
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_a_provider_that_goes_down_opens_once_failures_hold_the_window():
+    """After answers age out of the window, the run of failures opens the breaker."""
+    breaker = Breaker(failures=5, cooldown_s=30.0, failure_rate=0.5, window_s=10.0)
+    for i in range(10):
+        ticket, _ = breaker.on_start(float(i))
+        breaker.on_success(ticket, float(i))
+    changes = []
+    for i in range(12):
+        ticket, _ = breaker.on_start(10.0 + i)
+        changes.append(breaker.on_failure(ticket, 10.0 + i))
+    assert changes.index(BreakerState.OPEN) == 5  # 6 failures against 5 answers in 10 s
+    assert breaker.state is BreakerState.OPEN
+
+
+def test_a_failure_rate_of_zero_opens_on_the_run_alone():
+    """failure_rate = 0 keeps the plain count of failures in a row."""
+    breaker = Breaker(failures=2, cooldown_s=30.0, failure_rate=0.0)
+    for i in range(20):
+        ticket, _ = breaker.on_start(i * 0.1)
+        breaker.on_success(ticket, i * 0.1)
+    tickets = [breaker.on_start(3.0)[0] for _ in range(2)]
+    breaker.on_failure(tickets[0], 3.0)
+    assert breaker.on_failure(tickets[1], 3.0) is BreakerState.OPEN

@@ -78,6 +78,10 @@ class BreakerSettings(_Section):
 
     failures: PositiveInt = 5
     cooldown_s: PositiveFloat = 30.0
+    failure_rate: Annotated[float, Field(ge=0, le=1)] = 0.5
+    """The share of the outcomes of the last ``window_s`` seconds that must have failed for
+    a run of ``failures`` to open the breaker (0: the run alone opens it)."""
+    window_s: PositiveFloat = 10.0
 
 
 class SupervisionSettings(_Section):
