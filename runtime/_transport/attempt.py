@@ -265,8 +265,8 @@ class _Reader:
 
     async def _read_stream(self, response: httpx.Response) -> ChatResult:
         parser = self.parser = self.protocol.stream_parser(response.headers)
-        async for event, data in self.protocol.framing.frames(response):
-            self._fed(parser, event, data)
+        async for frames in self.protocol.framing.chunks(response):
+            self._fed(parser, frames)
         return parser.finish()
 
     def _timed(self, result: ChatResult) -> ChatResult:
@@ -304,21 +304,27 @@ class _Reader:
             return dataclasses.replace(streamed, usage_known=False)
         return dataclasses.replace(streamed, usage=whole.usage, model=whole.model or streamed.model)
 
-    def _fed(self, parser: StreamParser, event: str, data: str) -> None:
+    def _fed(self, parser: StreamParser, frames: list[tuple[str, str]]) -> None:
+        """Take the frames one read of the stream completed; the bounds move once for all."""
         now = self.loop.time()
         self.phase = "stream"
-        self.frames += 1
-        for text in parser.feed(event, data):
-            if not text:
-                continue
-            if self.first_text is None:
-                self._first_content(now)
-            if self.rate is not None:
-                self.rate.add(len(text), now)
-            self.delivered.append(text)
-            if self.on_text is not None:
-                self.on_text(text)
+        self.frames += len(frames)
+        for event, data in frames:
+            for piece in parser.feed(event, data):
+                if not piece:
+                    continue
+                if self.first_text is None:
+                    self._first_content(now)
+                if isinstance(piece, str):
+                    self._deliver(piece, now)
         self.scope.reschedule(self._earliest(now))
+
+    def _deliver(self, text: str, now: float) -> None:
+        if self.rate is not None:
+            self.rate.add(len(text), now)
+        self.delivered.append(text)
+        if self.on_text is not None:
+            self.on_text(text)
 
     def _first_content(self, now: float) -> None:
         """Start the content: claim it (a hedged task's), start the floor's clock.

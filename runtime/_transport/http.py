@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import ssl
 import urllib.request
 from collections.abc import AsyncIterator
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 
 import aiohttp
 import httpx
+import orjson
 from httpx_aiohttp import AiohttpTransport
 
 from runtime._errors import ErrorKind, ProviderError
@@ -134,7 +134,7 @@ class ProviderClient:
 
     async def _send(self, call: HttpCall) -> httpx.Response:
         headers = [("user-agent", USER_AGENT), *call.headers]
-        content = json.dumps(call.json).encode() if call.json is not None else None
+        content = orjson.dumps(call.json) if call.json is not None else None
         url = self._urls.get(call.url)
         if url is None:
             url = httpx.URL(call.url)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Collection, Mapping
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import Any, TypeGuard
+
+import orjson
 
 from runtime._errors import ErrorKind, ProviderError
 from runtime.protocols._base import Endpoint, Headers, HttpCall
@@ -111,8 +112,8 @@ def retry_after_s(headers: Headers, *, now: float | None = None) -> float | None
 def load_json(body: bytes | str) -> Any:
     """Decode a JSON body (or a server-sent event's data), or ``None`` when it is not JSON."""
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:  # also a body that is not UTF-8
         return None
 
 
