@@ -20,7 +20,15 @@ Handler = Callable[[Any], object]
 
 
 class DispatchingActor(pykka.ThreadingActor):
-    """A threading actor that hands each message to the handler its type names in `handlers`."""
+    """A threading actor that hands each message to the handler its type names in `handlers`.
+
+    Its thread is a daemon thread: Python joins every other thread before it runs the
+    ``atexit`` hooks, so actors on ordinary threads would keep a program that never
+    closed its board from ever reaching the hook that closes it. The board's exit hook
+    stops every actor in order, which writes every record, before the process ends.
+    """
+
+    use_daemon_thread = True
 
     def __init__(self) -> None:
         super().__init__()

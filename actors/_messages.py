@@ -3,11 +3,16 @@
 ```
 caller ──Submit / CancelTask──▶ Router ──StartAttempt / CancelAttempt──▶ Provider
 I/O loop ──IoDone──▶ Provider ──AttemptDone──▶ Router
-Provider ──HealthChanged──▶ Router        timers ──Wake──▶ Router, Provider
+I/O loop ──ContentStarted (hedged tasks)──▶ Router
+Provider ──HealthChanged──▶ Router (and Supervisor, while unchecked)
+timers ──Wake──▶ Router, Provider; HedgeDue──▶ Router
+timers ──CheckDue──▶ Provider (unchecked) ──check──▶ I/O loop ──CheckDone──▶ Provider
+Supervisor ──RouterIs──▶ Provider
 Router ──TaskEvents (batched) / GetStats──▶ Metrics
-Supervisor ──ApplyRouting──▶ Router ──RetireSlots──▶ Supervisor
+Supervisor ──ApplyRouting──▶ Router ──RetireSlots──▶ Supervisor ──Reloaded──▶ Provider
 children ──ChildDied──▶ Supervisor ──ProviderReplaced / ProviderDown / MetricsReplaced──▶ Router
 caller ──AwaitChild / Reconfigure / ListChildren──▶ Supervisor
+timers ──FlushEvents──▶ Router ──TaskEvents (numbered)──▶ Metrics ──EventsStored──▶ Router
 ```
 """
 
@@ -34,8 +39,10 @@ if TYPE_CHECKING:
 
     from runtime._config.schema import Config
     from runtime._metrics.stats import Stats
+    from runtime._policy.hedging import ContentGate
     from runtime._policy.provider_table import ProviderHealth, Routing
     from runtime._policy.routing import Health
+    from runtime._transport.credentials import CheckFailure
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +55,10 @@ class Submit:
 
 @dataclass(frozen=True, slots=True)
 class CancelTask:
-    """Caller → router: the caller gave up on this task."""
+    """Caller → router: the caller gave up on this task (``reason`` goes in its record)."""
 
     task_id: str
+    reason: str = "the caller cancelled it"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,19 +70,48 @@ class StartAttempt:
     role: str
     request: ChatRequest | EmbedRequest
     deadline: float
-    """Monotonic time by which the attempt must be over."""
+    """Monotonic time by which the attempt must be over: the task's deadline, less the
+    time kept for the next provider (see ``deadline_why``)."""
     first_byte_s: float
     request_s: float
     reply_to: ActorRef[Any]
     idle_s: float | None = None
     sink: StreamSink | None = None
     """Takes the attempt's streamed text (`StreamSink.delta`, on the I/O thread)."""
+    first_token_s: float | None = None
+    min_chars_per_s: float = 0.0
+    rate_window_s: float = 10.0
+    deadline_why: str = "the task's deadline"
+    """What set ``deadline``, for the message of a timeout it causes."""
+    gate: ContentGate | None = None
+    """Shared by the attempts of a hedged task: the first to send content claims it."""
 
 
 @dataclass(frozen=True, slots=True)
 class CancelAttempt:
-    """Router → provider: drop this attempt, queued or in flight."""
+    """Router → provider: drop this attempt, queued or in flight, saying ``reason``.
 
+    The provider answers with an `AttemptDone` of kind ``cancelled`` (unless the attempt
+    ended first and its `AttemptDone` is already on its way).
+    """
+
+    call_id: int
+    reason: str = "its task ended"
+
+
+@dataclass(frozen=True, slots=True)
+class ContentStarted:
+    """I/O loop → router: ``call_id`` claimed its hedged task's content (it won the race)."""
+
+    task_id: str
+    call_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeDue:
+    """Timer → router: if ``call_id`` has sent no content yet, start the next provider too."""
+
+    task_id: str
     call_id: int
 
 
@@ -102,10 +139,36 @@ class IoDone:
 
 @dataclass(frozen=True, slots=True)
 class HealthChanged:
-    """Provider → router: the provider's availability changed."""
+    """Provider → router: the provider's availability changed.
+
+    Also provider → supervisor when it becomes or stops being unchecked, so that a
+    restart after a crash starts the provider as it stood.
+    """
 
     slot: str
     health: Health
+
+
+@dataclass(frozen=True, slots=True)
+class CheckDue:
+    """Timer → provider: check the unchecked provider again (``token``: which timer)."""
+
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckDone:
+    """I/O loop → provider: a background check ended; ``error`` is ``None`` if it passed."""
+
+    token: int
+    error: ProviderError | None
+
+
+@dataclass(frozen=True, slots=True)
+class RouterIs:
+    """Supervisor → provider: tell ``ref`` of every health change (it just started)."""
+
+    ref: ActorRef[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,18 +181,35 @@ class Wake:
 
 @dataclass(frozen=True, slots=True)
 class ApplyRouting:
-    """Supervisor → router: new tasks use ``routing``; ``refs`` adds the actors it needs."""
+    """Supervisor → router: new tasks use ``routing``; ``refs`` adds the actors it needs.
+
+    ``health`` holds the new slots that start unchecked (by slot).
+    """
 
     routing: Routing
     refs: Mapping[str, ActorRef[Any]]
+    health: Mapping[str, Health]
+
+
+@dataclass(frozen=True, slots=True)
+class Reloaded:
+    """Supervisor → provider: a reload kept this provider as it was.
+
+    A provider taken out of rotation mid-run (a key rejected, a quota spent) comes back:
+    the reload is how the user says it was seen to.
+    """
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderReplaced:
-    """Supervisor → router: the actor of ``slot`` was restarted as ``ref``."""
+    """Supervisor → router: the actor of ``slot`` was restarted as ``ref``.
+
+    ``health`` is how it starts, when not ready (still unchecked).
+    """
 
     slot: str
     ref: ActorRef[Any]
+    health: Health | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +252,27 @@ class RestartChild:
 
 @dataclass(frozen=True, slots=True)
 class TaskEvents:
-    """Router → metrics: the tasks that ended since the last batch."""
+    """Router → metrics: batch ``number`` of the tasks that ended.
 
+    The metrics actor tells ``reply_to`` `EventsStored` once the batch is in the store (or
+    its loss is recorded); until then the router keeps it, to send again after a crash.
+    """
+
+    number: int
     events: tuple[TaskEvent, ...]
+    reply_to: ActorRef[Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventsStored:
+    """Metrics → router: these batches are written (or their loss is recorded)."""
+
+    numbers: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FlushEvents:
+    """Timer → router: pass the tasks that ended on to the metrics actor now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,9 +318,14 @@ class AwaitChild:
 
 @dataclass(frozen=True, slots=True)
 class Reconfigure:
-    """Caller → supervisor (ask): apply a new validated config to tasks started after."""
+    """Caller → supervisor (ask): apply a new validated config to tasks started after.
+
+    ``unchecked`` maps the new or changed providers whose check found them in trouble
+    to that failure: they start out of rotation, checked again in the background.
+    """
 
     config: Config
+    unchecked: Mapping[str, CheckFailure]
 
 
 @dataclass(frozen=True, slots=True)

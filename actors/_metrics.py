@@ -2,10 +2,13 @@
 
 It folds every task that ends into live aggregates (`StatsBook`), writes the rows in
 batches to the SQLite store (`MetricsStore`), and feeds the optional Prometheus
-exporter. A store that cannot be opened or written (disk full, locked, corrupt) is
-logged once per failure streak and retried on a timer; rows wait in memory meanwhile
-(up to `MAX_PENDING_ROWS`), and no task ever fails for it: the audit log keeps every
-task's record, and `callboard metrics rebuild --from-audit` restores the store from it.
+exporter. Each batch is acknowledged to its sender (`EventsStored`) once written, or once
+its loss is recorded, so that the batches a crash took from it are sent again. A store
+that cannot be opened or written (disk full, locked, corrupt) is logged once per failure
+streak and retried on a timer; rows wait in memory meanwhile (up to `MAX_PENDING_ROWS`),
+and no task ever fails for it: the audit log keeps every task's record, and
+`callboard metrics rebuild --from-audit` restores the store from it. A store file
+deleted or replaced under the board is noticed before the next write and opened anew.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import contextlib
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ from typing import Any
 import pykka
 
 from actors._child import SupervisedActor, tell_quietly
-from actors._messages import GetStats, SyncStore, TaskEvents, Wake
+from actors._messages import EventsStored, GetStats, SyncStore, TaskEvents, Wake
 from runtime._audit import AuditLog
 from runtime._config.schema import Config
 from runtime._errors import CallboardError, StoreError
@@ -76,7 +79,9 @@ class MetricsActor(SupervisedActor):
         self._wall = wall
         self._book = StatsBook()
         self._store: MetricsStore | None = None
-        self._pending: deque[TaskEvent] = deque()
+        self._moved_stores: list[MetricsStore] = []
+        """Stores whose file moved, left open until the end (see `MetricsStore.let_go`)."""
+        self._pending: deque[TaskEvents] = deque()
         self._pending_rows = 0
         self._failing = False
         self._retry_scheduled = False
@@ -115,16 +120,18 @@ class MetricsActor(SupervisedActor):
         )
 
     def _take(self, message: TaskEvents) -> None:
-        events = message.events
-        for event in events:
+        for event in message.events:
             self._book.add_task(event)
             self._observe(event)
         if self._settings.store_path is None:
+            _acknowledge([message])
             return
-        self._pending.extend(events)
-        self._pending_rows += sum(1 + len(e.attempts) for e in events)
+        self._pending.append(message)
+        self._pending_rows += _rows(message)
         self._trim()
-        if not self._failing:
+        if self._failing:
+            self._schedule_retry()
+        else:
             self._write()
 
     def _observe(self, event: TaskEvent) -> None:
@@ -136,12 +143,13 @@ class MetricsActor(SupervisedActor):
     def _write(self) -> None:
         if not self._pending or self._settings.store_path is None:
             return
-        if self._store is None and not self._open_store():
+        if not self._usable_store():
             self._schedule_retry()
             return
         assert self._store is not None  # noqa: S101 - opened just above
-        tasks = [e.task for e in self._pending]
-        attempts = [a for e in self._pending for a in e.attempts]
+        batches = list(self._pending)
+        tasks = [e.task for b in batches for e in b.events]
+        attempts = [a for b in batches for e in b.events for a in e.attempts]
         try:
             self._store.write(tasks, attempts)
         except (sqlite3.Error, OSError) as exc:
@@ -149,9 +157,23 @@ class MetricsActor(SupervisedActor):
             return
         self._pending.clear()
         self._pending_rows = 0
+        _acknowledge(batches)
         if self._failing:
             self._failing = False
             self._event("metrics_store_recovered", path=str(self._store.path))
+
+    def _usable_store(self) -> bool:
+        """Open the store if it is not open; open it anew if its file was deleted or replaced."""
+        if self._store is not None:
+            moved = self._store.moved()
+            if moved is None:
+                return True
+            if not self._store.let_go():  # before the new file is opened
+                self._moved_stores.append(self._store)
+            self._store = None
+            path = str(self._settings.store_path)
+            self._event("metrics_store_reopened", path=path, reason=moved)
+        return self._open_store()
 
     def _open_store(self) -> bool:
         path = self._settings.store_path
@@ -171,13 +193,15 @@ class MetricsActor(SupervisedActor):
         self._schedule_retry()
 
     def _trim(self) -> None:
-        dropped = 0
+        dropped: list[TaskEvents] = []
         while self._pending_rows > MAX_PENDING_ROWS and self._pending:
-            event = self._pending.popleft()
-            self._pending_rows -= 1 + len(event.attempts)
-            dropped += 1
+            batch = self._pending.popleft()
+            self._pending_rows -= _rows(batch)
+            dropped.append(batch)
         if dropped:
-            self._event("metrics_rows_dropped", tasks=dropped, reason="the store is unwritable")
+            tasks = sum(len(b.events) for b in dropped)
+            self._event("metrics_rows_dropped", tasks=tasks, reason="the store is unwritable")
+            _acknowledge(dropped)
 
     def _schedule_retry(self) -> None:
         if self._retry_scheduled or self._io is None:
@@ -219,17 +243,38 @@ class MetricsActor(SupervisedActor):
         if self._audit is not None:
             self._audit.event(name, **fields)
 
-    def release(self, reason: str) -> None:  # noqa: ARG002 - the store is closed either way
-        """Write what is pending, then close the store and the exporter."""
+    def release(self, reason: str) -> None:
+        """Write what is pending, then close the store and the exporter.
+
+        After a crash, what could not be written stays unacknowledged: the router sends
+        it again to the next metrics actor.
+        """
         self._write()
-        if self._pending_rows:
-            self._event("metrics_rows_unwritten", tasks=len(self._pending))
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        if self._pending and not reason.startswith("crashed"):
+            tasks = sum(len(b.events) for b in self._pending)
+            self._event("metrics_rows_unwritten", tasks=tasks)
+        for store in [self._store, *self._moved_stores]:
+            if store is not None:
+                store.close()
+        self._store, self._moved_stores = None, []
         if self._exporter is not None:
             self._exporter.close()
             self._exporter = None
+
+
+def _rows(batch: TaskEvents) -> int:
+    """Return how many store rows a batch makes: one per task and one per attempt."""
+    return sum(1 + len(e.attempts) for e in batch.events)
+
+
+def _acknowledge(batches: Iterable[TaskEvents]) -> None:
+    """Tell each sender which of its batches need not be kept any more."""
+    numbers: dict[pykka.ActorRef[Any], list[int]] = {}
+    for batch in batches:
+        if batch.reply_to is not None:
+            numbers.setdefault(batch.reply_to, []).append(batch.number)
+    for ref, sent in numbers.items():
+        tell_quietly(ref, EventsStored(tuple(sent)))
 
 
 def _resolve(reply: concurrent.futures.Future[Any], value: object) -> None:

@@ -2,14 +2,22 @@
 
 It owns the provider's HTTP client, rate limiter, circuit breaker, concurrency cap and
 bounded wait queue. It never blocks: an admitted call becomes a coroutine on the I/O loop,
-whose end comes back here as `IoDone`; the actor reports it to the router that asked
-(`AttemptDone`) before it updates its own state.
+whose end comes back here as `IoDone`. The actor updates its own state first and tells the
+router of any change in its health (`HealthChanged`) before it reports the attempt
+(`AttemptDone`): both go into the router's mailbox in that order, so the router never
+decides a task's next step on a view of this provider older than the provider's own.
+
+A provider whose check found it in trouble (unreachable, 5xx...) starts unchecked: it
+refuses calls, and checks itself again with its own client, on the I/O loop, after a
+capped and jittered exponential wait (`CheckDue`, then `CheckDone`), until a check
+passes (it joins the rotation) or finds the user's mistake (it goes out).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import functools
+import random
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -18,16 +26,30 @@ from typing import Any
 import pykka
 
 from actors._child import SupervisedActor, tell_quietly
-from actors._messages import AttemptDone, CancelAttempt, HealthChanged, IoDone, StartAttempt, Wake
+from actors._messages import (
+    AttemptDone,
+    CancelAttempt,
+    CheckDone,
+    CheckDue,
+    HealthChanged,
+    IoDone,
+    Reloaded,
+    RouterIs,
+    StartAttempt,
+    Wake,
+)
 from runtime._audit import AuditLog
 from runtime._chat import ChatResult, EmbedRequest, EmbedResult
-from runtime._config.schema import BreakerSettings, ProviderSettings
+from runtime._config.schema import BreakerSettings, ProviderSettings, StartupSettings
 from runtime._errors import ErrorKind, ProviderError
+from runtime._policy.backoff import recheck_wait_s
 from runtime._policy.breaker import Breaker, BreakerState
-from runtime._policy.rate_limits import RateLimiter
-from runtime._policy.routing import Availability, Health
+from runtime._policy.rate_limits import RateLimiter, Taken
+from runtime._policy.routing import TRIAL, Availability, Health
+from runtime._policy.task import QUOTA_ADVICE
 from runtime._policy.wait_queue import WaitQueue
-from runtime._transport.attempt import AttemptLimits, run_attempt, run_embed
+from runtime._transport.attempt import AttemptLimits, Cancellation, run_attempt, run_embed
+from runtime._transport.credentials import check_provider, judge
 from runtime._transport.http import ProviderClient, proxy_for
 from runtime._transport.io_loop import IoLoop
 from runtime._transport.signing import request_signer
@@ -41,7 +63,19 @@ DEFAULT_COOLDOWN_S = 1.0
 class _InFlight:
     call: StartAttempt
     future: concurrent.futures.Future[ChatResult | EmbedResult]
-    tokens: int
+    taken: Taken
+    """What the rate limiter counted for the call, to correct with its real usage."""
+    ticket: int
+    """The breaker's ticket: only its holder's outcome may move the breaker."""
+    cancellation: Cancellation
+
+
+@dataclass(frozen=True, slots=True)
+class Rechecks:
+    """How an unchecked provider is checked again: the backoff, and each check's bound."""
+
+    startup: StartupSettings
+    validate_s: float
 
 
 class ProviderActor(SupervisedActor):
@@ -59,6 +93,9 @@ class ProviderActor(SupervisedActor):
         audit: AuditLog,
         supervisor: pykka.ActorRef[Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        rechecks: Rechecks,
+        unchecked: Health | None = None,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         super().__init__(f"provider:{slot}", supervisor)
         self.slot = slot
@@ -74,14 +111,15 @@ class ProviderActor(SupervisedActor):
             signer = request_signer(settings)
         except ProviderError as error:
             signer = None
-            self._out_reason = f"{error.message}; then reload"
-            self._audit.event(
-                "provider_out", now=True, provider=provider_id, reason=self._out_reason
-            )
+            self._take_out(f"{error.message}; then reload", None)
         self._client = ProviderClient(
             settings.max_concurrency, connect_s, proxy_for(self._endpoint.base_url), signer
         )
-        self._breaker = Breaker(breaker.failures, breaker.cooldown_s)
+        self._signable = signer is not None or not settings.signs()
+        """Whether this actor can send requests at all (a signer, if its requests need one)."""
+        self._breaker = Breaker(
+            breaker.failures, breaker.cooldown_s, breaker.failure_rate, breaker.window_s
+        )
         self._limiter = RateLimiter.per_minute(settings.rpm, settings.tpm, clock())
         self._in_flight: dict[int, _InFlight] = {}
         self._queue: WaitQueue[StartAttempt] = WaitQueue()
@@ -89,31 +127,127 @@ class ProviderActor(SupervisedActor):
         self._health = Health()
         self._wake_at = float("inf")
         self._wake_token = 0
+        self._rechecks = rechecks
+        self._random = rand
+        self._unchecked = unchecked if self._out_reason is None else None
+        """While unchecked: why, and when the next check is (``until``)."""
+        self._checks = 1
+        self._check_token = 0
+        self._since = clock()
 
         self.handlers = {
             StartAttempt: self._admit,
             IoDone: self._finish,
             CancelAttempt: self._cancel,
             Wake: self._woken,
+            CheckDue: self._check_due,
+            CheckDone: self._check_done,
+            RouterIs: self._router_is,
+            Reloaded: self._reloaded,
         }
+
+    def on_start(self) -> None:
+        """Record an unchecked start, and schedule its next check."""
+        unchecked = self._unchecked
+        if unchecked is None:
+            return
+        self._health = unchecked
+        now = self._clock()
+        self._audit.event(
+            "provider_unchecked",
+            now=True,
+            provider=self.provider_id,
+            reason=unchecked.reason,
+            next_check_s=round(max(0.0, unchecked.until - now), 3),
+        )
+        self._schedule_check(unchecked.until, now)
+
+    # -- checks while unchecked ------------------------------------------------------
+
+    def _schedule_check(self, when: float, now: float) -> None:
+        self._check_token += 1
+        due = CheckDue(self._check_token)
+        self._io.call_later(when - now, tell_quietly, self.actor_ref, due)
+
+    def _check_due(self, message: CheckDue) -> None:
+        if self._unchecked is None or message.token != self._check_token:
+            return
+        check = check_provider(self._client, self._settings, self._rechecks.validate_s)
+        future = self._io.submit(check)
+        future.add_done_callback(functools.partial(_tell_check_done, self.actor_ref, message.token))
+
+    def _check_done(self, done: CheckDone) -> None:
+        unchecked = self._unchecked
+        if unchecked is None or done.token != self._check_token:
+            return
+        now = self._clock()
+        self._checks += 1
+        if done.error is None:
+            self._unchecked = None
+            self._audit.event(
+                "provider_joined",
+                now=True,
+                provider=self.provider_id,
+                checks=self._checks,
+                unchecked_s=round(now - self._since, 3),
+            )
+        else:
+            self._still_failing(done.error, unchecked, now)
+        self._announce(now)
+
+    def _still_failing(self, error: ProviderError, unchecked: Health, now: float) -> None:
+        failure = judge(self.provider_id, self._settings, error, self._rechecks.validate_s)
+        if not failure.trouble:
+            self._unchecked = None
+            self._take_out(f"{failure.problem}; then reload", error.status)
+            return
+        startup, retry_after_s = self._rechecks.startup, failure.retry_after_s
+        wait = recheck_wait_s(startup, self._checks, self._random, retry_after_s)
+        self._unchecked = Health(Availability.UNCHECKED, now + wait, failure.problem)
+        if failure.problem != unchecked.reason:
+            self._audit.event(
+                "provider_unchecked",
+                now=True,
+                provider=self.provider_id,
+                reason=failure.problem,
+                next_check_s=round(wait, 3),
+            )
+        self._schedule_check(now + wait, now)
+
+    def _router_is(self, message: RouterIs) -> None:
+        """Tell the router that just started how this provider stands, whatever it is."""
+        self._router = message.ref
+        self._health = self._current_health(self._clock())
+        tell_quietly(message.ref, HealthChanged(self.slot, self._health))
 
     def _woken(self, message: Wake) -> None:
         if message.token == self._wake_token:
             self._wake_at = float("inf")
         self._drain(self._clock())
 
+    def _reloaded(self, _message: Reloaded) -> None:
+        """Come back into rotation after a reload, unless out for want of a signer.
+
+        A key rejected or a quota spent is the user's to see to; the reload says it was.
+        A signer that could not be made (no AWS credentials) is made only by a new actor.
+        """
+        if self._out_reason is not None and self._signable:
+            self._audit.event(
+                "provider_back", now=True, provider=self.provider_id, after=self._out_reason
+            )
+            self._out_reason = None
+        self._announce(self._clock(), again=True)
+
     def _admit(self, call: StartAttempt) -> None:
         self._router = call.reply_to
         now = self._clock()
         refusal = self._refusal(now)
         if refusal is not None:
-            self._announce(now)  # the router may not know yet (out since start-up)
+            self._announce(now, again=True)  # the router may not know (out since start-up)
             self._reject(call, ErrorKind.UNAVAILABLE, refusal)
             return
         if len(self._queue) >= self._settings.max_queue:
-            self._reject(
-                call, ErrorKind.UNAVAILABLE, f"its queue is full ({len(self._queue)} waiting)"
-            )
+            self._refuse(call, f"its queue is full ({len(self._queue)} waiting)", now)
             return
         tokens = call.request.estimated_tokens()
         idle = not self._queue and len(self._in_flight) < self._settings.max_concurrency
@@ -122,18 +256,26 @@ class ProviderActor(SupervisedActor):
             return
         wait = self._queue_wait_s(tokens, now)
         if now + wait >= call.deadline:
-            self._reject(
+            self._refuse(
                 call,
-                ErrorKind.UNAVAILABLE,
                 f"its rate limits would hold the call {wait:.1f} s, past the task's deadline",
+                now,
             )
             return
         self._queue.push(call, tokens, call.deadline)
         self._wake(min(now + wait, call.deadline))
 
+    def _refuse(self, call: StartAttempt, reason: str, now: float) -> None:
+        """Turn a call away unstarted; an open breaker's trial it was not, so say so again."""
+        self._announce(now, again=self._breaker.state is BreakerState.OPEN)
+        self._reject(call, ErrorKind.UNAVAILABLE, reason)
+
     def _refusal(self, now: float) -> str | None:
         if self._out_reason is not None:
             return f"out of rotation: {self._out_reason}"
+        if self._unchecked is not None:
+            left = max(0.0, self._unchecked.until - now)
+            return f"not checked yet ({self._unchecked.reason}); next check in {left:.1f} s"
         if not self._breaker.admits(now):
             if self._breaker.state is BreakerState.HALF_OPEN:
                 return "its breaker is half-open and a trial call is in flight"
@@ -174,19 +316,19 @@ class ProviderActor(SupervisedActor):
         self._io.call_later(delay, tell_quietly, self.actor_ref, Wake(self.slot, self._wake_token))
 
     def _start(self, call: StartAttempt, tokens: int, now: float) -> None:
-        if self._breaker.on_start(now) is BreakerState.HALF_OPEN:
+        ticket, change = self._breaker.on_start(now)
+        if change is BreakerState.HALF_OPEN:
             self._audit.event("breaker_half_open", now=True, provider=self.provider_id)
-        self._limiter.take(tokens, now)
-        limits = AttemptLimits(
-            call.first_byte_s, max(0.001, min(call.request_s, call.deadline - now)), call.idle_s
-        )
+            self._announce(now)
+        taken = self._limiter.take(tokens, now)
+        cancellation = Cancellation(self._io.loop)
         future: concurrent.futures.Future[ChatResult | EmbedResult]
         try:
-            future = self._io.submit(self._work(call, limits))
+            future = self._io.submit(self._work(call, _limits(call, now), cancellation))
         except ProviderError as error:
-            self._reject_started(call, tokens, error, now)
+            self._reject_started(call, taken, ticket, error, now)
             return
-        self._in_flight[call.call_id] = _InFlight(call, future, tokens)
+        self._in_flight[call.call_id] = _InFlight(call, future, taken, ticket, cancellation)
         future.add_done_callback(
             functools.partial(
                 _tell_io_done, self.actor_ref, call, self.provider_id, time.perf_counter()
@@ -194,7 +336,7 @@ class ProviderActor(SupervisedActor):
         )
 
     def _work(
-        self, call: StartAttempt, limits: AttemptLimits
+        self, call: StartAttempt, limits: AttemptLimits, cancellation: Cancellation
     ) -> Coroutine[Any, Any, ChatResult | EmbedResult]:
         """Build the attempt's coroutine (raising `ProviderError` for a request it cannot send)."""
         request = call.request
@@ -202,7 +344,8 @@ class ProviderActor(SupervisedActor):
             embed = self._protocol.embed
             if embed is None:
                 raise ProviderError(ErrorKind.BAD_REQUEST, "this provider has no embeddings")
-            return run_embed(self._client, embed, embed.request(self._endpoint, request), limits)
+            embed_call = embed.request(self._endpoint, request)
+            return run_embed(self._client, embed, embed_call, limits, cancellation=cancellation)
         stream = self._settings.stream and (
             call.sink is not None or not self._protocol.stream_on_demand
         )
@@ -210,14 +353,24 @@ class ProviderActor(SupervisedActor):
         on_text = (
             None if call.sink is None else functools.partial(call.sink.delta, self.provider_id)
         )
-        return run_attempt(self._client, self._protocol, http_call, limits, on_text)
+        claim = None if call.gate is None else functools.partial(call.gate.claim, call.call_id)
+        return run_attempt(
+            self._client,
+            self._protocol,
+            http_call,
+            limits,
+            on_text,
+            cancellation=cancellation,
+            claim=claim,
+        )
 
     def _reject_started(
-        self, call: StartAttempt, tokens: int, error: ProviderError, now: float
+        self, call: StartAttempt, taken: Taken, ticket: int, error: ProviderError, now: float
     ) -> None:
         """Give back what `_start` took for a call that could not be sent, and report it."""
-        self._limiter.settle(tokens, 0, now)
-        self._breaker.on_neutral()
+        self._limiter.refund(taken, now)
+        self._breaker.on_neutral(ticket)
+        self._announce(now)
         self._reject(call, error.kind, error.message)
 
     def _finish(self, done: IoDone) -> None:
@@ -225,50 +378,50 @@ class ProviderActor(SupervisedActor):
         if entry is None:
             return
         call = entry.call
-        report = AttemptDone(
-            call.call_id, call.task_id, self.provider_id, done.result, done.error, done.latency_ms
-        )
-        tell_quietly(call.reply_to, report)
         now = self._clock()
         if done.result is not None:
             self._on_success(done.result, entry, now)
         elif done.error is not None:
-            self._on_error(done.error, now)
+            self._limiter.settle(entry.taken, None, now, now)
+            self._on_error(done.error, entry.ticket, now)
         self._announce(now)
+        report = AttemptDone(
+            call.call_id, call.task_id, self.provider_id, done.result, done.error, done.latency_ms
+        )
+        tell_quietly(call.reply_to, report)
         self._drain(now)
 
     def _on_success(self, result: ChatResult | EmbedResult, entry: _InFlight, now: float) -> None:
-        if self._breaker.on_success() is BreakerState.CLOSED:
+        if self._breaker.on_success(entry.ticket, now) is BreakerState.CLOSED:
             self._audit.event("breaker_closed", now=True, provider=self.provider_id)
-        self._limiter.settle(entry.tokens, result.usage.total_tokens or None, now)
+        answered_at = result.answered_at if isinstance(result, ChatResult) else None
+        used = result.usage.total_tokens or None
+        self._limiter.settle(entry.taken, used, answered_at or now, now)
         rest = result.rate_limits.exhausted_for_s() if isinstance(result, ChatResult) else None
         if rest:
             self._limiter.hold(now + rest)
 
-    def _on_error(self, error: ProviderError, now: float) -> None:
+    def _on_error(self, error: ProviderError, ticket: int, now: float) -> None:
         kind = error.kind
         if kind is ErrorKind.AUTH:
-            self._out_reason = (
+            self._take_out(
                 f"its key was rejected (HTTP {error.status}); set a valid key in "
-                f"{self._settings.key_hint()} and reload"
+                f"{self._settings.key_hint()} and reload",
+                error.status,
             )
-            self._audit.event(
-                "provider_out",
-                now=True,
-                provider=self.provider_id,
-                reason=self._out_reason,
-                status=error.status,
-            )
-            self._breaker.on_neutral()
+            self._breaker.on_neutral(ticket)
+        elif kind is ErrorKind.QUOTA:
+            self._take_out(f"{QUOTA_ADVICE} (it said: {error.message})", error.status)
+            self._breaker.on_neutral(ticket)
         elif kind is ErrorKind.RATE_LIMITED:
             rest = error.retry_after_s if error.retry_after_s is not None else DEFAULT_COOLDOWN_S
             self._limiter.hold(now + rest)
             self._audit.event(
                 "provider_cooling", now=True, provider=self.provider_id, seconds=round(rest, 3)
             )
-            self._breaker.on_neutral()
+            self._breaker.on_neutral(ticket)
         elif kind.counts_against_health:
-            if self._breaker.on_failure(now) is BreakerState.OPEN:
+            if self._breaker.on_failure(ticket, now) is BreakerState.OPEN:
                 self._audit.event(
                     "breaker_opened",
                     now=True,
@@ -278,32 +431,51 @@ class ProviderActor(SupervisedActor):
                     last_error=kind.value,
                 )
         else:
-            self._breaker.on_neutral()
+            self._breaker.on_neutral(ticket)
+
+    def _take_out(self, reason: str, status: int | None) -> None:
+        """Take the provider out of rotation until a reload, saying why."""
+        self._out_reason = reason
+        self._audit.event(
+            "provider_out", now=True, provider=self.provider_id, reason=reason, status=status
+        )
 
     def _current_health(self, now: float) -> Health:
         if self._out_reason is not None:
             return Health(Availability.OUT, 0.0, self._out_reason)
-        if self._breaker.state is not BreakerState.CLOSED:
+        if self._unchecked is not None:
+            return self._unchecked
+        if self._breaker.state is BreakerState.HALF_OPEN:
+            return TRIAL
+        if self._breaker.state is BreakerState.OPEN:
             return Health(Availability.OPEN, self._breaker.available_at(), "breaker open")
         if self._limiter.hold_until > now:
             return Health(Availability.COOLING, self._limiter.hold_until, "cooling down")
         return Health()
 
-    def _announce(self, now: float) -> None:
+    def _announce(self, now: float, *, again: bool = False) -> None:
+        """Tell the router of a change in health (``again``: even when unchanged)."""
         health = self._current_health(now)
-        if health == self._health:
+        if health == self._health and not again:
             return
+        checking = Availability.UNCHECKED in (health.state, self._health.state)
         self._health = health
+        message = HealthChanged(self.slot, health)
         if self._router is not None:
-            tell_quietly(self._router, HealthChanged(self.slot, health))
+            tell_quietly(self._router, message)
+        if checking and self.supervisor is not None:
+            tell_quietly(self.supervisor, message)  # to restart a crash as it stood
 
     def _cancel(self, message: CancelAttempt) -> None:
+        """End an attempt in flight as ``cancelled``, or take a queued one out and say so."""
         call_id = message.call_id
         entry = self._in_flight.get(call_id)
         if entry is not None:
-            entry.future.cancel()
+            entry.cancellation.cancel(message.reason)
             return
-        self._queue.remove(lambda call: call.call_id == call_id)
+        queued = self._queue.remove(lambda call: call.call_id == call_id)
+        if queued is not None:
+            self._reject(queued, ErrorKind.CANCELLED, message.reason)
 
     def _reject(self, call: StartAttempt, kind: ErrorKind, reason: str) -> None:
         error = ProviderError(kind, reason, provider=self.provider_id)
@@ -317,12 +489,27 @@ class ProviderActor(SupervisedActor):
         for call in self._queue.clear():
             self._reject(call, ErrorKind.INTERNAL, f"the provider actor {reason}")
         for entry in list(self._in_flight.values()):
-            entry.future.cancel()
+            entry.cancellation.cancel(f"the provider actor {reason}")  # it ends on the loop
         self._io.submit(self._client.aclose())
 
     def flush(self) -> None:
         """Write out buffered audit lines."""
         self._audit.flush()
+
+
+def _limits(call: StartAttempt, now: float) -> AttemptLimits:
+    """The bounds of an attempt started at ``now``: its own, within its share of the deadline."""
+    left = max(0.001, call.deadline - now)
+    total_s, why = (call.request_s, "") if call.request_s <= left else (left, call.deadline_why)
+    return AttemptLimits(
+        call.first_byte_s,
+        total_s,
+        call.idle_s,
+        call.first_token_s,
+        call.min_chars_per_s,
+        call.rate_window_s,
+        why,
+    )
 
 
 def _tell_io_done(
@@ -335,22 +522,36 @@ def _tell_io_done(
     """Runs on the I/O loop when an attempt ends: tell the provider actor how."""
     latency_ms = (time.perf_counter() - started) * 1000.0
     result: ChatResult | EmbedResult | None = None
-    error: ProviderError | None = None
-    if future.cancelled():
-        error = ProviderError(
-            ErrorKind.INTERNAL, "the attempt was cancelled: the provider actor stopped"
-        )
+    error = _failure_of(future, "the attempt")
+    if error is None:
+        result = future.result()
     else:
-        exc = future.exception()
-        if exc is None:
-            result = future.result()
-        elif isinstance(exc, ProviderError):
-            error = exc
-        else:
-            error = ProviderError(
-                ErrorKind.MALFORMED_RESPONSE,
-                f"the answer could not be understood ({type(exc).__name__}: {exc})",
-            )
-    if error is not None:
         error = error.for_provider(provider_id)
     tell_quietly(provider_ref, IoDone(call.call_id, result, error, latency_ms))
+
+
+def _tell_check_done(
+    provider_ref: pykka.ActorRef[Any],
+    token: int,
+    future: concurrent.futures.Future[ProviderError | None],
+) -> None:
+    """Runs on the I/O loop when a background check ends: tell the provider actor how."""
+    error = _failure_of(future, "the check")
+    if error is None:
+        error = future.result()
+    tell_quietly(provider_ref, CheckDone(token, error))
+
+
+def _failure_of(future: concurrent.futures.Future[Any], what: str) -> ProviderError | None:
+    """Return why ``future`` (an attempt or a check) failed to finish, or ``None`` if it did."""
+    if future.cancelled():
+        return ProviderError(
+            ErrorKind.INTERNAL, f"{what} was cancelled: the provider actor stopped"
+        )
+    exc = future.exception()
+    if exc is None or isinstance(exc, ProviderError):
+        return exc
+    return ProviderError(
+        ErrorKind.MALFORMED_RESPONSE,
+        f"the answer could not be understood ({type(exc).__name__}: {exc})",
+    )

@@ -2,9 +2,10 @@
 
 It keeps every running task and drives it from `Submit` to one reply and one terminal
 record. What it knows of its provider actors (which actor serves each provider, and their
-health) is a `ProviderTable`; the tasks that ended wait for the metrics actor in an
-`EventBatch`. It never waits: it reacts to `AttemptDone` from the providers, to
-`HealthChanged`, to its own timers (`Wake`) and to the supervisor's news of actors.
+health) is a `ProviderTable`; the tasks that ended wait in an `EventOutbox` until the
+metrics actor has stored them. It never waits: it reacts to `AttemptDone` from the
+providers, to `HealthChanged`, to its own timers (`Wake`, `FlushEvents`), to the metrics
+actor's `EventsStored` and to the supervisor's news of actors.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import itertools
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pykka
@@ -26,9 +29,13 @@ from actors._messages import (
     AttemptDone,
     CancelAttempt,
     CancelTask,
+    ContentStarted,
+    EventsStored,
+    FlushEvents,
     GetHealth,
     GetStats,
     HealthChanged,
+    HedgeDue,
     MetricsReplaced,
     ProviderDown,
     ProviderReplaced,
@@ -49,12 +56,14 @@ from runtime._errors import (
     TaskFailedError,
     UnknownRoleError,
 )
-from runtime._metrics.batch import EventBatch
+from runtime._metrics.outbox import EVENT_BATCH_S, EventOutbox
 from runtime._metrics.stats import Stats
+from runtime._policy.hedging import ContentGate, hedge_choice
+from runtime._policy.latency import LatencyBook, attempt_end
 from runtime._policy.provider_table import ProviderTable, Routing
-from runtime._policy.routing import Dispatch, GiveUp, Health, next_step
+from runtime._policy.routing import Dispatch, GiveUp, Health, next_fallback, next_step
 from runtime._policy.task import TaskState, eligible_chain
-from runtime._rows import TaskEvent, TaskRow, wall_time
+from runtime._rows import AttemptRow, TaskEvent, TaskRow, wall_time
 from runtime._transport.io_loop import IoLoop
 
 
@@ -73,9 +82,10 @@ class RouterActor(SupervisedActor):
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
         wall: Callable[[], float] = time.time,
+        health: Mapping[str, Health] | None = None,
     ) -> None:
         super().__init__("router", supervisor)
-        self._providers = ProviderTable(routing, refs)
+        self._providers = ProviderTable(routing, refs, health or {})
         self._metrics = metrics
         self._io = io
         self._audit = audit.writer()
@@ -83,10 +93,18 @@ class RouterActor(SupervisedActor):
         self._random = rand
         self._wall = wall
         self._tasks: dict[str, TaskState] = {}
+        self._calls: dict[int, _Call] = {}
+        """Every attempt in flight, by call id (its task may have ended and wait for it)."""
         self._call_ids = itertools.count(1)
-        self._batch = EventBatch(clock())
+        self._outbox = EventOutbox()
+        self._metrics_failed = False
+        self._unrecorded = 0
+        """Tasks that ended after the metrics actor failed for good."""
+        self._latency = LatencyBook()
         self.handlers = {
             AttemptDone: self._attempt_done,
+            ContentStarted: self._content_started,
+            HedgeDue: self._hedge_due,
             Submit: self._submit,
             Wake: self._wake,
             HealthChanged: self._health_changed,
@@ -94,6 +112,8 @@ class RouterActor(SupervisedActor):
             ProviderReplaced: self._provider_replaced,
             ProviderDown: self._provider_down,
             MetricsReplaced: self._metrics_replaced,
+            EventsStored: self._events_stored,
+            FlushEvents: self._flush_events,
             GetStats: self._forward_to_metrics,
             SyncStore: self._forward_to_metrics,
             ApplyRouting: self._apply,
@@ -137,7 +157,7 @@ class RouterActor(SupervisedActor):
         health = self._task_health(task)
         step = next_step(task.chain, task.progress, health, task.config.retry, now, task.deadline)
         if isinstance(step, Dispatch):
-            self._dispatch(task, step.provider)
+            self._dispatch(task, step.provider, now, health)
         elif isinstance(step, GiveUp):
             self._fail(task, task.failure(step.reason, deadline=step.deadline, health=health), now)
         else:
@@ -159,45 +179,87 @@ class RouterActor(SupervisedActor):
             wake = Wake(task.task_id, task.wake_token)
             self._io.call_later(step.when - now, tell_quietly, self.actor_ref, wake)
 
-    def _dispatch(self, task: TaskState, provider: str) -> None:
-        state: ProgressState = "running"
-        if task.attempts:
-            last = task.attempts[-1]
-            event = "retry" if last.provider == provider else "fallback"
-            state = "retrying" if event == "retry" else "fallback"
-            self._audit.event(
-                event,
-                task_id=task.task_id,
-                role=task.spec.role,
-                from_provider=last.provider,
-                to_provider=provider,
-                after=last.outcome,
-            )
+    def _dispatch(
+        self,
+        task: TaskState,
+        provider: str,
+        now: float,
+        health: dict[str, Health],
+        *,
+        hedge: bool = False,
+    ) -> None:
+        state: ProgressState = "hedging" if hedge else "running"
+        if task.attempts and not hedge:
+            state = self._announce_next(task, provider)
         model = task.config.providers[provider].model
         _tell_progress(task, Progress(task.task_id, state, provider, model, len(task.attempts) + 1))
         stream = task.spec.sink
         if stream is not None and task.restart_reason:
             stream.restart(provider, task.restart_reason)
             task.restart_reason = ""
-        timeouts = task.config.timeouts
         call_id = next(self._call_ids)
-        task.call_id, task.call_provider = call_id, provider
+        task.calls[call_id] = provider
+        self._calls[call_id] = _Call(task, now)
+        if task.gate is None and task.hedge_after_s is not None and task.spec.embed is None:
+            task.gate = ContentGate(functools.partial(self._tell_content, task.task_id))
+        call = self._start_attempt(task, call_id, provider, now, health)
         slot = task.routing.slots[provider]
-        call = StartAttempt(
+        self._providers.dispatching(slot, now)
+        if not self._send(self._providers.ref(slot), call):
+            self._end_call(call_id, ErrorKind.INTERNAL, "the provider actor is not running")
+            return
+        if task.hedge_after_s is not None and len(task.live_calls) == 1:
+            due = HedgeDue(task.task_id, call_id)
+            self._io.call_later(task.hedge_after_s, tell_quietly, self.actor_ref, due)
+
+    def _announce_next(self, task: TaskState, provider: str) -> ProgressState:
+        """Record that the task retries or falls back after its last attempt; say which."""
+        last = task.attempts[-1]
+        event = "retry" if last.provider == provider else "fallback"
+        self._audit.event(
+            event,
+            task_id=task.task_id,
+            role=task.spec.role,
+            from_provider=last.provider,
+            to_provider=provider,
+            after=last.outcome,
+        )
+        return "retrying" if event == "retry" else "fallback"
+
+    def _start_attempt(
+        self, task: TaskState, call_id: int, provider: str, now: float, health: dict[str, Health]
+    ) -> StartAttempt:
+        """Build the attempt, within its share of the task's deadline."""
+        config, timeouts = task.config, task.config.timeouts
+        busy = [task.calls[live] for live in task.live_calls]
+        fallback = next_fallback(task.chain, task.progress, health, busy)
+        reserve = None if fallback is None else self._latency.reserve_s(fallback)
+        end = attempt_end(now, task.deadline, reserve)
+        why = "the task's deadline"
+        if end < task.deadline:
+            kept = task.deadline - end
+            why = f"its share of the task's deadline, keeping {kept:.1f} s for {fallback}"
+        return StartAttempt(
             call_id=call_id,
             task_id=task.task_id,
             role=task.spec.role,
             request=task.request_for(provider),
-            deadline=task.deadline,
+            deadline=end,
             first_byte_s=timeouts.first_byte_s,
             request_s=timeouts.request_s,
             reply_to=self.actor_ref,
             idle_s=timeouts.stream_idle_s,
-            sink=stream,
+            sink=task.spec.sink,
+            first_token_s=config.first_token_s(provider),
+            min_chars_per_s=config.min_chars_per_s(provider),
+            rate_window_s=timeouts.rate_window_s,
+            deadline_why=why,
+            gate=task.gate,
         )
-        if not self._send(self._providers.ref(slot), call):
-            error = ProviderError(ErrorKind.INTERNAL, "the provider actor is not running")
-            self._attempt_done(AttemptDone(call_id, task.task_id, provider, None, error, 0.0))
+
+    def _tell_content(self, task_id: str, call_id: int) -> None:
+        """Runs on the I/O thread when an attempt of a hedged task claims its content."""
+        tell_quietly(self.actor_ref, ContentStarted(task_id, call_id))
 
     @staticmethod
     def _send(ref: pykka.ActorRef[Any] | None, message: object) -> bool:
@@ -209,12 +271,28 @@ class RouterActor(SupervisedActor):
             return False
         return True
 
-    def _attempt_done(self, done: AttemptDone) -> None:
-        task = self._tasks.get(done.task_id)
-        if task is None or task.call_id != done.call_id:
+    def _end_call(self, call_id: int, kind: ErrorKind, reason: str) -> None:
+        """End an attempt its provider cannot report on, as ``kind``, timed from its start."""
+        call = self._calls.get(call_id)
+        if call is None:
             return
-        task.call_id = task.call_provider = None
+        provider = call.task.calls[call_id]
+        latency_ms = (self._clock() - call.started) * 1000.0
+        error = ProviderError(kind, reason, provider=provider)
+        self._attempt_done(
+            AttemptDone(call_id, call.task.task_id, provider, None, error, latency_ms)
+        )
+
+    def _attempt_done(self, done: AttemptDone) -> None:
+        call = self._calls.pop(done.call_id, None)
+        if call is None:
+            return
+        task = call.task
+        task.calls.pop(done.call_id, None)
+        dropped = task.dropped.pop(done.call_id, None)
         now = self._clock()
+        if done.result is not None:
+            self._learn(done, now)
         row = task.record(
             done.provider,
             result=done.result,
@@ -222,25 +300,109 @@ class RouterActor(SupervisedActor):
             latency_ms=done.latency_ms,
             redactor=self._audit.redactor,
             wall=wall_time(self._wall()),
+            dropped=dropped,
         )
         self._audit.event("attempt", **row.audit_fields())
+        if task.ended is not None:
+            if not task.calls:
+                self._batch_rows(task, task.ended)
+            return
+        if dropped is not None:
+            return
         if done.result is not None:
+            if task.hedging:  # an answer no gate saw start (embeddings): it won the race
+                self._won(task, done.call_id, done.provider)
             self._succeed(task, done.provider, done.result, now)
             return
         assert done.error is not None  # noqa: S101 - an attempt ends with one or the other
-        if done.error.partial_text and task.spec.sink is not None:
+        self._attempt_failed(task, done.call_id, done.error, row, now)
+
+    def _attempt_failed(
+        self, task: TaskState, call_id: int, error: ProviderError, row: AttemptRow, now: float
+    ) -> None:
+        if task.content_from == call_id:  # the content it had claimed is void
+            task.content_from = None
+            if task.gate is not None:
+                task.gate = ContentGate(functools.partial(self._tell_content, task.task_id))
+        if error.partial_text and task.spec.sink is not None:
             if task.spec.on_broken != "restart":
-                self._fail(task, task.broken(done.error), now)
+                self._fail(task, task.broken(error), now)
                 return
-            task.restart_reason = f"{done.provider} broke off mid-stream ({done.error.kind})"
+            task.restart_reason = f"{row.provider} broke off mid-stream ({error.kind})"
         failed = Progress(
             task.task_id, "attempt_failed", row.provider, row.model, row.attempt, row.outcome
         )
         _tell_progress(task, failed)
-        task.progress[done.provider].record_failure(
-            done.error.kind, done.error.retry_after_s, task.config.retry, now, self._random
+        if not self._turned_away(task, row.provider, error, now):
+            task.progress[row.provider].record_failure(
+                error.kind, error.retry_after_s, task.config.retry, now, self._random
+            )
+        if not task.live_calls:  # else another attempt is still in flight: it may answer
+            self._advance(task, now)
+
+    def _learn(self, done: AttemptDone, now: float) -> None:
+        """Learn the provider's latency from an answered attempt."""
+        result = done.result
+        ttft_ms = result.ttft_ms if isinstance(result, ChatResult) else None
+        ttft_s = None if ttft_ms is None else ttft_ms / 1000.0
+        self._latency.observe(done.provider, done.latency_ms / 1000.0, ttft_s, now)
+
+    def _content_started(self, message: ContentStarted) -> None:
+        """An attempt of a hedged task sent content first: cancel the others."""
+        task = self._tasks.get(message.task_id)
+        if task is None or message.call_id not in task.calls:
+            return
+        task.content_from = message.call_id
+        self._won(task, message.call_id, task.calls[message.call_id])
+
+    def _won(self, task: TaskState, call_id: int, winner: str) -> None:
+        """``call_id`` (on ``winner``) has the task's content: record a hedge won, cancel others."""
+        losers = [cid for cid in task.live_calls if cid != call_id]
+        if task.hedging:
+            task.hedging = False
+            self._audit.event(
+                "hedge_won",
+                task_id=task.task_id,
+                role=task.spec.role,
+                provider=winner,
+                cancelled=[task.calls[cid] for cid in losers],
+            )
+        for cid in losers:
+            self._drop(task, cid, f"{winner} sent content first")
+
+    def _hedge_due(self, message: HedgeDue) -> None:
+        """The attempt in flight has sent no content yet: start the next provider beside it."""
+        task = self._tasks.get(message.task_id)
+        if task is None or task.content_from is not None or task.live_calls != [message.call_id]:
+            return
+        now = self._clock()
+        busy = [task.calls[message.call_id]]
+        health = self._task_health(task)
+        hedge = hedge_choice(
+            task.chain, busy, task.progress, health, task.config.retry, now, task.deadline
         )
-        self._advance(task, now)
+        if hedge is None:
+            return
+        task.hedging = True
+        self._audit.event(
+            "hedge_started",
+            task_id=task.task_id,
+            role=task.spec.role,
+            provider=task.calls[message.call_id],
+            hedge=hedge,
+            after_s=task.hedge_after_s,
+        )
+        self._dispatch(task, hedge, now, health, hedge=True)
+
+    def _drop(self, task: TaskState, call_id: int, reason: str) -> None:
+        """Cancel one attempt in flight; it ends, and is recorded, as ``cancelled``."""
+        if call_id in task.dropped:
+            return
+        task.dropped[call_id] = reason
+        provider = task.calls[call_id]
+        ref = self._providers.ref(task.routing.slots[provider])
+        if not self._send(ref, CancelAttempt(call_id, reason)):
+            self._end_call(call_id, ErrorKind.CANCELLED, reason)
 
     def _succeed(
         self, task: TaskState, provider: str, result: ChatResult | EmbedResult, now: float
@@ -285,16 +447,40 @@ class RouterActor(SupervisedActor):
         return row
 
     def _count(self, task: TaskState, row: TaskRow) -> None:
-        """Pass the task's rows on to the metrics actor, after the caller has its answer."""
-        if self._metrics is None:
+        """Pass the task's rows on to the metrics actor, after the caller has its answer.
+
+        Attempts still in flight (a hedge's loser) are cancelled first; the rows wait for
+        their records, which come in `_attempt_done`.
+        """
+        why = f"{row.provider} answered the task" if row.provider else f"the task {row.outcome}"
+        for call_id in list(task.calls):
+            self._drop(task, call_id, why)
+        if task.calls:
+            task.ended = row
             return
-        if self._batch.add(TaskEvent(row, tuple(task.rows))):
+        self._batch_rows(task, row)
+
+    def _batch_rows(self, task: TaskState, row: TaskRow) -> None:
+        if self._metrics_failed:
+            self._unrecorded += 1
+            return
+        if self._outbox.add(TaskEvent(row, tuple(task.rows))):
             self._send_events()
+        elif self._outbox.set_timer():
+            self._io.call_later(EVENT_BATCH_S, tell_quietly, self.actor_ref, FlushEvents())
 
     def _send_events(self) -> None:
-        events = self._batch.take(self._clock())
-        if events and self._metrics is not None:
-            tell_quietly(self._metrics, TaskEvents(events))
+        """Send the held tasks as a batch; it is kept until the metrics actor stores it."""
+        batch = self._outbox.take()
+        if batch is not None and self._metrics is not None:
+            tell_quietly(self._metrics, TaskEvents(batch.number, batch.events, self.actor_ref))
+
+    def _flush_events(self, _message: FlushEvents) -> None:
+        self._outbox.timer_fired()
+        self._send_events()
+
+    def _events_stored(self, message: EventsStored) -> None:
+        self._outbox.stored(message.numbers)
 
     def _forward_to_metrics(self, message: GetStats | SyncStore) -> None:
         """Pass on the tasks that ended, then the caller's question, in that order."""
@@ -307,30 +493,36 @@ class RouterActor(SupervisedActor):
 
     def _wake(self, wake: Wake) -> None:
         task = self._tasks.get(wake.key)
-        if task is not None and task.wake_token == wake.token and task.call_id is None:
+        if task is not None and task.wake_token == wake.token and not task.live_calls:
             self._advance(task, self._clock())
 
     def _cancel(self, message: CancelTask) -> None:
         task = self._tasks.get(message.task_id)
         if task is not None:
-            self._abandon(task, "the caller cancelled it")
+            self._abandon(task, message.reason)
 
     def _abandon(self, task: TaskState, reason: str, *, cancelled: bool = True) -> None:
-        self._cancel_call(task)
         kind = TaskCancelledError if cancelled else TaskFailedError
         error = kind(
             task_id=task.task_id, role=task.spec.role, reason=reason, attempts=task.attempts
         )
         self._fail(task, error, self._clock())
 
-    def _cancel_call(self, task: TaskState) -> None:
-        if task.call_id is None or task.call_provider is None:
-            return
-        ref = self._providers.ref(task.routing.slots[task.call_provider])
-        if ref is not None:
-            tell_quietly(ref, CancelAttempt(task.call_id))
-
     # -- providers and config ------------------------------------------------------------
+
+    def _turned_away(
+        self, task: TaskState, provider: str, error: ProviderError, now: float
+    ) -> bool:
+        """Whether the provider refused the call for a change of health the router now knows.
+
+        The provider tells its health before its refusal, so a call sent just as its breaker
+        opened comes back with the reason already known: the task tries elsewhere or waits,
+        and the refusal costs it no attempt.
+        """
+        if error.kind is not ErrorKind.UNAVAILABLE:
+            return False
+        (health,) = self._providers.health_of(task.routing, (provider,)).values()
+        return health.ready_at() > now
 
     def _task_health(self, task: TaskState) -> dict[str, Health]:
         return self._providers.health_of(task.routing, task.chain)
@@ -340,14 +532,43 @@ class RouterActor(SupervisedActor):
             message.reply.set_result(self._providers.standing(self._clock()))
 
     def _health_changed(self, message: HealthChanged) -> None:
-        self._providers.set_health(message.slot, message.health)
+        before = self._providers.set_health(message.slot, message.health)
+        if message.health.ready_at() < before.ready_at():
+            self._wake_waiting_for(message.slot)
+
+    def _wake_waiting_for(self, slot: str) -> None:
+        """Decide again for the waiting tasks that can use ``slot``: it is ready sooner."""
+        now = self._clock()
+        for task in list(self._tasks.values()):
+            if not task.live_calls and any(task.routing.slots[p] == slot for p in task.chain):
+                self._advance(task, now)
 
     def _provider_replaced(self, message: ProviderReplaced) -> None:
-        self._providers.replaced(message.slot, message.ref)
+        self._providers.replaced(message.slot, message.ref, message.health)
         self._fail_calls_on(message.slot, "the provider actor crashed and was restarted")
 
     def _metrics_replaced(self, message: MetricsReplaced) -> None:
+        """Send the new metrics actor every batch its predecessor did not store."""
         self._metrics = message.ref
+        if message.ref is None:
+            self._metrics_failed = True
+            self._rows_lost(self._outbox.drop_all())
+            return
+        resent = self._outbox.unacknowledged()
+        for batch in resent:
+            tell_quietly(message.ref, TaskEvents(batch.number, batch.events, self.actor_ref))
+        if resent:
+            tasks = sum(len(batch.events) for batch in resent)
+            self._audit.event("metrics_rows_resent", tasks=tasks, batches=len(resent))
+
+    def _rows_lost(self, tasks: int) -> None:
+        if tasks:
+            self._audit.event(
+                "metrics_rows_lost",
+                tasks=tasks,
+                reason="the metrics actor stopped before storing them; they are in this "
+                "audit log (callboard metrics rebuild --from-audit restores them)",
+            )
 
     def _provider_down(self, message: ProviderDown) -> None:
         if message.failed:
@@ -355,46 +576,54 @@ class RouterActor(SupervisedActor):
         self._fail_calls_on(message.slot, f"the provider actor {message.reason}")
 
     def _fail_calls_on(self, slot: str, reason: str) -> None:
-        for task in list(self._tasks.values()):
-            provider = task.call_provider
-            if provider is not None and task.routing.slots.get(provider) == slot:
-                error = ProviderError(ErrorKind.INTERNAL, reason)
-                assert task.call_id is not None  # noqa: S101
-                self._attempt_done(
-                    AttemptDone(task.call_id, task.task_id, provider, None, error, 0.0)
-                )
+        """End every attempt the actor of ``slot`` held (ended tasks' cancelled ones too)."""
+        for call_id, call in list(self._calls.items()):
+            provider = call.task.calls.get(call_id)
+            if provider is not None and call.task.routing.slots.get(provider) == slot:
+                self._end_call(call_id, ErrorKind.INTERNAL, reason)
 
     def _apply(self, message: ApplyRouting) -> None:
-        self._providers.apply(message.routing, message.refs)
+        self._providers.apply(message.routing, message.refs, message.health)
+        self._latency.forget(set(message.routing.config.providers))
         self._retire_idle()
 
     def _retire_idle(self) -> None:
-        in_use = (t.routing.slots[p] for t in self._tasks.values() for p in t.chain)
+        in_use = [t.routing.slots[p] for t in self._tasks.values() for p in t.chain]
+        in_use += [c.task.routing.slots[c.task.calls[i]] for i, c in self._calls.items()]
         idle = self._providers.retire_idle(in_use)
         if idle and self.supervisor is not None:
             tell_quietly(self.supervisor, RetireSlots(idle))
 
     def flush(self) -> None:
-        """Write out buffered audit lines; pass on the tasks that ended, at most once a second.
-
-        Metrics are live aggregates, not a record (the audit log is): batching them
-        spares the metrics actor a wake-up per task. `GetStats` and a stop send the
-        batch at once, so a snapshot always counts every task answered before it.
-        """
+        """Write out buffered audit lines."""
         self._audit.flush()
-        if self._batch.due(self._clock()):
-            self._send_events()
-
-    def on_stop(self) -> None:
-        """End the tasks still running and pass the last events on."""
-        super().on_stop()
-        self._send_events()
 
     def release(self, reason: str) -> None:
-        """End every task still running, each with its terminal record."""
+        """End every task still running, each with its terminal record, and its attempts.
+
+        The attempts still in flight are recorded as ``cancelled`` here, with their time
+        so far and no usage (their cost unknown): their providers' reports would find no
+        router. On a stop and on a crash alike, the rows held go to the metrics actor; rows
+        it can no longer get (it is not running) are recorded as lost.
+        """
         crashed = reason.startswith("crashed")
         for task in list(self._tasks.values()):
             self._abandon(task, f"the router {reason}", cancelled=not crashed)
+        for call_id in list(self._calls):  # their providers' reports would come too late
+            self._end_call(call_id, ErrorKind.CANCELLED, f"the router {reason} before it ended")
+        self._send_events()
+        lost, self._unrecorded = self._unrecorded, 0
+        if self._metrics is None or not self._metrics.is_alive():
+            lost += self._outbox.drop_all()
+        self._rows_lost(lost)
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """An attempt in flight: its task, and when the router sent it."""
+
+    task: TaskState
+    started: float
 
 
 def _tell_progress(task: TaskState, progress: Progress) -> None:

@@ -5,6 +5,10 @@ exponential backoff, at most ``max_restarts`` times within ``window_s``. Past th
 provider is marked failed (its roles fall back), the metrics actor is given up (calls go
 on without live stats), and a router that cannot be kept running closes the board.
 Callers and the router address providers by id, never by a long-lived actor reference.
+
+Providers whose check found them in trouble start unchecked; the supervisor keeps how
+each such provider last said it stood, so that an actor restarted after a crash starts
+unchecked again, and tells every provider which router to keep informed.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import itertools
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,21 +28,27 @@ from actors._messages import (
     ApplyRouting,
     AwaitChild,
     ChildDied,
+    HealthChanged,
     ListChildren,
     MetricsReplaced,
     ProviderDown,
     ProviderReplaced,
     Reconfigure,
+    Reloaded,
     RestartChild,
     RetireSlots,
+    RouterIs,
 )
 from actors._metrics import MetricsActor, MetricsActorSettings
-from actors._provider import ProviderActor
+from actors._provider import ProviderActor, Rechecks
 from actors._router import RouterActor
 from runtime._audit import AuditLog
 from runtime._config.schema import Config
 from runtime._errors import BoardClosedError
+from runtime._policy.backoff import recheck_wait_s
 from runtime._policy.provider_table import Routing
+from runtime._policy.routing import Availability, Health
+from runtime._transport.credentials import CheckFailure
 from runtime._transport.io_loop import IoLoop
 
 METRICS, ROUTER = "metrics", "router"
@@ -63,9 +73,14 @@ class Supervisor(DispatchingActor):
         audit: AuditLog,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
+        unchecked: Mapping[str, CheckFailure] | None = None,
     ) -> None:
+        """``unchecked`` maps the providers whose check found them in trouble to why."""
         super().__init__()
         self._config = config
+        self._unchecked_at_start = dict(unchecked or {})
+        self._unchecked: dict[str, Health] = {}
+        """How each unchecked provider last stood, by slot."""
         self._io = io
         self._audit = audit
         self._clock = clock
@@ -82,13 +97,15 @@ class Supervisor(DispatchingActor):
             Reconfigure: self._reconfigure,
             RetireSlots: self._retire,
             ListChildren: self._stop_order,
+            HealthChanged: self._provider_health,
         }
 
     def on_start(self) -> None:
         """Start metrics, then the providers, then the router."""
         self._add(METRICS, self._start_metrics)
-        self._slots = self._provider_slots(self._config)
+        self._slots = self._provider_slots(self._config, self._unchecked_at_start)
         self._add(ROUTER, self._start_router)
+        self._introduce_router(self._slots.values())
 
     def _add(self, child_id: str, start: Callable[[], pykka.ActorRef[Any]]) -> pykka.ActorRef[Any]:
         child = _Child(start)
@@ -104,16 +121,20 @@ class Supervisor(DispatchingActor):
         return Routing(self._config, dict(self._slots))
 
     def _start_router(self) -> pykka.ActorRef[Any]:
-        return RouterActor.start(
+        router = RouterActor.start(
             routing=self._routing(),
             refs=self._provider_refs(),
             metrics=self._ref(METRICS),
+            health=dict(self._unchecked),
             io=self._io,
             audit=self._audit,
             supervisor=self.actor_ref,
             clock=self._clock,
             rand=self._random,
         )
+        if self._children[METRICS].failed:  # else a missing ref means "restarting"
+            tell_quietly(router, MetricsReplaced(None))
+        return router
 
     def _ref(self, child_id: str) -> pykka.ActorRef[Any] | None:
         child = self._children.get(child_id)
@@ -126,8 +147,13 @@ class Supervisor(DispatchingActor):
                 refs[child_id.removeprefix("provider:")] = child.ref
         return refs
 
-    def _provider_slots(self, config: Config) -> dict[str, str]:
-        """Give each provider an actor slot, reusing the running one when nothing changed."""
+    def _provider_slots(
+        self, config: Config, unchecked: Mapping[str, CheckFailure]
+    ) -> dict[str, str]:
+        """Give each provider an actor slot, reusing the running one when nothing changed.
+
+        A new slot of a provider in ``unchecked`` starts unchecked, for that reason.
+        """
         slots: dict[str, str] = {}
         for pid, settings in config.providers.items():
             fingerprint = (settings, config.breaker, config.timeouts.connect_s)
@@ -135,9 +161,31 @@ class Supervisor(DispatchingActor):
             if slot is None or self._fingerprints.get(slot) != fingerprint:
                 slot = f"{pid}#{next(self._slot_numbers)}"
                 self._fingerprints[slot] = fingerprint
+                failure = unchecked.get(pid)
+                if failure is not None:
+                    wait = recheck_wait_s(config.startup, 1, self._random, failure.retry_after_s)
+                    when = self._clock() + wait
+                    self._unchecked[slot] = Health(Availability.UNCHECKED, when, failure.problem)
                 self._add(f"provider:{slot}", self._provider_starter(slot, pid, config))
             slots[pid] = slot
         return slots
+
+    def _introduce_router(self, slots: Iterable[str]) -> None:
+        """Tell these slots' provider actors which router to keep informed of their health."""
+        router = self._ref(ROUTER)
+        if router is None:
+            return
+        for slot in slots:
+            provider = self._ref(f"provider:{slot}")
+            if provider is not None:
+                tell_quietly(provider, RouterIs(router))
+
+    def _provider_health(self, message: HealthChanged) -> None:
+        """Keep how an unchecked provider stands, for a restart of its actor or the router."""
+        if message.health.state is Availability.UNCHECKED:
+            self._unchecked[message.slot] = message.health
+        else:
+            self._unchecked.pop(message.slot, None)
 
     def _provider_starter(
         self, slot: str, pid: str, config: Config
@@ -147,6 +195,7 @@ class Supervisor(DispatchingActor):
             config.breaker,
             config.timeouts.connect_s,
         )
+        rechecks = Rechecks(config.startup, config.timeouts.validate_s)
 
         def start() -> pykka.ActorRef[Any]:
             return ProviderActor.start(
@@ -159,6 +208,9 @@ class Supervisor(DispatchingActor):
                 audit=self._audit,
                 supervisor=self.actor_ref,
                 clock=self._clock,
+                rechecks=rechecks,
+                unchecked=self._unchecked.get(slot),
+                rand=self._random,
             )
 
         return start
@@ -216,10 +268,17 @@ class Supervisor(DispatchingActor):
         child.ref = child.start()
         self._audit.event("actor_restarted", actor=child_id, restarts=len(child.restarts))
         if child_id.startswith("provider:"):
-            self._tell_router(ProviderReplaced(child_id.removeprefix("provider:"), child.ref))
+            slot = child_id.removeprefix("provider:")
+            self._tell_router(ProviderReplaced(slot, child.ref, self._unchecked.get(slot)))
+            self._introduce_router([slot])
         elif child_id == METRICS:
             self._tell_router(MetricsReplaced(child.ref))
+        elif child_id == ROUTER:
+            self._introduce_router(self._slots_running())
         self._notify_waiters()
+
+    def _slots_running(self) -> list[str]:
+        return [c.removeprefix("provider:") for c in self._children if c.startswith("provider:")]
 
     def _notify_waiters(self) -> None:
         waiting = []
@@ -244,13 +303,23 @@ class Supervisor(DispatchingActor):
         metrics = self._ref(METRICS)
         if metrics is not None:
             tell_quietly(metrics, MetricsActorSettings.of(config))
-        self._slots = self._provider_slots(config)
-        self._tell_router(ApplyRouting(self._routing(), self._provider_refs()))
+        running = set(self._slots_running())
+        kept = set(self._slots.values())
+        self._slots = self._provider_slots(config, message.unchecked)
+        for slot in kept & set(self._slots.values()):
+            ref = self._ref(f"provider:{slot}")
+            if ref is not None:
+                tell_quietly(ref, Reloaded())
+        new = [slot for slot in self._slots.values() if slot not in running]
+        health = {slot: self._unchecked[slot] for slot in new if slot in self._unchecked}
+        self._tell_router(ApplyRouting(self._routing(), self._provider_refs(), health))
+        self._introduce_router(new)
 
     def _retire(self, message: RetireSlots) -> None:
         for slot in message.slots:
             child = self._children.pop(f"provider:{slot}", None)
             self._fingerprints.pop(slot, None)
+            self._unchecked.pop(slot, None)
             if child is not None and child.ref is not None:
                 child.ref.stop(block=False)
                 self._audit.event("actor_retired", actor=f"provider:{slot}")

@@ -104,7 +104,7 @@ def write_through_actor(path: Path, events: list[TaskEvent], batch: int) -> floa
     actor = MetricsActor.start(None, settings=settings)
     start = time.perf_counter()
     for i in range(0, len(events), batch):
-        actor.tell(TaskEvents(tuple(events[i : i + batch])))
+        actor.tell(TaskEvents(i // batch + 1, tuple(events[i : i + batch])))
     done: concurrent.futures.Future[Path | None] = concurrent.futures.Future()
     actor.tell(SyncStore(done))
     done.result(timeout=3600)

@@ -4,18 +4,24 @@ Each board owns its own log (no global structlog configuration is touched), writ
 standard error or to a file; each actor renders into a buffer of its own. `Redactor` is a
 structlog processor that masks every configured secret, secret-bearing header and
 key-shaped token in every value; the runtime also runs provider messages through it
-before they reach errors or replies.
+before they reach errors or replies. A file is reopened when asked (`AuditLog.reopen`,
+after logrotate renamed it), and rotated by size or time when configured (`Rotation`,
+through the standard library's rotating handlers).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
 import time
 from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import structlog  # about 100 ms (it loads rich): with the board's modules, never a board's start
 
 from runtime._rows import iso
 
@@ -106,22 +112,55 @@ def _event_first(
     return {"ts": event.pop("ts", None), "event": event.pop("event", None), **event}
 
 
+RotateEvery = Literal["hour", "day", "week"]
+_WHEN: dict[RotateEvery, str] = {"hour": "H", "day": "MIDNIGHT", "week": "W0"}
+"""`TimedRotatingFileHandler`'s names: an hour after the file began, UTC midnight, Monday."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """When the audit file moves aside for a new one: past ``max_bytes``, or ``every``.
+
+    ``keep`` is how many moved-aside files stay (the oldest beyond it are deleted); with
+    neither ``max_bytes`` nor ``every`` the file is never rotated by callboard.
+    """
+
+    max_bytes: int = 0
+    every: RotateEvery | None = None
+    keep: int = 7
+
+
 class AuditLog:
     """Where audit lines go: standard error or a file, opened once for the board.
 
     Each actor writes through its own `AuditWriter`, which renders lines into a buffer it
-    alone owns and appends them with one write; the file is opened ``O_APPEND``, so the
-    batches of different writers never interleave within a line and no lock is needed.
+    alone owns and appends them with one write. A file that is not rotated is opened
+    ``O_APPEND``, so the batches of different writers never interleave within a line and
+    no lock is needed; `reopen` swaps the file under the same descriptor at once
+    (``dup2``). A rotated file is written through the standard library's
+    `RotatingFileHandler` or `TimedRotatingFileHandler`, whose lock keeps writers and
+    rotations apart. Files are created readable by their owner only.
     """
 
-    def __init__(self, path: Path | None, redactor: Redactor, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        redactor: Redactor,
+        *,
+        enabled: bool = True,
+        rotation: Rotation = Rotation(),
+    ) -> None:
         self.redactor = redactor
         self.path = path
         self._fd: int | None = None
+        self._handler: logging.FileHandler | None = None
         self._enabled = enabled
         if enabled and path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            if rotation.max_bytes or rotation.every:
+                self._handler = _rotating_handler(path, rotation)
+            else:
+                self._fd = _open_private(path)
 
     def writer(self) -> AuditWriter:
         """Return a new buffered writer, for one thread's use."""
@@ -133,6 +172,8 @@ class AuditLog:
             return
         if self._fd is not None:
             os.write(self._fd, text.encode("utf-8"))
+        elif self._handler is not None:
+            self._handler.handle(logging.makeLogRecord({"msg": text}))
         else:
             sys.stderr.write(text)
             sys.stderr.flush()
@@ -141,12 +182,87 @@ class AuditLog:
         """Write one event line now, from any thread (for callers off the hot path)."""
         self.writer().event(name, now=True, **fields)
 
+    def reopen(self) -> bool:
+        """Open the file at `path` again if it is no longer the one written (logrotate).
+
+        After a rename (or a deletion) lines would go on into the old file; this starts
+        a new file at `path`, says so in it (``audit_reopened``), and returns ``True``.
+        Lines being written meanwhile land whole in one file or the other.
+        """
+        if self.path is None or not self._enabled or self._open_file_is_at_path():
+            return False
+        if self._fd is not None:
+            fresh = _open_private(self.path)
+            os.dup2(fresh, self._fd, inheritable=False)
+            os.close(fresh)
+        elif self._handler is not None:
+            _open_private_stream(self._handler)
+        self.event("audit_reopened", path=str(self.path))
+        return True
+
+    def _open_file_is_at_path(self) -> bool:
+        assert self.path is not None  # noqa: S101 - reopen checks it first
+        if self._fd is not None:
+            fd = self._fd
+        elif self._handler is not None and self._handler.stream is not None:
+            fd = self._handler.stream.fileno()
+        else:
+            return True
+        try:
+            return os.path.samestat(os.fstat(fd), self.path.stat())
+        except FileNotFoundError:
+            return False
+
     def close(self) -> None:
         """Stop writing and close the file, if the log writes to one."""
         self._enabled = False
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._handler is not None:
+            self._handler.close()
+            self._handler = None
+
+
+def _open_private(path: Path) -> int:
+    """Open ``path`` for appending, creating it readable and writable by its owner only."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+
+def _rotating_handler(path: Path, rotation: Rotation) -> logging.FileHandler:
+    """Return the standard library's handler for ``rotation``, writing lines as given."""
+    import logging.handlers  # noqa: PLC0415 - only boards that rotate their audit file
+
+    os.close(_open_private(path))
+    handler: logging.handlers.BaseRotatingHandler
+    if rotation.max_bytes:
+        handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=rotation.max_bytes, backupCount=rotation.keep, encoding="utf-8"
+        )
+    else:
+        assert rotation.every is not None  # noqa: S101 - one of the two is set
+        handler = logging.handlers.TimedRotatingFileHandler(
+            path, when=_WHEN[rotation.every], backupCount=rotation.keep, encoding="utf-8", utc=True
+        )
+    handler.terminator = ""  # the lines end with their own newlines
+    handler.rotator = _rotate_private
+    return handler
+
+
+def _rotate_private(source: str, dest: str) -> None:
+    """Move the full file aside and create the next one, private, before the handler opens it."""
+    if os.path.exists(source):  # noqa: PTH110 - the handler's own names are strings
+        os.rename(source, dest)  # noqa: PTH104
+    os.close(_open_private(Path(source)))
+
+
+def _open_private_stream(handler: logging.FileHandler) -> None:
+    """Give ``handler`` a stream on a new file at its path, and close the old stream."""
+    path = Path(handler.baseFilename)
+    os.close(_open_private(path))
+    old = handler.setStream(path.open("a", encoding="utf-8"))
+    if old is not None:
+        old.close()
 
 
 class AuditWriter:
@@ -158,8 +274,6 @@ class AuditWriter:
         self._log = log
         self.redactor = log.redactor
         self._lines: list[str] = []
-        import structlog  # noqa: PLC0415 - loaded with the first log, not with `import runtime`
-
         self._logger = structlog.wrap_logger(
             _Collector(self._lines),
             processors=[

@@ -386,6 +386,9 @@ class ChatResult:
     rate_limits: RateLimitInfo = field(default_factory=RateLimitInfo)
     ttft_ms: float | None = None
     """Milliseconds from the start of the attempt to the first text (streamed answers)."""
+    answered_at: float | None = None
+    """When the answer's headers arrived (``time.monotonic()``): the provider had the
+    request by then, so its rate limits counted it by then."""
     usage_known: bool = True
     """``False`` when the provider's token counts could not be had (``usage`` is zero):
     the call's cost is then unknown, never zero."""
@@ -488,7 +491,7 @@ class Reply:
 
 
 ProgressState = Literal[
-    "running", "retrying", "fallback", "attempt_failed", "waiting",
+    "running", "retrying", "fallback", "hedging", "attempt_failed", "waiting",
     "ok", "failed", "deadline", "cancelled",
 ]  # fmt: skip
 
@@ -498,7 +501,8 @@ class Progress:
     """A step in a task's life, reported to the caller's ``on_progress`` as it happens.
 
     ``state`` is ``running`` (first attempt started), ``retrying`` (the same provider
-    again), ``fallback`` (another provider), ``attempt_failed`` (``detail`` is the error
+    again), ``fallback`` (another provider), ``hedging`` (another provider beside the
+    one in flight, see ``hedge_after_s``), ``attempt_failed`` (``detail`` is the error
     kind), ``waiting`` (every provider resting or backing off; ``detail`` says how long),
     or how the task ended: ``ok``, ``failed``, ``deadline``, ``cancelled``.
     """

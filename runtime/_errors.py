@@ -27,7 +27,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runtime._chat import Usage
 
 
 class ErrorKind(enum.StrEnum):
@@ -35,6 +38,9 @@ class ErrorKind(enum.StrEnum):
 
     AUTH = "auth"
     PERMISSION = "permission"
+    QUOTA = "quota"
+    """The account's quota, credit or spend limit is used up: no call will pass until the
+    bill is settled (OpenAI's ``insufficient_quota``, HTTP 402, Anthropic's credit balance)."""
     NOT_FOUND = "not_found"
     BAD_REQUEST = "bad_request"
     RATE_LIMITED = "rate_limited"
@@ -48,6 +54,9 @@ class ErrorKind(enum.StrEnum):
     """The provider could not take the call: breaker open, cooling down, queue full, failed."""
     INTERNAL = "internal"
     """The provider's actor crashed or was replaced while it held the call."""
+    CANCELLED = "cancelled"
+    """The runtime dropped the attempt: its task was cancelled or had ended, or another
+    provider's attempt sent content first (hedging)."""
 
     @property
     def retryable(self) -> bool:
@@ -164,6 +173,9 @@ class ProviderError(CallboardError):
         self.code = code
         self.partial_text = ""
         """The text a stream had delivered before it broke (``""``: none)."""
+        self.partial_usage: Usage | None = None
+        """The tokens the provider had reported when the attempt ended early (a broken or
+        cancelled stream's, as far as its events told; ``None``: none reported)."""
         super().__init__(self._describe())
 
     @property
@@ -182,6 +194,7 @@ class ProviderError(CallboardError):
             code=self.code,
         )
         error.partial_text = self.partial_text
+        error.partial_usage = self.partial_usage
         return error
 
     def _describe(self) -> str:

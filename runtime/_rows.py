@@ -19,9 +19,9 @@ def wall_time(seconds: float) -> float:
     return round(seconds, 6)
 
 
-def iso(seconds: float) -> str:
-    """Format a Unix time as the audit log writes it (UTC, microseconds, ``Z``)."""
-    text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds")
+def iso(seconds: float, timespec: str = "microseconds") -> str:
+    """Format a Unix time as ISO 8601 in UTC, ``Z``-suffixed (as the audit log writes it)."""
+    text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec=timespec)
     return text.replace("+00:00", "Z")
 
 

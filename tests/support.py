@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from runtime import Callboard
 from runtime._rows import AttemptRow, TaskRow
 from runtime.testing import FakeProvider
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -149,6 +157,18 @@ def primary_and_backup(deployment: Deployment, primary: FakeProvider, backup: Fa
     return deployment.write(config_toml(deployment, providers, {"coder": ["primary", "backup"]}))
 
 
+def run_script(script: Path, config: Path) -> subprocess.Popen[str]:
+    """Start ``script`` with ``config`` in a Python process of its own; read its stdout."""
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(config)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **ENV},
+    )
+    assert child.stdout is not None
+    return child
+
+
 def attempt_row(**values: Any) -> AttemptRow:
     """Build an attempt row with plausible defaults for the fields not given."""
     defaults: dict[str, Any] = {
@@ -189,3 +209,39 @@ def task_row(**values: Any) -> TaskRow:
         "fallback": False,
     }
     return TaskRow(**{**defaults, **values})
+
+
+def eventually(probe: Callable[[], T | None], timeout_s: float = 5.0) -> T:
+    """Return the first truthy answer of ``probe``, asked every 20 ms, within ``timeout_s``.
+
+    Only for a state the runtime reaches in the background (a provider checked again),
+    read through a public call such as ``board.health()``; a reply is waited on directly.
+
+    Raises:
+        TimeoutError: ``probe`` answered nothing truthy in time.
+    """
+    deadline = time.monotonic() + timeout_s
+    pause = threading.Event()
+    while True:
+        answer = probe()
+        if answer:
+            return answer
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not reached within {timeout_s} s")
+        pause.wait(0.02)
+
+
+def callboard(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m runtime._cli ARGS`` with the fakes' keys set; output in pipes."""
+    environ = {**os.environ, **ENV, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "runtime._cli", *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        input=stdin,
+        timeout=30,
+        check=False,
+    )

@@ -6,7 +6,7 @@ import pytest
 from support import FAST_SECTIONS, config_toml, primary_and_backup
 
 from runtime import DeadlineExceededError, TaskFailedError
-from runtime.testing import Answer, Drop, Fail, Hang, Malformed, ProxyError, StreamError
+from runtime.testing import Answer, Drop, Fail, Hang, Malformed, ProxyError, Reset, StreamError
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -33,6 +33,7 @@ def two_providers(fakes, deployment, first="openai", second="anthropic", section
         (ProxyError(502), "server"),
         (Malformed(), "malformed_response"),
         (Drop(), "network"),
+        (Reset(), "network"),
         (Hang(), "timeout"),
         (StreamError(after_chunks=1), "server"),
     ],
@@ -47,6 +48,17 @@ def test_a_failing_first_provider_falls_back_to_the_next(fakes, deployment, beha
         ("primary", outcome),
         ("backup", "ok"),
     ]
+
+
+def test_a_connection_reset_is_a_network_error_that_says_so(fakes, deployment):
+    """A reset connection is `network`, "reset by peer", at once: never a timeout."""
+    primary, _backup, board = two_providers(fakes, deployment)
+    primary.script.append(Reset())
+    first = board.ask("coder", "hi").attempts[0]
+    assert first.outcome == "network"
+    assert "connection reset by peer" in first.message
+    assert "did not answer" not in first.message
+    assert first.latency_ms < 1000
 
 
 def test_anthropic_529_overloaded_falls_back(fakes, deployment):

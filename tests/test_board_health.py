@@ -194,3 +194,31 @@ def test_health_says_how_each_provider_stands(fakes, deployment):
     assert 20 < health["primary"].for_s <= 30
     assert health["backup"].state == "out"
     assert "GEMINI_KEY" in health["backup"].reason
+
+
+def test_a_spent_quota_takes_the_provider_out_until_a_reload(fakes, deployment):
+    """After insufficient_quota the provider is out, saying why, until a reload brings it back."""
+    primary, backup = fakes("openai"), fakes("gemini")
+    primary.script.extend([Fail(429, code="insufficient_quota")] * 3)
+    primary_and_backup(deployment, primary, backup)
+    board = deployment.board()
+    first = board.ask("coder", "one")
+    assert [(a.provider, a.outcome) for a in first.attempts] == [
+        ("primary", "quota"),
+        ("backup", "ok"),
+    ]
+    later = [board.ask("coder", str(i)) for i in range(3)]
+    assert all([a.provider for a in r.attempts] == ["backup"] for r in later)
+    assert len(primary.requests) == 1
+    health = board.health()["primary"]
+    assert health.state == "out"
+    assert "quota or credit is used up" in health.reason
+    (out,) = deployment.events("provider_out")
+    assert out["provider"] == "primary"
+    assert "exceeded your current quota" in out["reason"]
+    assert out["status"] == 429
+    primary.script.clear()
+    board.reload()
+    assert board.ask("coder", "paid").provider == "primary"
+    (back,) = deployment.events("provider_back")
+    assert back["provider"] == "primary"

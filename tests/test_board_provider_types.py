@@ -301,6 +301,21 @@ def test_bedrock_with_an_api_key_sends_it_as_bearer(fakes, deployment, no_aws):
     assert all(r.headers["authorization"].startswith("Bearer ") for r in bedrock.requests)
 
 
+def test_bedrock_by_api_key_streams_without_botocore(fakes, deployment, no_aws, monkeypatch):
+    """With a Bedrock API key no extra is needed: streamed answers are decoded without botocore."""
+    bedrock = fakes("bedrock")
+    providers = {"bedrock": (bedrock, _bedrock_by_key())}
+    deployment.write(config_toml(deployment, providers, {"coder": ["bedrock"]}))
+    for name in ("botocore", "botocore.eventstream"):
+        monkeypatch.setitem(sys.modules, name, None)
+    board = deployment.board()
+    chunks = list(board.stream("coder", "x"))
+    reply = chunks[-1].reply
+    assert reply.provider == "bedrock"
+    assert reply.text == "".join(c.text for c in chunks[:-1])
+    assert bedrock.requests[-1].path.endswith("/converse-stream")
+
+
 def test_bedrock_signing_without_botocore_asks_for_the_extra(
     fakes, deployment, aws_keys, monkeypatch
 ):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from support import config_toml
 
-from runtime import Callboard, UnknownRoleError
+from runtime import Callboard, TaskFailedError, UnknownRoleError
 from runtime.testing import Answer, Fail, FakeAnthropic, FakeOpenAI, config_for
 
 pytestmark = pytest.mark.timeout(20)
@@ -131,3 +131,34 @@ def test_the_readme_testing_example_works():
         with Callboard(config) as board:
             assert board.ask("coder", "hi").provider == "gpt"
         assert claude.requests[-1].json["messages"][0]["content"] == "hi"
+
+
+def test_the_default_provider_answers_when_a_roles_own_providers_fail(fakes, deployment):
+    """A role whose providers all fail falls back to default_provider, recorded as a fallback."""
+    primary, last = fakes("openai"), fakes("anthropic")
+    deployment.write(
+        config_toml(
+            deployment,
+            {"primary": primary, "last": last},
+            {
+                "coder": ["primary"],
+                "strict": {"providers": ["primary"], "fallback_to_default": False},
+            },
+            default="last",
+        )
+    )
+    primary.script.extend([Fail(500)] * 2)
+    board = deployment.board()
+    reply = board.ask("coder", "hi")
+    assert [(a.provider, a.outcome) for a in reply.attempts] == [
+        ("primary", "server"),
+        ("last", "ok"),
+    ]
+    (finished,) = deployment.events("task_finished")
+    assert (finished["provider"], finished["fallback"]) == ("last", True)
+    assert finished["trail"] == ["primary:server", "last:ok"]
+    primary.script.extend([Fail(500)] * 2)
+    with pytest.raises(TaskFailedError):
+        board.ask("strict", "hi")
+    assert board.ask("unlisted", "hi").provider == "last"
+    assert deployment.events("task_finished")[-1]["fallback"] is False

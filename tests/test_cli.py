@@ -7,24 +7,12 @@ import subprocess
 import sys
 
 import pytest
-from support import ENV, KEYS, config_toml
+from support import KEYS, callboard, config_toml
 
 from runtime import TaskFailedError
 from runtime.testing import Answer, Fail
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def callboard(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, **ENV, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "runtime._cli", *args],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=30,
-        check=False,
-    )
 
 
 def test_check_passes_a_good_config_and_its_credentials(fakes, deployment):
@@ -52,6 +40,18 @@ def test_check_lists_every_problem_and_exits_2(fakes, deployment):
     assert "gpt: the key was rejected (HTTP 401)" in done.stderr
     assert "OPENAI_KEY" in done.stderr
     assert KEYS["openai"] not in done.stderr
+
+
+def test_check_refuses_a_file_that_is_not_utf8_without_a_traceback(fakes, deployment):
+    """Bytes that are not UTF-8 are a located config problem: exit 2, no traceback."""
+    gpt = fakes("openai")
+    text = config_toml(deployment, {"gpt": gpt}, {"coder": ["gpt"]}) + "# r\xe9sum\xe9\n"
+    deployment.path.write_bytes(text.encode("latin-1"))
+    done = callboard("check", "--config", str(deployment.path))
+    assert done.returncode == 2
+    assert f"line {text.count(chr(10))}: " in done.stderr
+    assert "not UTF-8 text: byte 0xe9" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_check_names_a_missing_environment_variable(fakes, deployment):

@@ -113,7 +113,8 @@ def test_a_role_cannot_override_endpoint_settings():
     found = problems(GOOD.replace("max_tokens = 8000", 'max_tokens = 8000\nmodel = "gpt-4o"'))
     assert len(found) == 1
     assert "roles.coder.model: 'model' cannot be set per role" in found[0]
-    assert "only providers, temperature, max_tokens, top_p and stop" in found[0]
+    allowed = "only providers, fallback_to_default, hedge_after_s, temperature, max_tokens"
+    assert allowed in found[0]
 
 
 def test_negative_limits_are_refused():
@@ -311,3 +312,140 @@ def test_an_openai_compatible_server_of_type_openai_may_take_no_key():
     assert problems('[providers.o]\ntype = "openai"\nmodel = "gpt-4o"\n', {}) == [
         'line 1: providers.o.api_key: required for type openai (usually "${OPENAI_API_KEY}")'
     ]
+
+
+def test_the_default_provider_is_every_roles_last_resort():
+    """default_provider ends every role's chain, unless it is there or the role opts out."""
+    text = GOOD + (
+        '\n[roles.reviewer]\nproviders = ["claude"]\n'
+        '\n[roles.tester]\nproviders = ["claude"]\nfallback_to_default = false\n'
+    )
+    config = parse_config(text, environ=ENV)
+    assert config.chain("reviewer") == ("claude", "gpt")
+    assert config.chain("coder") == ("claude", "gpt")
+    assert config.chain("tester") == ("claude",)
+    assert config.chain("planner") == ("gpt",)
+    assert config.last_resort("reviewer") == "gpt"
+    assert config.last_resort("coder") is None
+    assert config.last_resort("tester") is None
+    assert config.last_resort("planner") is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "given", "used"),
+    [
+        ("anthropic", "https://api.anthropic.com", "https://api.anthropic.com/v1"),
+        ("anthropic", "https://api.anthropic.com/v1/", "https://api.anthropic.com/v1"),
+        ("anthropic", "https://gw.example/acct/anthropic", "https://gw.example/acct/anthropic/v1"),
+        (
+            "gemini",
+            "https://generativelanguage.googleapis.com",
+            "https://generativelanguage.googleapis.com/v1beta",
+        ),
+        ("gemini", "https://proxy.example/v1", "https://proxy.example/v1"),
+        ("openai", "https://proxy.example", "https://proxy.example"),
+    ],
+)
+def test_a_base_url_without_its_version_gets_the_one_the_sdk_adds(kind, given, used):
+    """Anthropic's and Gemini's SDKs add the version path to base_url: both forms work."""
+    text = f'[providers.p]\ntype = "{kind}"\napi_key = "k"\nmodel = "m"\nbase_url = "{given}"\n'
+    assert parse_config(text, environ={}).providers["p"].endpoint().base_url == used
+
+
+def test_bytes_that_are_not_utf8_are_a_located_problem(tmp_path: Path):
+    """A file saved in Latin-1 is refused with the line and key of each bad byte."""
+    text = GOOD.replace('model = "claude-sonnet-4-5"', 'model = "claude-sonnet-4-5"  # caf\xe9')
+    path = tmp_path / "config.toml"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ=ENV)
+    (problem,) = caught.value.problems
+    assert problem.line == line_of(text, "claude-sonnet-4-5")
+    assert problem.location == "providers.claude.model"
+    assert "not UTF-8" in problem.message
+    assert "0xe9" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        ('api_key = "${ANTHROPIC_API_KEY}"', 'api_key = "sk-ant-abc\u2026xyz"', "api_key"),
+        (
+            'model = "claude-sonnet-4-5"',
+            'model = "claude-sonnet-4-5"\nheaders = { X-Team = "r\u00e9d" }',
+            "headers.X-Team",
+        ),
+    ],
+)
+def test_a_key_or_header_with_non_ascii_characters_is_refused_unshown(old, new, where):
+    """A pasted ellipsis in a key is a located problem naming the character, not the key."""
+    text = GOOD.replace(old, new)
+    (found,) = problems(text)
+    assert found.startswith(
+        f"line {line_of(text, new.splitlines()[-1])}: providers.claude.{where}:"
+    )
+    assert "non-ASCII" in found
+    assert "sk-ant-abc" not in found
+
+
+def test_a_key_from_the_environment_with_non_ascii_characters_is_refused():
+    """The check applies to the value ${VAR} gives, and names the variable."""
+    found = problems(GOOD, environ={**ENV, "ANTHROPIC_API_KEY": "sk-ant-\u2026"})
+    assert len(found) == 1
+    assert "providers.claude.api_key" in found[0]
+    assert "ANTHROPIC_API_KEY" in found[0]
+
+
+@pytest.mark.parametrize("url", ["api.openai.com/v1", "ftp://api.openai.com/v1", "https://"])
+def test_a_base_url_must_be_http_or_https_with_a_host(url):
+    """base_url is checked at load: an http(s) URL with a host, or a located problem."""
+    text = GOOD.replace('model = "gpt-4o"', f'model = "gpt-4o"\nbase_url = "{url}"')
+    (found,) = problems(text)
+    assert found.startswith(f"line {line_of(text, 'base_url')}: providers.gpt.base_url:")
+    assert "http:// or https://" in found
+
+
+def test_variables_are_expanded_in_every_string_of_the_file():
+    """${VAR} works in metrics, audit, roles, prices and workflows, not just providers."""
+    extra = (
+        '[metrics]\npath = "${METRICS_DB:-m2.db}"\n'
+        '[audit]\npath = "${AUDIT_LOG}"\n'
+        '[workflow.ship.code]\nrole = "${CODER_ROLE:-coder}"\nprompt = "Build {goal} in ${LANG}"\n'
+    )
+    text = (GOOD + extra).replace(
+        'providers = ["claude", "gpt"]', 'providers = ["${FIRST:-claude}", "gpt"]'
+    )
+    environ = {**ENV, "AUDIT_LOG": "/var/log/cb.jsonl", "LANG": "Rust", "FIRST": "gpt"}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, environ=environ)
+    assert [str(p) for p in caught.value.problems] == [
+        f'line {line_of(text, "FIRST")}: roles.coder.providers[1]: provider "gpt" is listed twice'
+    ]
+    environ["FIRST"] = "claude"
+    config = parse_config(text, environ=environ)
+    assert config.metrics.path == "m2.db"
+    assert config.audit.path == "/var/log/cb.jsonl"
+    assert config.chain("coder") == ("claude", "gpt")
+    assert config.workflow["ship"]["code"].role == "coder"
+    assert config.workflow["ship"]["code"].prompt == "Build {goal} in Rust"
+
+
+def test_an_unset_variable_anywhere_is_a_located_problem():
+    """An unset variable outside provider tables is named with its place, as inside them."""
+    text = GOOD + '[metrics]\npath = "${METRICS_DB}"\n'
+    where = f"line {line_of(text, 'METRICS_DB')}: metrics.path"
+    assert problems(text) == [f"{where}: environment variable METRICS_DB is not set"]
+
+
+def test_a_doubled_dollar_keeps_a_variable_literal():
+    """$${VAR} stands for the text ${VAR}, for a system prompt that must show it."""
+    text = GOOD + '[workflow.w.s]\nrole = "coder"\nprompt = "{goal}"\nsystem = "Use $${HOME}"\n'
+    assert parse_config(text, environ=ENV).workflow["w"]["s"].system == "Use ${HOME}"
+
+
+def test_a_variable_in_a_table_name_is_refused():
+    """Names are taken literally; a variable in one is a located problem saying so."""
+    text = GOOD + '[prices."${MODEL}"]\ninput = 1.0\noutput = 2.0\n'
+    (found,) = problems(text)
+    assert found.startswith(f"line {line_of(text, 'MODEL')}: prices.${{MODEL}}:")
+    assert "names are taken literally" in found

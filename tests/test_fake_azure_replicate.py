@@ -425,7 +425,7 @@ def test_replicate_missing_prompt_is_an_input_validation_error(r8, client):
 @pytest.mark.parametrize(
     ("fail", "kind"),
     [
-        (Fail(402), ErrorKind.PERMISSION),
+        (Fail(402), ErrorKind.QUOTA),
         (Fail(422), ErrorKind.BAD_REQUEST),
         (Fail(500), ErrorKind.SERVER),
         (Fail(503), ErrorKind.OVERLOADED),

@@ -20,6 +20,7 @@ from runtime.testing import (
     Hang,
     Malformed,
     ProxyError,
+    Reset,
     Stall,
     StreamError,
 )
@@ -197,6 +198,14 @@ def test_drop_closes_the_connection_without_answering(caller):
     """`Drop` closes the connection before any answer, and the next request is served."""
     caller.fake.script.append(Drop())
     with pytest.raises(httpx.RemoteProtocolError):
+        caller.post()
+    assert caller.post().status_code == 200
+
+
+def test_reset_resets_the_connection_without_answering(caller):
+    """`Reset` ends the connection with a TCP reset, and the next request is served."""
+    caller.fake.script.append(Reset())
+    with pytest.raises(httpx.ReadError, match="reset"):
         caller.post()
     assert caller.post().status_code == 200
 

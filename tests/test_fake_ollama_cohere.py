@@ -747,8 +747,7 @@ def test_cohere_protocol_reads_the_fakes_errors(cohere):
     endpoint = _cohere_endpoint(cohere)
     billing = send(cohere_protocol.chat_request(endpoint, _chat_request(COHERE_MODEL), False))
     assert (
-        cohere_protocol.parse_error(402, billing.headers, billing.content).kind
-        is ErrorKind.PERMISSION
+        cohere_protocol.parse_error(402, billing.headers, billing.content).kind is ErrorKind.QUOTA
     )
     stranger = Endpoint(base_url=cohere.base_url, model=COHERE_MODEL, api_key="wrong")
     refused = send(cohere_protocol.chat_request(stranger, _chat_request(COHERE_MODEL), False))

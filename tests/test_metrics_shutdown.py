@@ -1,14 +1,11 @@
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import textwrap
 
 import pytest
-from support import ENV, config_toml
+from support import config_toml, run_script
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -52,12 +49,7 @@ def test_sigterm_in_the_middle_of_a_load_loses_no_row(fakes, deployment, tmp_pat
     deployment.write(config_toml(deployment, providers, {"coder": ["primary", "backup"]}))
     script = tmp_path / "load.py"
     script.write_text(LOAD)
-    child = subprocess.Popen(
-        [sys.executable, str(script), str(deployment.path)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **ENV},
-    )
+    child = run_script(script, deployment.path)
     assert child.stdout is not None
     answered = []
     for line in child.stdout:

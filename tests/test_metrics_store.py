@@ -196,8 +196,9 @@ def test_a_failed_batch_leaves_nothing_behind(store):
     """A batch is one transaction: a failing row keeps the whole batch out, to retry whole."""
     tasks, attempts = calls(3)
     store.write(tasks[:1], attempts[:1])
+    broken = [*tasks[:2], dataclasses.replace(tasks[2], role=None)]  # NOT NULL
     with pytest.raises(sqlite3.IntegrityError):
-        store.write(tasks, attempts)
+        store.write(broken, attempts)
     assert store.counts() == (1, 1)
     assert store.report(T0, T0 + 3600).groups[0].calls == 1
 

@@ -254,7 +254,7 @@ def test_parse_chat_raises_the_parsed_error_for_error_statuses():
     [
         (400, "invalid_request_error", ErrorKind.BAD_REQUEST),
         (401, "authentication_error", ErrorKind.AUTH),
-        (402, "billing_error", ErrorKind.PERMISSION),
+        (402, "billing_error", ErrorKind.QUOTA),
         (403, "permission_error", ErrorKind.PERMISSION),
         (404, "not_found_error", ErrorKind.NOT_FOUND),
         (413, "request_too_large", ErrorKind.BAD_REQUEST),
@@ -296,26 +296,26 @@ def test_parse_error_carries_retry_after_on_rate_limits():
     assert error.retry_after_s == 12.0
 
 
-def test_parse_error_treats_the_monthly_spend_cap_as_permission():
-    """A 429 whose details say enforced_spend_limit_reached is PERMISSION: waiting will not help."""
+def test_parse_error_treats_the_monthly_spend_cap_as_quota():
+    """A 429 whose details say enforced_spend_limit_reached is QUOTA: waiting will not help."""
     body = _error_body(
         "rate_limit_error",
         "You have reached your usage tier's monthly spend limit.",
         details={"error_code": "enforced_spend_limit_reached"},
     )
     error = anthropic.parse_error(429, httpx.Headers(), body)
-    assert error.kind is ErrorKind.PERMISSION
+    assert error.kind is ErrorKind.QUOTA
     assert not error.retryable
     assert "spend limit" in error.message
 
 
-def test_parse_error_treats_an_empty_credit_balance_as_permission():
-    """The 400 for a credit balance too low is PERMISSION, not a bad request."""
+def test_parse_error_treats_an_empty_credit_balance_as_quota():
+    """The 400 for a credit balance too low is QUOTA, not a bad request."""
     body = _error_body(
         "invalid_request_error",
         "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing.",
     )
-    assert anthropic.parse_error(400, httpx.Headers(), body).kind is ErrorKind.PERMISSION
+    assert anthropic.parse_error(400, httpx.Headers(), body).kind is ErrorKind.QUOTA
 
 
 def test_parse_error_describes_non_json_bodies():
@@ -511,14 +511,17 @@ def test_check_models_passes_for_a_known_model():
 
 
 def test_check_models_reports_an_unknown_model_as_not_found_naming_it():
-    """A 404 for the model is NOT_FOUND with a message naming the configured model."""
+    """A 404 is NOT_FOUND naming the model, the URL asked and the API's root."""
     body = _error_body("not_found_error", "model: claude-sonet-4-5")
     error = anthropic.check_models(
         Endpoint(BASE, "claude-sonet-4-5", "k"), 404, httpx.Headers(), body
     )
     assert error is not None
     assert error.kind is ErrorKind.NOT_FOUND
-    assert "'claude-sonet-4-5' does not exist" in error.message
+    assert f"GET {BASE}/models/claude-sonet-4-5 answered 404 (model: claude-sonet-4-5)" in (
+        error.message
+    )
+    assert "that is https://api.anthropic.com/v1" in error.message
 
 
 def test_check_models_reports_a_rejected_key_as_auth():

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from runtime._chat import ChatRequest, EmbedRequest, ImagePart, Message, TextPart, Tuning, Usage
-from runtime._errors import ErrorKind, MissingExtraError, ProviderError
+from runtime._errors import ErrorKind, ProviderError
 from runtime.protocols import Endpoint
 from runtime.protocols import _bedrock as bedrock
 from runtime.protocols._aws_eventstream import EventStreamDecoder
@@ -608,11 +608,11 @@ def test_a_payload_that_is_not_utf8_is_malformed():
     assert caught.value.kind is ErrorKind.MALFORMED_RESPONSE
 
 
-def test_decoding_without_botocore_asks_for_the_extra(monkeypatch):
-    """Without botocore the decoder fails with `MissingExtraError` naming the extra."""
+def test_decoding_needs_no_botocore(monkeypatch):
+    """The decoder is callboard's own: a Bedrock API key needs no extra to stream."""
     monkeypatch.setitem(sys.modules, "botocore.eventstream", None)
-    with pytest.raises(MissingExtraError, match=r"callboard\[bedrock\]"):
-        EventStreamDecoder()
+    frame = _frame("event", "messageStop", b'{"stopReason":"end_turn"}')
+    assert EventStreamDecoder().feed(frame) == [("messageStop", '{"stopReason":"end_turn"}')]
 
 
 # --- models ---------------------------------------------------------------------------------

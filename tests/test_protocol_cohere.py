@@ -266,18 +266,18 @@ def test_parse_error_maps_each_documented_status(status, message, kind):
     assert (error.kind, error.status, error.message) == (kind, status, message)
 
 
-def test_parse_error_of_billing_is_permission_with_advice():
-    """402 (billing limit reached) is a permission error that says to add a payment method."""
+def test_parse_error_of_billing_is_quota_with_advice():
+    """402 (billing limit reached) is a quota error that says to add a payment method."""
     error = _error(402, "Please add or update your payment method to continue")
-    assert error.kind is ErrorKind.PERMISSION
+    assert error.kind is ErrorKind.QUOTA
     assert error.message.startswith("the account's billing limit is reached")
 
 
-def test_parse_error_of_a_spent_trial_month_is_permission():
-    """A 429 for a trial key's monthly calls is not a per-minute limit: it is permission."""
+def test_parse_error_of_a_spent_trial_month_is_quota():
+    """A 429 for a trial key's monthly calls is not a per-minute limit: it is a spent quota."""
     message = "You are using a Trial key, which is limited to 1000 API calls / month."
     error = _error(429, message)
-    assert error.kind is ErrorKind.PERMISSION
+    assert error.kind is ErrorKind.QUOTA
     per_minute = _error(
         429, "You are using a Trial key, which is limited to 40 API calls / minute."
     )

@@ -411,7 +411,7 @@ def test_check_models_passes_for_a_known_model():
 
 
 def test_check_models_reports_an_unknown_model_as_not_found_naming_it():
-    """A 404 is NOT_FOUND with a message naming the configured model."""
+    """A 404 is NOT_FOUND naming the model, the URL asked and the API's root."""
     body = _body(
         {
             "error": {
@@ -424,7 +424,8 @@ def test_check_models_reports_an_unknown_model_as_not_found_naming_it():
     error = gemini.check_models(Endpoint(BASE, "gemini-9", KEY), 404, httpx.Headers(), body)
     assert error is not None
     assert error.kind is ErrorKind.NOT_FOUND
-    assert "'gemini-9' does not exist" in error.message
+    assert f"GET {BASE}/models/gemini-9 answered 404" in error.message
+    assert "that is https://generativelanguage.googleapis.com/v1beta" in error.message
 
 
 def test_check_models_reports_an_invalid_key_as_auth():

@@ -266,15 +266,15 @@ def test_parse_error_maps_invalid_api_key_to_auth_without_echoing_the_key(echoed
     assert error.provider == ""
 
 
-def test_parse_error_maps_insufficient_quota_to_permission_not_rate_limited():
-    """A 429 insufficient_quota is a billing problem: PERMISSION, not retryable, saying so."""
+def test_parse_error_maps_insufficient_quota_to_quota_not_rate_limited():
+    """A 429 insufficient_quota is a billing problem: QUOTA, not retryable, saying so."""
     error = _error(
         429,
         "You exceeded your current quota, please check your plan and billing details.",
         "insufficient_quota",
         "insufficient_quota",
     )
-    assert error.kind is ErrorKind.PERMISSION
+    assert error.kind is ErrorKind.QUOTA
     assert not error.retryable
     assert "quota or billing is exhausted" in error.message
 

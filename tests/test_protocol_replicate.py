@@ -284,7 +284,7 @@ def test_parse_chat_raises_the_problem_of_an_error_status():
             402,
             "Insufficient credit",
             "You have insufficient credit to run this model.",
-            ErrorKind.PERMISSION,
+            ErrorKind.QUOTA,
         ),
         (404, "Not found", "Not found.", ErrorKind.NOT_FOUND),
         (

@@ -122,3 +122,29 @@ def test_attempts_are_counted_per_provider():
     assert not progress["a"].finished
     fail(progress, "a", policy=policy)
     assert progress["a"].finished
+
+
+def test_when_every_breaker_is_open_past_the_deadline_the_reason_says_so():
+    """A task whose providers all have open breakers says so and when one is tried again."""
+    health = {
+        p: Health(Availability.OPEN, until=t)
+        for p, t in zip(CHAIN, (40.0, 25.5, 31.0), strict=True)
+    }
+    step = next_step(CHAIN, fresh(), health, FAST, 0.0, 10.0)
+    assert step == GiveUp(
+        "every provider is failing (each one's circuit breaker is open); "
+        "the first to be tried again is b, in 25.5 s"
+    )
+    assert not step.deadline
+    assert "deadline" not in step.reason
+
+
+def test_a_breaker_trial_in_flight_is_awaited_until_the_deadline():
+    """A provider whose trial is in flight may be ready at any time: wait, then give up."""
+    health = {p: Health(Availability.HALF_OPEN) for p in CHAIN}
+    assert next_step(CHAIN, fresh(), health, FAST, 0.0, 10.0) == WaitUntil(10.0, "a")
+    step = next_step(CHAIN, fresh(), health, FAST, 10.0, 10.0)
+    assert isinstance(step, GiveUp)
+    assert "the first to be tried again is a, once its trial call ends" in step.reason
+    health["b"] = Health(Availability.OPEN, until=4.0)
+    assert next_step(CHAIN, fresh(), health, FAST, 0.0, 10.0) == WaitUntil(4.0, "b")

@@ -7,6 +7,7 @@ caller's thread.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import os
 import signal
 import threading
@@ -34,7 +35,7 @@ from runtime._metrics.stats import Stats
 from runtime._metrics.store import Filters, MetricsStore
 from runtime._metrics.timespec import span_s
 from runtime._policy.provider_table import ProviderHealth
-from runtime._transport.credentials import check_credentials, list_models
+from runtime._transport.credentials import CheckFailure, check_credentials, list_models
 from runtime._transport.io_loop import IoLoop
 from runtime._transport.signing import require_signing_extra
 
@@ -146,7 +147,12 @@ class BoardAdmin:
         """Load the config file again; tasks that start afterwards use it.
 
         Tasks in flight finish as they began. An invalid config (or one whose new or
-        changed providers fail the credential check) is rejected and the old one stays.
+        changed providers fail the credential check for the user's own mistake) is
+        rejected and the old one stays; a new or changed provider in trouble starts
+        unchecked, as at start-up.
+
+        Valid or not, a reload first opens the audit file anew at its path if it was
+        renamed or deleted since (logrotate); `[audit]` settings apply at the next start.
 
         Raises:
             ConfigError: the new file has problems (listed).
@@ -154,6 +160,7 @@ class BoardAdmin:
             MissingExtraError: a provider needs an optional extra that is not installed.
         """
         source = str(path) if path is not None else self._config.source
+        self._audit.reopen()
         try:
             config = load_config(source, self._environ)
             require_signing_extra(config)
@@ -162,14 +169,16 @@ class BoardAdmin:
                 for pid, settings in config.providers.items()
                 if self._config.providers.get(pid) != settings
             ]
+            unchecked: dict[str, CheckFailure] = {}
             if changed and config.startup.check_credentials:
-                self._check(config, changed)
+                unchecked = self._check(config, changed)
         except (ConfigError, StartupError, MissingExtraError) as exc:
             problems = [str(p) for p in getattr(exc, "problems", ())] or [str(exc)]
             self._audit.event("config_rejected", source=source, problems=problems)
             raise
         self._redactor.add(config.secrets())
-        self._supervisor.ask(Reconfigure(config), block=True, timeout=CONTROL_TIMEOUT_S)
+        reconfigure = Reconfigure(config, unchecked)
+        self._supervisor.ask(reconfigure, block=True, timeout=CONTROL_TIMEOUT_S)
         self._config = config
         self._audit.event(
             "config_loaded",
@@ -211,11 +220,26 @@ class BoardAdmin:
         if on_reload is not None:
             on_reload(outcome)
 
-    def _check(self, config: Config, provider_ids: Iterable[str] | None) -> None:
-        """Check credentials of ``provider_ids`` (all by default); raise `StartupError`."""
+    def _check(self, config: Config, provider_ids: Iterable[str] | None) -> dict[str, CheckFailure]:
+        """Check credentials of ``provider_ids`` (all by default).
+
+        Returns the providers in trouble (unreachable, 5xx...), each with its failure:
+        they start unchecked.
+
+        Raises:
+            StartupError: a provider failed for the user's own mistake, or any failed
+                and ``[startup] require_all`` is set; every failure is listed.
+        """
         timeout_s = config.timeouts.validate_s + CONTROL_TIMEOUT_S
-        problems = self._io.run(check_credentials(config, provider_ids), timeout_s)
-        if problems:
-            problems = [self._redactor.text(p) for p in problems]
+        failures = self._io.run(check_credentials(config, provider_ids), timeout_s)
+        mistaken = any(not failure.trouble for failure in failures)
+        if mistaken or (failures and config.startup.require_all):
+            problems = [self._redactor.text(str(failure)) for failure in failures]
             self._audit.event("startup_failed", source=config.source, problems=problems)
             raise StartupError(problems)
+        return {
+            failure.provider: dataclasses.replace(
+                failure, problem=self._redactor.text(failure.problem)
+            )
+            for failure in failures
+        }

@@ -15,8 +15,7 @@ import signal
 import threading
 import time
 import uuid
-import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -32,14 +31,19 @@ from runtime._config.load import load_config
 from runtime._config.schema import Config
 from runtime._errors import (
     BoardClosedError,
+    TaskCancelledError,
     TaskFailedError,
 )
 from runtime._task_spec import EmbedSpec, StreamSink, TaskSpec
+from runtime._transport.credentials import CheckFailure
 from runtime._transport.io_loop import IoLoop
 from runtime._transport.signing import require_signing_extra
 
 GRACE_S = 5.0
 """How long past a task's deadline a caller waits before declaring the task lost."""
+
+CANCEL_WAIT_S = 2.0
+"""How long an interrupted caller waits for its task's terminal record before going on."""
 
 MessageLike = Message | Mapping[str, Any]
 
@@ -58,32 +62,48 @@ class Callboard(BoardAdmin):
         *,
         check: bool | None = None,
         environ: Mapping[str, str] | None = None,
+        check_only: Collection[str] | None = None,
     ) -> None:
         """Start a board for a validated ``config``.
 
+        A provider whose check finds it in trouble (unreachable, timeout, 5xx, 429, a
+        malformed answer) starts unchecked: out of rotation, checked again in the
+        background, joining once a check passes (unless ``[startup] require_all``).
+
         Args:
             config: the validated configuration (see `load_config`).
-            check: check every provider's credentials first; defaults to the config's
+            check: check the providers' credentials first; defaults to the config's
                 ``[startup] check_credentials``.
             environ: where `reload` reads ``${VAR}`` values (default: ``os.environ``).
+            check_only: check only these provider ids (default: every provider); the
+                others start in rotation unchecked, as with ``check=False``.
 
         Raises:
-            StartupError: a provider failed the credential check (one line each).
+            StartupError: a provider failed the credential check for the user's own
+                mistake (or for any reason, with ``require_all``); one line each.
             MissingExtraError: a provider needs an optional extra that is not installed.
         """
         self._config = config
         self._environ = environ
         self._closed = False
+        self._unconfigured_roles: set[str] = set()
+        self._unconfigured_lock = threading.Lock()
         self._redactor = Redactor(config.secrets())
         self._audit = AuditLog(
-            config.audit_path(), self._redactor, enabled=config.audit.path != "off"
+            config.audit_path(),
+            self._redactor,
+            enabled=config.audit.path != "off",
+            rotation=config.audit.rotation(),
         )
         require_signing_extra(config)
         self._io = IoLoop()
         try:
+            unchecked: dict[str, CheckFailure] = {}
             if config.startup.check_credentials if check is None else check:
-                self._check(config, None)
-            self._supervisor = Supervisor.start(config=config, io=self._io, audit=self._audit)
+                unchecked = self._check(config, check_only)
+            self._supervisor = Supervisor.start(
+                config=config, io=self._io, audit=self._audit, unchecked=unchecked
+            )
             self._router = self._await_router()
         except BaseException:
             self._io.close()
@@ -95,8 +115,7 @@ class Callboard(BoardAdmin):
             providers=sorted(config.providers),
             roles=sorted(config.roles),
         )
-        self._close_at_exit = _exit_hook(self)
-        atexit.register(self._close_at_exit)
+        atexit.register(self.close)
         if config.startup.exit_on_sigterm:
             _exit_on_sigterm()
 
@@ -151,10 +170,7 @@ class Callboard(BoardAdmin):
         spec, reply = self._submit(
             role, prompt, messages, system, tuning, deadline_s, workflow_id, on_progress
         )
-        try:
-            result: Reply = reply.result(timeout=self._wait_s(spec))
-        except concurrent.futures.TimeoutError:
-            raise self._lost(spec) from None
+        result: Reply = self._wait_for(spec, reply)
         return result
 
     async def aask(
@@ -226,7 +242,7 @@ class Callboard(BoardAdmin):
             sink,
             reply,
             self._wait_s(spec),
-            lambda: self._tell_router(CancelTask(spec.task_id)),
+            lambda stop: self._abandon(spec, reply, stop),
             lambda: self._lost(spec),
         )
 
@@ -283,10 +299,7 @@ class Callboard(BoardAdmin):
         spec, reply = self._submit_embed(
             role, texts, dimensions, input_type, deadline_s, workflow_id
         )
-        try:
-            result: EmbedReply = reply.result(timeout=self._wait_s(spec))
-        except concurrent.futures.TimeoutError:
-            raise self._lost(spec) from None
+        result: EmbedReply = self._wait_for(spec, reply)
         return result
 
     async def aembed(
@@ -367,9 +380,60 @@ class Callboard(BoardAdmin):
             on_broken=on_broken,
             embed=embed,
         )
+        self._note_unconfigured(role)
         reply: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._tell_router(Submit(spec, reply))
         return spec, reply
+
+    def _note_unconfigured(self, role: str) -> None:
+        """Record, once per board, a role that only the default provider serves (a typo?)."""
+        config = self._config
+        if role in config.roles or config.default_provider is None:
+            return
+        with self._unconfigured_lock:
+            if role in self._unconfigured_roles:
+                return
+            self._unconfigured_roles.add(role)
+        self._audit.event(
+            "role_unconfigured",
+            role=role,
+            provider=config.default_provider,
+            roles=sorted(config.roles),
+        )
+
+    def _wait_for(self, spec: TaskSpec, reply: concurrent.futures.Future[Any]) -> Any:
+        """Block until the task's reply; an interrupt of the wait cancels the task first.
+
+        A signal handler's exception (KeyboardInterrupt on SIGINT, SystemExit on SIGTERM)
+        raised while the caller waits goes on up, so the program ends as it would have;
+        the task ends first as cancelled, with its terminal record.
+        """
+        try:
+            return reply.result(timeout=self._wait_s(spec))
+        except concurrent.futures.TimeoutError:
+            raise self._lost(spec) from None
+        except BaseException as stop:  # re-raised: the task's own error, or an interrupt
+            self._abandon(spec, reply, stop)
+            raise
+
+    def _abandon(
+        self, spec: TaskSpec, reply: concurrent.futures.Future[Any], stop: BaseException
+    ) -> None:
+        """Cancel a task its (blocking) caller stopped waiting for, and wait for its record.
+
+        ``stop`` is why: an interrupt (KeyboardInterrupt, SystemExit), `GeneratorExit`
+        when a stream is left early. Nothing happens when the task has ended already.
+        """
+        if reply.done():
+            return
+        interrupted = isinstance(stop, KeyboardInterrupt | SystemExit)
+        reason = "the caller cancelled it"
+        if interrupted:
+            reason = f"its caller was interrupted ({_describe(stop)})"
+        self._tell_router(CancelTask(spec.task_id, reason))
+        ended = concurrent.futures.wait([reply], timeout=CANCEL_WAIT_S).done
+        if interrupted and ended and isinstance(reply.exception(), TaskCancelledError):
+            stop.add_note(f"callboard: task {spec.task_id} (role {spec.role!r}) was cancelled")
 
     def _wait_s(self, spec: TaskSpec) -> float:
         return (spec.deadline_s or self._config.timeouts.task_s) + GRACE_S
@@ -412,7 +476,7 @@ class Callboard(BoardAdmin):
         if self._closed:
             return
         self._closed = True
-        atexit.unregister(self._close_at_exit)
+        atexit.unregister(self.close)
         try:
             children = self._supervisor.ask(ListChildren(), block=True, timeout=timeout_s)
             self._supervisor.stop(block=True, timeout=timeout_s)
@@ -456,16 +520,10 @@ class Callboard(BoardAdmin):
         )
 
 
-def _exit_hook(board: Callboard) -> Callable[[], None]:
-    """Return a hook that closes ``board`` at interpreter exit, if it is still alive."""
-    ref = weakref.ref(board)
-
-    def close_at_exit() -> None:
-        alive = ref()
-        if alive is not None:
-            alive.close()
-
-    return close_at_exit
+def _describe(stop: BaseException) -> str:
+    """Name what interrupted a caller: ``KeyboardInterrupt``, ``SystemExit(143)``..."""
+    name = type(stop).__name__
+    return f"{name}({stop.code})" if isinstance(stop, SystemExit) else name
 
 
 def _exit_on_sigterm() -> None:

@@ -63,12 +63,13 @@ def read_stream(
     sink: ThreadStreamSink,
     reply: concurrent.futures.Future[Reply],
     wait_s: float,
-    on_abandon: Callable[[], object],
+    on_abandon: Callable[[BaseException], object],
     lost: Callable[[], BaseException],
 ) -> Iterator[StreamEvent]:
     """Yield the stream's events, then `StreamEnd` (or raise the task's error).
 
-    Closing the iterator early (``break``) cancels the task (``on_abandon``).
+    Closing the iterator early (``break``) or an interrupt of the wait (KeyboardInterrupt,
+    SystemExit) cancels the task: ``on_abandon`` gets `GeneratorExit` or the interrupt.
     """
     deadline = time.monotonic() + wait_s
     texts = False
@@ -83,9 +84,10 @@ def read_stream(
             texts = isinstance(item, StreamDelta) or (texts and not isinstance(item, StreamRestart))
             yield item
         yield from _ending(reply.result(timeout=0), texts)
-    finally:
+    except BaseException as stop:  # re-raised: whatever ends the reading cancels the task
         if not reply.done():
-            on_abandon()
+            on_abandon(stop)
+        raise
 
 
 async def aread_stream(

@@ -37,10 +37,15 @@ def _add_board_commands(commands: Commands[argparse.ArgumentParser]) -> None:
     )
     _add_config(check)
     check.add_argument("--offline", action="store_true", help="validate the file only")
-    check.set_defaults(run="runtime._cli.ask:check_command")
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 2 on any warning: a provider in trouble, a workflow role not served",
+    )
+    check.set_defaults(run="runtime._cli.check:check_command")
     ask = commands.add_parser("ask", help="ask a role one question and print the answer")
     ask.add_argument("role")
-    ask.add_argument("prompt")
+    ask.add_argument("prompt", help="the prompt; - reads it from stdin, @FILE from a file")
     _add_config(ask)
     ask.add_argument("--system", help="system prompt")
     ask.add_argument("--json", action="store_true", help="print one JSON object")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from runtime._board.board import Callboard
+from runtime._cli.casting import unconfigured_role, warn, workflow_roles
 from runtime._config.load import load_config
 from runtime._config.workflows import StageSettings
 from runtime._errors import UsageError
@@ -29,6 +30,13 @@ def run_command(args: argparse.Namespace) -> int:
     if stages is None:
         names = ", ".join(["default", *sorted(config.workflow)])
         raise UsageError(f'no workflow "{args.workflow}" in {config.source}; there are: {names}')
+    (roles,) = workflow_roles(config, [args.workflow])
+    if roles.unserved:
+        raise UsageError(roles.problems(config)[0])
+    for role in roles.by_default:
+        message = unconfigured_role(config, role)
+        if message is not None:
+            warn(message)
     workflow_id = new_workflow_id()
     out_dir = args.out or Path("callboard-runs") / workflow_id
     with Callboard(config) as board:

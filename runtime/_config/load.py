@@ -12,6 +12,7 @@ import difflib
 import json
 import os
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,12 @@ from runtime._config.workflows import StageSettings, check_workflow
 from runtime._errors import ConfigError, ConfigProblem
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_VAR_OR_LITERAL = re.compile(r"\$(\$\{)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+"""``${VAR}``, ``${VAR:-default}``, or ``$${`` (a literal ``${``)."""
 _ID = re.compile(r"^[A-Za-z0-9_-]+$")
-_TUNING_KEYS = "providers, temperature, max_tokens, top_p and stop"
+_TUNING_KEYS = (
+    "providers, fallback_to_default, hedge_after_s, temperature, max_tokens, top_p and stop"
+)
 _TABLES_OF_TABLES: dict[str, type[BaseModel]] = {
     "providers": ProviderSettings,
     "roles": RoleSettings,
@@ -48,11 +53,38 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     """
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except OSError as exc:
         problem = ConfigProblem("", f"cannot read the file: {exc.strerror or exc}")
         raise ConfigError(source, [problem]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(source, _undecodable(raw)) from None
     return parse_config(text, source=source, environ=os.environ if environ is None else environ)
+
+
+def _undecodable(raw: bytes) -> list[ConfigProblem]:
+    """Locate every byte of ``raw`` that is not UTF-8: one problem per line, with its key."""
+    text = raw.decode("utf-8", errors="replace")
+    lines = _KeyLines(text)
+    problems: dict[int, ConfigProblem] = {}
+    start = 0
+    while start < len(raw):
+        try:
+            raw[start:].decode("utf-8")
+            break
+        except UnicodeDecodeError as exc:
+            at = start + exc.start
+            line = raw.count(b"\n", 0, at) + 1
+            column = at - (raw.rfind(b"\n", 0, at) + 1) + 1
+            message = (
+                f"the file is not UTF-8 text: byte 0x{raw[at]:02x} at column {column}; "
+                "save it as UTF-8"
+            )
+            problems.setdefault(line, ConfigProblem(lines.key_at(line), message, line))
+            start = start + exc.end
+    return list(problems.values())
 
 
 def parse_config(text: str, *, source: str = "<memory>", environ: Mapping[str, str]) -> Config:
@@ -76,8 +108,10 @@ def parse_config(text: str, *, source: str = "<memory>", environ: Mapping[str, s
         problems += _shape_problems(exc, raw)
     problems += _reference_problems(raw)
     problems += _provider_problems(raw)
+    problems += _value_problems(raw, env_names)
     if config is not None:
         problems += _workflow_problems(config)
+        problems += _audit_problems(config)
     if problems:
         located = [ConfigProblem(p.location, p.message, lines.find(p.location)) for p in problems]
         unique = list(dict.fromkeys(located))
@@ -110,37 +144,74 @@ def _workflow_problems(config: Config) -> list[ConfigProblem]:
     return problems
 
 
+def _audit_problems(config: Config) -> list[ConfigProblem]:
+    """Check that rotation has one rule and a file to rotate."""
+    audit, problems = config.audit, []
+    if audit.max_bytes and audit.rotate_every is not None:
+        problems.append(
+            ConfigProblem("audit.rotate_every", "set max_bytes or rotate_every, not both")
+        )
+    if audit.path in ("-", "off"):
+        rules = [k for k in ("max_bytes", "rotate_every") if getattr(audit, k)]
+        problems += [
+            ConfigProblem(f"audit.{key}", f'rotation needs an audit file; path is "{audit.path}"')
+            for key in rules
+        ]
+    return problems
+
+
 def _expand_env(
     raw: dict[str, Any], environ: Mapping[str, str]
 ) -> tuple[list[ConfigProblem], dict[str, str]]:
-    """Replace ``${VAR}`` (or ``${VAR:-default}``) in provider strings, in place."""
-    problems: list[ConfigProblem] = []
+    """Replace ``${VAR}`` (or ``${VAR:-default}``) in every string value, in place.
+
+    ``$${`` stands for a literal ``${``. Names (table keys) are taken literally: a variable
+    in one is a problem. Returns the problems and, per provider whose ``api_key`` is one
+    variable, that variable's name (for advice about the key).
+    """
     key_vars: dict[str, str] = {}
     providers = raw.get("providers")
-    if not isinstance(providers, dict):
-        return problems, key_vars
-    for pid, table in providers.items():
-        if not isinstance(table, dict):
-            continue
-        for key, value in list(table.items()):
-            if isinstance(value, str):
-                table[key] = _expand(value, f"providers.{pid}.{key}", environ, problems)
-                match = _VAR.fullmatch(value.strip())
-                if key == "api_key" and match:
-                    key_vars[pid] = match.group(1)
-            elif key == "headers" and isinstance(value, dict):
-                for name, header in value.items():
-                    if isinstance(header, str):
-                        where = f"providers.{pid}.headers.{name}"
-                        value[name] = _expand(header, where, environ, problems)
+    for pid, table in providers.items() if isinstance(providers, dict) else ():
+        key = table.get("api_key") if isinstance(table, dict) else None
+        match = _VAR.fullmatch(key.strip()) if isinstance(key, str) else None
+        if match:
+            key_vars[pid] = match.group(1)
+    problems: list[ConfigProblem] = []
+    _expand_in(raw, "", environ, problems)
     return problems, key_vars
+
+
+def _expand_in(
+    node: dict[str, Any] | list[Any],
+    where: str,
+    environ: Mapping[str, str],
+    problems: list[ConfigProblem],
+) -> None:
+    """Expand the strings under ``node`` (at key path ``where``), recursively."""
+    entries = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+    for name, value in entries:
+        place = f"{where}[{name}]" if isinstance(name, int) else _join(where, name)
+        if isinstance(name, str) and "${" in name:
+            problems.append(
+                ConfigProblem(place, "names are taken literally: ${VAR} is expanded in values only")
+            )
+        if isinstance(value, str):
+            node[name] = _expand(value, place, environ, problems)  # type: ignore[index]
+        elif isinstance(value, dict | list):
+            _expand_in(value, place, environ, problems)
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
 
 
 def _expand(
     value: str, location: str, environ: Mapping[str, str], problems: list[ConfigProblem]
 ) -> str:
     def replace(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
+        if match.group(1):
+            return "${"  # $${ is a literal ${
+        name, default = match.group(2), match.group(3)
         if name in environ and environ[name] != "":
             return environ[name]
         if default is not None:
@@ -148,7 +219,7 @@ def _expand(
         problems.append(ConfigProblem(location, f"environment variable {name} is not set"))
         return match.group(0)
 
-    return _VAR.sub(replace, value)
+    return _VAR_OR_LITERAL.sub(replace, value)
 
 
 def _check_ids(raw: dict[str, Any]) -> list[ConfigProblem]:
@@ -261,6 +332,58 @@ def _provider_problems(raw: dict[str, Any]) -> list[ConfigProblem]:
     return problems
 
 
+def _value_problems(raw: dict[str, Any], key_vars: Mapping[str, str]) -> list[ConfigProblem]:
+    """Check what HTTP will carry: base URLs, and keys and headers as ASCII text."""
+    providers = raw.get("providers")
+    if not isinstance(providers, dict):
+        return []
+    problems = []
+    for pid, table in providers.items():
+        if not isinstance(table, dict):
+            continue
+        where = f"providers.{pid}"
+        url = table.get("base_url")
+        if isinstance(url, str) and url:
+            problems += _url_problems(f"{where}.base_url", url)
+        key = table.get("api_key")
+        if isinstance(key, str):
+            source = f" (from ${{{key_vars[pid]}}})" if pid in key_vars else ""
+            problems += _header_text_problems(f"{where}.api_key", key, source)
+        headers = table.get("headers")
+        if isinstance(headers, dict):
+            for name, value in headers.items():
+                problems += _header_text_problems(f"{where}.headers.{name}", name, " (its name)")
+                if isinstance(value, str):
+                    problems += _header_text_problems(f"{where}.headers.{name}", value, "")
+    return problems
+
+
+def _url_problems(where: str, url: str) -> list[ConfigProblem]:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return []
+    return [
+        ConfigProblem(where, f"must be a URL that starts with http:// or https:// (got {url!r})")
+    ]
+
+
+def _header_text_problems(where: str, text: str, source: str) -> list[ConfigProblem]:
+    """HTTP headers carry printable ASCII only; say which character is not, never the value."""
+    for index, char in enumerate(text):
+        if not (" " <= char <= "~" or char == "\t"):
+            shown = f"U+{ord(char):04X}" + (f" {char!r}" if char.isprintable() else "")
+            kind = "a non-ASCII" if ord(char) > 0x7F else "a control"  # noqa: PLR2004
+            return [
+                ConfigProblem(
+                    where,
+                    f"holds {kind} character{source}: {shown} at position {index + 1}; HTTP "
+                    "headers take ASCII text only (a key pasted with an ellipsis or a curly "
+                    "quote?)",
+                )
+            ]
+    return []
+
+
 def _type_only_problems(where: str, type_name: str, table: dict[str, Any]) -> list[ConfigProblem]:
     kind = KINDS[type_name]
     problems = [
@@ -369,17 +492,23 @@ class _KeyLines:
 
     def __init__(self, text: str) -> None:
         self._lines: dict[str, int] = {}
+        self._at: list[str] = [""]
+        """The key path set on each line (1-based), else the table the line is in."""
         table = ""
         for number, line in enumerate(text.splitlines(), start=1):
             header = self._HEADER.match(line)
+            key = None if header else self._KEY.match(line)
             if header:
                 table = _normalize(header.group(1))
                 self._lines.setdefault(table, number)
-                continue
-            key = self._KEY.match(line)
-            if key:
+            elif key:
                 path = f"{table}.{_normalize(key.group(1))}" if table else _normalize(key.group(1))
                 self._lines.setdefault(path, number)
+            self._at.append(path if key else table)
+
+    def key_at(self, line: int) -> str:
+        """Return the key path set on ``line``, or the table it is in (``""``: none)."""
+        return self._at[line] if 0 < line < len(self._at) else ""
 
     def find(self, location: str) -> int | None:
         path = re.sub(r"\[\d+\]", "", location)

@@ -10,6 +10,7 @@ wire API is one protocol module, one fake module, one row here, and their tests.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -18,6 +19,8 @@ TYPE_KEYS = ("deployment", "api_version", "region")
 """Provider keys that some types take and others do not (see `ProviderKind.keys`)."""
 COMMON_AUTHS = ("default", "bearer", "api-key", "none")
 """``auth`` values every type accepts (see `ProviderKind.auths` for the others)."""
+_VERSION_AT_END = re.compile(r"/v\d+(?:alpha|beta)?\d*$")
+"""A URL path ending in an API version: ``/v1``, ``/v1beta``, ``/v1alpha``, ``/v2``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,11 @@ class ProviderKind:
     """Quirks passed to the protocol (see `Endpoint.options`)."""
     extra: str | None = None
     """The optional extra of callboard this type needs (``pip install 'callboard[...]'``)."""
+    version_path: str | None = None
+    """The version path that this type's own SDK adds to the base URL it is given
+    (Anthropic's ``/v1``, Gemini's ``/v1beta``): a ``base_url`` that ends in no version
+    gets it, so that the SDK's convention (``https://api.anthropic.com``) works as well as
+    callboard's (``https://api.anthropic.com/v1``)."""
 
     def resolved_auth(self, auth: str) -> str:
         """Return how the key is sent under a config's ``auth``."""
@@ -77,6 +85,13 @@ class ProviderKind:
         if auth == "none" or self.signs(auth):
             return False
         return self.needs_key and not (self.keyless_own_server and own_base_url)
+
+    def versioned(self, base_url: str) -> str:
+        """Return a configured ``base_url`` with the `version_path` its SDK would add."""
+        trimmed = base_url.rstrip("/")
+        if self.version_path is None or _VERSION_AT_END.search(trimmed):
+            return trimmed
+        return trimmed + self.version_path
 
     def default_base_url(self, keys: Mapping[str, str]) -> str | None:
         """Return the type's base URL for a provider whose type keys are ``keys``."""
@@ -122,13 +137,18 @@ KINDS: Mapping[str, ProviderKind] = MappingProxyType(
                 keyless_own_server=True,
             ),
             ProviderKind(
-                "anthropic", "anthropic", "https://api.anthropic.com/v1", "ANTHROPIC_API_KEY"
+                "anthropic",
+                "anthropic",
+                "https://api.anthropic.com/v1",
+                "ANTHROPIC_API_KEY",
+                version_path="/v1",
             ),
             ProviderKind(
                 "gemini",
                 "gemini",
                 "https://generativelanguage.googleapis.com/v1beta",
                 "GEMINI_API_KEY",
+                version_path="/v1beta",
             ),
             ProviderKind(
                 "azure_openai",

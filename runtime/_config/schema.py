@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from runtime._audit import RotateEvery, Rotation
 from runtime._chat import Tuning
 from runtime._config.prices import Price, PriceTable
 from runtime._config.provider_types import KINDS, ProviderKind
@@ -60,7 +61,15 @@ class TimeoutSettings(_Section):
     request_s: PositiveFloat = 60.0
     validate_s: PositiveFloat = 2.0
     first_byte_s: PositiveFloat = 4.0
+    first_token_s: PositiveFloat = 20.0
+    """The longest wait from sending to the first content: a text delta, or the whole
+    body of an answer that is not streamed (a provider's own ``first_token_s`` wins)."""
     stream_idle_s: PositiveFloat = 30.0
+    min_chars_per_s: NonNegativeFloat = 0.0
+    """After its first content, a stream slower than this (over ``rate_window_s``) is
+    broken; 0 for no floor (a provider's own ``min_chars_per_s`` wins)."""
+    rate_window_s: PositiveFloat = 10.0
+    """The window ``min_chars_per_s`` is measured over."""
     task_s: PositiveFloat = 120.0
 
 
@@ -69,6 +78,10 @@ class BreakerSettings(_Section):
 
     failures: PositiveInt = 5
     cooldown_s: PositiveFloat = 30.0
+    failure_rate: Annotated[float, Field(ge=0, le=1)] = 0.5
+    """The share of the outcomes of the last ``window_s`` seconds that must have failed for
+    a run of ``failures`` to open the breaker (0: the run alone opens it)."""
+    window_s: PositiveFloat = 10.0
 
 
 class SupervisionSettings(_Section):
@@ -81,10 +94,20 @@ class SupervisionSettings(_Section):
 
 
 class AuditSettings(_Section):
-    """``[audit]``: where the JSON-lines audit log goes."""
+    """``[audit]``: where the JSON-lines audit log goes, and when its file is rotated."""
 
     path: str = "-"
     """``"-"`` for standard error, ``"off"`` for none, else a file (relative to the config)."""
+    max_bytes: Annotated[int, Field(ge=0)] = 0
+    """Move the file aside before it would pass this size (0: never by size)."""
+    rotate_every: RotateEvery | None = None
+    """Move the file aside every hour, at UTC midnight, or on Mondays."""
+    keep: PositiveInt = 7
+    """How many moved-aside files to keep."""
+
+    def rotation(self) -> Rotation:
+        """Return when the audit file is rotated."""
+        return Rotation(self.max_bytes, self.rotate_every, self.keep)
 
 
 class MetricsSettings(_Section):
@@ -112,6 +135,14 @@ class StartupSettings(_Section):
     """``[startup]``: what happens before the first task."""
 
     check_credentials: bool = True
+    require_all: bool = False
+    """Stop the start when any provider fails its check, even for the provider's own
+    trouble (unreachable, timeout, 5xx, 429, a malformed answer); by default such a
+    provider starts unchecked, out of rotation, and is checked again in the background."""
+    recheck_initial_s: PositiveFloat = 2.0
+    """The first wait before an unchecked provider is checked again (doubles, jittered)."""
+    recheck_max_s: PositiveFloat = 60.0
+    """The longest wait between two checks of an unchecked provider."""
     exit_on_sigterm: bool = True
     """Turn SIGTERM into a clean exit (`SystemExit`), so every record is written first.
     Only done in the main thread, and only when nothing else handles SIGTERM."""
@@ -146,6 +177,10 @@ class ProviderSettings(_Tunable):
     max_concurrency: PositiveInt = 64
     max_queue: PositiveInt = 1000
     stream: bool = True
+    first_token_s: PositiveFloat | None = None
+    """This provider's own `TimeoutSettings.first_token_s` (a reasoning model's is long)."""
+    min_chars_per_s: NonNegativeFloat | None = None
+    """This provider's own `TimeoutSettings.min_chars_per_s` (0: no floor)."""
     api_key_env: str | None = Field(default=None, exclude=True)
     """The environment variable the key came from (filled by the loader, for advice)."""
 
@@ -178,7 +213,7 @@ class ProviderSettings(_Tunable):
     def base_url_or_default(self) -> str:
         """Return the configured base URL, else the type's (Bedrock's from its region)."""
         if self.base_url:
-            return self.base_url
+            return self.kind.versioned(self.base_url)
         return self.kind.default_base_url(self.type_keys()) or ""
 
     def signs(self) -> bool:
@@ -205,6 +240,11 @@ class RoleSettings(_Tunable):
     """``[roles.<name>]``: the providers cast to a role, in priority order."""
 
     providers: tuple[str, ...] = ()
+    fallback_to_default: bool = True
+    """Try ``default_provider`` last when every provider of the role failed."""
+    hedge_after_s: PositiveFloat | None = None
+    """When the attempt in flight has sent no content after this long, start the next
+    provider too and keep whichever sends content first (``None``: never)."""
 
 
 class Config(_Section):
@@ -233,13 +273,48 @@ class Config(_Section):
         return dict(DEFAULT_WORKFLOW) if name == "default" else None
 
     def chain(self, role: str) -> tuple[str, ...] | None:
-        """Return the provider ids cast to ``role`` in order, or ``None`` for an unknown role."""
+        """Return the provider ids cast to ``role`` in order, or ``None`` for an unknown role.
+
+        A role with providers of its own ends with ``default_provider`` as its last
+        resort (see `last_resort`); a role with none, or one not configured, is cast to
+        ``default_provider`` alone.
+        """
         settings = self.roles.get(role)
         if settings is not None and settings.providers:
-            return settings.providers
+            last = self.last_resort(role)
+            return settings.providers if last is None else (*settings.providers, last)
         if self.default_provider is None:
             return None
         return (self.default_provider,)
+
+    def last_resort(self, role: str) -> str | None:
+        """Return the default provider added to the end of ``role``'s own providers, if any.
+
+        ``None`` when there is no default, the role lists it already, the role opts out
+        (``fallback_to_default = false``), or the role has no providers of its own.
+        """
+        settings = self.roles.get(role)
+        default = self.default_provider
+        if settings is None or not settings.providers or default is None:
+            return None
+        if not settings.fallback_to_default or default in settings.providers:
+            return None
+        return default
+
+    def first_token_s(self, provider: str) -> float:
+        """Return the longest wait for ``provider``'s first content."""
+        own = self.providers[provider].first_token_s
+        return self.timeouts.first_token_s if own is None else own
+
+    def min_chars_per_s(self, provider: str) -> float:
+        """Return the slowest content rate ``provider``'s streams may keep (0: no floor)."""
+        own = self.providers[provider].min_chars_per_s
+        return self.timeouts.min_chars_per_s if own is None else own
+
+    def hedge_after_s(self, role: str) -> float | None:
+        """Return when a task of ``role`` starts a second provider (``None``: never)."""
+        settings = self.roles.get(role)
+        return settings.hedge_after_s if settings is not None else None
 
     def role_tuning(self, role: str) -> Tuning:
         """Return the role's own tuning overrides (unset fields are ``None``)."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from runtime._metrics.histogram import LatencyHistogram, percentiles
+from runtime._rows import iso
 
 GroupBy = Literal["provider,role", "provider", "role", "model"]
 GROUPINGS: tuple[GroupBy, ...] = ("provider,role", "provider", "role", "model")
@@ -192,10 +193,10 @@ class Report:
     flags: tuple[Flag, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the report as a JSON-ready mapping."""
+        """Return the report as a JSON-ready mapping (times in ISO 8601, UTC)."""
         return {
-            "since": self.since,
-            "until": self.until,
+            "since": _when(self.since),
+            "until": _when(self.until),
             "by": self.by,
             "filters": self.filters,
             "groups": [g.to_dict() for g in self.groups],
@@ -350,14 +351,14 @@ class Trend:
     series: dict[str, tuple[GroupStats | None, ...]]
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the trend as a JSON-ready mapping."""
+        """Return the trend as a JSON-ready mapping (times in ISO 8601, UTC)."""
         return {
             "every": self.every,
-            "since": self.since,
-            "until": self.until,
+            "since": _when(self.since),
+            "until": _when(self.until),
             "by": self.by,
             "filters": self.filters,
-            "starts": list(self.starts),
+            "starts": [_when(start) for start in self.starts],
             "series": {
                 label: [g.to_dict() if g is not None else None for g in points]
                 for label, points in self.series.items()
@@ -376,5 +377,10 @@ class Trend:
         for label, points in self.series.items():
             for start, group in zip(self.starts, points, strict=True):
                 if group is not None:
-                    writer.writerow([start, label, *_csv_values(group)])
+                    writer.writerow([_when(start), label, *_csv_values(group)])
         return out.getvalue()
+
+
+def _when(seconds: float) -> str:
+    """A Unix time as exports give it: ISO 8601, UTC, to the second."""
+    return iso(seconds, "seconds")

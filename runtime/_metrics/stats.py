@@ -85,13 +85,13 @@ class StatsBook:
         stats.attempts += 1
         stats.fallback_attempts += attempt.fallback
         stats.latency.add(attempt.latency_ms)
+        stats.input_tokens += attempt.input_tokens  # billed whatever the outcome
+        stats.output_tokens += attempt.output_tokens
+        stats.cached_tokens += attempt.cached_tokens
         if attempt.outcome != "ok":
             stats.failures[attempt.outcome] += 1
             return
         stats.successes += 1
-        stats.input_tokens += attempt.input_tokens
-        stats.output_tokens += attempt.output_tokens
-        stats.cached_tokens += attempt.cached_tokens
 
     def snapshot(self) -> Stats:
         """Return a JSON-ready copy of every aggregate."""

@@ -6,7 +6,8 @@ the raw rows, plus rollups per hour and per day (counts, tokens, cost and latenc
 histograms per provider, role, model and outcome) that let a report over a million calls
 read a few thousand rows. A window reads whole days from the daily rollups, the hours at
 its edges from the hourly ones and the minutes at its very edges from the raw rows, so a
-report is exact for any window.
+report is exact for any window. Writes are idempotent: a row the store already holds (a
+batch sent again after the metrics actor restarted) is neither stored nor counted twice.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ LEVELS = (DAY_S, HOUR_S)
 WRITE_BUSY_S = 1.0
 """How long a write waits for another process's lock before it fails (and is retried)."""
 LATENCY, TTFT = 0, 1
+LOOKUP_CHUNK = 500
+"""Task ids per query when looking for rows a batch repeats (under SQLite's 999 variables)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -134,7 +137,8 @@ class MetricsStore:
         self._db = _connect(path, readonly=readonly)
         try:
             self._prepare(readonly=readonly)
-        except sqlite3.Error as exc:
+            self._files = {f: _identity(f) for f in _files_of(path)} if not readonly else {}
+        except (sqlite3.Error, OSError) as exc:
             self._db.close()
             raise store_error(path, exc) from None
 
@@ -162,27 +166,86 @@ class MetricsStore:
         """Close the connection."""
         self._db.close()
 
+    def moved(self) -> str | None:
+        """Say why the file at `path` is no longer the one open, or ``None`` if it is.
+
+        SQLite keeps writing to the file it opened even after it was deleted or another
+        file took its name, so what it writes then is lost with the old file.
+        """
+        try:
+            now = _identity(self.path)
+        except FileNotFoundError:
+            return "the file was deleted or moved away"
+        except OSError as exc:
+            return f"the file cannot be looked at ({exc.strerror or exc})"
+        if now == self._files[self.path]:
+            return None
+        return "another file took its name (it was replaced, or moved aside)"
+
+    def let_go(self) -> bool:
+        """Close a store whose file has `moved`, sparing the files of whatever took its name.
+
+        SQLite names its WAL and shared-memory files after the database, and on closing
+        removes them by name, or leaves them behind when the database was deleted; a
+        database opened under that name later would take a stale WAL for its own. So the
+        files still named after this store that are its own go once it is closed; while
+        another database's files hold those names, the connection stays open (``False``:
+        close it later, after that database).
+        """
+        sidecars = [f for f in self._files if f != self.path]
+        found = {f: _identity_or_none(f) for f in sidecars}
+        if any(found[f] not in (None, self._files[f]) for f in sidecars):
+            return False
+        self._db.close()
+        for file in sidecars:
+            if found[file] is not None and _identity_or_none(file) == found[file]:
+                file.unlink(missing_ok=True)
+        return True
+
     # -- writing -------------------------------------------------------------------------
 
     def write(self, tasks: Sequence[TaskRow], attempts: Sequence[AttemptRow]) -> None:
-        """Store a batch in one transaction, with its rollups.
+        """Store a batch in one transaction, with its rollups; skip the rows already stored.
 
         Raises:
             sqlite3.Error: the write failed (disk full, locked, read-only...); nothing of
                 the batch was stored, so the caller may retry it whole.
         """
         with self._db:
+            fresh = self._new_attempts(attempts)
             self._db.executemany(
                 "INSERT INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [_attempt_values(a) for a in attempts],
+                [_attempt_values(a) for a in fresh],
             )
             self._db.executemany(
-                "INSERT INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (task_id) DO NOTHING",
                 [_task_values(t) for t in tasks],
             )
-            rollups, histogram = _rollups(attempts)
+            rollups, histogram = _rollups(fresh)
             self._db.executemany(_UPSERT_ROLLUP, rollups)
             self._db.executemany(_UPSERT_HISTOGRAM, histogram)
+
+    def _new_attempts(self, attempts: Sequence[AttemptRow]) -> list[AttemptRow]:
+        """Return the attempts the store does not hold yet, each once (rollups count these)."""
+        task_ids = sorted({a.task_id for a in attempts})
+        seen: set[tuple[str, int]] = set()
+        for start in range(0, len(task_ids), LOOKUP_CHUNK):
+            chunk = task_ids[start : start + LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            seen.update(
+                self._db.execute(
+                    f"SELECT task_id, attempt FROM attempts WHERE task_id IN ({marks})",  # noqa: S608 - placeholders only
+                    chunk,
+                )
+            )
+        fresh = []
+        for attempt in attempts:
+            key = (attempt.task_id, attempt.attempt)
+            if key not in seen:
+                seen.add(key)
+                fresh.append(attempt)
+        return fresh
 
     def prune(self, older_than: float) -> int:
         """Delete rows and rollups older than ``older_than`` (Unix seconds); return rows deleted."""
@@ -441,6 +504,24 @@ def _segments(
         (level, first, end),
         *_segments(end * level, until, finer),
     ]
+
+
+def _files_of(path: Path) -> tuple[Path, Path, Path]:
+    """Return the database file and the WAL and shared-memory files SQLite keeps beside it."""
+    return path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    """Return what tells one file from another that takes its name: device and inode."""
+    found = path.stat()
+    return found.st_dev, found.st_ino
+
+
+def _identity_or_none(path: Path) -> tuple[int, int] | None:
+    try:
+        return _identity(path)
+    except OSError:
+        return None
 
 
 def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:

@@ -7,7 +7,8 @@ in. The router actor holds the state and carries the decisions out.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from runtime._config.schema import RetrySettings
@@ -23,10 +24,16 @@ class Availability(enum.StrEnum):
     """Resting after a 429 or a spent rate budget, until ``Health.until``."""
     OPEN = "open"
     """Its breaker is open; a trial call is allowed from ``Health.until``."""
+    HALF_OPEN = "half_open"
+    """Its breaker's trial call is in flight: when it can take calls again is unknown until
+    the trial ends, and the provider says at once how it stands then."""
     OUT = "out"
     """Out of rotation until a reload: its key was rejected mid-run."""
     FAILED = "failed"
     """Its actor crashed more often than supervision allows."""
+    UNCHECKED = "unchecked"
+    """Its check found the provider in trouble (at start or on a reload); it is checked
+    again in the background, next at ``Health.until``, and joins once a check passes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,15 +46,18 @@ class Health:
 
     @property
     def usable(self) -> bool:
-        """Whether the provider may ever be tried again without a reload."""
-        return self.state not in (Availability.OUT, Availability.FAILED)
+        """Whether the router may choose it: not out, failed, or waiting for a check to pass."""
+        return self.state not in (Availability.OUT, Availability.FAILED, Availability.UNCHECKED)
 
     def ready_at(self) -> float:
-        """Return when the provider can take a call (0.0: now)."""
+        """Return when the provider can take a call (0.0: now; ``inf``: not known yet)."""
+        if self.state is Availability.HALF_OPEN:
+            return math.inf
         return 0.0 if self.state is Availability.READY else self.until
 
 
 READY = Health()
+TRIAL = Health(Availability.HALF_OPEN, reason="its breaker's trial call is in flight")
 
 
 @dataclass(slots=True)
@@ -135,13 +145,50 @@ def next_step(  # noqa: PLR0917 - a pure function of six inputs, all needed
     when = ready_at(choice)
     if when <= now:
         return Dispatch(choice)
-    if when >= deadline:
+    if when < deadline:
+        return WaitUntil(when, choice)
+    if when == math.inf and now < deadline:
+        return WaitUntil(deadline, choice)  # a breaker's trial: the router hears how it ends
+    return _too_late(choice, when - now, [health.get(p, READY) for p in usable])
+
+
+_BREAKER_STATES = (Availability.OPEN, Availability.HALF_OPEN)
+
+
+def _too_late(choice: str, wait_s: float, health: Sequence[Health]) -> GiveUp:
+    """Give up: the next try could start only after the deadline."""
+    if all(h.state in _BREAKER_STATES for h in health):
+        when = "once its trial call ends" if wait_s == math.inf else f"in {wait_s:.1f} s"
         return GiveUp(
-            f"the next try ({choice}) could start only in {when - now:.1f} s, "
-            "after the task's deadline",
-            deadline=True,
+            "every provider is failing (each one's circuit breaker is open); "
+            f"the first to be tried again is {choice}, {when}"
         )
-    return WaitUntil(when, choice)
+    return GiveUp(
+        f"the next try ({choice}) could start only in {wait_s:.1f} s, after the task's deadline",
+        deadline=True,
+    )
+
+
+def next_fallback(
+    chain: Sequence[str],
+    progress: Mapping[str, ProviderProgress],
+    health: Mapping[str, Health],
+    busy: Collection[str],
+) -> str | None:
+    """Return the provider a task would go on with if its attempts on ``busy`` failed.
+
+    The first provider of the chain that is not busy, not done with for this task and not
+    out of rotation, preferring one not tried yet (as ``failover = "immediate"`` does);
+    ``None`` when there is none.
+    """
+    candidates = [
+        p
+        for p in chain
+        if p not in busy and not progress[p].finished and health.get(p, READY).usable
+    ]
+    fresh = [p for p in candidates if progress[p].failures == 0]
+    ordered = fresh or candidates
+    return ordered[0] if ordered else None
 
 
 def _exhausted_reason(chain: Sequence[str], health: Mapping[str, Health]) -> str:

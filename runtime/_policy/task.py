@@ -7,6 +7,7 @@ the reply, the error and the terminal audit fields.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 from dataclasses import dataclass, field
 
 from runtime._audit import Redactor
@@ -29,11 +30,22 @@ from runtime._errors import (
     StreamBrokenError,
     TaskFailedError,
 )
+from runtime._policy.hedging import ContentGate
 from runtime._policy.provider_table import Routing
-from runtime._policy.routing import Health, ProviderProgress
+from runtime._policy.routing import Availability, Health, ProviderProgress
 from runtime._rows import AttemptRow, TaskRow
 from runtime._task_spec import TaskSpec
 from runtime.protocols import PROTOCOLS
+
+QUOTA_ADVICE = (
+    "its account's quota or credit is used up; settle the bill or raise the limit with the "
+    "provider, then reload"
+)
+
+ALL_OPEN_ADVICE = (
+    "every provider of the role is failing and resting behind its circuit breaker; retry "
+    "once the first is tried again (see above), or cast another provider to the role"
+)
 
 
 @dataclass(slots=True)
@@ -49,14 +61,28 @@ class TaskState:
     attempts: list[AttemptRecord] = field(default_factory=list)
     rows: list[AttemptRow] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
-    call_id: int | None = None
-    call_provider: str | None = None
+    calls: dict[int, str] = field(default_factory=dict)
+    """The attempts in flight, by call id: their provider. More than one while hedging."""
+    dropped: dict[int, str] = field(default_factory=dict)
+    """Calls in flight the router has cancelled, and why: they end as ``cancelled``."""
+    gate: ContentGate | None = None
+    """A hedged task's: which of its attempts sends content (claimed on the I/O thread)."""
+    content_from: int | None = None
+    """The call whose content the task took (known to the router once it is told)."""
+    hedging: bool = False
+    """A hedge started and no attempt has sent content since: the next to do so won it."""
+    ended: TaskRow | None = None
+    """The terminal row of a task that ended with calls still in flight (its metrics wait
+    for their records)."""
+    hedge_after_s: float | None = None
+    """When a second provider starts beside a first that has sent no content (the role's)."""
     wake_token: int = 0
     restart_reason: str = ""
     """Set when a stream broke and the next attempt must tell the caller to start over."""
 
     def __post_init__(self) -> None:
         self.progress = {pid: ProviderProgress() for pid in self.chain}
+        self.hedge_after_s = self.routing.config.hedge_after_s(self.spec.role)
 
     @property
     def config(self) -> Config:
@@ -67,6 +93,11 @@ class TaskState:
     def task_id(self) -> str:
         """The task's id."""
         return self.spec.task_id
+
+    @property
+    def live_calls(self) -> list[int]:
+        """The calls in flight the task still waits on (not those it cancelled)."""
+        return [call_id for call_id in self.calls if call_id not in self.dropped]
 
     def request_for(self, provider: str) -> ChatRequest | EmbedRequest:
         """Build the request for ``provider``: call tuning over role's over provider's."""
@@ -88,24 +119,21 @@ class TaskState:
         latency_ms: float,
         redactor: Redactor,
         wall: float,
+        dropped: str | None = None,
     ) -> AttemptRow:
-        """Add the records of an attempt that just ended (ending at ``wall``); return its row."""
+        """Add the records of an attempt that just ended (ending at ``wall``); return its row.
+
+        An attempt the router ``dropped`` (cancelled, saying why) is ``cancelled`` however
+        it ended, with the tokens it had used as far as they are known: all of them if it
+        had answered, what its stream had reported if not, and then an unknown cost.
+        """
         model = result.model if result is not None and result.model else self._model(provider)
-        if result is not None:
-            self.usage = self.usage + result.usage
-            record = AttemptRecord(provider, model, "ok", 200, latency_ms)
-        else:
-            assert error is not None  # noqa: S101 - an attempt ends with one or the other
-            record = AttemptRecord(
-                provider,
-                model,
-                error.kind.value,
-                error.status,
-                latency_ms,
-                redactor.text(error.message),
-            )
+        record = _record_of(provider, model, result, error, latency_ms, dropped)
+        if record.message:
+            record = dataclasses.replace(record, message=redactor.text(record.message))
         self.attempts.append(record)
-        usage = result.usage if result is not None else Usage()
+        usage = result.usage if result is not None else _partial(error)
+        self.usage = self.usage + usage
         cost = self.config.price_table.cost(
             model,
             usage.input_tokens,
@@ -115,6 +143,8 @@ class TaskState:
         )
         if isinstance(result, ChatResult) and not result.usage_known:
             cost = None  # tokens not counted: a price would make it zero, which it is not
+        if record.outcome == ErrorKind.CANCELLED and usage == Usage():
+            cost = None  # it may have been billed: unknown, never zero
         row = AttemptRow(
             ts=wall,
             task_id=self.task_id,
@@ -212,19 +242,27 @@ class TaskState:
             state = health.get(pid)
             if ErrorKind.AUTH in kinds or (state is not None and not state.usable):
                 lines.append(_advice_out(pid, settings.key_hint(), state))
+            elif ErrorKind.QUOTA in kinds:
+                lines.append(f"{pid}: {QUOTA_ADVICE}")
             elif ErrorKind.NOT_FOUND in kinds:
                 lines.append(f'{pid}: check its model "{settings.model}" and base_url')
             elif ErrorKind.PERMISSION in kinds:
                 lines.append(
-                    f"{pid}: the account lacks access or quota; check its plan and billing"
+                    f"{pid}: the account lacks access to this model or feature; check its plan"
                 )
             elif ErrorKind.BAD_REQUEST in kinds:
                 lines.append(f"{pid}: the provider rejected the request; see its message above")
             elif ErrorKind.NETWORK in kinds:
                 lines.append(f"{pid}: check that {settings.base_url or 'its API'} is reachable")
-        if not lines and self.attempts:
-            lines.append("the providers are failing or slow; retry later or raise the deadline")
-        return lines
+        return lines or self._general_advice(health)
+
+    def _general_advice(self, health: dict[str, Health]) -> list[str]:
+        """What to do when no provider needs anything of its own."""
+        if self.chain and all(_breaker_open(health.get(pid)) for pid in self.chain):
+            return [ALL_OPEN_ADVICE]
+        if self.attempts:
+            return ["the providers are failing or slow; retry later or raise the deadline"]
+        return []
 
     def task_row(
         self, outcome: str, provider: str | None, now: float, wall: float, error: str | None
@@ -260,13 +298,47 @@ class TaskState:
         return [f"{a.provider}:{a.outcome}" for a in self.attempts]
 
 
+def _record_of(  # noqa: PLR0917 - the parts of one record
+    provider: str,
+    model: str,
+    result: ChatResult | EmbedResult | None,
+    error: ProviderError | None,
+    latency_ms: float,
+    dropped: str | None,
+) -> AttemptRecord:
+    if dropped is not None:
+        said = "it had answered" if result is not None else str(error.message if error else "")
+        message = f"cancelled ({dropped}); {said}" if said else f"cancelled ({dropped})"
+        return AttemptRecord(provider, model, ErrorKind.CANCELLED.value, None, latency_ms, message)
+    if result is not None:
+        return AttemptRecord(provider, model, "ok", 200, latency_ms)
+    assert error is not None  # noqa: S101 - an attempt ends with one or the other
+    return AttemptRecord(provider, model, error.kind.value, error.status, latency_ms, error.message)
+
+
+def _partial(error: ProviderError | None) -> Usage:
+    """The tokens a failed attempt had used, as far as its provider reported them."""
+    if error is None or error.partial_usage is None:
+        return Usage()
+    return error.partial_usage
+
+
 def _ttft(result: ChatResult | EmbedResult | None) -> float | None:
     if isinstance(result, ChatResult) and result.ttft_ms:
         return round(result.ttft_ms, 3)
     return None
 
 
+def _breaker_open(state: Health | None) -> bool:
+    return state is not None and state.state in (Availability.OPEN, Availability.HALF_OPEN)
+
+
 def _advice_out(pid: str, key_hint: str, state: Health | None) -> str:
+    if state is not None and state.state is Availability.UNCHECKED:
+        return (
+            f"{pid}: not checked yet ({state.reason}); it is checked again in the "
+            "background and joins once a check passes"
+        )
     if state is not None and not state.usable and "key" not in state.reason:
         return f"{pid}: {state.reason}"
     return f"{pid}: its key was rejected; set a valid key in {key_hint}, then reload"

@@ -1,28 +1,43 @@
 """One attempt at one provider, run on the I/O loop: send, read, parse, bound in time.
 
-An attempt is bounded three ways: the provider must start answering (response headers)
-within ``first_byte_s`` when the answer is streamed, a stream must not stall longer
-than ``idle_s`` between frames, and the whole answer must arrive within ``total_s``.
-Frames are read as the protocol says (server-sent events, JSON lines, or AWS
-event-stream messages) and fed to its parser; the text of each frame goes straight to
-the caller's ``on_text`` callback, if it streams, without passing through any actor. Either way
-the attempt ends with a result or a `ProviderError` (carrying the text already
-delivered, when a stream breaks after its first chunk). A stream read by URL
-(`StreamByUrl`, Replicate) takes up to three requests within the same bounds: the
-create call, the stream it names, and the finished result, for its token counts.
+An attempt is bounded in five ways, each named in the timeout it ends with:
+``first_byte_s`` (a streamed answer's response headers), ``first_token_s`` (the first
+content: a text delta, or the whole body of an answer that is not streamed; events that
+carry no text, such as Anthropic's ``ping``, do not count), ``idle_s`` (the longest
+silence between two frames of a stream), ``min_chars_per_s`` (after the first content,
+the stream's rate over a sliding window, see `StreamRate`) and ``total_s`` (the whole
+answer). One timer holds the earliest bound that applies at each moment.
+
+Frames are read as the protocol says (server-sent events, JSON lines, or AWS event-stream
+messages) and fed to its parser; the text of each frame goes straight to the caller's
+``on_text`` callback, if it streams, without passing through any actor. Either way the
+attempt ends with a result or a `ProviderError` (carrying the text already delivered,
+and the usage reported so far, when a stream breaks after its first chunk). A stream
+read by URL (`StreamByUrl`, Replicate) takes up to three requests within the same
+bounds: the create call, the stream it names, and the finished result, for its token
+counts.
+
+Two things let others act on an attempt while it runs: a `Cancellation` (the provider
+actor ends it as ``cancelled``, keeping what it had used) and a ``claim`` of its task's
+content (a hedged task's attempts race for their `ContentGate` at their first content;
+the loser ends itself as ``cancelled``, so a streaming caller only sees the winner's text).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
-from runtime._chat import ChatResult, EmbedResult
+from runtime._chat import ChatResult, EmbedResult, Usage
 from runtime._errors import ErrorKind, ProviderError
+from runtime._policy.stream_rate import StreamRate
 from runtime._transport.http import ProviderClient
 from runtime.protocols import Embeddings, HttpCall, StreamByUrl, StreamParser, WireProtocol
 from runtime.protocols._common import is_error
@@ -44,6 +59,58 @@ class AttemptLimits:
     total_s: float
     idle_s: float | None = None
     """Longest silence between two frames of a stream (``None``: only ``total_s``)."""
+    first_token_s: float | None = None
+    """Longest wait from sending to the first content (``None``: only ``total_s``)."""
+    min_chars_per_s: float = 0.0
+    """After the first content, the slowest rate a stream may keep (0: no floor)..."""
+    rate_window_s: float = 10.0
+    """...measured over this sliding window."""
+    total_why: str = ""
+    """What set ``total_s``, for its timeout's message (``""``: ``request_s``)."""
+
+
+class Cancellation:
+    """Ends one attempt as ``cancelled`` at the request of another thread.
+
+    The attempt's coroutine is cancelled on the I/O loop; it then raises a `ProviderError`
+    of kind ``cancelled`` with the reason, the text it had delivered and the usage its
+    stream had reported, so the attempt is recorded with what the provider billed.
+    """
+
+    __slots__ = ("_loop", "_task", "reason")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._task: asyncio.Task[Any] | None = None
+        self.reason: str | None = None
+
+    def cancel(self, reason: str) -> None:
+        """Ask the attempt to end now (from any thread; nothing happens once the loop closed)."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs any more
+            self._loop.call_soon_threadsafe(self._cancel, reason)
+
+    def _cancel(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        if self._task is not None:
+            self._task.cancel()
+
+    def enter(self) -> None:
+        """Note the attempt's task (on the loop), or raise if it was cancelled before it ran."""
+        if self.reason is not None:
+            raise ProviderError(ErrorKind.CANCELLED, self.reason)
+        self._task = asyncio.current_task()
+
+    def translate(self, error: asyncio.CancelledError) -> ProviderError:
+        """Turn the cancellation this object asked for into the attempt's error; re-raise others."""
+        task = self._task
+        if self.reason is None or task is None:
+            raise error
+        task.uncancel()
+        return ProviderError(ErrorKind.CANCELLED, self.reason)
+
+
+LOST_THE_RACE = "another provider's attempt sent content first (hedging)"
 
 
 async def run_attempt(
@@ -52,37 +119,64 @@ async def run_attempt(
     call: HttpCall,
     limits: AttemptLimits,
     on_text: TextCallback | None = None,
+    *,
+    cancellation: Cancellation | None = None,
+    claim: Callable[[], bool] | None = None,
 ) -> ChatResult:
     """Send ``call`` and return the parsed answer, handing streamed text to ``on_text``.
+
+    ``claim`` is asked at the first content whether this attempt may deliver it (see
+    `ContentGate`); when it says no, the attempt ends as ``cancelled``.
 
     Raises:
         ProviderError: for every way the attempt can fail, transport errors included.
     """
-    reader = _Reader(protocol, call, limits, on_text)
-    return await reader.run(client)
+    reader = _Reader(protocol, call, limits, on_text, claim)
+    if cancellation is None:
+        return await reader.run(client)
+    cancellation.enter()
+    try:
+        return await reader.run(client)
+    except asyncio.CancelledError as cancelled:
+        raise reader.broken(cancellation.translate(cancelled)) from None
 
 
 async def run_embed(
-    client: ProviderClient, embed: Embeddings, call: HttpCall, limits: AttemptLimits
+    client: ProviderClient,
+    embed: Embeddings,
+    call: HttpCall,
+    limits: AttemptLimits,
+    *,
+    cancellation: Cancellation | None = None,
 ) -> EmbedResult:
-    """Send an embeddings request and return the vectors.
+    """Send an embeddings request and return the vectors (its whole body is its content).
 
     Raises:
         ProviderError: for every way the attempt can fail.
     """
+    first_token_s = limits.first_token_s or math.inf
+    bound_s = min(limits.total_s, first_token_s)
+    if cancellation is not None:
+        cancellation.enter()
     try:
-        async with asyncio.timeout(limits.total_s):
+        async with asyncio.timeout(bound_s):
             answer = await client.fetch(call)
     except TimeoutError:
         host = httpx.URL(call.url).host
-        raise ProviderError(
-            ErrorKind.TIMEOUT, f"{host} did not answer within {limits.total_s:g} s"
-        ) from None
+        if first_token_s < limits.total_s:
+            message = f"{host} sent no answer within {first_token_s:g} s (first_token_s)"
+        else:
+            message = f"{host} did not answer within {limits.total_s:g} s"
+        raise ProviderError(ErrorKind.TIMEOUT, message) from None
+    except asyncio.CancelledError as cancelled:
+        if cancellation is None:
+            raise
+        raise cancellation.translate(cancelled) from None
     return embed.parse(answer.status, answer.headers, answer.body)
 
 
 class _Reader:
-    """Reads one chat answer, tracking the phase and the text already delivered."""
+    """Reads one chat answer, tracking the phase, the bound in force and what was delivered."""
 
     def __init__(
         self,
@@ -90,32 +184,67 @@ class _Reader:
         call: HttpCall,
         limits: AttemptLimits,
         on_text: TextCallback | None,
+        claim: Callable[[], bool] | None,
     ) -> None:
         self.protocol = protocol
         self.call = call
         self.limits = limits
         self.on_text = on_text
+        self.claim = claim
         self.phase = "headers"
         self.delivered: list[str] = []
         self.first_text: float | None = None
+        self.frames = 0
+        self.bound = "total"
+        """Which bound the timer holds: ``first_byte``, ``first_token``, ``idle``, ``rate``
+        or ``total``."""
+        self.rate: StreamRate | None = None
+        self.parser: StreamParser | None = None
 
     async def run(self, client: ProviderClient) -> ChatResult:
         self.client = client
-        loop = asyncio.get_running_loop()
-        self.start = loop.time()
-        self.end = self.start + self.limits.total_s
-        first_byte = min(self.start + self.limits.first_byte_s, self.end)
+        self.loop = asyncio.get_running_loop()
+        self.start = self.loop.time()
+        limits = self.limits
+        self.end = self.start + limits.total_s
+        first_token_s = limits.first_token_s
+        self.first_token_at = math.inf if first_token_s is None else self.start + first_token_s
         try:
-            async with asyncio.timeout_at(first_byte if self.call.stream else self.end) as scope:
+            async with asyncio.timeout_at(self._earliest(self.start)) as scope:
                 self.scope = scope
                 async with client.open(self.call) as response:
                     self.phase = "body"
-                    scope.reschedule(self.end)
-                    return await self._read(response)
+                    answered_at = self.loop.time()
+                    scope.reschedule(self._earliest(self.start))
+                    result = await self._read(response)
+                    return dataclasses.replace(result, answered_at=answered_at)
         except TimeoutError:
-            raise self._broken(self._timeout()) from None
+            raise self.broken(self._timeout()) from None
         except ProviderError as exc:
-            raise self._broken(exc) from None
+            raise self.broken(exc) from None
+
+    def _earliest(self, now: float) -> float:
+        """Return the earliest bound in force ``now``, remembering which it is (`bound`).
+
+        The timer holds it: reset at each frame, since the bounds change as answers go on.
+        """
+        when, bound = self.end, "total"
+        if self.first_text is None:
+            if self.first_token_at < when:
+                when, bound = self.first_token_at, "first_token"
+            if self.phase == "headers" and self.call.stream:
+                first_byte = self.start + self.limits.first_byte_s
+                if first_byte < when:
+                    when, bound = first_byte, "first_byte"
+        elif self.rate is not None:
+            floor = self.rate.deadline()
+            if floor < when:
+                when, bound = floor, "rate"
+        idle_s = self.limits.idle_s
+        if self.phase == "stream" and idle_s is not None and now + idle_s < when:
+            when, bound = now + idle_s, "idle"
+        self.bound = bound
+        return when
 
     async def _read(self, response: httpx.Response) -> ChatResult:
         status, headers = response.status_code, response.headers
@@ -126,13 +255,18 @@ class _Reader:
             return await self._read_by_url(by_url, status, headers, await response.aread())
         framing = self.protocol.framing
         if not (self.call.stream and framing.is_stream(headers.get("content-type", ""))):
-            return self.protocol.parse_chat(status, headers, await response.aread())
+            return self._whole(self.protocol.parse_chat(status, headers, await response.aread()))
         return self._timed(await self._read_stream(response))
 
+    def _whole(self, result: ChatResult) -> ChatResult:
+        """Take a whole answer: its content arrives at once."""
+        self._first_content(self.loop.time())
+        return result
+
     async def _read_stream(self, response: httpx.Response) -> ChatResult:
-        parser = self.protocol.stream_parser(response.headers)
-        async for event, data in self.protocol.framing.frames(response):
-            self._fed(parser, event, data)
+        parser = self.parser = self.protocol.stream_parser(response.headers)
+        async for frames in self.protocol.framing.chunks(response):
+            self._fed(parser, frames)
         return parser.finish()
 
     def _timed(self, result: ChatResult) -> ChatResult:
@@ -146,7 +280,7 @@ class _Reader:
         """Read the stream the first answer names, then fetch the result for its usage."""
         call = by_url.stream_call(self.call, body)
         if call is None:
-            return self.protocol.parse_chat(status, headers, body)
+            return self._whole(self.protocol.parse_chat(status, headers, body))
         async with self.client.open(call) as response:
             if is_error(response.status_code):
                 error_body = await response.aread()
@@ -161,7 +295,7 @@ class _Reader:
         is up, so a stream that arrived whole is never failed by it.
         """
         self.scope.reschedule(None)  # the attempt's time is up only if the fetch's is
-        left = self.end - asyncio.get_running_loop().time() - RESULT_FETCH_MARGIN_S
+        left = self.end - self.loop.time() - RESULT_FETCH_MARGIN_S
         try:
             async with asyncio.timeout(max(0.0, min(RESULT_FETCH_S, left))):
                 answer = await self.client.fetch(call)
@@ -170,34 +304,79 @@ class _Reader:
             return dataclasses.replace(streamed, usage_known=False)
         return dataclasses.replace(streamed, usage=whole.usage, model=whole.model or streamed.model)
 
-    def _fed(self, parser: StreamParser, event: str, data: str) -> None:
-        loop = asyncio.get_running_loop()
-        if self.limits.idle_s is not None:
-            self.scope.reschedule(min(self.end, loop.time() + self.limits.idle_s))
+    def _fed(self, parser: StreamParser, frames: list[tuple[str, str]]) -> None:
+        """Take the frames one read of the stream completed; the bounds move once for all."""
+        now = self.loop.time()
         self.phase = "stream"
-        for piece in parser.feed(event, data):
-            if not piece:
-                continue
-            if self.first_text is None:
-                self.first_text = loop.time()
-            if isinstance(piece, str):
-                self.delivered.append(piece)
-                if self.on_text is not None:
-                    self.on_text(piece)
+        self.frames += len(frames)
+        for event, data in frames:
+            for piece in parser.feed(event, data):
+                if not piece:
+                    continue
+                if self.first_text is None:
+                    self._first_content(now)
+                if isinstance(piece, str):
+                    self._deliver(piece, now)
+        self.scope.reschedule(self._earliest(now))
+
+    def _deliver(self, text: str, now: float) -> None:
+        if self.rate is not None:
+            self.rate.add(len(text), now)
+        self.delivered.append(text)
+        if self.on_text is not None:
+            self.on_text(text)
+
+    def _first_content(self, now: float) -> None:
+        """Start the content: claim it (a hedged task's), start the floor's clock.
+
+        Raises:
+            ProviderError: ``cancelled``, when another attempt of the task claimed it first.
+        """
+        if self.claim is not None and not self.claim():
+            raise ProviderError(ErrorKind.CANCELLED, LOST_THE_RACE)
+        self.first_text = now
+        limits = self.limits
+        if limits.min_chars_per_s > 0:
+            self.rate = StreamRate(limits.min_chars_per_s, limits.rate_window_s, now)
 
     def _timeout(self) -> ProviderError:
         host = httpx.URL(self.call.url).host
         limits = self.limits
-        if self.phase == "headers" and self.call.stream and limits.first_byte_s < limits.total_s:
+        if self.bound == "first_byte":
             message = f"{host} sent nothing back within {limits.first_byte_s:g} s (first_byte_s)"
-        elif self.phase == "stream" and limits.idle_s is not None:
+        elif self.bound == "first_token":
+            message = (
+                f"{host} sent no content within {limits.first_token_s:g} s (first_token_s; "
+                f"{self._got()}): raise first_token_s for a model that thinks before it answers"
+            )
+        elif self.bound == "rate" and self.rate is not None:
+            chars = self.rate.recent_chars(self.loop.time())
+            message = (
+                f"{host} streamed {chars} characters in the last {limits.rate_window_s:g} s, "
+                f"under the floor of {limits.min_chars_per_s:g} a second (min_chars_per_s)"
+            )
+        elif self.bound == "idle" and limits.idle_s is not None:
             message = f"{host} stalled: nothing for {limits.idle_s:g} s mid-stream (stream_idle_s)"
         else:
-            message = f"{host} did not finish within {limits.total_s:g} s"
+            why = limits.total_why or "request_s"
+            message = f"{host} did not finish within {limits.total_s:g} s ({why})"
         return ProviderError(ErrorKind.TIMEOUT, message)
 
-    def _broken(self, error: ProviderError) -> ProviderError:
-        """Attach the text delivered so far to an error that broke a started stream."""
+    def _got(self) -> str:
+        """Say what did arrive before the first content."""
+        if self.phase == "headers":
+            return "not even its response headers"
+        if self.phase == "body" or not self.frames:
+            return "its response headers, then nothing"
+        noun = "event" if self.frames == 1 else "events"
+        return f"{self.frames} {noun} without text"
+
+    def broken(self, error: ProviderError) -> ProviderError:
+        """Attach what a started answer had delivered (text, and usage so far) to its error."""
         if self.delivered:
             error.partial_text = "".join(self.delivered)
+        if self.parser is not None:
+            usage = self.parser.usage_so_far()
+            if usage != Usage():
+                error.partial_usage = usage
         return error

@@ -2,13 +2,16 @@
 
 Each provider gets one cheap authenticated request (its protocol's `models_request`);
 the answers are judged by the protocol and turned into one actionable line per failing
-provider. Runs on the I/O loop; never prints a secret.
+provider, which says whose fault it is: the user's (a key rejected, a model not
+offered, no credentials) or the provider's own trouble (unreachable, timeout, 5xx, 429,
+a malformed answer), which may pass. Runs on the I/O loop; never prints a secret.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from runtime._config.schema import Config, ProviderSettings, TimeoutSettings
 from runtime._errors import ErrorKind, ProviderError
@@ -16,61 +19,111 @@ from runtime._transport.http import ProviderClient, proxy_for
 from runtime._transport.signing import request_signer
 from runtime.protocols import PROTOCOLS
 
+TROUBLE = frozenset(
+    {
+        ErrorKind.NETWORK,
+        ErrorKind.TIMEOUT,
+        ErrorKind.SERVER,
+        ErrorKind.OVERLOADED,
+        ErrorKind.RATE_LIMITED,
+        ErrorKind.MALFORMED_RESPONSE,
+    }
+)
+"""Check failures that are the provider's own trouble, not the user's mistake."""
 
-async def check_credentials(config: Config, provider_ids: Iterable[str] | None = None) -> list[str]:
-    """Check the given providers (all by default); return one problem line per failure."""
+
+@dataclass(frozen=True, slots=True)
+class CheckFailure:
+    """One provider that failed its check, the line that says why, and whose fault it is."""
+
+    provider: str
+    problem: str
+    trouble: bool
+    """The provider's own trouble (it may pass later); otherwise the user's mistake."""
+    retry_after_s: float | None = None
+    """How long the provider asked to be left alone (a 429's Retry-After)."""
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.problem}"
+
+
+async def check_credentials(
+    config: Config, provider_ids: Iterable[str] | None = None
+) -> list[CheckFailure]:
+    """Check the given providers (all by default); return one failure per provider failing."""
     ids = list(config.providers if provider_ids is None else provider_ids)
     timeout_s = config.timeouts.validate_s
     results = await asyncio.gather(
-        *(_check_one(config.providers[pid], timeout_s, config.timeouts.connect_s) for pid in ids)
+        *(_check_alone(config.providers[pid], timeout_s, config.timeouts.connect_s) for pid in ids)
     )
     return [
-        _describe(pid, config.providers[pid], error, timeout_s)
+        judge(pid, config.providers[pid], error, timeout_s)
         for pid, error in zip(ids, results, strict=True)
         if error is not None
     ]
 
 
-async def _check_one(
+async def _check_alone(
     settings: ProviderSettings, timeout_s: float, connect_s: float
 ) -> ProviderError | None:
-    protocol = PROTOCOLS[settings.kind.protocol]
-    endpoint = settings.endpoint()
-    call = protocol.models_request(endpoint)
+    """Check one provider through a client of its own, closed after."""
     try:
         signer = await asyncio.to_thread(request_signer, settings)
     except ProviderError as error:
         return error
-    client = ProviderClient(2, min(connect_s, timeout_s), proxy_for(endpoint.base_url), signer)
+    proxy = proxy_for(settings.endpoint().base_url)
+    client = ProviderClient(2, min(connect_s, timeout_s), proxy, signer)
     try:
-        async with asyncio.timeout(timeout_s):
-            answer = await client.fetch(call)
-        return protocol.check_models(endpoint, answer.status, answer.headers, answer.body)
-    except TimeoutError:
-        return ProviderError(ErrorKind.TIMEOUT, "no answer")
-    except ProviderError as error:
-        return error
+        return await check_provider(client, settings, timeout_s)
     finally:
         await client.aclose()
 
 
-def _describe(pid: str, settings: ProviderSettings, error: ProviderError, timeout_s: float) -> str:
+async def check_provider(
+    client: ProviderClient, settings: ProviderSettings, timeout_s: float
+) -> ProviderError | None:
+    """Ask the provider, through ``client``, about its key and model within ``timeout_s``.
+
+    Returns ``None`` when both are good, else what went wrong (see `judge`).
+    """
+    protocol = PROTOCOLS[settings.kind.protocol]
+    endpoint = settings.endpoint()
+    call = protocol.models_request(endpoint)
+    try:
+        async with asyncio.timeout(timeout_s):
+            answer = await client.fetch(call)
+    except TimeoutError:
+        return ProviderError(ErrorKind.TIMEOUT, "no answer")
+    except ProviderError as error:
+        return error
+    return protocol.check_models(endpoint, answer.status, answer.headers, answer.body)
+
+
+def judge(
+    pid: str, settings: ProviderSettings, error: ProviderError, timeout_s: float
+) -> CheckFailure:
+    """Say what a failed check means, and whether it is the provider's own trouble."""
+    problem = _describe(settings, error, timeout_s)
+    return CheckFailure(pid, problem, error.kind in TROUBLE, error.retry_after_s)
+
+
+def _describe(settings: ProviderSettings, error: ProviderError, timeout_s: float) -> str:
     endpoint = settings.endpoint()
     status = f" (HTTP {error.status})" if error.status is not None else ""
     if error.kind is ErrorKind.AUTH:
-        return f"{pid}: {_auth_problem(settings, error)}"
+        return _auth_problem(settings, error)
     if error.kind is ErrorKind.NOT_FOUND:
-        return f'{pid}: model "{settings.model}" was not found{status}: {error.message}'
+        return f'model "{settings.model}" was not found{status}: {error.message}'
     if error.kind is ErrorKind.PERMISSION:
-        return f"{pid}: the key lacks access{status}: {error.message}; check the account's plan"
+        return f"the key lacks access{status}: {error.message}; check the account's plan"
     if error.kind is ErrorKind.TIMEOUT:
         return (
-            f"{pid}: {endpoint.base_url} did not answer within validate_s = {timeout_s:g} s; "
+            f"{endpoint.base_url} did not answer within validate_s = {timeout_s:g} s; "
             "check base_url and the network, or raise [timeouts] validate_s"
         )
     if error.kind is ErrorKind.NETWORK:
-        return f"{pid}: unreachable: {error.message}; check base_url ({endpoint.base_url})"
-    return f"{pid}: the check failed with {error.kind}{status}: {error.message}"
+        return f"unreachable: {error.message}; check base_url ({endpoint.base_url})"
+    return f"the check failed with {error.kind}{status}: {error.message}"
 
 
 def _auth_problem(settings: ProviderSettings, error: ProviderError) -> str:

@@ -6,40 +6,43 @@ hundred connections, and its client layer (redirects, cookies, auth flows, envir
 lookups on every request) costs more than the request itself on loopback, while a
 provider call needs none of it. Proxy settings are read from the environment once, when
 the client is built. Clients live on the I/O loop only: `ProviderClient` builds its
-transport there on first use and closes it there. aiohttp (about 100 ms to import) and
-the SSL context are loaded when the first client is made, as a board starts: not by
-``from runtime import Callboard``, and not on the first call's time.
+transport there on first use and closes it there.
+
+What a process pays once it pays with this module (``from runtime import Callboard``),
+never as a board starts nor on a call's time: aiohttp (about 100 ms to import), and the
+one verifying SSL context every client shares (loading the CA bundle takes about 20 ms:
+certifi's, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``). Nothing builds another: aiohttp's
+connector gets it, and so does `AiohttpTransport`, which would otherwise build one of
+its own for every client although it sends through our session.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import json
 import ssl
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+import aiohttp
 import httpx
+import orjson
+from httpx_aiohttp import AiohttpTransport
 
 from runtime._errors import ErrorKind, ProviderError
 from runtime._transport.aws import Signer
 from runtime.protocols import HttpCall
 
-if TYPE_CHECKING:
-    from httpx_aiohttp import AiohttpTransport
-
 KEEPALIVE_S = 30.0
 USER_AGENT = "callboard/0.1"
 
+_SSL_CONTEXT = httpx.create_ssl_context()
 
-@functools.cache
+
 def shared_ssl_context() -> ssl.SSLContext:
-    """Return one verifying SSL context for the process (building one costs ~20 ms)."""
-    return httpx.create_ssl_context()
+    """Return the one verifying SSL context of the process (built when this module loads)."""
+    return _SSL_CONTEXT
 
 
 def proxy_for(url: str) -> httpx.Proxy | None:
@@ -78,9 +81,7 @@ class ProviderClient:
         proxy: httpx.Proxy | None = None,
         signer: Signer | None = None,
     ) -> None:
-        import httpx_aiohttp  # noqa: F401, PLC0415 - loaded now, not on the first call
-
-        shared_ssl_context()
+        self._ssl = shared_ssl_context()
         self._max_connections = max_connections
         self._connect_s = connect_s
         self._signer = signer
@@ -94,16 +95,12 @@ class ProviderClient:
         if self._closed:
             raise ProviderError(ErrorKind.INTERNAL, "the provider's HTTP client is closed")
         if self._transport is None:
-            import aiohttp  # noqa: PLC0415 - see the module's docstring
-            from httpx_aiohttp import AiohttpTransport  # noqa: PLC0415
-
             connector = aiohttp.TCPConnector(
-                limit=self._max_connections,
-                ssl=shared_ssl_context(),
-                keepalive_timeout=KEEPALIVE_S,
+                limit=self._max_connections, ssl=self._ssl, keepalive_timeout=KEEPALIVE_S
             )
             session = aiohttp.ClientSession(connector=connector, trust_env=False)
-            self._transport = AiohttpTransport(client=session, proxy=self._proxy)
+            # verify= hands it our context: without one, it builds (and never uses) its own
+            self._transport = AiohttpTransport(verify=self._ssl, client=session, proxy=self._proxy)
         return self._transport
 
     @contextlib.asynccontextmanager
@@ -137,7 +134,7 @@ class ProviderClient:
 
     async def _send(self, call: HttpCall) -> httpx.Response:
         headers = [("user-agent", USER_AGENT), *call.headers]
-        content = json.dumps(call.json).encode() if call.json is not None else None
+        content = orjson.dumps(call.json) if call.json is not None else None
         url = self._urls.get(call.url)
         if url is None:
             url = httpx.URL(call.url)
@@ -170,8 +167,6 @@ def transport_error(exc: httpx.HTTPError, url: str, timeout_s: float | None) -> 
 
     Only `ProviderClient.open` calls it: the transport's one boundary.
     """
-    import aiohttp  # noqa: PLC0415 - loaded already: a transport raised this
-
     cause = exc.__cause__
     host = httpx.URL(url).host
     if isinstance(exc, httpx.ConnectError) or isinstance(cause, aiohttp.ClientConnectorError):
@@ -179,6 +174,11 @@ def transport_error(exc: httpx.HTTPError, url: str, timeout_s: float | None) -> 
         return ProviderError(ErrorKind.NETWORK, f"cannot connect to {host}: {detail}")
     if isinstance(cause, aiohttp.ServerDisconnectedError):
         return ProviderError(ErrorKind.NETWORK, f"{host} closed the connection without answering")
+    if isinstance(cause, aiohttp.ClientOSError):
+        # httpx-aiohttp maps every aiohttp connection error to ConnectTimeout: an OS error
+        # (a reset, a broken pipe) is the network's, found at once, not a timeout.
+        detail = cause.strerror or type(cause).__name__
+        return ProviderError(ErrorKind.NETWORK, f"{host}: the connection failed: {detail.lower()}")
     if isinstance(exc, httpx.TimeoutException):
         within = f" within {timeout_s:g} s" if timeout_s else ""
         return ProviderError(ErrorKind.TIMEOUT, f"{host} did not answer{within}")

@@ -67,6 +67,7 @@ _STATES = {
     "running": "running",
     "retrying": "retrying",
     "fallback": "fell back",
+    "hedging": "hedging",
     "attempt_failed": "attempt failed",
     "waiting": "backing off",
 }

@@ -90,6 +90,8 @@ if TYPE_CHECKING:
     from runtime.protocols._base import Endpoint, Headers
 
 NAME = "anthropic"
+API_ROOT = "https://api.anthropic.com/v1"
+"""The API's root as a ``base_url`` gives it (the SDK's convention, without ``/v1``, works too)."""
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 """Anthropic requires ``max_tokens``; this is sent when the tuning leaves it unset."""
@@ -104,7 +106,7 @@ _STOP_REASONS = {
 _TYPE_KINDS = {
     "authentication_error": ErrorKind.AUTH,
     "permission_error": ErrorKind.PERMISSION,
-    "billing_error": ErrorKind.PERMISSION,
+    "billing_error": ErrorKind.QUOTA,
     "not_found_error": ErrorKind.NOT_FOUND,
     "request_too_large": ErrorKind.BAD_REQUEST,
     "rate_limit_error": ErrorKind.RATE_LIMITED,
@@ -374,6 +376,15 @@ def _usage_counts(value: object) -> dict[str, int]:
     return {name: as_count(usage[name]) for name in _USAGE_FIELDS if name in usage}
 
 
+def _usage(counts: dict[str, int]) -> Usage:
+    return Usage(
+        input_tokens=sum(counts.get(name, 0) for name in _USAGE_FIELDS[:3]),
+        output_tokens=counts.get("output_tokens", 0),
+        cached_tokens=counts.get("cache_read_input_tokens", 0),
+        cache_write_tokens=counts.get("cache_creation_input_tokens", 0),
+    )
+
+
 def _result(
     text: str,
     model: str,
@@ -394,12 +405,7 @@ def _result(
             status=200,
             code="refusal",
         )
-    usage = Usage(
-        input_tokens=sum(counts.get(name, 0) for name in _USAGE_FIELDS[:3]),
-        output_tokens=counts.get("output_tokens", 0),
-        cached_tokens=counts.get("cache_read_input_tokens", 0),
-        cache_write_tokens=counts.get("cache_creation_input_tokens", 0),
-    )
+    usage = _usage(counts)
     reason = _STOP_REASONS.get(stop, stop.lower()) if isinstance(stop, str) else None
     return ChatResult(text, model, usage, reason, rate_limits(headers), tool_calls=calls)
 
@@ -424,11 +430,11 @@ def _error_from(error: dict[str, object], status: int | None, wait: float | None
     error_type = as_str(error.get("type"))
     message = _message(error.get("message"), status)
     if as_dict(error.get("details")).get("error_code") == "enforced_spend_limit_reached":
-        kind = ErrorKind.PERMISSION
+        kind = ErrorKind.QUOTA
         message = f"the organization's monthly spend limit is reached: {message}"
     elif error_type == "invalid_request_error" and "credit balance" in message.lower():
         # Anthropic reports an empty prepaid balance as a 400 invalid_request_error.
-        kind = ErrorKind.PERMISSION
+        kind = ErrorKind.QUOTA
     elif error_type in _TYPE_KINDS:
         kind = _TYPE_KINDS[error_type]
     elif status is not None:
@@ -526,6 +532,9 @@ class _Stream:
         text = "".join(self._text)
         return _result(text, self._model, self._counts, ending, self._headers, calls=calls)
 
+    def usage_so_far(self) -> Usage:
+        return _usage(self._counts)
+
 
 def stream_parser(headers: Headers) -> _Stream:
     """Start parsing a streamed message."""
@@ -575,7 +584,10 @@ def check_models(
     endpoint: Endpoint, status: int, headers: Headers, body: bytes
 ) -> ProviderError | None:
     """Return ``None`` when the key works and the model exists, else the error."""
-    found = model_lookup(endpoint, (status, headers, body), parse_error, id_field="id")
+    answer = (status, headers, body)
+    found = model_lookup(
+        endpoint, answer, parse_error, models_request, id_field="id", root=API_ROOT
+    )
     return found if isinstance(found, ProviderError) else None
 
 

@@ -58,7 +58,14 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from runtime._chat import ChatRequest, ChatResult, EmbedRequest, EmbedResult, RateLimitInfo
+from runtime._chat import (
+    ChatRequest,
+    ChatResult,
+    EmbedRequest,
+    EmbedResult,
+    RateLimitInfo,
+    Usage,
+)
 from runtime._errors import ErrorKind, ProviderError
 from runtime._tools import ToolCallDelta
 from runtime.protocols import _openai as openai
@@ -335,6 +342,9 @@ class _Stream:
                 ) from None
             raise
         return dataclasses.replace(result, rate_limits=rate_limits(self._headers))
+
+    def usage_so_far(self) -> Usage:
+        return self._inner.usage_so_far()
 
 
 def stream_parser(headers: Headers) -> StreamParser:

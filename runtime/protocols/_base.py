@@ -12,7 +12,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from runtime._chat import ChatRequest, ChatResult, EmbedRequest, EmbedResult, RateLimitInfo
+from runtime._chat import (
+    ChatRequest,
+    ChatResult,
+    EmbedRequest,
+    EmbedResult,
+    RateLimitInfo,
+    Usage,
+)
 from runtime._errors import ProviderError
 from runtime._tools import ToolCallDelta
 from runtime.protocols._framing import Framing
@@ -85,6 +92,14 @@ class StreamParser(Protocol):
         Raises:
             ProviderError: the stream ended before the provider said it was complete
                 (``malformed_response``).
+        """
+        ...
+
+    def usage_so_far(self) -> Usage:
+        """Return the tokens the events so far reported (what a stream cut short had used).
+
+        Most APIs report usage only at the end (zero until then); Anthropic's
+        ``message_start`` and every Gemini chunk carry it as they go.
         """
         ...
 

@@ -22,7 +22,7 @@ not supported: Titan takes one text per call, and an embeddings attempt is one c
 
 A ``converse-stream`` answer is AWS event-stream messages. The I/O layer decodes them
 with `EventStreamDecoder` or `decode_event_stream` (from `runtime.protocols._aws_eventstream`,
-re-exported here; they need botocore, the ``bedrock`` extra) and calls the parser's
+re-exported here; callboard's own, so a Bedrock API key needs no extra) and calls the parser's
 ``feed(name, payload)`` once per message: ``name`` is the ``:event-type`` of an event
 (``messageStart``, ``contentBlockStart``, ``contentBlockDelta``, ``contentBlockStop``,
 ``messageStop``, ``metadata``), the ``:exception-type`` of an exception
@@ -152,6 +152,8 @@ _EXCEPTION_KINDS = {
     for name in names
 }
 _INVALID_MODEL = "model identifier is invalid"
+_NO_PAYMENT = "INVALID_PAYMENT_INSTRUMENT"
+"""In an AccessDeniedException: the model's Marketplace subscription has no way to pay."""
 _EVENTS = frozenset(
     {
         "messageStart",
@@ -384,6 +386,8 @@ def _error(name: str, message: str, status: int | None, wait: float | None) -> P
     kind = _EXCEPTION_KINDS.get(name.lower())
     if kind is ErrorKind.BAD_REQUEST and _INVALID_MODEL in message.lower():
         kind = ErrorKind.NOT_FOUND
+    elif kind is ErrorKind.PERMISSION and _NO_PAYMENT in message:
+        kind = ErrorKind.QUOTA  # a model's Marketplace subscription with no way to pay
     if kind is None:
         kind = kind_for_status(status) if status is not None else ErrorKind.SERVER
     text = snippet(message.encode()) if message else f"{name or 'error'} with no message"
@@ -434,6 +438,9 @@ class _Stream:
         calls = self._tools.calls()
         text = "".join(self._text)
         return _result(text, self._usage, self._stop, calls, self._tools.answer())
+
+    def usage_so_far(self) -> Usage:
+        return self._usage
 
 
 def _is_exception(name: str) -> bool:

@@ -88,7 +88,7 @@ _FINISH_REASONS = {
 _FAILED = frozenset({"ERROR", "TIMEOUT", "USER_CANCEL"})
 _TOXIC = "ERROR_TOXIC"
 _STATUS_KINDS = {
-    402: ErrorKind.PERMISSION,
+    402: ErrorKind.QUOTA,
     498: ErrorKind.CONTENT_FILTER,
     499: ErrorKind.SERVER,
     501: ErrorKind.BAD_REQUEST,
@@ -244,7 +244,7 @@ def _error(status: int, message: str, wait: float | None) -> ProviderError:
     if status == 402:  # noqa: PLR2004
         message = f"the account's billing limit is reached (add a payment method): {message}"
     elif status == 429 and "trial key" in message.lower() and "month" in message.lower():  # noqa: PLR2004
-        kind = ErrorKind.PERMISSION
+        kind = ErrorKind.QUOTA
         message = f"the trial key's monthly calls are spent (use a production key): {message}"
     return ProviderError(kind, message, status=status, retry_after_s=wait)
 
@@ -290,6 +290,9 @@ class _Stream:
             raise ProviderError(ErrorKind.SERVER, snippet(as_str(chunk["message"]).encode()))
         return []
 
+    def usage_so_far(self) -> Usage:
+        return self._usage
+
     def finish(self) -> ChatResult:
         if not self._ended:
             raise malformed("stream ended before the answer was complete (no message-end)")
@@ -328,12 +331,14 @@ def check_models(
     endpoint: Endpoint, status: int, headers: Headers, body: bytes
 ) -> ProviderError | None:
     """Return ``None`` when the key works and the model exists and chats, else the error."""
+    answer = (status, headers, body)
     found = model_lookup(
         endpoint,
-        (status, headers, body),
+        answer,
         parse_error,
+        models_request,
         id_field="name",
-        at="Cohere",
+        root=DEFAULT_BASE_URL,
         code="model_not_found",
     )
     if isinstance(found, ProviderError):

@@ -12,8 +12,10 @@ from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, TypeGuard
 
+import orjson
+
 from runtime._errors import ErrorKind, ProviderError
-from runtime.protocols._base import Endpoint, Headers
+from runtime.protocols._base import Endpoint, Headers, HttpCall
 
 if TYPE_CHECKING:
     from runtime._structured import Schema
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 _STATUS_KINDS: dict[int, ErrorKind] = {
     400: ErrorKind.BAD_REQUEST,
     401: ErrorKind.AUTH,
-    402: ErrorKind.PERMISSION,
+    402: ErrorKind.QUOTA,
     403: ErrorKind.PERMISSION,
     404: ErrorKind.NOT_FOUND,
     408: ErrorKind.TIMEOUT,
@@ -134,8 +136,8 @@ def retry_after_s(headers: Headers, *, now: float | None = None) -> float | None
 def load_json(body: bytes | str) -> Any:
     """Decode a JSON body (or a server-sent event's data), or ``None`` when it is not JSON."""
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:  # also a body that is not UTF-8
         return None
 
 
@@ -230,23 +232,29 @@ def model_lookup(
     endpoint: Endpoint,
     answer: tuple[int, Headers, bytes],
     parse_error: Callable[[int, Headers, bytes], ProviderError],
+    lookup: Callable[[Endpoint], HttpCall],
     *,
     id_field: str,
-    at: str = "this provider",
+    root: str,
     code: str | None = None,
 ) -> ProviderError | dict[str, Any]:
     """Judge the answer to a ``GET .../models/{model}`` lookup: the model's record, or the error.
 
-    A 404 means the model does not exist (``not_found``, naming it and what the provider
-    said); another error status is the provider's own error (`parse_error`); a record
-    without ``id_field`` is malformed.
+    A 404 is ``not_found``: the model does not exist, or the ``base_url`` is not the API's
+    root, so nothing there does; the error names the URL asked (``lookup``'s) and the
+    API's ``root``.
+    Another error status is the provider's own error (`parse_error`); a record without
+    ``id_field`` is malformed.
     """
     status, headers, body = answer
     if status == HTTPStatus.NOT_FOUND:
         error = parse_error(status, headers, body)
         return ProviderError(
             ErrorKind.NOT_FOUND,
-            f"model {endpoint.model!r} does not exist at {at}: {error.message}",
+            f"GET {lookup(endpoint).url} answered 404 ({error.message}); if the model's name "
+            "is right, "
+            f"the base_url {endpoint.base_url} is not the API's root: that is {root}, and a "
+            "proxy's ends with the same path",
             status=status,
             code=code or error.code,
         )

@@ -94,6 +94,9 @@ if TYPE_CHECKING:
     from runtime.protocols._base import Endpoint, Headers
 
 NAME = "gemini"
+API_ROOT = "https://generativelanguage.googleapis.com/v1beta"
+"""The API's root as a ``base_url`` gives it (the SDK's convention, without the version,
+works too)."""
 
 _FILTERED = frozenset(
     {"SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "RECITATION", "IMAGE_SAFETY"}
@@ -325,6 +328,10 @@ class _Answer:
     def blocked(self) -> bool:
         return bool(self._blocked)
 
+    @property
+    def usage(self) -> Usage:
+        return self._usage
+
 
 def _part_text(part: object) -> str:
     part = as_dict(part)
@@ -389,6 +396,10 @@ def _error_from(error: dict[str, object], status: int | None, wait: float | None
     else:
         kind = kind_for_status(number) if number is not None else ErrorKind.SERVER
     message = as_str(error.get("message")).strip()
+    if rpc_status == "FAILED_PRECONDITION" and "billing" in message.lower():
+        kind = (
+            ErrorKind.QUOTA
+        )  # "...free tier is not available in your country. Please enable billing"
     return ProviderError(
         kind,
         snippet(message.encode()) if message else f"{rpc_status or 'error'} with no message",
@@ -409,6 +420,9 @@ class _Stream:
         if not isinstance(chunk, dict):
             raise malformed(f"stream chunk is not a JSON object: {snippet(data.encode())}")
         return self._answer.add(chunk)
+
+    def usage_so_far(self) -> Usage:
+        return self._answer.usage
 
     def finish(self) -> ChatResult:
         if self._answer.finish is None and not self._answer.blocked:
@@ -436,7 +450,10 @@ def check_models(
     endpoint: Endpoint, status: int, headers: Headers, body: bytes
 ) -> ProviderError | None:
     """Return ``None`` when the key works and the model exists, else the error."""
-    found = model_lookup(endpoint, (status, headers, body), parse_error, id_field="name")
+    answer = (status, headers, body)
+    found = model_lookup(
+        endpoint, answer, parse_error, models_request, id_field="name", root=API_ROOT
+    )
     return found if isinstance(found, ProviderError) else None
 
 

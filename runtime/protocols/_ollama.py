@@ -208,6 +208,9 @@ class _Stream:
             )
         return pieces
 
+    def usage_so_far(self) -> Usage:
+        return self._usage
+
     def finish(self) -> ChatResult:
         if not self._done:
             raise malformed("stream ended before the answer was complete (no line with done: true)")

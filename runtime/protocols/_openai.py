@@ -67,7 +67,8 @@ _FINISH_REASONS = {
     "tool_calls": "tool_calls",
     "function_call": "tool_calls",
 }
-_QUOTA = "insufficient_quota"
+_QUOTA = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
+"""Codes of a spent quota or a billing limit reached: a 429 that waiting does not cure."""
 _FILTERED = frozenset({"content_filter", "content_policy_violation"})
 _TYPE_KINDS = {
     "invalid_request_error": ErrorKind.BAD_REQUEST,
@@ -284,8 +285,8 @@ def _error_from(error: dict[str, object], status: int | None, wait: float | None
     kind_tag = _code(error.get("type"))
     tags = {code, kind_tag}
     message = _message(error.get("message"), status)
-    if _QUOTA in tags:
-        kind = ErrorKind.PERMISSION
+    if tags & _QUOTA:
+        kind = ErrorKind.QUOTA
         message = f"the account's quota or billing is exhausted (add credits): {message}"
     elif tags & _FILTERED:
         kind = ErrorKind.CONTENT_FILTER
@@ -373,6 +374,9 @@ class _Stream:
             headers=self._headers,
             calls=calls,
         )
+
+    def usage_so_far(self) -> Usage:
+        return self._usage
 
 
 def _call_delta(item: dict[str, object]) -> ToolCallDelta:

@@ -344,6 +344,9 @@ class _PredictionStream:
             raise malformed("the prediction's stream ended before its done event")
         return ChatResult("".join(self._text), "", Usage(), None)
 
+    def usage_so_far(self) -> Usage:
+        return Usage()
+
 
 def stream_parser(headers: Headers) -> StreamParser:  # noqa: ARG001
     """Start reading a prediction's stream (``urls.stream``)."""

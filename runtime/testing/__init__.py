@@ -19,8 +19,8 @@ so callboard's own tests, ``callboard demo`` and your tests all use them::
 that takes a `Callboard` can be tested end to end without keys or network.
 
 A fake's `Script` decides what each chat request gets (`Answer`, `Fail`, `Hang`, `Drop`,
-`Malformed`, `ProxyError`, `StreamError`, `Stall`); its `RequestLog` keeps every request,
-secrets masked. ``python -m runtime.testing serve --protocol openai`` serves one from the
+`Reset`, `Malformed`, `ProxyError`, `StreamError`, `Stall`, `Trickle`); its `RequestLog` keeps every
+request, secrets masked. ``python -m runtime.testing serve --protocol openai`` serves one from the
 command line.
 """
 
@@ -30,7 +30,7 @@ from runtime.testing._bedrock import FakeBedrock
 from runtime.testing._cohere import FakeCohere
 from runtime.testing._config import config_for
 from runtime.testing._gemini import FakeGemini
-from runtime.testing._log import RecordedRequest, RequestLog
+from runtime.testing._log import RecordedRequest, RequestLog, busiest_window
 from runtime.testing._ollama import FakeOllama
 from runtime.testing._openai import FakeOpenAI
 from runtime.testing._provider import FakeProvider
@@ -44,9 +44,11 @@ from runtime.testing._script import (
     Hang,
     Malformed,
     ProxyError,
+    Reset,
     Script,
     Stall,
     StreamError,
+    Trickle,
 )
 
 __all__ = [
@@ -69,8 +71,11 @@ __all__ = [
     "ProxyError",
     "RecordedRequest",
     "RequestLog",
+    "Reset",
     "Script",
     "Stall",
     "StreamError",
+    "Trickle",
+    "busiest_window",
     "config_for",
 ]

@@ -326,7 +326,7 @@ def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
         _event("message_stop"),
     )
     head = (sse_frame({"type": "message_start", "message": start}, "message_start"), *frames[:2])
-    return StreamPlan(head, tuple(frames[2:]), tail)
+    return StreamPlan(head, tuple(frames[2:]), tail, idle=_event("ping"))
 
 
 Streamed = tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]

@@ -341,7 +341,7 @@ def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
     if ask.include_usage:
         tail.append(sse_frame({**envelope, "choices": [], "usage": whole["usage"]}))
     tail.append(sse_frame("[DONE]"))
-    return StreamPlan(tuple(head), tuple(body), tuple(tail))
+    return StreamPlan(tuple(head), tuple(body), tuple(tail), idle=chunk({}))
 
 
 def _text_deltas(completion: Completion) -> list[dict[str, Any]]:

@@ -444,7 +444,9 @@ def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:  # noqa: ARG001
         event_message("messageStop", {"stopReason": _stop_reason(completion)}),
         event_message("metadata", {"usage": _usage(completion), "metrics": {"latencyMs": 312}}),
     )
-    return StreamPlan(head, tuple(body[:-1]), tail, EVENT_STREAM)
+    thinking = {"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "Hmm. "}}}
+    idle = event_message("contentBlockDelta", thinking)
+    return StreamPlan(head, tuple(body[:-1]), tail, EVENT_STREAM, idle)
 
 
 def _block_frames(completion: Completion) -> list[bytes]:

@@ -359,7 +359,9 @@ def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:  # noqa: ARG001
         for p in split_text(_text(completion))
     )
     tail = (_event({"type": "content-end", "index": 0}), _event(end))
-    return StreamPlan(head, body, tail)
+    thinking = {"message": {"content": {"thinking": "Hmm. "}}}
+    idle = _event({"type": "content-delta", "index": 0, "delta": thinking})
+    return StreamPlan(head, body, tail, idle=idle)
 
 
 def _tool_events(completion: Completion) -> tuple[bytes, ...]:

@@ -359,11 +359,13 @@ def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
         for i, parts in enumerate(pieces)
     ]
     if ask.event_stream:
-        return StreamPlan((), tuple(sse_frame(c, crlf=True) for c in chunks), ())
+        fields = ("usageMetadata", "modelVersion", "responseId")
+        idle = sse_frame({key: chunks[0][key] for key in fields}, crlf=True)
+        return StreamPlan((), tuple(sse_frame(c, crlf=True) for c in chunks), (), idle=idle)
     items = tuple(
         (b"[" if i == 0 else b",\r\n") + json.dumps(c).encode() for i, c in enumerate(chunks)
     )
-    return StreamPlan((), items, (b"]",), "application/json")
+    return StreamPlan((), items, (b"]",), "application/json", idle=b"\r\n")
 
 
 def stream_error(error: StreamError) -> bytes | None:  # noqa: ARG001

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,11 +62,35 @@ class RecordedRequest:
     action: str = ""
     """What the route does: ``"chat"``, ``"chat_stream"``, ``"list_models"``, ``"get_model"``,
     ``"embed"``, or ``""`` for a path the API does not have."""
+    received_at: float = 0.0
+    """When the fake received the request (``time.monotonic()``)."""
 
     @property
     def is_chat(self) -> bool:
         """Whether this was a chat request (streamed or not)."""
         return self.action in ("chat", "chat_stream")
+
+
+def busiest_window(
+    times: Sequence[float], span_s: float = 60.0, weights: Sequence[float] | None = None
+) -> float:
+    """Return the most that any rolling window ``(t - span_s, t]`` holds.
+
+    ``times`` are sorted moments (say the ``received_at`` of a fake's requests); each
+    counts 1, or its weight (its tokens, say). For checking a rate limit from a fake's log::
+
+        times = [r.received_at for r in fake.requests if r.is_chat]
+        assert busiest_window(times) <= 60  # rpm = 60
+    """
+    most = held = 0.0
+    start = 0
+    for end, moment in enumerate(times):
+        held += weights[end] if weights is not None else 1.0
+        while times[start] <= moment - span_s:
+            held -= weights[start] if weights is not None else 1.0
+            start += 1
+        most = max(most, held)
+    return most
 
 
 class RequestLog:

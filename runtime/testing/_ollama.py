@@ -294,7 +294,9 @@ def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
         line["message"]["tool_calls"] = [_tool_call(index, call)]
         lines.append(line)
     tail = (_line(_final(completion, ask.model, "")),)
-    return StreamPlan((), tuple(_line(line) for line in lines), tail, CONTENT_TYPE)
+    thinking = {"role": "assistant", "content": "", "thinking": "Hmm. "}
+    idle = _line({**_head(ask.model, ""), "message": thinking, "done": False})
+    return StreamPlan((), tuple(_line(line) for line in lines), tail, CONTENT_TYPE, idle)
 
 
 def _tool_call(index: int, call: ToolUse) -> dict[str, Any]:

@@ -481,7 +481,7 @@ def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:
     if ask.include_usage:
         tail.append(sse_frame({**envelope, "choices": [], "usage": _usage(completion)}))
     tail.append(sse_frame("[DONE]"))
-    return StreamPlan(head, body, tuple(tail))
+    return StreamPlan(head, body, tuple(tail), idle=chunk({}))
 
 
 def _tool_call(call: ToolUse) -> dict[str, Any]:

@@ -12,6 +12,8 @@ import dataclasses
 import hashlib
 import json
 import math
+import socket
+import struct
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -30,16 +32,20 @@ from runtime.testing._completion import (
 )
 from runtime.testing._log import SECRET_HEADERS, SECRET_QUERY, RecordedRequest, RequestLog, masked
 from runtime.testing._script import (
+    THINK_EVENT_S,
     Answer,
     Behaviour,
+    Cut,
     Drop,
     Fail,
     Hang,
     Malformed,
     ProxyError,
+    Reset,
     Script,
     Stall,
     StreamError,
+    Trickle,
 )
 from runtime.testing._server import LoopbackServer
 from runtime.testing._wire import Action, DeferredWire, EmbedWire, Reply, StreamPlan, Wire
@@ -61,8 +67,8 @@ class _Deferred:
 
     plan: StreamPlan
     headers: dict[str, str]
-    chunk_delay_s: float
-    cut: StreamError | Stall | None
+    answer: Answer
+    cut: Cut | None
     result: Any
 
 
@@ -74,6 +80,10 @@ class FakeProvider:
             any request, with or without a key.
         models: The models offered (default: a realistic list for the provider).
         script: Behaviours for the first chat requests, one each, in order.
+        checks: Behaviours for the first model-list or model-lookup requests (what
+            callboard's start-up check asks), one each, in order: `Fail`, `Malformed`,
+            `ProxyError`, `Hang` and `Drop` act as for a chat request; anything else, and
+            a spent script, answers normally.
         default: The answer given once the script is spent.
         latency_s: The wait before answering, for answers that set no ``delay_s``.
         rpm: A requests-per-minute limit to enforce (429 past it); ``None``: no limit.
@@ -91,6 +101,7 @@ class FakeProvider:
         keys: str | Iterable[str] | None = None,
         models: str | Iterable[str] | None = None,
         script: Iterable[Behaviour] = (),
+        checks: Iterable[Behaviour] = (),
         default: Answer | None = None,
         latency_s: float = 0.0,
         rpm: int | None = None,
@@ -103,6 +114,7 @@ class FakeProvider:
             models = (models,)
         self.models: tuple[str, ...] = self.wire.MODELS if models is None else tuple(models)
         self.script = Script(script)
+        self.checks = Script(checks)
         self.log = RequestLog()
         self.default = default or Answer()
         self.respond = respond
@@ -199,6 +211,7 @@ class FakeProvider:
         return _json(self.wire.unknown_path(request.method, request.path))
 
     async def _record(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        received_at = time.monotonic()
         raw = await request.read() if request.body_exists else b""
         body: object = None
         if raw:
@@ -215,6 +228,7 @@ class FakeProvider:
             headers=masked(request.headers, SECRET_HEADERS),
             json=None if body is _NOT_JSON else body,
             action=action.value if action else "",
+            received_at=received_at,
         )
         self.log.record(entry)
         return await handler(request)
@@ -231,12 +245,28 @@ class FakeProvider:
             return _json(refusal)
         model = request.match_info.get("model", "")
         if action in (Action.LIST_MODELS, Action.GET_MODEL):
-            return self._models(action, model)
+            return await self._check(action, model)
         if action is Action.EMBED:
             return self._embed(request)
         if action in (Action.FETCH_STREAM, Action.FETCH_RESULT):
             return await self._fetch(action, request)
         return await self._chat(request, model or None, stream=action is Action.CHAT_STREAM)
+
+    async def _check(self, action: Action, model: str) -> web.StreamResponse:
+        """Answer a model-list or model-lookup request as the `checks` script says."""
+        match self.checks.pop_next():
+            case Fail() as fail:
+                return _json(self.wire.failure(fail, model))
+            case Malformed(body=body):
+                return web.Response(text=body, content_type="application/json")
+            case ProxyError() as proxy:
+                return _proxy_page(proxy)
+            case Hang():
+                return await _hang()
+            case Drop():
+                return await _drop()
+            case _:
+                return self._models(action, model)
 
     def _models(self, action: Action, model: str) -> web.Response:
         """List the models, or describe one."""
@@ -260,7 +290,7 @@ class FakeProvider:
         if deferred.cut is None:
             _bounded_put(self._results, ident, deferred.result)
         return await self._stream(
-            request, deferred.plan, deferred.headers, deferred.chunk_delay_s, deferred.cut
+            request, deferred.plan, deferred.headers, deferred.answer, deferred.cut
         )
 
     def _defer(
@@ -270,14 +300,14 @@ class FakeProvider:
         plan: StreamPlan,
         *,
         headers: dict[str, str],
-        chunk_delay_s: float,
-        cut: StreamError | Stall | None,
+        answer: Answer,
+        cut: Cut | None,
     ) -> web.Response:
         """Create a streamed answer to be read by URL; answer with where to read it."""
         wire = cast("DeferredWire", self.wire)
         ident = random_id("", 26, "abcdefghijklmnopqrstuvwxyz0123456789")
         result = wire.finished(completion, ask.model, ident, self.base_url)
-        _bounded_put(self._deferred, ident, _Deferred(plan, headers, chunk_delay_s, cut, result))
+        _bounded_put(self._deferred, ident, _Deferred(plan, headers, answer, cut, result))
         return _json(Reply(201, wire.started(ask.model, ident, self.base_url)), headers)
 
     def _embed(self, request: web.Request) -> web.StreamResponse:
@@ -341,7 +371,7 @@ class FakeProvider:
             raise AskError("The request body is not valid JSON.")
         return self.wire.read_ask(body, model=model, stream=stream, query=request.query)
 
-    async def _perform(  # noqa: PLR0911 - one return per behaviour
+    async def _perform(
         self, request: web.Request, ask: ChatAsk, behaviour: Behaviour, headers: dict[str, str]
     ) -> web.StreamResponse:
         match behaviour:
@@ -354,22 +384,28 @@ class FakeProvider:
             case Malformed():
                 return _malformed(behaviour, ask, headers)
             case ProxyError():
-                return web.Response(
-                    status=behaviour.status,
-                    text=behaviour.body,
-                    content_type=behaviour.content_type,
-                )
-            case StreamError() | Stall() if ask.stream:
-                return await self._answer(request, ask, self.default, headers, cut=behaviour)
-            case StreamError():
-                fail = self.wire.stream_error_failure(behaviour)
-                return _json(self.wire.failure(fail, ask.model), headers)
-            case Hang() | Stall():
-                return await _hang()
-            case Drop():
-                return await _drop()
+                return _proxy_page(behaviour)
+            case StreamError() | Stall() | Trickle() | Hang():
+                return await self._cut(request, ask, behaviour, headers)
+            case Drop() | Reset():
+                return await _abandon(request, reset=isinstance(behaviour, Reset))
             case _:  # pragma: no cover - every behaviour is handled above
                 assert_never(behaviour)
+
+    async def _cut(
+        self, request: web.Request, ask: ChatAsk, cut: Cut, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        """Start the default answer and cut it short, or hang (before or after the headers)."""
+        if ask.stream and (cut.headers if isinstance(cut, Hang) else True):
+            return await self._answer(request, ask, self.default, headers, cut=cut)
+        match cut:
+            case StreamError():
+                fail = self.wire.stream_error_failure(cut)
+                return _json(self.wire.failure(fail, ask.model), headers)
+            case Hang(headers=True) | Trickle():
+                return await _hang_after_headers(request, headers)
+            case _:
+                return await _hang()
 
     async def _answer(
         self,
@@ -377,49 +413,52 @@ class FakeProvider:
         ask: ChatAsk,
         answer: Answer,
         headers: dict[str, str],
-        cut: StreamError | Stall | None = None,
+        cut: Cut | None = None,
     ) -> web.StreamResponse:
         delay_s = self.latency_s if answer.delay_s is None else answer.delay_s
         if delay_s > 0:
             await asyncio.sleep(delay_s)
         completion = plan_completion(ask, answer)
         if not ask.stream:
+            if answer.think_s > 0:
+                await asyncio.sleep(answer.think_s)
             body = self.wire.answer(completion, ask.model)
             reply = body if isinstance(body, Reply) else Reply(200, body)  # Replicate's 201
             return _json(reply, headers)
         plan = self.wire.stream(completion, ask)
         if self._streams_by_url:
-            return self._defer(
-                completion, ask, plan, headers=headers, chunk_delay_s=answer.chunk_delay_s, cut=cut
-            )
-        return await self._stream(request, plan, headers, answer.chunk_delay_s, cut)
+            return self._defer(completion, ask, plan, headers=headers, answer=answer, cut=cut)
+        return await self._stream(request, plan, headers, answer, cut)
 
     async def _stream(
         self,
         request: web.Request,
         plan: StreamPlan,
         headers: dict[str, str],
-        chunk_delay_s: float,
-        cut: StreamError | Stall | None,
+        answer: Answer,
+        cut: Cut | None,
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={**headers, "Content-Type": plan.content_type, "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
+        if isinstance(cut, Hang):
+            await _hang()
+        await response.write(b"".join(plan.head))
+        await _think(response, plan.idle, answer.think_s)
+        if isinstance(cut, Stall):
+            await response.write(plan.idle * cut.idle_events)
         body = plan.body if cut is None else plan.body[: cut.after_chunks]
-        if chunk_delay_s <= 0:
-            await response.write(b"".join((*plan.head, *body)))
-        else:
-            await response.write(b"".join(plan.head))
-            for i, frame in enumerate(body):
-                if i:
-                    await asyncio.sleep(chunk_delay_s)
-                await response.write(frame)
+        await _write_paced(response, body, answer.chunk_delay_s)
         match cut:
             case None:
                 await response.write(b"".join(plan.tail))
             case Stall():
                 await _hang()
+            case Trickle():
+                while True:
+                    await asyncio.sleep(cut.every_s)
+                    await response.write(plan.idle)
             case StreamError():
                 error_frame = self.wire.stream_error(cut)
                 if error_frame is None:
@@ -461,6 +500,12 @@ def _json(reply: Reply, headers: Mapping[str, str] | None = None) -> web.Respons
     )
 
 
+def _proxy_page(behaviour: ProxyError) -> web.Response:
+    return web.Response(
+        status=behaviour.status, text=behaviour.body, content_type=behaviour.content_type
+    )
+
+
 def _malformed(behaviour: Malformed, ask: ChatAsk, headers: dict[str, str]) -> web.Response:
     if ask.stream and ask.event_stream:
         text = f"data: {behaviour.body}\n\n"
@@ -468,10 +513,47 @@ def _malformed(behaviour: Malformed, ask: ChatAsk, headers: dict[str, str]) -> w
     return web.Response(text=behaviour.body, headers=headers, content_type="application/json")
 
 
+async def _think(response: web.StreamResponse, idle: bytes, think_s: float) -> None:
+    """Think for ``think_s``, sending a non-content frame every `THINK_EVENT_S` meanwhile."""
+    ends = time.monotonic() + think_s
+    while (left := ends - time.monotonic()) > 0:
+        await asyncio.sleep(min(THINK_EVENT_S, left))
+        await response.write(idle)
+
+
+async def _write_paced(
+    response: web.StreamResponse, frames: tuple[bytes, ...], delay_s: float
+) -> None:
+    """Write ``frames``, ``delay_s`` apart (all at once when it is 0)."""
+    if delay_s <= 0:
+        await response.write(b"".join(frames))
+        return
+    for i, frame in enumerate(frames):
+        if i:
+            await asyncio.sleep(delay_s)
+        await response.write(frame)
+
+
+async def _hang_after_headers(request: web.Request, headers: dict[str, str]) -> NoReturn:
+    """Send the status and headers of a whole JSON answer, then never its body."""
+    response = web.StreamResponse(headers={**headers, "Content-Type": "application/json"})
+    await response.prepare(request)
+    await _hang()
+
+
 async def _hang() -> NoReturn:
     """Wait until the server cancels this request (at `down` or `stop`)."""
     await asyncio.Event().wait()
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _abandon(request: web.Request, *, reset: bool) -> NoReturn:
+    """Abandon this request; with ``reset``, by a TCP reset (the peer reads ECONNRESET)."""
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None and reset else None
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    await _drop()
 
 
 async def _drop() -> NoReturn:

@@ -333,10 +333,14 @@ def _timestamp(when: float) -> str:
 
 
 def stream(completion: Completion, ask: ChatAsk) -> StreamPlan:  # noqa: ARG001
-    """What ``urls.stream`` sends: ``event: output`` per text chunk, then ``event: done``."""
+    """What ``urls.stream`` sends: ``event: output`` per text chunk, then ``event: done``.
+
+    Its non-content frame is an SSE comment (``: keep-alive``).
+    """
     pieces = split_text(completion.text)
     body = tuple(_event("output", piece, i) for i, piece in enumerate(pieces))
-    return StreamPlan((), body, (_event("done", "{}", len(pieces)),))
+    done = _event("done", "{}", len(pieces))
+    return StreamPlan((), body, (done,), idle=b": keep-alive\n\n")
 
 
 def _event(name: str, data: str, number: int) -> bytes:

@@ -43,7 +43,10 @@ class Answer:
     """Answer normally, in the provider's documented shape (streamed if the request asks).
 
     ``delay_s`` is the wait before the first byte (``None``: the fake's ``latency_s``);
-    ``chunk_delay_s`` the wait between streamed chunks. ``usage`` replaces the counted
+    ``chunk_delay_s`` the wait between streamed chunks. ``think_s`` is the wait between
+    the stream's opening events and its first text, as a reasoning model thinks, with one
+    non-content event (see `Trickle`) every `THINK_EVENT_S` meanwhile; a whole answer comes
+    that much later. ``usage`` replaces the counted
     tokens (otherwise about four characters to a token). ``finish`` replaces the finish
     reason, in the provider's own words (``"content_filter"``, ``"refusal"``, ``"SAFETY"``);
     otherwise it follows from the text, ``max_tokens`` and stop sequences. ``tool_calls``
@@ -57,6 +60,7 @@ class Answer:
     usage: Usage | None = None
     finish: str | None = None
     chunk_delay_s: float = 0.0
+    think_s: float = 0.0
     tool_calls: tuple[ToolUse, ...] = ()
     refusal: str | None = None
 
@@ -81,7 +85,14 @@ class Fail:
 
 @dataclass(frozen=True, slots=True)
 class Hang:
-    """Accept the request and never answer; the connection closes when the server stops."""
+    """Accept the request and never answer; the connection closes when the server stops.
+
+    With ``headers``, the response's status and headers go first (a stream's, or a whole
+    answer's), then nothing: the body never comes. Replicate creates a streamed prediction
+    and hangs its ``urls.stream`` so.
+    """
+
+    headers: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,14 +134,48 @@ class StreamError:
 class Stall:
     """Start streaming, then send nothing more after ``after_chunks`` text chunks.
 
-    Asked without streaming, the fake hangs as with `Hang`.
+    The stream's opening events come first (Anthropic's ``message_start`` and ``ping``,
+    Bedrock's ``messageStart``...; Gemini, Ollama and Replicate open with none), then
+    ``idle_events`` non-content events (see `Trickle`), then the text chunks:
+    ``Stall(after_chunks=0, idle_events=1)`` is a stream whose first events carry no
+    content. Asked without streaming, the fake hangs as with `Hang`.
     """
 
     after_chunks: int = 1
+    idle_events: int = 0
 
 
-Behaviour = Answer | Fail | Hang | Malformed | ProxyError | Drop | StreamError | Stall
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """Reset the connection (a TCP RST) without answering, as a crashed proxy or host does."""
+
+
+@dataclass(frozen=True, slots=True)
+class Trickle:
+    """Start streaming, then send one non-content event every ``every_s`` seconds, forever.
+
+    ``after_chunks`` text chunks come first. A non-content event is what the API sends
+    that carries no answer text: Anthropic's ``ping``; an OpenAI or Azure chunk with an
+    empty delta; a Gemini chunk with only usage metadata (whitespace between the items of
+    its JSON-array form); a Bedrock reasoning delta; an Ollama line with empty content and
+    some ``thinking``; a Cohere ``content-delta`` with ``thinking``; a Replicate SSE comment.
+    Asked without streaming, the fake sends the headers of a whole answer and hangs.
+    """
+
+    every_s: float = 1.0
+    after_chunks: int = 0
+
+
+THINK_EVENT_S = 0.25
+"""How often an `Answer` with ``think_s`` sends a non-content event while it thinks."""
+
+Behaviour = (
+    Answer | Fail | Hang | Malformed | ProxyError | Drop | Reset | StreamError | Stall | Trickle
+)
 """Anything a script may hold."""
+
+Cut = StreamError | Stall | Trickle | Hang
+"""A behaviour that cuts a started answer short (`Hang` with ``headers``: before any event)."""
 
 
 class Script:

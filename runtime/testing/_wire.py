@@ -56,12 +56,17 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class StreamPlan:
-    """A streamed answer as frames: ``head``, one ``body`` frame per text chunk, ``tail``."""
+    """A streamed answer as frames: ``head``, one ``body`` frame per text chunk, ``tail``.
+
+    ``idle`` is one frame that carries no answer text (a ``ping``, an empty delta...), sent
+    while a model thinks or a stream trickles (`Answer.think_s`, `Stall`, `Trickle`).
+    """
 
     head: tuple[bytes, ...]
     body: tuple[bytes, ...]
     tail: tuple[bytes, ...]
     content_type: str = "text/event-stream"
+    idle: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
