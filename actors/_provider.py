@@ -48,7 +48,15 @@ from runtime._policy.rate_limits import RateLimiter, Taken
 from runtime._policy.routing import TRIAL, Availability, Health
 from runtime._policy.task import QUOTA_ADVICE
 from runtime._policy.wait_queue import WaitQueue
-from runtime._transport.attempt import AttemptLimits, Cancellation, run_attempt, run_embed
+from runtime._task_spec import StreamSink
+from runtime._tools import ToolCallDelta
+from runtime._transport.attempt import (
+    AttemptLimits,
+    Cancellation,
+    ContentCallback,
+    run_attempt,
+    run_embed,
+)
 from runtime._transport.credentials import check_provider, judge
 from runtime._transport.http import ProviderClient, proxy_for
 from runtime._transport.io_loop import IoLoop
@@ -350,16 +358,14 @@ class ProviderActor(SupervisedActor):
             call.sink is not None or not self._protocol.stream_on_demand
         )
         http_call = self._protocol.chat_request(self._endpoint, request, stream)
-        on_text = (
-            None if call.sink is None else functools.partial(call.sink.delta, self.provider_id)
-        )
+        on_content = None if call.sink is None else _deliverer(call.sink, self.provider_id)
         claim = None if call.gate is None else functools.partial(call.gate.claim, call.call_id)
         return run_attempt(
             self._client,
             self._protocol,
             http_call,
             limits,
-            on_text,
+            on_content,
             cancellation=cancellation,
             claim=claim,
         )
@@ -510,6 +516,18 @@ def _limits(call: StartAttempt, now: float) -> AttemptLimits:
         call.rate_window_s,
         why,
     )
+
+
+def _deliverer(sink: StreamSink, provider: str) -> ContentCallback:
+    """Hand a stream's content to the caller's sink, each piece as ``provider``'s."""
+
+    def deliver(piece: str | ToolCallDelta) -> None:
+        if isinstance(piece, str):
+            sink.delta(provider, piece)
+        else:
+            sink.tool_delta(provider, piece)
+
+    return deliver
 
 
 def _tell_io_done(

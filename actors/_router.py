@@ -62,7 +62,7 @@ from runtime._policy.hedging import ContentGate, hedge_choice
 from runtime._policy.latency import LatencyBook, attempt_end
 from runtime._policy.provider_table import ProviderTable, Routing
 from runtime._policy.routing import Dispatch, GiveUp, Health, next_fallback, next_step
-from runtime._policy.task import TaskState, eligible_chain
+from runtime._policy.task import SCHEMA_MISMATCH, TaskState, eligible_chain
 from runtime._rows import AttemptRow, TaskEvent, TaskRow, wall_time
 from runtime._transport.io_loop import IoLoop
 
@@ -293,6 +293,8 @@ class RouterActor(SupervisedActor):
         now = self._clock()
         if done.result is not None:
             self._learn(done, now)
+            if dropped is None and task.ended is None:
+                done = _checked(task, done)
         row = task.record(
             done.provider,
             result=done.result,
@@ -335,7 +337,12 @@ class RouterActor(SupervisedActor):
         _tell_progress(task, failed)
         if not self._turned_away(task, row.provider, error, now):
             task.progress[row.provider].record_failure(
-                error.kind, error.retry_after_s, task.config.retry, now, self._random
+                error.kind,
+                error.retry_after_s,
+                task.config.retry,
+                now,
+                self._random,
+                again=error.code == SCHEMA_MISMATCH,
             )
         if not task.live_calls:  # else another attempt is still in flight: it may answer
             self._advance(task, now)
@@ -624,6 +631,23 @@ class _Call:
 
     task: TaskState
     started: float
+
+
+def _checked(task: TaskState, done: AttemptDone) -> AttemptDone:
+    """Turn an answer that does not match the task's schema into the attempt's failure.
+
+    A streaming caller saw its text already: it is the failure's partial text, so the
+    task restarts elsewhere or raises as for a broken stream.
+    """
+    if not isinstance(done.result, ChatResult):
+        return done
+    mismatch = task.checked(done.result)
+    if mismatch is None:
+        return done
+    error = mismatch.for_provider(done.provider)
+    if task.spec.sink is not None:
+        error.partial_text = done.result.text
+    return dataclasses.replace(done, result=None, error=error)
 
 
 def _tell_progress(task: TaskState, progress: Progress) -> None:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from runtime._chat import Usage
+    from runtime._tools import ToolCall
 
 
 class ErrorKind(enum.StrEnum):
@@ -176,6 +177,8 @@ class ProviderError(CallboardError):
         self.partial_usage: Usage | None = None
         """The tokens the provider had reported when the attempt ended early (a broken or
         cancelled stream's, as far as its events told; ``None``: none reported)."""
+        self.partial_tool_calls: tuple[ToolCall, ...] = ()
+        """The tool calls a broken stream had delivered whole before it broke."""
         super().__init__(self._describe())
 
     @property
@@ -195,6 +198,7 @@ class ProviderError(CallboardError):
         )
         error.partial_text = self.partial_text
         error.partial_usage = self.partial_usage
+        error.partial_tool_calls = self.partial_tool_calls
         return error
 
     def _describe(self) -> str:
@@ -247,12 +251,16 @@ class TaskCancelledError(TaskFailedError):
 class StreamBrokenError(TaskFailedError):
     """A streamed answer broke after text had reached the caller; ``partial_text`` is it.
 
-    Raised when the call asked for ``on_broken="raise"`` (the default); with
-    ``"restart"`` the task starts again on the next provider instead.
+    ``tool_calls`` are the tool calls that had arrived whole before it broke (a call cut
+    short is never among them). Raised when the call asked for ``on_broken="raise"`` (the
+    default); with ``"restart"`` the task starts again on the next provider instead.
     """
 
-    def __init__(self, *, partial_text: str, **fields: Any) -> None:
+    def __init__(
+        self, *, partial_text: str, tool_calls: tuple[ToolCall, ...] = (), **fields: Any
+    ) -> None:
         self.partial_text = partial_text
+        self.tool_calls = tool_calls
         super().__init__(**fields)
 
 

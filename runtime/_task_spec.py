@@ -1,7 +1,8 @@
 """What a caller asked for: one task's spec, as the board hands it to the router.
 
-A `TaskSpec` is a frozen value: the role, the conversation, tuning, the deadline, and for
-a streaming task the `StreamSink` its text goes to; an `EmbedSpec` for an embeddings task.
+A `TaskSpec` is a frozen value: the role, the conversation, tuning, the tools the model
+may call and the schema its answer must match, the deadline, and for a streaming task
+the `StreamSink` its text goes to; an `EmbedSpec` for an embeddings task.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from runtime._chat import Message, Progress, Tuning
+from runtime._structured import Schema
+from runtime._tools import Tool, ToolCallDelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,12 @@ class TaskSpec:
     """When a stream breaks after its first text: ``"raise"`` or ``"restart"`` elsewhere."""
     embed: EmbedSpec | None = None
     """Set for an embeddings task (then ``messages`` is empty)."""
+    tools: tuple[Tool, ...] = ()
+    """The tools the model may call."""
+    tool_choice: str | None = None
+    """``auto``, ``none``, ``required`` or a tool's name (``None``: the provider's default)."""
+    output: Schema | None = None
+    """The schema the answer must match (structured output)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +59,9 @@ class StreamSink(Protocol):
 
     def delta(self, provider: str, text: str) -> None:
         """Take a piece of text from ``provider`` (called on the I/O thread)."""
+
+    def tool_delta(self, provider: str, delta: ToolCallDelta) -> None:
+        """Take a piece of a tool call from ``provider`` (called on the I/O thread)."""
 
     def restart(self, provider: str, reason: str) -> None:
         """Void the text so far: the task goes on with ``provider`` (router thread)."""

@@ -172,6 +172,23 @@ class ToolCallBuilder:
     def __bool__(self) -> bool:
         return bool(self._calls)
 
+    def whole_calls(self) -> tuple[ToolCall, ...]:
+        """Return the calls known to be whole while the stream goes on.
+
+        That is every call but the last begun (a later call began after it), whose
+        arguments are a JSON object.
+        """
+        whole = []
+        for index in sorted(self._calls)[:-1]:
+            call_id, name, pieces, signature = self._calls[index]
+            try:
+                whole.append(
+                    ToolCall.of(call_id or new_call_id(), name, "".join(pieces), signature)
+                )
+            except ValueError:
+                continue
+        return tuple(whole)
+
     def calls(self, signed_by: str | None = None) -> tuple[ToolCall, ...]:
         """Return the whole calls, in index order (ids made where the API sent none).
 

@@ -13,20 +13,20 @@ import concurrent.futures
 import os
 import signal
 import threading
-import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
 import pykka
+from typing_extensions import Unpack
 
 from actors import Supervisor
 from actors._messages import AwaitChild, CancelTask, ListChildren, Submit
 from runtime._audit import AuditLog, Redactor
 from runtime._board.admin import CONTROL_TIMEOUT_S, BoardAdmin
+from runtime._board.asking import AskOptions, embed_spec, task_spec
 from runtime._board.streams import AsyncStreamSink, ThreadStreamSink, aread_stream, read_stream
-from runtime._chat import EmbedReply, Message, Progress, Reply, StreamEvent, Tuning
+from runtime._chat import EmbedReply, Reply, StreamEvent
 from runtime._config.load import load_config
 from runtime._config.schema import Config
 from runtime._errors import (
@@ -34,7 +34,7 @@ from runtime._errors import (
     TaskCancelledError,
     TaskFailedError,
 )
-from runtime._task_spec import EmbedSpec, StreamSink, TaskSpec
+from runtime._task_spec import EmbedSpec, TaskSpec
 from runtime._transport.credentials import CheckFailure
 from runtime._transport.io_loop import IoLoop
 from runtime._transport.signing import require_signing_extra
@@ -44,8 +44,6 @@ GRACE_S = 5.0
 
 CANCEL_WAIT_S = 2.0
 """How long an interrupted caller waits for its task's terminal record before going on."""
-
-MessageLike = Message | Mapping[str, Any]
 
 
 class Callboard(BoardAdmin):
@@ -142,21 +140,7 @@ class Callboard(BoardAdmin):
 
     # -- tasks ---------------------------------------------------------------------------
 
-    def ask(
-        self,
-        role: str,
-        prompt: str | None = None,
-        *,
-        messages: Sequence[MessageLike] = (),
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        top_p: float | None = None,
-        stop: Sequence[str] | None = None,
-        deadline_s: float | None = None,
-        workflow_id: str | None = None,
-        on_progress: Callable[[Progress], object] | None = None,
-    ) -> Reply:
+    def ask(self, role: str, prompt: str | None = None, **options: Unpack[AskOptions]) -> Reply:
         """Run one task for ``role`` and block until its reply.
 
         Give a ``prompt`` (one user turn), ``messages`` (a conversation), or both (the
@@ -164,39 +148,24 @@ class Callboard(BoardAdmin):
         ``deadline_s`` bounds the whole task, retries and fallbacks included (default:
         ``[timeouts] task_s``). ``on_progress`` is called with a `Progress` at each step
         (attempt started, failed, fallback, waiting, ended), on the runtime's thread: it
-        must return at once (hand the event to a queue or an event loop).
+        must return at once (hand the event to a queue or an event loop). ``tools`` the
+        model may call come back as ``reply.tool_calls``; with ``output``, the answer is
+        checked against the schema and ``reply.parsed`` holds its value. Every option is
+        described in `AskOptions`.
         """
-        tuning = _tuning(temperature, max_tokens, top_p, stop)
-        spec, reply = self._submit(
-            role, prompt, messages, system, tuning, deadline_s, workflow_id, on_progress
-        )
+        spec, reply = self._submit(task_spec(role, prompt, options))
         result: Reply = self._wait_for(spec, reply)
         return result
 
     async def aask(
-        self,
-        role: str,
-        prompt: str | None = None,
-        *,
-        messages: Sequence[MessageLike] = (),
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        top_p: float | None = None,
-        stop: Sequence[str] | None = None,
-        deadline_s: float | None = None,
-        workflow_id: str | None = None,
-        on_progress: Callable[[Progress], object] | None = None,
+        self, role: str, prompt: str | None = None, **options: Unpack[AskOptions]
     ) -> Reply:
         """Run one task for ``role`` from asyncio; the same as `ask` without blocking.
 
         Cancelling the awaiting task cancels the task in the runtime: its attempt in
         flight is dropped and its terminal record says ``cancelled``.
         """
-        tuning = _tuning(temperature, max_tokens, top_p, stop)
-        spec, reply = self._submit(
-            role, prompt, messages, system, tuning, deadline_s, workflow_id, on_progress
-        )
+        spec, reply = self._submit(task_spec(role, prompt, options))
         try:
             async with asyncio.timeout(self._wait_s(spec)):
                 return await asyncio.wrap_future(reply)
@@ -211,32 +180,22 @@ class Callboard(BoardAdmin):
         role: str,
         prompt: str | None = None,
         *,
-        messages: Sequence[MessageLike] = (),
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        top_p: float | None = None,
-        stop: Sequence[str] | None = None,
-        deadline_s: float | None = None,
-        workflow_id: str | None = None,
         on_broken: Literal["raise", "restart"] = "raise",
-        on_progress: Callable[[Progress], object] | None = None,
+        **options: Unpack[AskOptions],
     ) -> Iterator[StreamEvent]:
         """Run one task for ``role`` and yield its answer as it arrives.
 
-        Yields `StreamDelta` pieces of text, then one `StreamEnd` whose ``reply`` holds
-        the whole text, usage, provider and time to first token. A failure before the
-        first text falls back like any task. After it, ``on_broken="raise"`` raises
-        `StreamBrokenError` with the ``partial_text``; ``"restart"`` goes on with the
-        next provider and yields a `StreamRestart` first: the text so far is void.
-        Breaking out of the loop cancels the task.
+        Yields `StreamDelta` pieces of text (and `StreamToolDelta` pieces of tool calls:
+        a call's name first, then fragments of its arguments), then one `StreamEnd` whose
+        ``reply`` holds the whole text, the whole tool calls, usage, provider and time to
+        first token. A failure before the first content falls back like any task. After
+        it, ``on_broken="raise"`` raises `StreamBrokenError` with the ``partial_text`` and
+        the tool calls that had arrived whole; ``"restart"`` goes on with the next
+        provider and yields a `StreamRestart` first: what came so far is void. Breaking out
+        of the loop cancels the task. The options are those of `ask`.
         """
         sink = ThreadStreamSink()
-        tuning = _tuning(temperature, max_tokens, top_p, stop)
-        spec, reply = self._submit(
-            role, prompt, messages, system, tuning, deadline_s, workflow_id, on_progress,
-            sink=sink, on_broken=on_broken,
-        )  # fmt: skip
+        spec, reply = self._submit(task_spec(role, prompt, options, sink=sink, on_broken=on_broken))
         reply.add_done_callback(sink.close)
         return read_stream(
             sink,
@@ -251,27 +210,15 @@ class Callboard(BoardAdmin):
         role: str,
         prompt: str | None = None,
         *,
-        messages: Sequence[MessageLike] = (),
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        top_p: float | None = None,
-        stop: Sequence[str] | None = None,
-        deadline_s: float | None = None,
-        workflow_id: str | None = None,
         on_broken: Literal["raise", "restart"] = "raise",
-        on_progress: Callable[[Progress], object] | None = None,
+        **options: Unpack[AskOptions],
     ) -> AsyncIterator[StreamEvent]:
         """The same as `stream`, for asyncio (``async for event in board.astream(...)``).
 
         Call it from a running event loop; the text arrives on that loop.
         """
         sink = AsyncStreamSink(asyncio.get_running_loop())
-        tuning = _tuning(temperature, max_tokens, top_p, stop)
-        spec, reply = self._submit(
-            role, prompt, messages, system, tuning, deadline_s, workflow_id, on_progress,
-            sink=sink, on_broken=on_broken,
-        )  # fmt: skip
+        spec, reply = self._submit(task_spec(role, prompt, options, sink=sink, on_broken=on_broken))
         reply.add_done_callback(sink.close)
         return aread_stream(
             sink,
@@ -296,8 +243,8 @@ class Callboard(BoardAdmin):
         Only providers with an ``embedding_model`` serve, and a fallback goes only to a
         provider with the same embedding model, so the vectors of one task never mix.
         """
-        spec, reply = self._submit_embed(
-            role, texts, dimensions, input_type, deadline_s, workflow_id
+        spec, reply = self._submit(
+            embed_spec(role, _embedding(texts, dimensions, input_type), deadline_s, workflow_id)
         )
         result: EmbedReply = self._wait_for(spec, reply)
         return result
@@ -313,8 +260,8 @@ class Callboard(BoardAdmin):
         workflow_id: str | None = None,
     ) -> EmbedReply:
         """The same as `embed`, for asyncio."""
-        spec, reply = self._submit_embed(
-            role, texts, dimensions, input_type, deadline_s, workflow_id
+        spec, reply = self._submit(
+            embed_spec(role, _embedding(texts, dimensions, input_type), deadline_s, workflow_id)
         )
         try:
             async with asyncio.timeout(self._wait_s(spec)):
@@ -326,61 +273,11 @@ class Callboard(BoardAdmin):
             raise self._lost(spec) from None
         return result
 
-    def _submit_embed(  # noqa: PLR0917 - private; mirrors embed's parameters
-        self,
-        role: str,
-        texts: Sequence[str],
-        dimensions: int | None,
-        input_type: str | None,
-        deadline_s: float | None,
-        workflow_id: str | None,
-    ) -> tuple[TaskSpec, concurrent.futures.Future[Any]]:
-        if isinstance(texts, str) or not texts or not all(isinstance(t, str) for t in texts):
-            raise ValueError("embed takes a non-empty list of strings")
-        embed = EmbedSpec(tuple(texts), dimensions, input_type)
-        return self._submit(role, None, (), None, Tuning(), deadline_s, workflow_id, embed=embed)
-
-    def _submit(  # noqa: PLR0917 - private; mirrors ask's parameters
-        self,
-        role: str,
-        prompt: str | None,
-        messages: Sequence[MessageLike],
-        system: str | None,
-        tuning: Tuning,
-        deadline_s: float | None,
-        workflow_id: str | None,
-        on_progress: Callable[[Progress], object] | None = None,
-        *,
-        sink: StreamSink | None = None,
-        on_broken: str = "raise",
-        embed: EmbedSpec | None = None,
-    ) -> tuple[TaskSpec, concurrent.futures.Future[Any]]:
+    def _submit(self, spec: TaskSpec) -> tuple[TaskSpec, concurrent.futures.Future[Any]]:
+        """Hand a task to the router; return its spec and the future of its reply."""
         if self._closed:
             raise BoardClosedError("the board is closed")
-        turns = [Message.coerce(m) for m in messages]
-        if prompt is not None:
-            turns.append(Message("user", prompt))
-        if embed is None and not any(m.role == "user" for m in turns):
-            raise ValueError("a task needs a prompt or at least one user message")
-        if deadline_s is not None and deadline_s <= 0:
-            raise ValueError(f"deadline_s must be positive, not {deadline_s}")
-        if on_broken not in ("raise", "restart"):
-            raise ValueError(f"on_broken must be 'raise' or 'restart', not {on_broken!r}")
-        spec = TaskSpec(
-            task_id=uuid.uuid4().hex,
-            role=role,
-            messages=tuple(turns),
-            system=system,
-            tuning=tuning,
-            deadline_s=deadline_s,
-            workflow_id=workflow_id,
-            submitted_at=time.monotonic(),
-            on_progress=on_progress,
-            sink=sink,
-            on_broken=on_broken,
-            embed=embed,
-        )
-        self._note_unconfigured(role)
+        self._note_unconfigured(spec.role)
         reply: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._tell_router(Submit(spec, reply))
         return spec, reply
@@ -543,10 +440,7 @@ def _exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, exit_cleanly)
 
 
-def _tuning(
-    temperature: float | None,
-    max_tokens: int | None,
-    top_p: float | None,
-    stop: Sequence[str] | None,
-) -> Tuning:
-    return Tuning(temperature, max_tokens, top_p, tuple(stop) if stop is not None else None)
+def _embedding(texts: Sequence[str], dimensions: int | None, input_type: str | None) -> EmbedSpec:
+    if isinstance(texts, str) or not texts or not all(isinstance(t, str) for t in texts):
+        raise ValueError("embed takes a non-empty list of strings")
+    return EmbedSpec(tuple(texts), dimensions, input_type)

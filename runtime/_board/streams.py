@@ -15,7 +15,15 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from runtime._chat import Reply, StreamDelta, StreamEnd, StreamEvent, StreamRestart
+from runtime._chat import (
+    Reply,
+    StreamDelta,
+    StreamEnd,
+    StreamEvent,
+    StreamRestart,
+    StreamToolDelta,
+)
+from runtime._tools import ToolCallDelta
 
 _END = object()
 
@@ -29,6 +37,10 @@ class ThreadStreamSink:
     def delta(self, provider: str, text: str) -> None:
         """Queue a piece of text."""
         self.queue.put(StreamDelta(text, provider))
+
+    def tool_delta(self, provider: str, delta: ToolCallDelta) -> None:
+        """Queue a piece of a tool call."""
+        self.queue.put(StreamToolDelta(delta, provider))
 
     def restart(self, provider: str, reason: str) -> None:
         """Queue the news that the text so far is void."""
@@ -49,6 +61,10 @@ class AsyncStreamSink:
     def delta(self, provider: str, text: str) -> None:
         """Queue a piece of text, on the reader's loop."""
         self.loop.call_soon_threadsafe(self.queue.put_nowait, StreamDelta(text, provider))
+
+    def tool_delta(self, provider: str, delta: ToolCallDelta) -> None:
+        """Queue a piece of a tool call, on the reader's loop."""
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, StreamToolDelta(delta, provider))
 
     def restart(self, provider: str, reason: str) -> None:
         """Queue the news that the text so far is void, on the reader's loop."""

@@ -171,6 +171,9 @@ class ProviderSettings(_Tunable):
     images: bool | None = None
     """``False``: the model takes no images, so tasks with images skip it (a type whose
     protocol takes none is skipped whatever this says)."""
+    tools: bool | None = None
+    """``False``: the model takes no tools, so tasks with tools skip it (a type whose
+    protocol takes none is skipped whatever this says)."""
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     rpm: PositiveInt | None = None
     tpm: PositiveInt | None = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from runtime._config.schema import RetrySettings
@@ -68,6 +68,9 @@ class ProviderProgress:
     not_before: float = 0.0
     finished: bool = False
     """No more tries here: a non-retryable error, or the attempts are spent."""
+    again: bool = False
+    """Try this provider once more at once, before any other (an answer that did not match
+    the task's schema, the first time)."""
 
     def record_failure(
         self,
@@ -76,11 +79,20 @@ class ProviderProgress:
         policy: RetrySettings,
         now: float,
         random: Random,
+        *,
+        again: bool = False,
     ) -> None:
-        """Count a failed attempt and set when this provider may be tried again."""
+        """Count a failed attempt and set when this provider may be tried again.
+
+        With ``again``, a first failure is tried once more at once on this provider.
+        """
         self.failures += 1
+        self.again = False
         if not kind.retryable or self.failures >= policy.attempts:
             self.finished = True
+            return
+        if again and self.failures == 1:
+            self.again, self.not_before = True, now
             return
         self.not_before = now + retry_wait_s(policy, self.failures, retry_after_s, random)
 
@@ -135,13 +147,7 @@ def next_step(  # noqa: PLR0917 - a pure function of six inputs, all needed
         return max(progress[pid].not_before, health.get(pid, READY).ready_at())
 
     healthy_now = [p for p in usable if health.get(p, READY).ready_at() <= now]
-    if policy.failover == "immediate":
-        fresh = [p for p in healthy_now if progress[p].failures == 0]
-        if fresh:
-            return Dispatch(fresh[0])
-        choice = min(usable, key=ready_at)
-    else:
-        choice = healthy_now[0] if healthy_now else min(usable, key=ready_at)
+    choice = _choice(usable, healthy_now, progress, policy, ready_at)
     when = ready_at(choice)
     if when <= now:
         return Dispatch(choice)
@@ -150,6 +156,23 @@ def next_step(  # noqa: PLR0917 - a pure function of six inputs, all needed
     if when == math.inf and now < deadline:
         return WaitUntil(deadline, choice)  # a breaker's trial: the router hears how it ends
     return _too_late(choice, when - now, [health.get(p, READY) for p in usable])
+
+
+def _choice(
+    usable: Sequence[str],
+    healthy_now: Sequence[str],
+    progress: Mapping[str, ProviderProgress],
+    policy: RetrySettings,
+    ready_at: Callable[[str], float],
+) -> str:
+    """Pick the provider to try next (maybe later): see `next_step`."""
+    again = [p for p in healthy_now if progress[p].again]
+    if again:
+        return again[0]
+    if policy.failover == "immediate":
+        fresh = [p for p in healthy_now if progress[p].failures == 0]
+        return fresh[0] if fresh else min(usable, key=ready_at)
+    return healthy_now[0] if healthy_now else min(usable, key=ready_at)
 
 
 _BREAKER_STATES = (Availability.OPEN, Availability.HALF_OPEN)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 from runtime._audit import Redactor
 from runtime._chat import (
@@ -22,7 +23,7 @@ from runtime._chat import (
     Tuning,
     Usage,
 )
-from runtime._config.schema import Config
+from runtime._config.schema import Config, ProviderSettings
 from runtime._errors import (
     DeadlineExceededError,
     ErrorKind,
@@ -34,8 +35,12 @@ from runtime._policy.hedging import ContentGate
 from runtime._policy.provider_table import Routing
 from runtime._policy.routing import Availability, Health, ProviderProgress
 from runtime._rows import AttemptRow, TaskRow
+from runtime._structured import OutputMismatchError
 from runtime._task_spec import TaskSpec
 from runtime.protocols import PROTOCOLS
+
+SCHEMA_MISMATCH = "schema_mismatch"
+"""The code of an answer that does not match the task's schema: tried once more at once."""
 
 QUOTA_ADVICE = (
     "its account's quota or credit is used up; settle the bill or raise the limit with the "
@@ -76,6 +81,8 @@ class TaskState:
     for their records)."""
     hedge_after_s: float | None = None
     """When a second provider starts beside a first that has sent no content (the role's)."""
+    parsed: Any = None
+    """The answer's value, validated against the task's schema (structured output)."""
     wake_token: int = 0
     restart_reason: str = ""
     """Set when a stream broke and the next attempt must tell the caller to start over."""
@@ -108,7 +115,34 @@ class TaskState:
             return EmbedRequest(embed.texts, model, embed.dimensions, embed.input_type)
         role_tuning = self.config.role_tuning(self.spec.role)
         tuning: Tuning = self.spec.tuning.over(role_tuning).over(settings.tuning())
-        return ChatRequest(self.spec.messages, settings.model, self.spec.system, tuning)
+        spec = self.spec
+        return ChatRequest(
+            spec.messages, settings.model, spec.system, tuning,
+            spec.tools, spec.tool_choice, spec.output,
+        )  # fmt: skip
+
+    def checked(self, result: ChatResult) -> ProviderError | None:
+        """Check an answer against the task's schema: keep the value, or return the mismatch.
+
+        An answer that calls tools is not checked (its JSON comes in a later turn). The
+        mismatch is a ``malformed_response`` the task tries once more on the same provider
+        (`SCHEMA_MISMATCH`), carrying the tokens the answer was billed.
+        """
+        schema = self.spec.output
+        if schema is None or result.tool_calls:
+            return None
+        try:
+            self.parsed = schema.parse(result.text)
+        except OutputMismatchError as exc:
+            error = ProviderError(
+                ErrorKind.MALFORMED_RESPONSE,
+                f"the answer does not match the schema {schema.name!r}: {exc}",
+                status=200,
+                code=SCHEMA_MISMATCH,
+            )
+            error.partial_usage = result.usage
+            return error
+        return None
 
     def record(
         self,
@@ -191,6 +225,8 @@ class TaskState:
             finish_reason=result.finish_reason,
             cost_usd=self._cost(),
             ttft_ms=_ttft(result),
+            tool_calls=result.tool_calls,
+            parsed=self.parsed,
         )
 
     def embed_answer(self, provider: str, result: EmbedResult, now: float) -> EmbedReply:
@@ -211,6 +247,7 @@ class TaskState:
         """Build the error for a stream that broke after its first text."""
         return StreamBrokenError(
             partial_text=error.partial_text,
+            tool_calls=error.partial_tool_calls,
             task_id=self.task_id,
             role=self.spec.role,
             reason=f"the stream from {error.provider} broke after its first text: {error}",
@@ -352,33 +389,47 @@ def eligible_chain(
     An embeddings task keeps only providers with an embeddings API and an
     ``embedding_model``, and only those whose model is the first one's, so vectors
     never mix. A task with images keeps only providers that take images, and one with
-    images by URL only those that can fetch them.
+    images by URL only those that can fetch them; a task with tools only providers that
+    take tools.
     """
     kept: list[str] = []
     skipped: list[tuple[str, str]] = []
     first_model: str | None = None
-    images = spec.embed is None and any(m.has_images for m in spec.messages)
-    remote_images = images and any(m.has_remote_images for m in spec.messages)
     for pid in chain:
         settings = config.providers[pid]
-        protocol = PROTOCOLS[settings.kind.protocol]
-        reason = None
         if spec.embed is not None:
-            model = settings.embedding_model
-            if protocol.embed is None:
-                reason = f"{settings.type} has no embeddings API"
-            elif not model:
-                reason = "it has no embedding_model set"
-            elif first_model is not None and model != first_model:
-                reason = f"its embedding model {model} is not {first_model} (vectors never mix)"
-            elif first_model is None:
-                first_model = model
-        elif images and not (protocol.images and settings.images is not False):
-            reason = "it does not take images"
-        elif remote_images and not protocol.image_urls:
-            reason = "it cannot fetch images by URL (give them as base64 data)"
+            reason = _cannot_embed(settings, first_model)
+            first_model = first_model or (settings.embedding_model if reason is None else None)
+        else:
+            reason = _cannot_chat(settings, spec)
         if reason is None:
             kept.append(pid)
         else:
             skipped.append((pid, reason))
     return tuple(kept), skipped
+
+
+def _cannot_embed(settings: ProviderSettings, first_model: str | None) -> str | None:
+    """Say why a provider cannot serve an embeddings task (``None``: it can)."""
+    model = settings.embedding_model
+    if PROTOCOLS[settings.kind.protocol].embed is None:
+        return f"{settings.type} has no embeddings API"
+    if not model:
+        return "it has no embedding_model set"
+    if first_model is not None and model != first_model:
+        return f"its embedding model {model} is not {first_model} (vectors never mix)"
+    return None
+
+
+def _cannot_chat(settings: ProviderSettings, spec: TaskSpec) -> str | None:
+    """Say why a provider cannot serve a chat task (``None``: it can)."""
+    protocol = PROTOCOLS[settings.kind.protocol]
+    if spec.tools and not (protocol.tools and settings.tools is not False):
+        return "it does not take tools"
+    if not any(m.has_images for m in spec.messages):
+        return None
+    if not (protocol.images and settings.images is not False):
+        return "it does not take images"
+    if any(m.has_remote_images for m in spec.messages) and not protocol.image_urls:
+        return "it cannot fetch images by URL (give them as base64 data)"
+    return None

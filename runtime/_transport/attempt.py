@@ -9,10 +9,11 @@ the stream's rate over a sliding window, see `StreamRate`) and ``total_s`` (the 
 answer). One timer holds the earliest bound that applies at each moment.
 
 Frames are read as the protocol says (server-sent events, JSON lines, or AWS event-stream
-messages) and fed to its parser; the text of each frame goes straight to the caller's
-``on_text`` callback, if it streams, without passing through any actor. Either way the
-attempt ends with a result or a `ProviderError` (carrying the text already delivered,
-and the usage reported so far, when a stream breaks after its first chunk). A stream
+messages) and fed to its parser; the content of each frame (text, and the pieces of tool
+calls) goes straight to the caller's ``on_content`` callback, if it streams, without
+passing through any actor. Either way the attempt ends with a result or a
+`ProviderError` (carrying the text already delivered, the tool calls delivered whole, and
+the usage reported so far, when a stream breaks after its first chunk). A stream
 read by URL (`StreamByUrl`, Replicate) takes up to three requests within the same
 bounds: the create call, the stream it names, and the finished result, for its token
 counts.
@@ -38,12 +39,14 @@ import httpx
 from runtime._chat import ChatResult, EmbedResult, Usage
 from runtime._errors import ErrorKind, ProviderError
 from runtime._policy.stream_rate import StreamRate
+from runtime._tools import ToolCallBuilder, ToolCallDelta
 from runtime._transport.http import ProviderClient
 from runtime.protocols import Embeddings, HttpCall, StreamByUrl, StreamParser, WireProtocol
 from runtime.protocols._common import is_error
 
-TextCallback = Callable[[str], object]
-"""Takes each piece of streamed text, on the I/O thread; must return at once."""
+ContentCallback = Callable[[str | ToolCallDelta], object]
+"""Takes each piece of streamed content (text, or a piece of a tool call), on the I/O
+thread; must return at once."""
 
 
 RESULT_FETCH_S = 5.0
@@ -118,12 +121,12 @@ async def run_attempt(
     protocol: WireProtocol,
     call: HttpCall,
     limits: AttemptLimits,
-    on_text: TextCallback | None = None,
+    on_content: ContentCallback | None = None,
     *,
     cancellation: Cancellation | None = None,
     claim: Callable[[], bool] | None = None,
 ) -> ChatResult:
-    """Send ``call`` and return the parsed answer, handing streamed text to ``on_text``.
+    """Send ``call`` and return the parsed answer, handing streamed content to ``on_content``.
 
     ``claim`` is asked at the first content whether this attempt may deliver it (see
     `ContentGate`); when it says no, the attempt ends as ``cancelled``.
@@ -131,7 +134,7 @@ async def run_attempt(
     Raises:
         ProviderError: for every way the attempt can fail, transport errors included.
     """
-    reader = _Reader(protocol, call, limits, on_text, claim)
+    reader = _Reader(protocol, call, limits, on_content, claim)
     if cancellation is None:
         return await reader.run(client)
     cancellation.enter()
@@ -183,13 +186,15 @@ class _Reader:
         protocol: WireProtocol,
         call: HttpCall,
         limits: AttemptLimits,
-        on_text: TextCallback | None,
+        on_content: ContentCallback | None,
         claim: Callable[[], bool] | None,
     ) -> None:
         self.protocol = protocol
         self.call = call
         self.limits = limits
-        self.on_text = on_text
+        self.on_content = on_content
+        self.calls = ToolCallBuilder()
+        """The tool-call pieces delivered, to say which calls were whole if it breaks."""
         self.claim = claim
         self.phase = "headers"
         self.delivered: list[str] = []
@@ -315,16 +320,20 @@ class _Reader:
                     continue
                 if self.first_text is None:
                     self._first_content(now)
-                if isinstance(piece, str):
-                    self._deliver(piece, now)
+                self._deliver(piece, now)
         self.scope.reschedule(self._earliest(now))
 
-    def _deliver(self, text: str, now: float) -> None:
-        if self.rate is not None:
-            self.rate.add(len(text), now)
-        self.delivered.append(text)
-        if self.on_text is not None:
-            self.on_text(text)
+    def _deliver(self, piece: str | ToolCallDelta, now: float) -> None:
+        if isinstance(piece, str):
+            if self.rate is not None:
+                self.rate.add(len(piece), now)
+            self.delivered.append(piece)
+        else:
+            if self.rate is not None:
+                self.rate.add(len(piece.arguments), now)
+            self.calls.add(piece)
+        if self.on_content is not None:
+            self.on_content(piece)
 
     def _first_content(self, now: float) -> None:
         """Start the content: claim it (a hedged task's), start the floor's clock.
@@ -375,6 +384,8 @@ class _Reader:
         """Attach what a started answer had delivered (text, and usage so far) to its error."""
         if self.delivered:
             error.partial_text = "".join(self.delivered)
+        if self.calls:
+            error.partial_tool_calls = self.calls.whole_calls()
         if self.parser is not None:
             usage = self.parser.usage_so_far()
             if usage != Usage():

@@ -1,0 +1,158 @@
+"""What a call to `Callboard.ask` may say, checked and turned into the task's spec.
+
+`AskOptions` names every keyword option of ``ask``, ``aask``, ``stream`` and ``astream``
+once, for the type checker and for the caller's editor; `task_spec` checks what a call
+gave (unknown options, bad values) before anything is sent, and builds the `TaskSpec`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypedDict
+
+from pydantic import BaseModel
+
+from runtime._chat import Message, Progress, ToolResult, Tuning, with_tool_names
+from runtime._structured import Schema
+from runtime._task_spec import EmbedSpec, StreamSink, TaskSpec
+from runtime._tools import Tool, check_tool_choice
+
+MessageLike = Message | ToolResult | Mapping[str, Any]
+"""A turn of a conversation: a `Message`, a `ToolResult`, or ``{"role", "content"}``."""
+
+
+class AskOptions(TypedDict, total=False):
+    """The keyword options of `Callboard.ask`, ``aask``, ``stream`` and ``astream``.
+
+    ``messages`` is the conversation (the prompt, if given, is appended as a user turn):
+    `Message` values, `ToolResult` values, or mappings in OpenAI's shapes. ``system`` is
+    the system prompt. ``temperature``, ``max_tokens``, ``top_p`` and ``stop`` override the
+    role's and the provider's tuning. ``deadline_s`` bounds the whole task (default
+    ``[timeouts] task_s``); ``workflow_id`` is carried into the audit log;
+    ``on_progress`` is called with a `Progress` at each step, on the runtime's thread,
+    and must return at once. ``tools`` are the `Tool` values the model may call, and
+    ``tool_choice`` is ``"auto"``, ``"none"``, ``"required"`` or a tool's name.
+    ``output`` is the shape the answer must have: a `Schema`, a pydantic model class or a
+    JSON Schema mapping; the reply's ``parsed`` holds the validated value.
+    """
+
+    messages: Sequence[MessageLike]
+    system: str | None
+    temperature: float | None
+    max_tokens: int | None
+    top_p: float | None
+    stop: Sequence[str] | None
+    deadline_s: float | None
+    workflow_id: str | None
+    on_progress: Callable[[Progress], object] | None
+    tools: Sequence[Tool]
+    tool_choice: str | None
+    output: Schema | type[BaseModel] | Mapping[str, Any] | None
+
+
+OPTIONS = frozenset(AskOptions.__annotations__)
+
+
+def task_spec(
+    role: str,
+    prompt: str | None,
+    options: AskOptions,
+    *,
+    sink: StreamSink | None = None,
+    on_broken: str = "raise",
+) -> TaskSpec:
+    """Check a call's options and return the spec of its task.
+
+    Raises:
+        TypeError: an option that does not exist, or a value of the wrong kind.
+        ValueError: a value that cannot be used (no user turn, a bad deadline, a tool
+            result that answers no call, a tool choice that names no tool...).
+    """
+    _check_names(options)
+    turns = [Message.coerce(m) for m in options.get("messages", ())]
+    if prompt is not None:
+        turns.append(Message("user", prompt))
+    if not any(m.role == "user" for m in turns):
+        raise ValueError("a task needs a prompt or at least one user message")
+    deadline_s = options.get("deadline_s")
+    if deadline_s is not None and deadline_s <= 0:
+        raise ValueError(f"deadline_s must be positive, not {deadline_s}")
+    if on_broken not in ("raise", "restart"):
+        raise ValueError(f"on_broken must be 'raise' or 'restart', not {on_broken!r}")
+    tools = _tools(options.get("tools", ()))
+    stop = options.get("stop")
+    return TaskSpec(
+        task_id=uuid.uuid4().hex,
+        role=role,
+        messages=with_tool_names(turns),
+        system=options.get("system"),
+        tuning=Tuning(
+            options.get("temperature"),
+            options.get("max_tokens"),
+            options.get("top_p"),
+            tuple(stop) if stop is not None else None,
+        ),
+        deadline_s=deadline_s,
+        workflow_id=options.get("workflow_id"),
+        submitted_at=time.monotonic(),
+        on_progress=options.get("on_progress"),
+        sink=sink,
+        on_broken=on_broken,
+        tools=tools,
+        tool_choice=check_tool_choice(options.get("tool_choice"), tools),
+        output=_schema(options.get("output")),
+    )
+
+
+def embed_spec(
+    role: str,
+    embed: EmbedSpec,
+    deadline_s: float | None,
+    workflow_id: str | None,
+) -> TaskSpec:
+    """Return the spec of an embeddings task.
+
+    Raises:
+        ValueError: a bad deadline.
+    """
+    if deadline_s is not None and deadline_s <= 0:
+        raise ValueError(f"deadline_s must be positive, not {deadline_s}")
+    return TaskSpec(
+        task_id=uuid.uuid4().hex,
+        role=role,
+        messages=(),
+        system=None,
+        tuning=Tuning(),
+        deadline_s=deadline_s,
+        workflow_id=workflow_id,
+        submitted_at=time.monotonic(),
+        embed=embed,
+    )
+
+
+def _check_names(options: Mapping[str, object]) -> None:
+    unknown = sorted(set(options) - OPTIONS)
+    if unknown:
+        name = unknown[0]
+        hint = difflib.get_close_matches(name, OPTIONS, n=1)
+        tail = f'; did you mean "{hint[0]}"?' if hint else ""
+        raise TypeError(f"ask() got an unexpected keyword argument {name!r}{tail}")
+
+
+def _tools(tools: Sequence[Tool]) -> tuple[Tool, ...]:
+    if isinstance(tools, Tool) or not all(isinstance(t, Tool) for t in tools):
+        raise TypeError("tools takes a list of Tool values")
+    names = [t.name for t in tools]
+    doubled = sorted({n for n in names if names.count(n) > 1})
+    if doubled:
+        raise ValueError(f"tool names must differ: {', '.join(doubled)} given twice")
+    return tuple(tools)
+
+
+def _schema(output: Schema | type[BaseModel] | Mapping[str, Any] | None) -> Schema | None:
+    if output is None or isinstance(output, Schema):
+        return output
+    return Schema(output)
