@@ -326,7 +326,7 @@ class RouterActor(SupervisedActor):
             task.content_from = None
             if task.gate is not None:
                 task.gate = ContentGate(functools.partial(self._tell_content, task.task_id))
-        if error.partial_text and task.spec.sink is not None:
+        if error.delivered and task.spec.sink is not None:
             if task.spec.on_broken != "restart":
                 self._fail(task, task.broken(error), now)
                 return
@@ -647,6 +647,7 @@ def _checked(task: TaskState, done: AttemptDone) -> AttemptDone:
     error = mismatch.for_provider(done.provider)
     if task.spec.sink is not None:
         error.partial_text = done.result.text
+        error.delivered = True
     return dataclasses.replace(done, result=None, error=error)
 
 

@@ -11,6 +11,7 @@ with Callboard.from_config("config.toml") as board:
 
 import typing
 
+from runtime._board.asking import AskOptions
 from runtime._chat import (
     AttemptRecord,
     EmbedReply,
@@ -22,7 +23,9 @@ from runtime._chat import (
     StreamEnd,
     StreamEvent,
     StreamRestart,
+    StreamToolDelta,
     TextPart,
+    ToolResult,
     Usage,
 )
 from runtime._config.load import load_config, parse_config
@@ -49,12 +52,15 @@ from runtime._errors import (
 from runtime._metrics.report import Flag, GroupStats, Report, Trend
 from runtime._metrics.stats import Stats
 from runtime._policy.provider_table import ProviderHealth
+from runtime._structured import Schema
+from runtime._tools import Tool, ToolCall, ToolCallDelta
 from runtime._version import __version__ as __version__
 
 if typing.TYPE_CHECKING:
     from runtime._board.board import Callboard
 
 __all__ = [
+    "AskOptions",
     "AttemptRecord",
     "BoardClosedError",
     "Callboard",
@@ -77,6 +83,7 @@ __all__ = [
     "ProviderHealth",
     "Reply",
     "Report",
+    "Schema",
     "StartupError",
     "Stats",
     "StoreError",
@@ -85,9 +92,14 @@ __all__ = [
     "StreamEnd",
     "StreamEvent",
     "StreamRestart",
+    "StreamToolDelta",
     "TaskCancelledError",
     "TaskFailedError",
     "TextPart",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolResult",
     "Trend",
     "UnknownRoleError",
     "Usage",

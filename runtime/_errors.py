@@ -179,6 +179,9 @@ class ProviderError(CallboardError):
         cancelled stream's, as far as its events told; ``None``: none reported)."""
         self.partial_tool_calls: tuple[ToolCall, ...] = ()
         """The tool calls a broken stream had delivered whole before it broke."""
+        self.delivered = False
+        """Whether content (text, or pieces of tool calls) had reached a streaming caller
+        before the attempt ended: its stream broke, rather than failed to start."""
         super().__init__(self._describe())
 
     @property
@@ -199,6 +202,7 @@ class ProviderError(CallboardError):
         error.partial_text = self.partial_text
         error.partial_usage = self.partial_usage
         error.partial_tool_calls = self.partial_tool_calls
+        error.delivered = self.delivered
         return error
 
     def _describe(self) -> str:

@@ -384,6 +384,7 @@ class _Reader:
         """Attach what a started answer had delivered (text, and usage so far) to its error."""
         if self.delivered:
             error.partial_text = "".join(self.delivered)
+        error.delivered = self.first_text is not None and self.on_content is not None
         if self.calls:
             error.partial_tool_calls = self.calls.whole_calls()
         if self.parser is not None:
