@@ -16,8 +16,7 @@ from runtime import (
     Tool,
     ToolResult,
 )
-from runtime.testing import Answer, Fail, StreamError
-from runtime.testing._script import ToolUse
+from runtime.testing import Answer, Fail, StreamError, ToolUse
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -267,3 +267,36 @@ def test_the_readme_minimal_config_runs_the_default_workflow(fakes, deployment, 
     assert all(r["outcome"] == "ok" for r in finished)
     stages = {answer.stem.split("-")[1] for answer in out.iterdir()}
     assert stages == {"clarify", "plan", "code", "review"}
+
+
+def test_ask_with_a_schema_prints_the_validated_json(fakes, deployment, tmp_path):
+    """--schema FILE checks the answer against the JSON Schema and prints its JSON."""
+    gpt = fakes("openai", script=[Answer('{"steps": ["plan", "code"]}')])
+    path = deployment.write(config_toml(deployment, {"gpt": gpt}, {"planner": ["gpt"]}))
+    schema = tmp_path / "plan.json"
+    schema.write_text(
+        json.dumps(
+            {
+                "type": "object",
+                "properties": {"steps": {"type": "array", "items": {"type": "string"}}},
+                "required": ["steps"],
+            }
+        )
+    )
+    done = callboard("ask", "planner", "Plan", "--config", str(path), "--schema", str(schema))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"steps": ["plan", "code"]}
+    sent = next(r for r in gpt.requests if r.is_chat).json
+    assert sent["response_format"]["json_schema"]["name"] == "plan"
+
+
+def test_ask_with_an_unreadable_schema_is_a_usage_error(fakes, deployment, tmp_path):
+    """A schema file that is not JSON stops before any request, exit 2."""
+    gpt = fakes("openai")
+    path = deployment.write(config_toml(deployment, {"gpt": gpt}, {"planner": ["gpt"]}))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    done = callboard("ask", "planner", "Plan", "--config", str(path), "--schema", str(bad))
+    assert done.returncode == 2
+    assert "is not JSON" in done.stderr
+    assert not [r for r in gpt.requests if r.is_chat]

@@ -25,6 +25,7 @@ from runtime._errors import (
     UnknownRoleError,
     UsageError,
 )
+from runtime._structured import Schema
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 _KINDS: tuple[tuple[type[CallboardError], str], ...] = (
@@ -62,21 +63,25 @@ def _ask(args: argparse.Namespace) -> int:
     unconfigured = unconfigured_role(config, args.role)
     if unconfigured is not None:
         warn(unconfigured)
-    options = {
+    options: dict[str, Any] = {
         "system": args.system,
         "temperature": args.temperature,
         "max_tokens": args.max_tokens,
         "deadline_s": args.deadline,
     }
+    if args.schema:
+        options["output"] = read_schema(args.schema)
     with Callboard(config, check_only=config.chain(args.role) or ()) as board:
-        if args.stream and not args.json:
+        if args.stream and not args.json and not args.schema:
             reply = _print_stream(board, args.role, prompt, options, live=sys.stdout.isatty())
         else:
             reply = board.ask(args.role, prompt, **options)
     if args.json:
         print(json.dumps(reply.to_dict(), ensure_ascii=False))
     else:
-        if not args.stream:
+        if options.get("output") is not None:
+            print(json.dumps(reply.parsed, ensure_ascii=False, indent=2))
+        elif not args.stream:
             print(reply.text)
         tries = len(reply.attempts)
         print(
@@ -85,6 +90,24 @@ def _ask(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+def read_schema(given: str) -> Schema:
+    """Return the JSON Schema in the file ``given``.
+
+    Raises:
+        UsageError: the file cannot be read, is not JSON, or is not a JSON Schema object.
+    """
+    path = Path(given).expanduser()
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read the schema file {path}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"the schema file {path} is not JSON: {exc}") from None
+    if not isinstance(schema, dict):
+        raise UsageError(f"the schema file {path} holds no JSON Schema object")
+    return Schema(schema, name=path.stem)
 
 
 def read_prompt(given: str) -> str:

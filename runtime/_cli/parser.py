@@ -53,6 +53,11 @@ def _add_board_commands(commands: Commands[argparse.ArgumentParser]) -> None:
     ask.add_argument("--max-tokens", type=int)
     ask.add_argument("--deadline", type=float, metavar="S", help="seconds for the whole task")
     ask.add_argument("--stream", action="store_true", help="print the answer as it arrives")
+    ask.add_argument(
+        "--schema",
+        metavar="FILE",
+        help="a JSON Schema the answer must match; prints the validated JSON",
+    )
     ask.set_defaults(run="runtime._cli.ask:ask_command")
     models = commands.add_parser("models", help="list the models a provider offers")
     models.add_argument("provider")

@@ -75,6 +75,7 @@ __all__ = [
     "Script",
     "Stall",
     "StreamError",
+    "ToolUse",
     "Trickle",
     "busiest_window",
     "config_for",
