@@ -48,6 +48,7 @@ from runtime.testing._script import (
     Script,
     Stall,
     StreamError,
+    ToolUse,
     Trickle,
 )
 
