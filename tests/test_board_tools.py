@@ -38,10 +38,11 @@ class Plan(BaseModel):
     done: bool
 
 
-def _board(fakes, deployment, protocols, *, cast=None, **fake_options):
+def _board(fakes, deployment, protocols, *, cast=None, settings=None, **fake_options):
     started = {f"p{i}": fakes(protocol, **fake_options) for i, protocol in enumerate(protocols)}
     roles = {"coder": cast or list(started)}
-    deployment.write(config_toml(deployment, started, roles))
+    providers = {pid: (fake, settings or {}) for pid, fake in started.items()}
+    deployment.write(config_toml(deployment, providers, roles))
     return deployment.board(), started
 
 
@@ -51,12 +52,13 @@ def signed(request, aws_keys):
     return aws_keys
 
 
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
 @pytest.mark.parametrize("protocol", TOOL_TYPES)
 def test_a_two_turn_agent_loop_works_on_every_type_that_has_tools(
-    fakes, deployment, signed, protocol
+    fakes, deployment, signed, protocol, stream
 ):
     """A call comes back whole, its result goes back, and the model answers the next turn."""
-    board, started = _board(fakes, deployment, [protocol])
+    board, started = _board(fakes, deployment, [protocol], settings={"stream": stream})
     fake = started["p0"]
     fake.script.extend(
         [Answer("", tool_calls=(ToolUse("read_file", {"path": "a.txt"}),)), Answer("It says hi.")]
