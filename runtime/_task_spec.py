@@ -43,6 +43,12 @@ class TaskSpec:
     """``auto``, ``none``, ``required`` or a tool's name (``None``: the provider's default)."""
     output: Schema | None = None
     """The schema the answer must match (structured output)."""
+    tags: tuple[str, ...] = ()
+    """Labels the caller gives the task, for routing rules."""
+    tenant: str | None = None
+    """Whose task it is, for routing rules, budgets and metrics (``None``: nobody's)."""
+    session: str | None = None
+    """A conversation's key: tasks of one session stay on one provider while it serves."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,9 @@ class AskOptions(TypedDict, total=False):
     and must return at once. ``tools`` are the `Tool` values the model may call, and
     ``tool_choice`` is ``"auto"``, ``"none"``, ``"required"`` or a tool's name.
     ``output`` is the shape the answer must have: a `Schema`, a pydantic model class or a
-    JSON Schema mapping; the reply's ``parsed`` holds the validated value.
+    JSON Schema mapping; the reply's ``parsed`` holds the validated value. ``tags`` label
+    the task and ``tenant`` says whose it is (routing rules, budgets and metrics read
+    them); tasks with the same ``session`` key stay on one provider while it serves.
     """
 
     messages: Sequence[MessageLike]
@@ -51,6 +53,9 @@ class AskOptions(TypedDict, total=False):
     tools: Sequence[Tool]
     tool_choice: str | None
     output: Schema | type[BaseModel] | Mapping[str, Any] | None
+    tags: Sequence[str]
+    tenant: str | None
+    session: str | None
 
 
 OPTIONS = frozenset(AskOptions.__annotations__)
@@ -104,6 +109,9 @@ def task_spec(
         tools=tools,
         tool_choice=check_tool_choice(options.get("tool_choice"), tools),
         output=_schema(options.get("output")),
+        tags=_labels(options.get("tags", ())),
+        tenant=_label(options.get("tenant"), "tenant"),
+        session=_label(options.get("session"), "session"),
     )
 
 
@@ -150,6 +158,18 @@ def _tools(tools: Sequence[Tool]) -> tuple[Tool, ...]:
     if doubled:
         raise ValueError(f"tool names must differ: {', '.join(doubled)} given twice")
     return tuple(tools)
+
+
+def _labels(tags: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(tags, str) or not all(isinstance(tag, str) and tag for tag in tags):
+        raise TypeError("tags takes a list of non-empty strings")
+    return tuple(dict.fromkeys(tags))
+
+
+def _label(value: str | None, name: str) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise TypeError(f"{name} must be a non-empty string or None")
+    return value
 
 
 def _schema(output: Schema | type[BaseModel] | Mapping[str, Any] | None) -> Schema | None:
