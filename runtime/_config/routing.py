@@ -7,6 +7,7 @@ every role: sticky sessions, the quota reserve, the exploration share.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Iterable
 from typing import Annotated, Literal
@@ -90,17 +91,24 @@ def role_policy_problems(
     """
     known_ids, cast = set(known), set(cast)
     where = f"roles.{role}"
-    problems = []
-    for pid in policy.weights:
-        if pid not in cast:
-            problems.append((f"{where}.weights.{pid}", f'"{pid}" is not a provider of the role'))
+    problems = [
+        (f"{where}.weights.{pid}", f'"{pid}" is not a provider of the role')
+        for pid in policy.weights
+        if pid not in cast
+    ]
     if policy.weights and policy.strategy != "weighted":
         problems.append(
-            (f"{where}.weights", f'weights apply only to strategy = "weighted" (not "{policy.strategy}")')
+            (
+                f"{where}.weights",
+                f'weights apply only to strategy = "weighted" (not "{policy.strategy}")',
+            )
         )
     if policy.strategy == "slo" and (policy.slo is None or _empty(policy.slo)):
         problems.append(
-            (f"{where}.slo", 'strategy = "slo" needs slo = { ttft_p95_ms = ..., latency_p95_ms = ... }')
+            (
+                f"{where}.slo",
+                'strategy = "slo" needs slo = { ttft_p95_ms = ..., latency_p95_ms = ... }',
+            )
         )
     for index, rule in enumerate(policy.rules):
         problems += _rule_problems(f"{where}.rules[{index}]", rule, known_ids)
@@ -116,8 +124,17 @@ def _rule_problems(where: str, rule: RuleSettings, known: set[str]) -> list[tupl
         problems.append(
             (
                 f"{where}.when.language",
-                f'"{when.language}" is not an ISO 639-1 code (such as "zh", "ja", "en") '
-                'nor "zh-Hans" / "zh-Hant"',
+                (
+                    f'"{when.language}" is not an ISO 639-1 code (such as "zh", "ja", "en") '
+                    'nor "zh-Hans" / "zh-Hant"'
+                ),
+            )
+        )
+    elif when.language is not None and (missing := _missing_language_libraries()):
+        problems.append(
+            (
+                f"{where}.when.language",
+                f'language rules need {missing}: pip install "callboard[language]"',
             )
         )
     if not rule.providers:
@@ -131,13 +148,21 @@ def _rule_problems(where: str, rule: RuleSettings, known: set[str]) -> list[tupl
     return problems
 
 
+def _missing_language_libraries() -> str:
+    """Name the language detection libraries that are not installed ("": none)."""
+    wanted = {"lingua": "lingua-language-detector", "hanzidentifier": "hanzidentifier"}
+    return " and ".join(
+        package for module, package in wanted.items() if importlib.util.find_spec(module) is None
+    )
+
+
 def _empty(slo: SloTarget) -> bool:
     return slo.ttft_p95_ms is None and slo.latency_p95_ms is None
 
 
 def strategy_line(policy: RolePolicy) -> str:
     """Describe a role's strategy in a few words, for ``callboard check``."""
-    text = policy.strategy
+    text: str = policy.strategy
     if policy.strategy == "weighted" and policy.weights:
         text += " " + ", ".join(f"{p}={w:g}" for p, w in policy.weights.items())
     if policy.strategy == "slo" and policy.slo is not None:
