@@ -85,15 +85,18 @@ def least_busy(chain: Sequence[str], figures: Mapping[str, Figures]) -> Ordered:
 def least_latency(
     chain: Sequence[str], figures: Mapping[str, Figures], random: Random, explore: float
 ) -> Ordered:
-    """Order by median latency, fastest first; providers not measured yet follow.
+    """Order by median latency, fastest first; a provider never measured goes first.
 
-    A share ``explore`` of tasks go first to the provider measured least lately, so a cold
-    provider gets measured and a slow one that got better is seen to.
+    A provider not measured yet goes first while no call to it is in flight (in the role's
+    order), so every provider is measured early. After that, a share ``explore`` of tasks
+    go first to the provider measured least lately, so a slow one that got better is seen.
     """
 
     def median(pid: str) -> float:
-        value = figures.get(pid, NO_FIGURES).latency_p50_s
-        return math.inf if value is None else value
+        own = figures.get(pid, NO_FIGURES)
+        if own.latency_p50_s is not None:
+            return own.latency_p50_s
+        return math.inf if own.in_flight else -math.inf  # its first call is out: wait for it
 
     ordered = tuple(sorted(chain, key=median))
     return _explored(ordered, figures, random, explore)
