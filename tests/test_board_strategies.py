@@ -24,7 +24,7 @@ def deploy(deployment: Any, fakes: dict[str, Any], role: str, extra: str = "") -
 
 def test_least_latency_moves_traffic_to_the_faster_provider(fakes, deployment):
     """After each provider has been measured once, tasks go to the faster one."""
-    slow, fast = fakes("openai", latency_s=0.25), fakes("openai")
+    slow, fast = fakes("openai", latency_s=0.5), fakes("openai")
     deploy(
         deployment,
         {"slow": slow, "fast": fast},
