@@ -75,6 +75,14 @@ class DecayedHistogram:
         """Return how many calls made now the recorded ones are worth (a measure of trust)."""
         return float(self._total * 2.0 ** (-(now - self._landmark) / self._half_life_s))
 
+    def recency(self) -> float:
+        """Return a score of how much, and how lately, this was measured (higher: more).
+
+        ``log2`` of `weight` plus ``now`` in half-lives: comparable between histograms of
+        one half-life at any time, without the time (it does not change until an add).
+        """
+        return math.log2(self._total) + self._landmark / self._half_life_s
+
     def _rescale(self, now: float) -> None:
         factor = 2.0 ** (-(now - self._landmark) / self._half_life_s)
         self._weights = {

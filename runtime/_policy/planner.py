@@ -10,12 +10,14 @@ of quota moved last, and a sticky session's provider put first while it serves.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from runtime._chat import ChatResult, EmbedResult
+from runtime._config.prices import Price
 from runtime._config.schema import Config, RoleSettings
 from runtime._policy import language, strategies
 from runtime._policy.latency import LatencyBook
@@ -70,6 +72,11 @@ class RoutePlanner:
         self._sessions = SessionTable()
         self._in_flight: Counter[str] = Counter()
         self._turns: Counter[tuple[str, int]] = Counter()
+        self._figures: dict[tuple[str, str], Figures] = {}
+        """(provider, role) → its latency figures, read since its last answer."""
+        self._priced: Config | None = None
+        self._prices: dict[str, tuple[Price | None, int | None]] = {}
+        """Provider → its price and max_tokens, for the config last priced."""
 
     # -- deciding ----------------------------------------------------------------------
 
@@ -87,11 +94,11 @@ class RoutePlanner:
         last = config.last_resort(spec.role)
         match = matching_rule(role.rules, spec, self._detect) if role.rules else None
         own = _own_part(chain, last) if match is None else match.rule.providers
-        ordered = self._ordered(config, spec, role, own, match, now, random)
+        ordered = self._ordered(config, spec, role, own, match, random)
         order = ordered.chain
         if last is not None and last not in order:
             order = (*order, last)
-        short = tuple(p for p in order if self._quota.short(p, now))
+        short = tuple(p for p in order if self._quota.short(p, now)) if self._quota else ()
         if short:
             order = strategies.quota_last(order, lambda p: p in short)
         sticky = self._sticky(config, spec, order, short, health, now)
@@ -113,7 +120,6 @@ class RoutePlanner:
         role: RoleSettings,
         chain: tuple[str, ...],
         match: RuleMatch | None,
-        now: float,
         random: Random,
     ) -> Ordered:
         explore = config.routing.explore
@@ -126,17 +132,16 @@ class RoutePlanner:
             case "weighted":
                 return strategies.weighted(chain, role.weights, random)
             case "least_busy":
-                figures = {p: Figures(in_flight=self._in_flight[p]) for p in chain}
-                return strategies.least_busy(chain, figures)
+                return strategies.least_busy(chain, self._in_flight)
             case "least_latency":
-                figures = self.figures(chain, spec.role, now)
+                figures = self.figures(chain, spec.role)
                 return strategies.least_latency(chain, figures, random, explore)
             case "cheapest":
-                return strategies.cheapest(chain, estimated_costs(config, spec, chain))
+                return strategies.cheapest(chain, self.estimated_costs(config, spec, chain))
             case "slo":
                 target = _slo(role)
-                figures = self.figures(chain, spec.role, now)
-                costs = estimated_costs(config, spec, chain)
+                figures = self.figures(chain, spec.role)
+                costs = self.estimated_costs(config, spec, chain)
                 return strategies.slo(chain, target, figures, costs, random, explore)
             case _:
                 return Ordered(chain)
@@ -160,20 +165,60 @@ class RoutePlanner:
         state = health((provider,)).get(provider, READY)
         return provider if state.usable and state.ready_at() <= now else None
 
-    def figures(self, chain: Sequence[str], role: str, now: float) -> dict[str, Figures]:
-        """Return what is known of each provider of ``chain`` for ``role`` (else overall)."""
+    def figures(self, chain: Sequence[str], role: str) -> dict[str, Figures]:
+        """Return what is known of each provider of ``chain`` for ``role`` (else overall).
+
+        The figures are read again from the latency book only after the provider's next
+        answer; the calls in flight are counted now.
+        """
         found = {}
         for pid in chain:
-            latency = self._latency.latency((pid, role)) or self._latency.latency(pid)
-            ttft = self._latency.ttft((pid, role)) or self._latency.ttft(pid)
-            found[pid] = Figures(
-                in_flight=self._in_flight[pid],
-                latency_p50_s=latency.quantile(0.5) if latency is not None else None,
-                latency_p95_s=latency.quantile(0.95) if latency is not None else None,
-                ttft_p95_s=ttft.quantile(0.95) if ttft is not None else None,
-                measured=latency.weight(now) if latency is not None else 0.0,
-            )
+            known = self._figures.get((pid, role))
+            if known is None:
+                known = self._figures[pid, role] = self._read_figures(pid, role)
+            busy = self._in_flight[pid]
+            found[pid] = dataclasses.replace(known, in_flight=busy) if busy else known
         return found
+
+    def _read_figures(self, pid: str, role: str) -> Figures:
+        latency = self._latency.latency((pid, role)) or self._latency.latency(pid)
+        if latency is None:
+            return strategies.NO_FIGURES
+        ttft = self._latency.ttft((pid, role)) or self._latency.ttft(pid)
+        return Figures(
+            latency_p50_s=latency.quantile(0.5),
+            latency_p95_s=latency.quantile(0.95),
+            ttft_p95_s=ttft.quantile(0.95) if ttft is not None else None,
+            measured=latency.recency(),
+        )
+
+    def estimated_costs(
+        self, config: Config, spec: TaskSpec, chain: Sequence[str]
+    ) -> dict[str, float | None]:
+        """Return the task's estimated cost on each provider (``None``: its price is unknown).
+
+        Four characters to a prompt token; the answer is ``max_tokens`` long (the call's,
+        the role's or the provider's), else ``[routing] output_tokens``.
+        """
+        if config is not self._priced:
+            self._priced, self._prices = config, {}
+        if spec.embed is not None:
+            chars, answer = sum(len(t) for t in spec.embed.texts), 0
+        else:
+            chars = sum(len(m.text) for m in spec.messages) + len(spec.system or "")
+            answer = spec.tuning.max_tokens or config.role_tuning(spec.role).max_tokens or -1
+        prompt = chars // 4 + 1
+        costs: dict[str, float | None] = {}
+        for pid in chain:
+            known = self._prices.get(pid)
+            if known is None:
+                settings = config.providers[pid]
+                price = config.price_table.price(settings.model)
+                known = self._prices[pid] = (price, settings.max_tokens)
+            price, own_max = known
+            out = answer if answer >= 0 else own_max or config.routing.output_tokens
+            costs[pid] = None if price is None else prompt * price.input + out * price.output
+        return costs
 
     # -- learning ----------------------------------------------------------------------
 
@@ -202,6 +247,8 @@ class RoutePlanner:
             return
         ttft_s = None if result.ttft_ms is None else result.ttft_ms / 1000.0
         self._latency.observe((provider, role), latency_s, ttft_s, now)
+        for key in [k for k in self._figures if k[0] == provider]:
+            del self._figures[key]
         settings = config.providers.get(provider)
         limits = QuotaLimits(settings.rpm, settings.tpm) if settings else QuotaLimits()
         self._quota.report(provider, result.rate_limits, limits, config.routing.quota_reserve, now)
@@ -228,28 +275,3 @@ def _slo(role: RoleSettings) -> Slo:
     ttft = None if target.ttft_p95_ms is None else target.ttft_p95_ms / 1000.0
     latency = None if target.latency_p95_ms is None else target.latency_p95_ms / 1000.0
     return Slo(ttft, latency)
-
-
-def estimated_costs(
-    config: Config, spec: TaskSpec, chain: Sequence[str]
-) -> dict[str, float | None]:
-    """Return the task's estimated cost on each provider (``None``: its price is unknown).
-
-    Four characters to a prompt token; the answer is ``max_tokens`` long (the call's, the
-    role's or the provider's), else ``[routing] output_tokens``.
-    """
-    if spec.embed is not None:
-        chars, answer = sum(len(t) for t in spec.embed.texts), 0
-    else:
-        chars = sum(len(m.text) for m in spec.messages) + len(spec.system or "")
-        answer = -1
-    prompt = chars // 4 + 1
-    tuning = spec.tuning.over(config.role_tuning(spec.role))
-    costs = {}
-    for pid in chain:
-        settings = config.providers[pid]
-        out = answer
-        if out < 0:
-            out = tuning.over(settings.tuning()).max_tokens or config.routing.output_tokens
-        costs[pid] = config.price_table.cost(settings.model, prompt, out)
-    return costs

@@ -70,6 +70,10 @@ class QuotaBook:
             return False
         return True
 
+    def __bool__(self) -> bool:
+        """Whether any provider may be short (none has said so since its last reset)."""
+        return bool(self._short_until)
+
     def forget(self, keep: set[str]) -> None:
         """Drop every provider not in ``keep``."""
         for pid in [p for p in self._short_until if p not in keep]:

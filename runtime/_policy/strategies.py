@@ -25,8 +25,9 @@ class Figures:
     latency_p50_s: float | None = None
     latency_p95_s: float | None = None
     ttft_p95_s: float | None = None
-    measured: float = 0.0
-    """How many calls made now the recorded latencies are worth (0: never measured)."""
+    measured: float = -math.inf
+    """How much and how lately the latencies were measured: higher is more, and more
+    recent (`DecayedHistogram.recency`); ``-inf``: never."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +78,9 @@ def weighted(chain: Sequence[str], weights: Mapping[str, float], random: Random)
     return Ordered((*order, *left))
 
 
-def least_busy(chain: Sequence[str], figures: Mapping[str, Figures]) -> Ordered:
+def least_busy(chain: Sequence[str], in_flight: Mapping[str, int]) -> Ordered:
     """Order by calls in flight, fewest first; ties keep the role's order."""
-    return Ordered(tuple(sorted(chain, key=lambda p: figures.get(p, NO_FIGURES).in_flight)))
+    return Ordered(tuple(sorted(chain, key=lambda p: in_flight.get(p, 0))))
 
 
 def least_latency(
@@ -145,15 +146,12 @@ def slo(  # noqa: PLR0917 - a pure function of its inputs, all needed
 
 def _miss(own: Figures, target: Slo) -> float:
     """Return the worst ratio of a measured p95 to its target (at most 1: meets it)."""
-    ratios = [
-        value / goal
-        for value, goal in (
-            (own.ttft_p95_s, target.ttft_p95_s),
-            (own.latency_p95_s, target.latency_p95_s),
-        )
-        if value is not None and goal is not None
-    ]
-    return max(ratios, default=0.0)
+    worst = 0.0
+    if own.ttft_p95_s is not None and target.ttft_p95_s is not None:
+        worst = own.ttft_p95_s / target.ttft_p95_s
+    if own.latency_p95_s is not None and target.latency_p95_s is not None:
+        worst = max(worst, own.latency_p95_s / target.latency_p95_s)
+    return worst
 
 
 def _explored(
