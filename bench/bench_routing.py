@@ -145,7 +145,7 @@ def degraded_p95_ms(strategy: str, tasks: int) -> float:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--tasks", type=int, default=600)
+    parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="skip the board run")
     args = parser.parse_args(argv)
 

@@ -69,7 +69,7 @@ def test_the_issue_example_loads():
     assert coder.rules[1].when.tenant == "acme"
     assert config.roles["reviewer"].weights == {"claude": 3, "gpt": 1}
     assert (config.routing.sticky_s, config.routing.quota_reserve) == (600, 0.05)
-    assert config.routing.explore == 0.05
+    assert config.routing.explore == 0.02
     assert config.roles["reviewer"].strategy == "weighted"
 
 

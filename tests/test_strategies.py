@@ -102,3 +102,14 @@ def test_quota_last_moves_short_providers_to_the_end_in_order():
         "a",
         "c",
     )
+
+
+def test_slo_leaves_a_provider_whose_last_answers_miss_despite_its_history():
+    """A long history of meeting the target does not hold a provider that slows down now."""
+    target = Slo(latency_p95_s=0.15)
+    steady = Figures(latency_p95_s=0.05, measured=10)
+    costs = {"a": 0.001, "b": 0.01}
+    figures = {"a": Figures(latency_p95_s=0.05, latency_recent_s=0.4, measured=10), "b": steady}
+    assert strategies.slo(("a", "b"), target, figures, costs, never, 0.0).chain == ("b", "a")
+    figures["a"] = Figures(latency_p95_s=0.05, latency_recent_s=0.03, measured=10)
+    assert strategies.slo(("a", "b"), target, figures, costs, never, 0.0).chain == ("a", "b")

@@ -74,7 +74,7 @@ class RoutingSettings(_Table):
     quota_reserve: Annotated[float, Field(ge=0, lt=1)] = 0.0
     """Order last a provider whose remaining requests or tokens (from its rate-limit
     headers) are under this share of its limit, until they reset (0: only when spent)."""
-    explore: Annotated[float, Field(ge=0, le=1)] = 0.05
+    explore: Annotated[float, Field(ge=0, le=1)] = 0.02
     """``least_latency`` and ``slo``: the share of tasks that go first to the provider
     measured least lately, so a cold or recovered provider gets measured."""
     output_tokens: Annotated[int, Field(gt=0)] = 512

@@ -20,7 +20,7 @@ from runtime._chat import ChatResult, EmbedResult
 from runtime._config.prices import Price
 from runtime._config.schema import Config, RoleSettings
 from runtime._policy import language, strategies
-from runtime._policy.latency import LatencyBook
+from runtime._policy.latency import LatencyBook, RecentAnswers
 from runtime._policy.quota import QuotaBook, QuotaLimits
 from runtime._policy.routing import READY, Health
 from runtime._policy.rules import Detect, RuleMatch, matching_rule
@@ -72,6 +72,7 @@ class RoutePlanner:
         self._sessions = SessionTable()
         self._in_flight: Counter[str] = Counter()
         self._turns: Counter[tuple[str, int]] = Counter()
+        self._recent: dict[tuple[str, str], RecentAnswers] = {}
         self._figures: dict[tuple[str, str], Figures] = {}
         """(provider, role) → its latency figures, read since its last answer."""
         self._priced: Config | None = None
@@ -185,10 +186,13 @@ class RoutePlanner:
         if latency is None:
             return strategies.NO_FIGURES
         ttft = self._latency.ttft((pid, role)) or self._latency.ttft(pid)
+        recent = self._recent.get((pid, role))
         return Figures(
             latency_p50_s=latency.quantile(0.5),
             latency_p95_s=latency.quantile(0.95),
             ttft_p95_s=ttft.quantile(0.95) if ttft is not None else None,
+            latency_recent_s=recent.latency_s() if recent is not None else None,
+            ttft_recent_s=recent.ttft_s() if recent is not None else None,
             measured=latency.recency(),
         )
 
@@ -247,6 +251,10 @@ class RoutePlanner:
             return
         ttft_s = None if result.ttft_ms is None else result.ttft_ms / 1000.0
         self._latency.observe((provider, role), latency_s, ttft_s, now)
+        recent = self._recent.get((provider, role))
+        if recent is None:
+            recent = self._recent[provider, role] = RecentAnswers()
+        recent.add(latency_s, ttft_s)
         for key in [k for k in self._figures if k[0] == provider]:
             del self._figures[key]
         settings = config.providers.get(provider)

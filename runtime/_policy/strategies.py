@@ -25,6 +25,10 @@ class Figures:
     latency_p50_s: float | None = None
     latency_p95_s: float | None = None
     ttft_p95_s: float | None = None
+    latency_recent_s: float | None = None
+    """The median latency of the last few answers (``None``: too few yet)."""
+    ttft_recent_s: float | None = None
+    """The median time to first token of the last few streamed answers."""
     measured: float = -math.inf
     """How much and how lately the latencies were measured: higher is more, and more
     recent (`DecayedHistogram.recency`); ``-inf``: never."""
@@ -145,13 +149,25 @@ def slo(  # noqa: PLR0917 - a pure function of its inputs, all needed
 
 
 def _miss(own: Figures, target: Slo) -> float:
-    """Return the worst ratio of a measured p95 to its target (at most 1: meets it)."""
+    """Return the worst ratio of a measured p95 to its target (at most 1: meets it).
+
+    A p95 is at least the median of the last few answers: when most of them miss the
+    target the provider misses it now, however long its history of meeting it.
+    """
     worst = 0.0
-    if own.ttft_p95_s is not None and target.ttft_p95_s is not None:
-        worst = own.ttft_p95_s / target.ttft_p95_s
-    if own.latency_p95_s is not None and target.latency_p95_s is not None:
-        worst = max(worst, own.latency_p95_s / target.latency_p95_s)
+    ttft = _at_least(own.ttft_p95_s, own.ttft_recent_s)
+    if ttft is not None and target.ttft_p95_s is not None:
+        worst = ttft / target.ttft_p95_s
+    latency = _at_least(own.latency_p95_s, own.latency_recent_s)
+    if latency is not None and target.latency_p95_s is not None:
+        worst = max(worst, latency / target.latency_p95_s)
     return worst
+
+
+def _at_least(value: float | None, floor: float | None) -> float | None:
+    if value is None or floor is None:
+        return value
+    return max(value, floor)
 
 
 def _explored(
