@@ -8,6 +8,8 @@ import pytest
 from support import callboard, config_toml
 
 from runtime import StreamEnd
+from runtime._config.workflows import StageSettings
+from runtime._workflows.run import run_workflow
 from runtime.testing import Answer, Fail
 
 pytestmark = pytest.mark.timeout(60)
@@ -151,3 +153,38 @@ def test_check_offline_prints_each_roles_strategy(fakes, deployment):
     done = callboard("check", "--config", str(deployment.path), "--offline")
     assert done.returncode == 0, done.stderr
     assert "role coder: claude -> gpt; strategy slo (ttft p95 ms <= 1500), 1 rule" in done.stdout
+
+
+def test_a_workflow_stage_tag_picks_a_rule_chain(fakes, deployment, tmp_path):
+    """A stage's tags reach its tasks, so a role's rule by tag routes them."""
+    claude, deepseek = fakes("anthropic"), fakes("openai")
+    rule = '[[roles.coder.rules]]\nwhen = { tag = "draft" }\nproviders = ["deepseek"]\n'
+    deploy(deployment, {"claude": claude, "deepseek": deepseek}, "", rule)
+    stages = {
+        "draft": StageSettings(role="coder", prompt="Draft {goal}", tags=("draft",)),
+        "final": StageSettings(role="coder", prompt="Finish {draft}", after=("draft",)),
+    }
+    listener = Listener()
+    result = asyncio.run(
+        run_workflow(
+            deployment.board(), "a parser", stages=stages, out_dir=tmp_path, listener=listener
+        )
+    )
+    assert result.ok
+    assert [view.provider for view in result.views] == ["deepseek", "claude"]
+
+
+class Listener:
+    """A workflow listener that ignores what it hears."""
+
+    def started(self, *_args: object) -> None:
+        """Ignore the start."""
+
+    def changed(self, *_args: object) -> None:
+        """Ignore a change."""
+
+    def answered(self, *_args: object) -> None:
+        """Ignore an answer."""
+
+    def finished(self, *_args: object) -> None:
+        """Ignore the end."""
