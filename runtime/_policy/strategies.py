@@ -109,12 +109,7 @@ def least_latency(
 
 def cheapest(chain: Sequence[str], costs: Mapping[str, float | None]) -> Ordered:
     """Order by the task's estimated cost, cheapest first; unknown prices last."""
-
-    def cost(pid: str) -> float:
-        value = costs.get(pid)
-        return math.inf if value is None else value
-
-    return Ordered(tuple(sorted(chain, key=cost)))
+    return Ordered(tuple(sorted(chain, key=lambda p: _cost(costs, p))))
 
 
 def slo(  # noqa: PLR0917 - a pure function of its inputs, all needed
@@ -133,19 +128,20 @@ def slo(  # noqa: PLR0917 - a pure function of its inputs, all needed
     a provider. ``explore`` as for `least_latency`.
     """
 
-    def cost(pid: str) -> float:
-        value = costs.get(pid)
-        return math.inf if value is None else value
-
     def key(pid: str) -> tuple[int, float, float]:
         own = figures.get(pid, NO_FIGURES)
         if own.latency_p95_s is None and own.ttft_p95_s is None:
-            return (1, cost(pid), 0.0)
+            return (1, _cost(costs, pid), 0.0)
         miss = _miss(own, target)
-        return (0, cost(pid), 0.0) if miss <= 1.0 else (2, miss, cost(pid))
+        return (0, _cost(costs, pid), 0.0) if miss <= 1.0 else (2, miss, _cost(costs, pid))
 
     ordered = tuple(sorted(chain, key=key))
     return _explored(ordered, figures, random, explore)
+
+
+def _cost(costs: Mapping[str, float | None], pid: str) -> float:
+    value = costs.get(pid)
+    return math.inf if value is None else value
 
 
 def _miss(own: Figures, target: Slo) -> float:
