@@ -87,9 +87,11 @@ def role_policy_problems(
 ) -> list[tuple[str, str]]:
     """Return (location, message) for each mistake in a role's routing keys.
 
-    ``cast`` is the role's own providers, ``known`` every configured provider id.
+    ``cast`` is the role's own providers (its rules' count too), ``known`` every
+    configured provider id.
     """
-    known_ids, cast = set(known), set(cast)
+    known_ids = set(known)
+    cast = {*cast, *(pid for rule in policy.rules for pid in rule.providers)}
     where = f"roles.{role}"
     problems = [
         (f"{where}.weights.{pid}", f'"{pid}" is not a provider of the role')
