@@ -28,7 +28,8 @@ _MIN_HAN_SHARE = 0.2
 def detect(text: str, wanted: Iterable[str] = ()) -> str | None:
     """Return the language of ``text``: ``zh-Hans``, ``zh-Hant``, ``zh`` or an ISO 639-1 code.
 
-    ``zh`` alone when the script could be either. ``None`` when nothing can be told.
+    ``zh`` alone when the script could be either. ``None`` when nothing can be told (or
+    lingua is not installed and the text is not Chinese, Japanese or Korean).
     ``wanted`` adds languages (ISO 639-1) to those lingua considers.
     """
     sample = text[:SAMPLE_CHARS]
@@ -37,7 +38,10 @@ def detect(text: str, wanted: Iterable[str] = ()) -> str | None:
         return _chinese_script(sample)
     if by_script is not None:
         return by_script
-    detector = _detector(tuple(sorted({*COMMON, *(w.split("-")[0] for w in wanted)})))
+    try:
+        detector = _detector(tuple(sorted({*COMMON, *(w.split("-")[0] for w in wanted)})))
+    except ImportError:  # as above: without lingua only the CJK scripts are told
+        return None
     found = detector.detect_language_of(sample)
     return None if found is None else str(found.iso_code_639_1.name).lower()
 
@@ -77,8 +81,10 @@ def _by_script(text: str) -> str | None:
 
 
 def _chinese_script(text: str) -> str:
-    import hanzidentifier  # noqa: PLC0415 - only when a rule asks for a Chinese script
-
+    try:
+        import hanzidentifier  # noqa: PLC0415 - only when a rule asks for a Chinese script
+    except ImportError:  # a config built in code skips the check that asks for it
+        return "zh"
     kind = hanzidentifier.identify(text)
     if kind == hanzidentifier.SIMPLIFIED:
         return "zh-Hans"
