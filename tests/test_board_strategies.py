@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from typing import Any
 
@@ -188,3 +189,19 @@ class Listener:
 
     def finished(self, *_args: object) -> None:
         """Ignore the end."""
+
+
+def test_callboard_ask_takes_tags_tenant_and_session(fakes, deployment):
+    """`callboard ask --tag/--tenant/--session` reach the routing rules."""
+    claude, gpt = fakes("anthropic"), fakes("openai")
+    rules = (
+        '[[roles.coder.rules]]\nwhen = { tag = "review", tenant = "acme" }\nproviders = ["gpt"]\n'
+    )
+    deploy(deployment, {"claude": claude, "gpt": gpt}, "", rules)
+    config = str(deployment.path)
+    flags = ["--tag", "review", "--tenant", "acme", "--session", "s1", "--json"]
+    done = callboard("ask", "coder", "check it", "--config", config, *flags)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["provider"] == "gpt"
+    plain = callboard("ask", "coder", "check it", "--config", config, "--tag", "review", "--json")
+    assert json.loads(plain.stdout)["provider"] == "claude"

@@ -32,6 +32,15 @@ def unconfigured_role(config: Config, role: str) -> str | None:
     )
 
 
+def role_providers(config: Config, role: str) -> tuple[str, ...]:
+    """Return every provider a task of ``role`` may reach: its chain and its rules' chains."""
+    found = list(config.chain(role) or ())
+    settings = config.roles.get(role)
+    for rule in settings.rules if settings is not None else ():
+        found += rule.providers
+    return tuple(dict.fromkeys(found))
+
+
 def role_lines(config: Config) -> list[str]:
     """Return one line per configured role: its chain, the last resort marked, its strategy."""
     lines = []
