@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -33,7 +34,7 @@ def test_least_latency_moves_traffic_to_the_faster_provider(fakes, deployment):
         {"slow": slow, "fast": fast},
         'strategy = "least_latency"\n',
         "[routing]\nexplore = 0\n",
-    )
+    )  # the slow fake stays under first_byte_s
     board = deployment.board()
     served = [board.ask("coder", f"task {n}").provider for n in range(8)]
     assert "slow" in served[:3]  # measured first, then left
@@ -205,3 +206,42 @@ def test_callboard_ask_takes_tags_tenant_and_session(fakes, deployment):
     assert json.loads(done.stdout)["provider"] == "gpt"
     plain = callboard("ask", "coder", "check it", "--config", config, "--tag", "review", "--json")
     assert json.loads(plain.stdout)["provider"] == "claude"
+
+
+def test_cheapest_sends_tasks_to_the_lower_price(fakes, deployment):
+    """Cheapest puts the cheaper model first, whatever the role's order."""
+    dear, cheap = fakes("openai", models="gpt-4o"), fakes("openai", models="gpt-4o-mini")
+    cast = {"dear": (dear, {"model": "gpt-4o"}), "cheap": (cheap, {"model": "gpt-4o-mini"})}
+    deploy(deployment, cast, 'strategy = "cheapest"\n')
+    board = deployment.board()
+    assert {board.ask("coder", f"task {n}").provider for n in range(3)} == {"cheap"}
+
+
+def test_slo_leaves_the_cheap_provider_that_misses_the_target(fakes, deployment):
+    """Slo tries the cheapest first, then keeps to the provider that meets the target."""
+    cheap = fakes("openai", models="gpt-4o-mini", latency_s=0.3)
+    dear = fakes("openai", models="gpt-4o")
+    deploy(
+        deployment,
+        {"cheap": (cheap, {"model": "gpt-4o-mini"}), "dear": (dear, {"model": "gpt-4o"})},
+        'strategy = "slo"\nslo = { latency_p95_ms = 150 }\n',
+        "[routing]\nexplore = 0\n",
+    )
+    board = deployment.board()
+    served = [board.ask("coder", f"task {n}").provider for n in range(5)]
+    assert served == ["cheap"] + ["dear"] * 4
+
+
+def test_least_busy_avoids_the_provider_with_a_call_in_flight(fakes, deployment):
+    """While one provider works on a task, least_busy sends the next task to the other."""
+    busy = fakes("openai", script=[Answer("slow", delay_s=1.0)])
+    idle = fakes("openai")
+    deploy(deployment, {"busy": busy, "idle": idle}, 'strategy = "least_busy"\n')
+    text = deployment.path.read_text().replace("first_byte_s = 0.5", "first_byte_s = 5.0")
+    deployment.write(text)
+    board = deployment.board()
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(board.ask, "coder", "long one")
+        busy.wait_for_requests(1, chat_only=True)
+        assert board.ask("coder", "short one").provider == "idle"
+        assert first.result(timeout=10).provider == "busy"
