@@ -267,8 +267,14 @@ class RoutePlanner:
             self._sessions.served(spec.session, provider, now)
 
     def forget(self, keep: set[str]) -> None:
-        """Drop what is known of providers not in ``keep`` (gone after a reload)."""
+        """Drop what is known of providers not in ``keep`` (gone after a reload).
+
+        The figures are read again from the latency book, which forgets on its own.
+        """
         self._quota.forget(keep)
+        self._figures.clear()
+        for key in [k for k in self._recent if k[0] not in keep]:
+            del self._recent[key]
 
 
 def _own_part(chain: tuple[str, ...], last: str | None) -> tuple[str, ...]:
