@@ -113,3 +113,14 @@ def test_slo_leaves_a_provider_whose_last_answers_miss_despite_its_history():
     assert strategies.slo(("a", "b"), target, figures, costs, never, 0.0).chain == ("b", "a")
     figures["a"] = Figures(latency_p95_s=0.05, latency_recent_s=0.03, measured=10)
     assert strategies.slo(("a", "b"), target, figures, costs, never, 0.0).chain == ("a", "b")
+
+
+def test_least_latency_ranks_a_streamed_task_by_time_to_first_token():
+    """For a stream, the provider that starts answering soonest leads, not the one that ends."""
+    figures = {
+        "a": Figures(latency_p50_s=1.0, ttft_p50_s=0.6, measured=5),
+        "b": Figures(latency_p50_s=2.0, ttft_p50_s=0.2, measured=5),
+    }
+    assert strategies.least_latency(("a", "b"), figures, never, 0.0).chain == ("a", "b")
+    streamed = strategies.least_latency(("a", "b"), figures, never, 0.0, by_ttft=True)
+    assert streamed.chain == ("b", "a")

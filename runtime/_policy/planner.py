@@ -136,7 +136,8 @@ class RoutePlanner:
                 return strategies.least_busy(chain, self._in_flight)
             case "least_latency":
                 figures = self.figures(chain, spec.role)
-                return strategies.least_latency(chain, figures, random, explore)
+                streamed = spec.sink is not None
+                return strategies.least_latency(chain, figures, random, explore, by_ttft=streamed)
             case "cheapest":
                 return strategies.cheapest(chain, self.estimated_costs(config, spec, chain))
             case "slo":
@@ -190,6 +191,7 @@ class RoutePlanner:
         return Figures(
             latency_p50_s=latency.quantile(0.5),
             latency_p95_s=latency.quantile(0.95),
+            ttft_p50_s=ttft.quantile(0.5) if ttft is not None else None,
             ttft_p95_s=ttft.quantile(0.95) if ttft is not None else None,
             latency_recent_s=recent.latency_s() if recent is not None else None,
             ttft_recent_s=recent.ttft_s() if recent is not None else None,

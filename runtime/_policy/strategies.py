@@ -24,6 +24,7 @@ class Figures:
     in_flight: int = 0
     latency_p50_s: float | None = None
     latency_p95_s: float | None = None
+    ttft_p50_s: float | None = None
     ttft_p95_s: float | None = None
     latency_recent_s: float | None = None
     """The median latency of the last few answers (``None``: too few yet)."""
@@ -88,17 +89,25 @@ def least_busy(chain: Sequence[str], in_flight: Mapping[str, int]) -> Ordered:
 
 
 def least_latency(
-    chain: Sequence[str], figures: Mapping[str, Figures], random: Random, explore: float
+    chain: Sequence[str],
+    figures: Mapping[str, Figures],
+    random: Random,
+    explore: float,
+    *,
+    by_ttft: bool = False,
 ) -> Ordered:
     """Order by median latency, fastest first; a provider never measured goes first.
 
     A provider not measured yet goes first while no call to it is in flight (in the role's
     order), so every provider is measured early. After that, a share ``explore`` of tasks
     go first to the provider measured least lately, so a slow one that got better is seen.
+    With ``by_ttft`` (a streamed task) the median time to first token counts where known.
     """
 
     def median(pid: str) -> float:
         own = figures.get(pid, NO_FIGURES)
+        if by_ttft and own.ttft_p50_s is not None:
+            return own.ttft_p50_s
         if own.latency_p50_s is not None:
             return own.latency_p50_s
         return math.inf if own.in_flight else -math.inf  # its first call is out: wait for it
