@@ -17,7 +17,7 @@ import functools
 import itertools
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,10 +60,12 @@ from runtime._metrics.outbox import EVENT_BATCH_S, EventOutbox
 from runtime._metrics.stats import Stats
 from runtime._policy.hedging import ContentGate, hedge_choice
 from runtime._policy.latency import LatencyBook, attempt_end
+from runtime._policy.planner import Plan, RoutePlanner
 from runtime._policy.provider_table import ProviderTable, Routing
 from runtime._policy.routing import Dispatch, GiveUp, Health, next_fallback, next_step
 from runtime._policy.task import SCHEMA_MISMATCH, TaskState, eligible_chain
 from runtime._rows import AttemptRow, TaskEvent, TaskRow, wall_time
+from runtime._task_spec import TaskSpec
 from runtime._transport.io_loop import IoLoop
 
 
@@ -101,6 +103,7 @@ class RouterActor(SupervisedActor):
         self._unrecorded = 0
         """Tasks that ended after the metrics actor failed for good."""
         self._latency = LatencyBook()
+        self._planner = RoutePlanner(self._latency)
         self.handlers = {
             AttemptDone: self._attempt_done,
             ContentStarted: self._content_started,
@@ -129,7 +132,8 @@ class RouterActor(SupervisedActor):
             _settle(message.reply, error=UnknownRoleError(spec.role, sorted(config.roles)))
             return
         deadline = spec.submitted_at + (spec.deadline_s or config.timeouts.task_s)
-        usable, skipped = eligible_chain(config, spec, chain)
+        plan = self._plan(spec, chain)
+        usable, skipped = eligible_chain(config, spec, plan.chain)
         task = TaskState(spec, message.reply, self._providers.routing, usable, deadline)
         self._tasks[spec.task_id] = task
         self._audit.event(
@@ -139,6 +143,7 @@ class RouterActor(SupervisedActor):
             role=spec.role,
             chain=list(usable),
             deadline_s=round(deadline - spec.submitted_at, 3),
+            **plan.audit_fields(),
         )
         for pid, reason in skipped:
             self._audit.event("provider_skipped", task_id=spec.task_id, provider=pid, reason=reason)
@@ -152,6 +157,15 @@ class RouterActor(SupervisedActor):
             self._fail(task, error, self._clock())
             return
         self._advance(task, self._clock())
+
+    def _plan(self, spec: TaskSpec, chain: tuple[str, ...]) -> Plan:
+        """Order the task's chain by its role's rules and strategy (see `RoutePlanner`)."""
+        routing = self._providers.routing
+
+        def health(ids: Sequence[str]) -> dict[str, Health]:
+            return self._providers.health_of(routing, ids)
+
+        return self._planner.plan(routing.config, spec, chain, health, self._clock(), self._random)
 
     def _advance(self, task: TaskState, now: float) -> None:
         health = self._task_health(task)
@@ -200,6 +214,7 @@ class RouterActor(SupervisedActor):
         call_id = next(self._call_ids)
         task.calls[call_id] = provider
         self._calls[call_id] = _Call(task, now)
+        self._planner.dispatched(provider)
         if task.gate is None and task.hedge_after_s is not None and task.spec.embed is None:
             task.gate = ContentGate(functools.partial(self._tell_content, task.task_id))
         call = self._start_attempt(task, call_id, provider, now, health)
@@ -291,6 +306,10 @@ class RouterActor(SupervisedActor):
         task.calls.pop(done.call_id, None)
         dropped = task.dropped.pop(done.call_id, None)
         now = self._clock()
+        latency_s = done.latency_ms / 1000.0
+        self._planner.attempt_ended(
+            task.config, task.spec.role, done.provider, done.result, latency_s=latency_s, now=now
+        )
         if done.result is not None:
             self._learn(done, now)
             if dropped is None and task.ended is None:
@@ -419,6 +438,7 @@ class RouterActor(SupervisedActor):
             reply = task.embed_answer(provider, result, now)
         else:
             reply = task.answer(provider, result, now)
+        self._planner.served(task.spec, provider, now)
         row = self._end(task, "ok", provider, now)
         _settle(task.reply, result=reply)
         self._count(task, row)
@@ -592,6 +612,7 @@ class RouterActor(SupervisedActor):
     def _apply(self, message: ApplyRouting) -> None:
         self._providers.apply(message.routing, message.refs, message.health)
         self._latency.forget(set(message.routing.config.providers))
+        self._planner.forget(set(message.routing.config.providers))
         self._retire_idle()
 
     def _retire_idle(self) -> None:

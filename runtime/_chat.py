@@ -364,6 +364,10 @@ class RateLimitInfo:
     """Seconds until the request budget refills."""
     reset_tokens_s: float | None = None
     """Seconds until the token budget refills."""
+    limit_requests: int | None = None
+    """The request budget's size, when the provider says."""
+    limit_tokens: int | None = None
+    """The token budget's size, when the provider says."""
 
     def exhausted_for_s(self) -> float | None:
         """Seconds to hold off sending, when the provider says a budget is spent."""

@@ -113,7 +113,7 @@ def test_a_role_cannot_override_endpoint_settings():
     found = problems(GOOD.replace("max_tokens = 8000", 'max_tokens = 8000\nmodel = "gpt-4o"'))
     assert len(found) == 1
     assert "roles.coder.model: 'model' cannot be set per role" in found[0]
-    allowed = "only providers, fallback_to_default, hedge_after_s, temperature, max_tokens"
+    allowed = "only providers, fallback_to_default, hedge_after_s, strategy, weights, slo, rules"
     assert allowed in found[0]
 
 

@@ -54,6 +54,11 @@ def _add_board_commands(commands: Commands[argparse.ArgumentParser]) -> None:
     ask.add_argument("--deadline", type=float, metavar="S", help="seconds for the whole task")
     ask.add_argument("--stream", action="store_true", help="print the answer as it arrives")
     ask.add_argument(
+        "--tag", action="append", default=[], metavar="TAG", help="a tag for routing rules"
+    )
+    ask.add_argument("--tenant", help="whose task it is, for routing rules")
+    ask.add_argument("--session", help="a session key (sticky sessions)")
+    ask.add_argument(
         "--schema",
         metavar="FILE",
         help="a JSON Schema the answer must match; prints the validated JSON",

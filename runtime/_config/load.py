@@ -27,6 +27,7 @@ from runtime._config.provider_types import (
     types_taking,
     types_with_auth,
 )
+from runtime._config.routing import role_policy_problems
 from runtime._config.schema import Config, PriceSettings, ProviderSettings, RoleSettings
 from runtime._config.workflows import StageSettings, check_workflow
 from runtime._errors import ConfigError, ConfigProblem
@@ -36,7 +37,8 @@ _VAR_OR_LITERAL = re.compile(r"\$(\$\{)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*)
 """``${VAR}``, ``${VAR:-default}``, or ``$${`` (a literal ``${``)."""
 _ID = re.compile(r"^[A-Za-z0-9_-]+$")
 _TUNING_KEYS = (
-    "providers, fallback_to_default, hedge_after_s, temperature, max_tokens, top_p and stop"
+    "providers, fallback_to_default, hedge_after_s, strategy, weights, slo, rules, "
+    "temperature, max_tokens, top_p and stop"
 )
 _TABLES_OF_TABLES: dict[str, type[BaseModel]] = {
     "providers": ProviderSettings,
@@ -112,6 +114,7 @@ def parse_config(text: str, *, source: str = "<memory>", environ: Mapping[str, s
     if config is not None:
         problems += _workflow_problems(config)
         problems += _audit_problems(config)
+        problems += _routing_problems(config)
     if problems:
         located = [ConfigProblem(p.location, p.message, lines.find(p.location)) for p in problems]
         unique = list(dict.fromkeys(located))
@@ -142,6 +145,17 @@ def _workflow_problems(config: Config) -> list[ConfigProblem]:
                     )
                 )
     return problems
+
+
+def _routing_problems(config: Config) -> list[ConfigProblem]:
+    """Check each role's strategy keys and rules."""
+    return [
+        ConfigProblem(where, message)
+        for role, settings in config.roles.items()
+        for where, message in role_policy_problems(
+            role, settings, settings.providers, config.providers
+        )
+    ]
 
 
 def _audit_problems(config: Config) -> list[ConfigProblem]:
@@ -487,7 +501,7 @@ def _dig(raw: Any, loc: tuple[Any, ...]) -> Any:
 class _KeyLines:
     """Finds the line of a dotted key path in TOML text, best effort."""
 
-    _HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+    _HEADER = re.compile(r"^\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(#.*)?$")
     _KEY = re.compile(r'^\s*("[^"]+"|[A-Za-z0-9_.-]+)\s*=')
 
     def __init__(self, text: str) -> None:

@@ -16,6 +16,7 @@ from runtime._audit import RotateEvery, Rotation
 from runtime._chat import Tuning
 from runtime._config.prices import Price, PriceTable
 from runtime._config.provider_types import KINDS, ProviderKind
+from runtime._config.routing import RolePolicy, RoutingSettings
 from runtime._config.workflows import DEFAULT_WORKFLOW, StageSettings
 from runtime.protocols import Endpoint
 
@@ -239,8 +240,11 @@ class ProviderSettings(_Tunable):
         return [v for v in values if v]
 
 
-class RoleSettings(_Tunable):
-    """``[roles.<name>]``: the providers cast to a role, in priority order."""
+class RoleSettings(_Tunable, RolePolicy):
+    """``[roles.<name>]``: the providers cast to a role, in priority order.
+
+    Its routing keys (``strategy``, ``weights``, ``slo``, ``rules``) are `RolePolicy`'s.
+    """
 
     providers: tuple[str, ...] = ()
     fallback_to_default: bool = True
@@ -264,6 +268,7 @@ class Config(_Section):
     prices: dict[str, PriceSettings] = Field(default_factory=dict)
     providers: dict[str, ProviderSettings]
     roles: dict[str, RoleSettings] = Field(default_factory=dict)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
     workflow: dict[str, dict[str, StageSettings]] = Field(default_factory=dict)
     """``[workflow.<name>.<stage>]``; ``default`` is built in unless defined here."""
     source: str = Field(default="<memory>", exclude=True)

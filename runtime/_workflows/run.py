@@ -191,6 +191,7 @@ class _Runner:
             settings.role,
             prompt,
             system=settings.system,
+            tags=settings.tags,
             workflow_id=self.result.workflow_id,
             on_progress=on_progress,
         )

@@ -405,6 +405,8 @@ def rate_limits(headers: Headers) -> RateLimitInfo:
         remaining_tokens=int_header(headers, "x-ratelimit-remaining-tokens"),
         reset_requests_s=duration_s(headers.get("x-ratelimit-reset-requests")),
         reset_tokens_s=duration_s(headers.get("x-ratelimit-reset-tokens")),
+        limit_requests=int_header(headers, "x-ratelimit-limit-requests"),
+        limit_tokens=int_header(headers, "x-ratelimit-limit-tokens"),
     )
 
 
