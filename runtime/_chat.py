@@ -284,9 +284,13 @@ class ChatRequest:
     def estimated_tokens(self) -> int:
         """A cheap upper-leaning estimate of the tokens this call will count against a TPM limit.
 
-        Four characters to a token for the prompt, about 1,500 tokens an image, plus the
-        completion budget (``max_tokens``, or 1,024 when unset), as providers reserve.
+        The prompt (`estimated_prompt_tokens`) plus the completion budget (``max_tokens``,
+        or 1,024 when unset), as providers reserve.
         """
+        return self.estimated_prompt_tokens() + (self.tuning.max_tokens or 1024)
+
+    def estimated_prompt_tokens(self) -> int:
+        """Estimate the prompt's tokens: four characters to a token, about 1,500 an image."""
         chars = sum(len(m.text) for m in self.messages) + len(self.system or "")
         images = sum(
             isinstance(p, ImagePart)
@@ -296,7 +300,7 @@ class ChatRequest:
         )
         chars += 4 * 1500 * images
         chars += sum(len(t.name) + len(t.description) + len(str(t.parameters)) for t in self.tools)
-        return chars // 4 + 1 + (self.tuning.max_tokens or 1024)
+        return chars // 4 + 1
 
 
 @dataclass(frozen=True, slots=True)

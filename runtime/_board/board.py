@@ -13,7 +13,7 @@ import concurrent.futures
 import os
 import signal
 import threading
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -34,6 +34,7 @@ from runtime._errors import (
     TaskCancelledError,
     TaskFailedError,
 )
+from runtime._policy.budget_ledger import BudgetAlert, LocalLedger
 from runtime._task_spec import EmbedSpec, TaskSpec
 from runtime._transport.credentials import CheckFailure
 from runtime._transport.io_loop import IoLoop
@@ -61,6 +62,7 @@ class Callboard(BoardAdmin):
         check: bool | None = None,
         environ: Mapping[str, str] | None = None,
         check_only: Collection[str] | None = None,
+        on_budget: Callable[[BudgetAlert], object] | None = None,
     ) -> None:
         """Start a board for a validated ``config``.
 
@@ -75,6 +77,8 @@ class Callboard(BoardAdmin):
             environ: where `reload` reads ``${VAR}`` values (default: ``os.environ``).
             check_only: check only these provider ids (default: every provider); the
                 others start in rotation unchecked, as with ``check=False``.
+            on_budget: called with a `BudgetAlert` each time a budget crosses one of its
+                ``alert_at`` thresholds (on the runtime's thread; it must return at once).
 
         Raises:
             StartupError: a provider failed the credential check for the user's own
@@ -100,7 +104,12 @@ class Callboard(BoardAdmin):
             if config.startup.check_credentials if check is None else check:
                 unchecked = self._check(config, check_only)
             self._supervisor = Supervisor.start(
-                config=config, io=self._io, audit=self._audit, unchecked=unchecked
+                config=config,
+                io=self._io,
+                audit=self._audit,
+                unchecked=unchecked,
+                ledger=LocalLedger(config.budget_rules),
+                on_budget=on_budget,
             )
             self._router = self._await_router()
         except BaseException:
@@ -124,6 +133,7 @@ class Callboard(BoardAdmin):
         *,
         check: bool | None = None,
         environ: Mapping[str, str] | None = None,
+        on_budget: Callable[[BudgetAlert], object] | None = None,
     ) -> Self:
         """Load, validate and start from the config file at ``path``.
 
@@ -131,7 +141,7 @@ class Callboard(BoardAdmin):
             ConfigError: the file has problems; all of them are listed with their place.
             StartupError: a provider failed the credential check.
         """
-        return cls(load_config(path, environ), check=check, environ=environ)
+        return cls(load_config(path, environ), check=check, environ=environ, on_budget=on_budget)
 
     @property
     def config(self) -> Config:
