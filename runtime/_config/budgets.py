@@ -32,13 +32,13 @@ class BudgetScope(_Table):
     workflow: bool = False
     """Each workflow run has its own account (calls outside a workflow are not counted)."""
 
-    def matches(self, role: str, provider: str, tenant: str | None, workflow: str | None) -> bool:
+    def matches(self, role: str, provider: str, tenant: str | None, in_workflow: bool) -> bool:
         """Whether a call of ``role`` on ``provider`` for ``tenant`` is in this scope."""
         return (
             (self.role is None or self.role == role)
             and (self.provider is None or self.provider == provider)
             and (self.tenant is None or self.tenant == tenant)
-            and (not self.workflow or workflow is not None)
+            and (not self.workflow or in_workflow)
         )
 
     def describe(self) -> str:

@@ -22,6 +22,8 @@ from runtime._config.budgets import BudgetSettings
 from runtime._policy.budget_periods import period_bounds
 from runtime._rows import iso
 
+MAX_SCOPES = 4096
+"""Kinds of call (role, provider, tenant) whose budgets are remembered; then forgotten."""
 RATE_WINDOW_S = 3600.0
 """The forecast extends the spend rate of the last hour (or of the period so far)."""
 
@@ -163,6 +165,8 @@ class _Account:
 
     def crossed(self, level: float, *, refused: bool, account: str) -> list[BudgetAlert]:
         rule = self.rule
+        if len(self.fired) >= len(rule.alert_at) or level < rule.alert_at[len(self.fired)] - 1e-12:
+            return []  # thresholds rise and fire in order: the next is not reached
         new = [t for t in rule.alert_at if t <= level + 1e-12 and t not in self.fired]
         self.fired.update(new)
         return [
@@ -188,12 +192,15 @@ class LocalLedger:
     def __init__(self, rules: Sequence[BudgetSettings] = ()) -> None:
         self._rules: tuple[BudgetSettings, ...] = ()
         self._accounts: dict[tuple[str, str], _Account] = {}
+        self._scopes: dict[tuple[str, str, str | None, bool], tuple[BudgetSettings, ...]] = {}
+        """The budgets each kind of call counts against, found once per kind."""
         self._ids = itertools.count(1)
         self.apply(rules)
 
     def apply(self, rules: Sequence[BudgetSettings]) -> None:
         """Take a new set of budgets; accounts of unchanged ones keep their spend."""
         self._rules = tuple(rules)
+        self._scopes.clear()
         kept = {r.name: r for r in self._rules}
         self._accounts = {
             key: account
@@ -283,10 +290,17 @@ class LocalLedger:
         return found
 
     def _in_scope(self, call: CallScope, now: float) -> Iterable[tuple[tuple[str, str], _Account]]:
-        for rule in self._rules:
-            if rule.scope.matches(call.role, call.provider, call.tenant, call.workflow_id):
-                account_id = (call.workflow_id or "") if rule.scope.workflow else ""
-                yield (rule.name, account_id), self._account(rule, account_id, now)
+        kind = (call.role, call.provider, call.tenant, call.workflow_id is not None)
+        rules = self._scopes.get(kind)
+        if rules is None:
+            if len(self._scopes) >= MAX_SCOPES:
+                self._scopes.clear()
+            rules = self._scopes[kind] = tuple(
+                r for r in self._rules if r.scope.matches(call.role, call.provider, *kind[2:])
+            )
+        for rule in rules:
+            account_id = (call.workflow_id or "") if rule.scope.workflow else ""
+            yield (rule.name, account_id), self._account(rule, account_id, now)
 
     def _account(self, rule: BudgetSettings, account_id: str, now: float) -> _Account:
         key = (rule.name, account_id)
