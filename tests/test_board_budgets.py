@@ -207,3 +207,19 @@ def test_the_alert_callback_runs_once_per_threshold(fakes, deployment):
         board.ask("coder", "hello", max_tokens=50)
     assert [a.threshold for a in alerts] == [0.5, 1.0, 2.0]
     assert all(not a.refused for a in alerts)
+
+
+def test_a_restart_mid_period_keeps_the_spend(fakes, deployment):
+    """A board started again the same day counts what the last one spent: it refuses at once."""
+    gpt = fakes("openai")
+    board = _board(deployment, {"gpt": gpt}, {"coder": ["gpt"]}, DAILY)
+    answered, _ = _until_refused(board)
+    board.close()
+    spent = _spent(deployment)
+    again = Callboard.from_config(deployment.path, check=False, environ=ENV)
+    deployment.boards.append(again)
+    (status,) = again.budgets()
+    assert status.spent_usd == pytest.approx(spent)
+    with pytest.raises(BudgetExceededError):
+        again.ask("coder", "hello", max_tokens=50)
+    assert answered > 0

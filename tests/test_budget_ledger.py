@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from runtime._config.budgets import BudgetScope, BudgetSettings
-from runtime._policy.budget_ledger import CallScope, Hold, LocalLedger, Refusal
+from runtime._policy.budget_ledger import (
+    CallScope,
+    Hold,
+    LocalLedger,
+    Refusal,
+    SpendGroup,
+    spend_by_account,
+)
 from runtime._policy.budget_periods import period_bounds
 
 pytestmark = pytest.mark.timeout(5)
@@ -228,3 +235,21 @@ def test_scope_describes_itself_as_the_config_writes_it():
     assert BudgetScope(provider="claude", workflow=True).describe() == (
         '{ provider = "claude", workflow = true }'
     )
+
+
+def test_recorded_spend_is_summed_into_each_budgets_period():
+    """Spend read back counts toward each budget whose scope and period it falls in."""
+    rules = [
+        _budget(1.0, name="day"),
+        _budget(1.0, name="acme", scope={"tenant": "acme"}, period="month"),
+        _budget(1.0, name="runs", scope={"workflow": True}),
+    ]
+    asked: list[float] = []
+
+    def spend_since(since: float) -> list[SpendGroup]:
+        asked.append(since)
+        return [("coder", "gpt", "acme", None, 0.25), ("coder", "gpt", None, "w1", 0.5)]
+
+    totals = spend_by_account(rules, spend_since, NOON)
+    assert totals == {("day", ""): 0.75, ("acme", ""): 0.25, ("runs", "w1"): 0.5}
+    assert sorted(asked) == [period_bounds("month", NOON)[0], period_bounds("day", NOON)[0]]

@@ -25,6 +25,7 @@ from actors._messages import AwaitChild, CancelTask, ListChildren, Submit
 from runtime._audit import AuditLog, Redactor
 from runtime._board.admin import CONTROL_TIMEOUT_S, BoardAdmin
 from runtime._board.asking import AskOptions, embed_spec, task_spec
+from runtime._board.budgets import restored_ledger
 from runtime._board.streams import AsyncStreamSink, ThreadStreamSink, aread_stream, read_stream
 from runtime._chat import EmbedReply, Reply, StreamEvent
 from runtime._config.load import load_config
@@ -34,7 +35,7 @@ from runtime._errors import (
     TaskCancelledError,
     TaskFailedError,
 )
-from runtime._policy.budget_ledger import BudgetAlert, LocalLedger
+from runtime._policy.budget_ledger import BudgetAlert
 from runtime._task_spec import EmbedSpec, TaskSpec
 from runtime._transport.credentials import CheckFailure
 from runtime._transport.io_loop import IoLoop
@@ -103,12 +104,15 @@ class Callboard(BoardAdmin):
             unchecked: dict[str, CheckFailure] = {}
             if config.startup.check_credentials if check is None else check:
                 unchecked = self._check(config, check_only)
+            ledger, unread = restored_ledger(config)
+            if unread is not None:
+                self._audit.event("budgets_not_restored", reason=unread)
             self._supervisor = Supervisor.start(
                 config=config,
                 io=self._io,
                 audit=self._audit,
                 unchecked=unchecked,
-                ledger=LocalLedger(config.budget_rules),
+                ledger=ledger,
                 on_budget=on_budget,
             )
             self._router = self._await_router()

@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     role TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL, outcome TEXT NOT NULL,
     status INTEGER, latency_ms REAL NOT NULL, ttft_ms REAL, input_tokens INTEGER NOT NULL,
     output_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL, cost_usd REAL,
-    fallback INTEGER NOT NULL, PRIMARY KEY (task_id, attempt)
+    fallback INTEGER NOT NULL, tenant TEXT, PRIMARY KEY (task_id, attempt)
 );
 CREATE INDEX IF NOT EXISTS attempts_ts ON attempts (ts);
 CREATE INDEX IF NOT EXISTS attempts_workflow ON attempts (workflow_id, ts)
@@ -149,6 +149,9 @@ class MetricsStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(attempts)")}
+        if "tenant" not in columns:  # a store written before tenants were recorded
+            self._db.execute("ALTER TABLE attempts ADD COLUMN tenant TEXT")
         with self._db:
             self._db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
@@ -214,7 +217,7 @@ class MetricsStore:
         with self._db:
             fresh = self._new_attempts(attempts)
             self._db.executemany(
-                "INSERT INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [_attempt_values(a) for a in fresh],
             )
             self._db.executemany(
@@ -260,6 +263,27 @@ class MetricsStore:
                         (level, unit),
                     )
         return deleted
+
+    def spend_since(self, since: float) -> list[tuple[str, str, str | None, str | None, float]]:
+        """Return the known cost of the attempts since ``since`` (Unix seconds), grouped.
+
+        One ``(role, provider, tenant, workflow_id, cost)`` per group: what budgets read
+        back when a board starts.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        try:
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(attempts)")}
+            tenant = "tenant" if "tenant" in columns else "NULL"  # a store from before tenants
+            rows = self._db.execute(
+                f"SELECT role, provider, {tenant}, workflow_id, SUM(cost_usd) FROM attempts "  # noqa: S608 - a fixed name
+                "WHERE ts >= ? AND cost_usd IS NOT NULL GROUP BY 1, 2, 3, 4",
+                (since,),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
+        return [(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
 
     def counts(self) -> tuple[int, int]:
         """Return how many task and attempt rows the store holds."""
@@ -441,7 +465,7 @@ def _attempt_values(a: AttemptRow) -> tuple[Any, ...]:
     return (
         a.task_id, a.attempt, a.ts, a.workflow_id, a.role, a.provider, a.model, a.outcome,
         a.status, a.latency_ms, a.ttft_ms, a.input_tokens, a.output_tokens, a.cached_tokens,
-        a.cost_usd, int(a.fallback),
+        a.cost_usd, int(a.fallback), a.tenant,
     )  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -314,6 +314,29 @@ class LocalLedger:
     def _refusal(self, key: tuple[str, str], needed: float | None) -> Refusal:
         account = self._accounts[key]
         return Refusal(account.rule, key[1], account.spent, account.reserved, needed, account.end)
+
+
+SpendGroup = tuple[str, str, str | None, str | None, float]
+"""``(role, provider, tenant, workflow_id, cost)``: spend recorded by a metrics store."""
+
+
+def spend_by_account(
+    rules: Sequence[BudgetSettings], spend_since: Callable[[float], list[SpendGroup]], now: float
+) -> dict[tuple[str, str], float]:
+    """Sum recorded spend into each budget's account for its period so far (for `restore`).
+
+    ``spend_since`` answers the spend since a Unix time, grouped; it is asked once per
+    distinct period start.
+    """
+    starts = {rule.name: max(period_bounds(rule.period, now)[0], 0.0) for rule in rules}
+    groups = {start: spend_since(start) for start in set(starts.values())}
+    totals: dict[tuple[str, str], float] = {}
+    for rule in rules:
+        for role, provider, tenant, workflow_id, cost in groups[starts[rule.name]]:
+            if rule.scope.matches(role, provider, tenant, workflow_id is not None):
+                key = (rule.name, (workflow_id or "") if rule.scope.workflow else "")
+                totals[key] = totals.get(key, 0.0) + cost
+    return totals
 
 
 def _same(new: BudgetSettings | None, old: BudgetSettings) -> bool:
