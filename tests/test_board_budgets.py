@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from typing import Any
 
 import pytest
-from support import ENV, Deployment, config_toml
+from support import ENV, Deployment, callboard, config_toml
 
 from runtime import BudgetAlert, BudgetExceededError, Callboard
 from runtime.testing import FakeProvider
@@ -223,3 +224,32 @@ def test_a_restart_mid_period_keeps_the_spend(fakes, deployment):
     with pytest.raises(BudgetExceededError):
         again.ask("coder", "hello", max_tokens=50)
     assert answered > 0
+
+
+def test_callboard_budgets_prints_the_spend_the_store_recorded(fakes, deployment):
+    """``callboard budgets`` shows spend, limit, reset and forecast, as text and JSON."""
+    gpt = fakes("openai")
+    board = _board(deployment, {"gpt": gpt}, {"coder": ["gpt"]}, DAILY)
+    board.ask("coder", "hello", max_tokens=50)
+    board.close()
+    spent = _spent(deployment)
+    done = callboard("budgets", "--config", str(deployment.path), "--json")
+    assert done.returncode == 0, done.stderr
+    (status,) = json.loads(done.stdout)
+    assert (status["name"], status["limit_usd"], status["period"]) == ("daily-total", 1.0, "day")
+    assert status["spent_usd"] == pytest.approx(spent)
+    assert status["forecast_usd"] >= status["spent_usd"]
+    assert status["resets_at"].endswith("T00:00:00Z")
+    text = callboard("budgets", "--config", str(deployment.path)).stdout
+    assert text.splitlines()[0].split() == [
+        "budget",
+        "scope",
+        "period",
+        "spent",
+        "limit",
+        "used",
+        "resets",
+        "forecast",
+        "on_exceed",
+    ]
+    assert text.splitlines()[1].startswith("daily-total  {}")

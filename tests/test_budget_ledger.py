@@ -253,3 +253,11 @@ def test_recorded_spend_is_summed_into_each_budgets_period():
     totals = spend_by_account(rules, spend_since, NOON)
     assert totals == {("day", ""): 0.75, ("acme", ""): 0.25, ("runs", "w1"): 0.5}
     assert sorted(asked) == [period_bounds("month", NOON)[0], period_bounds("day", NOON)[0]]
+
+
+def test_restored_spend_forecasts_at_the_periods_average_rate():
+    """With only spend read back at start, the forecast extends the period's average rate."""
+    ledger = LocalLedger([_budget(100.0)])
+    ledger.restore({("b", ""): 6.0}, NOON)
+    (status,) = ledger.statuses(NOON)
+    assert status.forecast_usd == pytest.approx(12.0)

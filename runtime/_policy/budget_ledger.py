@@ -25,7 +25,8 @@ from runtime._rows import iso
 MAX_SCOPES = 4096
 """Kinds of call (role, provider, tenant) whose budgets are remembered; then forgotten."""
 RATE_WINDOW_S = 3600.0
-"""The forecast extends the spend rate of the last hour (or of the period so far)."""
+"""The forecast extends the spend rate of the last hour (or of the period so far, when no
+call has ended since the ledger began)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +180,13 @@ class _Account:
             return None
         while self.recent and self.recent[0][0] < now - RATE_WINDOW_S:
             self.recent.popleft()
-        window = min(RATE_WINDOW_S, now - self.start)
-        if window <= 0:
+        elapsed = now - self.start
+        if elapsed <= 0:
             return self.spent
-        rate = sum(cost for _, cost in self.recent) / window
+        if self.recent:
+            rate = sum(cost for _, cost in self.recent) / min(RATE_WINDOW_S, elapsed)
+        else:  # spend read back at start, with no calls since: the period's average rate
+            rate = self.spent / elapsed
         return self.spent + rate * max(self.end - now, 0.0)
 
 
