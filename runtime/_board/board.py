@@ -251,14 +251,18 @@ class Callboard(BoardAdmin):
         input_type: Literal["document", "query"] | None = None,
         deadline_s: float | None = None,
         workflow_id: str | None = None,
+        tenant: str | None = None,
     ) -> EmbedReply:
         """Embed ``texts`` with the first provider of ``role`` that has embeddings.
 
         Only providers with an ``embedding_model`` serve, and a fallback goes only to a
         provider with the same embedding model, so the vectors of one task never mix.
+        ``tenant`` says whose task it is (its chains and budgets apply).
         """
         spec, reply = self._submit(
-            embed_spec(role, _embedding(texts, dimensions, input_type), deadline_s, workflow_id)
+            embed_spec(
+                role, _embedding(texts, dimensions, input_type), deadline_s, workflow_id, tenant
+            )
         )
         result: EmbedReply = self._wait_for(spec, reply)
         return result
@@ -272,10 +276,13 @@ class Callboard(BoardAdmin):
         input_type: Literal["document", "query"] | None = None,
         deadline_s: float | None = None,
         workflow_id: str | None = None,
+        tenant: str | None = None,
     ) -> EmbedReply:
         """The same as `embed`, for asyncio."""
         spec, reply = self._submit(
-            embed_spec(role, _embedding(texts, dimensions, input_type), deadline_s, workflow_id)
+            embed_spec(
+                role, _embedding(texts, dimensions, input_type), deadline_s, workflow_id, tenant
+            )
         )
         try:
             async with asyncio.timeout(self._wait_s(spec)):

@@ -138,6 +138,7 @@ def _add_run_commands(commands: Commands[argparse.ArgumentParser]) -> None:
     run.add_argument("--out", type=Path, metavar="DIR", help="default: callboard-runs/<id>")
     run.add_argument("--workflow", default="default", metavar="NAME")
     run.add_argument("--plain", action="store_true", help="one line per change, no live table")
+    run.add_argument("--tenant", metavar="ID", help="run it as this tenant's (chains, budgets)")
     run.set_defaults(run="runtime._cli.run:run_command")
     demo = commands.add_parser(
         "demo",

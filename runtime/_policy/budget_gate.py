@@ -30,12 +30,16 @@ UNSET_MAX_TOKENS = 4096
 def worst_case_usd(prices: PriceTable, request: ChatRequest | EmbedRequest) -> float | None:
     """Return the most ``request`` can cost: its prompt, and all of ``max_tokens``.
 
+    Every input token is priced as uncached input, the dearest kind but a cache write.
     ``None`` when its model has no price.
     """
+    price = prices.price(request.model)
+    if price is None:
+        return None
     if isinstance(request, EmbedRequest):
-        return prices.cost(request.model, request.estimated_tokens(), 0)
+        return request.estimated_tokens() * price.input / 1_000_000
     output = request.tuning.max_tokens or UNSET_MAX_TOKENS
-    return prices.cost(request.model, request.estimated_prompt_tokens(), output)
+    return (request.estimated_prompt_tokens() * price.input + output * price.output) / 1_000_000
 
 
 class BudgetGate:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -138,6 +138,10 @@ class BudgetLedger(Protocol):
         """Return every account as it stands at ``now``."""
 
 
+_Scope = tuple[list[tuple[tuple[str, str], "_Account"]], list[BudgetSettings]]
+"""A kind of call's accounts of budgets not per run, and its per-run budgets."""
+
+
 @dataclass(slots=True)
 class _Account:
     rule: BudgetSettings
@@ -146,7 +150,8 @@ class _Account:
     spent: float = 0.0
     reserved: float = 0.0
     fired: set[float] = field(default_factory=set)
-    recent: deque[tuple[float, float]] = field(default_factory=deque)
+    recent: deque[list[float]] = field(default_factory=deque)
+    """``[minute, spend]`` of the last hour's minutes (the forecast's rate)."""
 
     def roll(self, now: float) -> None:
         """Start a new period once the current one is over (reservations carry over)."""
@@ -155,6 +160,18 @@ class _Account:
             self.spent = 0.0
             self.fired.clear()
             self.recent.clear()
+
+    def spend(self, cost: float, now: float) -> None:
+        """Add ``cost`` to the period's spend and to its minute's."""
+        self.spent += cost
+        minute = now // 60.0
+        recent = self.recent
+        if recent and recent[-1][0] == minute:
+            recent[-1][1] += cost
+        else:
+            recent.append([minute, cost])
+            if len(recent) > RATE_WINDOW_S // 60.0 + 1:
+                recent.popleft()
 
     def refuses(self, needed: float | None) -> bool:
         rule = self.rule
@@ -178,15 +195,13 @@ class _Account:
     def forecast(self, now: float) -> float | None:
         if self.end is None:
             return None
-        while self.recent and self.recent[0][0] < now - RATE_WINDOW_S:
-            self.recent.popleft()
         elapsed = now - self.start
         if elapsed <= 0:
             return self.spent
-        if self.recent:
-            rate = sum(cost for _, cost in self.recent) / min(RATE_WINDOW_S, elapsed)
-        else:  # spend read back at start, with no calls since: the period's average rate
-            rate = self.spent / elapsed
+        since = (now - RATE_WINDOW_S) // 60.0
+        recent = [cost for minute, cost in self.recent if minute >= since]
+        # with no call ended lately (spend read back at start): the period's average rate
+        rate = sum(recent) / min(RATE_WINDOW_S, elapsed) if recent else self.spent / elapsed
         return self.spent + rate * max(self.end - now, 0.0)
 
 
@@ -196,8 +211,8 @@ class LocalLedger:
     def __init__(self, rules: Sequence[BudgetSettings] = ()) -> None:
         self._rules: tuple[BudgetSettings, ...] = ()
         self._accounts: dict[tuple[str, str], _Account] = {}
-        self._scopes: dict[tuple[str, str, str | None, bool], tuple[BudgetSettings, ...]] = {}
-        """The budgets each kind of call counts against, found once per kind."""
+        self._scopes: dict[tuple[str, str, str | None, bool], _Scope] = {}
+        """The accounts (and per-run budgets) each kind of call counts against, found once."""
         self._ids = itertools.count(1)
         self.apply(rules)
 
@@ -220,15 +235,17 @@ class LocalLedger:
         A ``stop`` budget's refusal comes before a ``downgrade`` one's; nothing is held
         unless every budget can hold the call.
         """
-        accounts = list(self._in_scope(call, now))
+        accounts = self._in_scope(call, now)
         refusals = [key for key, account in accounts if account.refuses(estimate_usd)]
         if refusals:
             refusals.sort(key=lambda key: self._accounts[key].rule.on_exceed != "stop")
             return self._refusal(refusals[0], estimate_usd)
         amount = estimate_usd or 0.0
-        for _, account in accounts:
+        keys = []
+        for key, account in accounts:
             account.reserved += amount
-        return Hold(next(self._ids), tuple(key for key, _ in accounts), amount)
+            keys.append(key)
+        return Hold(next(self._ids), tuple(keys), amount)
 
     def refused(self, refusal: Refusal, now: float) -> list[BudgetAlert]:
         """Fire the thresholds, up to 1.0, the refused call would have brought spend to."""
@@ -246,13 +263,16 @@ class LocalLedger:
             account = self._accounts.get(key)
             if account is None:  # its budget was removed by a reload
                 continue
-            account.roll(now)
-            account.reserved = max(account.reserved - hold.amount, 0.0)
+            if account.end is not None and now >= account.end:
+                account.roll(now)
+            reserved = account.reserved - hold.amount
+            account.reserved = max(0.0, reserved)
             if cost_usd > 0:
-                account.spent += cost_usd
-                account.recent.append((now, cost_usd))
-            level = account.spent / account.rule.limit_usd
-            alerts += account.crossed(level, refused=False, account=key[1])
+                account.spend(cost_usd, now)
+            thresholds, fired = account.rule.alert_at, len(account.fired)
+            if fired < len(thresholds):
+                level = account.spent / account.rule.limit_usd
+                alerts += account.crossed(level, refused=False, account=key[1])
         return alerts
 
     def release(self, hold: Hold, now: float) -> None:
@@ -265,7 +285,7 @@ class LocalLedger:
         for (name, account_id), amount in spent.items():
             if name in rules and amount > 0:
                 account = self._account(rules[name], account_id, now)
-                account.spent += amount
+                account.spent += amount  # not a recent minute's: the forecast's rate skips it
                 account.crossed(account.spent / account.rule.limit_usd, refused=False, account="")
 
     def statuses(self, now: float) -> list[BudgetStatus]:
@@ -293,18 +313,25 @@ class LocalLedger:
             )
         return found
 
-    def _in_scope(self, call: CallScope, now: float) -> Iterable[tuple[tuple[str, str], _Account]]:
+    def _in_scope(self, call: CallScope, now: float) -> list[tuple[tuple[str, str], _Account]]:
         kind = (call.role, call.provider, call.tenant, call.workflow_id is not None)
-        rules = self._scopes.get(kind)
-        if rules is None:
+        found = self._scopes.get(kind)
+        if found is None:
             if len(self._scopes) >= MAX_SCOPES:
                 self._scopes.clear()
-            rules = self._scopes[kind] = tuple(
-                r for r in self._rules if r.scope.matches(call.role, call.provider, *kind[2:])
-            )
-        for rule in rules:
-            account_id = (call.workflow_id or "") if rule.scope.workflow else ""
-            yield (rule.name, account_id), self._account(rule, account_id, now)
+            rules = [r for r in self._rules if r.scope.matches(call.role, call.provider, *kind[2:])]
+            fixed = [
+                ((r.name, ""), self._account(r, "", now)) for r in rules if not r.scope.workflow
+            ]
+            found = self._scopes[kind] = (fixed, [r for r in rules if r.scope.workflow])
+        fixed, per_run = found
+        for _, account in fixed:
+            if account.end is not None and now >= account.end:
+                account.roll(now)
+        if not per_run:
+            return fixed
+        run = call.workflow_id or ""
+        return fixed + [((r.name, run), self._account(r, run, now)) for r in per_run]
 
     def _account(self, rule: BudgetSettings, account_id: str, now: float) -> _Account:
         key = (rule.name, account_id)
