@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import threading
 from typing import Any
 
 import pytest
 from support import ENV, Deployment, callboard, config_toml
+from test_board_supervision import crash, provider_ref
 
 from runtime import BudgetAlert, BudgetExceededError, Callboard
-from runtime.testing import FakeProvider
+from runtime.testing import FakeProvider, Hang
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -153,7 +155,10 @@ budget_usd_day = 0.1
     board = _board(deployment, {"claude": claude, "gpt": gpt}, {"coder": ["claude"]}, tenants)
     assert board.ask("coder", "a", tenant="acme", max_tokens=50).provider == "gpt"
     answered, error = _until_refused(board, tenant="acme")
-    assert (answered, error.budget) == (3, "tenant-acme-day")  # 4 x $0.015 + $0.05 > $0.1
+    assert (answered, error.budget) == (
+        3,
+        "tenant-acme-day",
+    )  # 1 + 3 answered; 4 x $0.0143 + $0.05 > $0.1
     for _ in range(10):
         assert board.ask("coder", "z", tenant="zeta", max_tokens=50).provider == "claude"
     started = deployment.events("task_started")
@@ -253,3 +258,57 @@ def test_callboard_budgets_prints_the_spend_the_store_recorded(fakes, deployment
         "on_exceed",
     ]
     assert text.splitlines()[1].startswith("daily-total  {}")
+
+
+def test_a_crashed_provider_releases_what_its_call_held(fakes, deployment):
+    """The call a crashed provider actor held is released; the fallback's cost is what counts."""
+    primary, backup = fakes("openai"), fakes("anthropic")
+    primary.script.append(Hang())
+    board = _board(
+        deployment, {"primary": primary, "backup": backup}, {"coder": ["primary", "backup"]}, DAILY
+    )
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(board.ask, "coder", "x", max_tokens=50, deadline_s=20)
+        primary.wait_for_requests(1, chat_only=True)
+        (status,) = board.budgets()
+        assert status.reserved_usd > 0
+        crash(board, "provider:primary#1", provider_ref("primary"))
+        reply = pending.result(timeout=10)
+    assert reply.provider == "backup"
+    (status,) = board.budgets()
+    assert status.reserved_usd == 0.0
+    assert status.spent_usd == pytest.approx(reply.cost_usd)
+
+
+def test_a_cancelled_task_leaves_nothing_reserved(fakes, deployment):
+    """A task cancelled mid-call ends its hold: its unknown cost counts as the worst case."""
+    gpt = fakes("openai")
+    gpt.script.append(Hang())
+    board = _board(deployment, {"gpt": gpt}, {"coder": ["gpt"]}, DAILY)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(board.aask("coder", "slow", max_tokens=50))
+        await asyncio.to_thread(gpt.wait_for_requests, 1, chat_only=True)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    board.ask("coder", "flush", max_tokens=50)  # the router handles messages in order
+    (status,) = board.budgets()
+    assert status.reserved_usd == 0.0
+    assert status.spent_usd > _spent(deployment)  # the cancelled call's worst case counts
+
+
+def test_each_workflow_run_has_a_budget_of_its_own(fakes, deployment):
+    """A ``workflow = true`` budget refuses a run that spent its share; another run goes on."""
+    gpt = fakes("openai")
+    budget = DAILY.replace("scope = {}", "").replace('name = "daily-total"', 'name = "per-run"')
+    budget = budget.replace("limit_usd = 1.0", "limit_usd = 0.1\nscope = { workflow = true }")
+    board = _board(deployment, {"gpt": gpt}, {"coder": ["gpt"]}, budget)
+    answered, error = _until_refused(board, workflow_id="wf-1")
+    assert (answered, error.budget) == (4, "per-run")  # 5 x $0.0143 + $0.05 > $0.1
+    assert board.ask("coder", "hello", max_tokens=50, workflow_id="wf-2").provider == "gpt"
+    assert board.ask("coder", "outside any run", max_tokens=50).provider == "gpt"
+    accounts = {s.account: s.spent_usd for s in board.budgets()}
+    assert set(accounts) == {"wf-1", "wf-2"}
