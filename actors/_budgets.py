@@ -72,6 +72,11 @@ class BudgetKeeper:
         """Settle call ``call_id`` at its row's cost (unknown: the whole hold)."""
         self._alert(self._gate.settle(call_id, row.cost_usd))
 
+    @property
+    def active(self) -> bool:
+        """Whether any budget is configured."""
+        return self._gate.active
+
     def statuses(self) -> list[BudgetStatus]:
         """Every budget account as it stands now."""
         return self._gate.statuses()

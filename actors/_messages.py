@@ -295,6 +295,13 @@ class GetHealth:
 
 
 @dataclass(frozen=True, slots=True)
+class BudgetLevels:
+    """Router → metrics: every budget account as it stands, for the Prometheus gauges."""
+
+    statuses: tuple[BudgetStatus, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class GetBudgets:
     """Caller → router: resolve ``reply`` with every budget account as it stands."""
 

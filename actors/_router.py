@@ -28,6 +28,7 @@ from actors._child import SupervisedActor, tell_quietly
 from actors._messages import (
     ApplyRouting,
     AttemptDone,
+    BudgetLevels,
     CancelAttempt,
     CancelTask,
     ContentStarted,
@@ -520,6 +521,8 @@ class RouterActor(SupervisedActor):
         batch = self._outbox.take()
         if batch is not None and self._metrics is not None:
             tell_quietly(self._metrics, TaskEvents(batch.number, batch.events, self.actor_ref))
+            if self._budgets.active:
+                tell_quietly(self._metrics, BudgetLevels(tuple(self._budgets.statuses())))
 
     def _flush_events(self, _message: FlushEvents) -> None:
         self._outbox.timer_fired()

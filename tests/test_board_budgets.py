@@ -91,7 +91,8 @@ def test_500_concurrent_tasks_hold_a_one_dollar_budget(fakes, deployment):
     answered = [r for r in results if not isinstance(r, BudgetExceededError)]
     spent = _spent(deployment)
     assert spent <= 1.0
-    assert spent > 0.5  # the budget is used, not merely refused from the start
+    # at the last refusal, spend and holds passed $0.95; each hold settles to over 28 % of it
+    assert spent > 0.95 * 0.0143 / 0.0503
     assert len(answered) + len(refused) == 500
     assert refused
     assert sum(r.cost_usd for r in answered) == pytest.approx(spent)

@@ -51,6 +51,11 @@ class BudgetGate:
         self._holds: dict[int, Hold] = {}
         self._active = True
 
+    @property
+    def active(self) -> bool:
+        """Whether any budget is configured."""
+        return self._active
+
     def apply(self, rules: Sequence[BudgetSettings]) -> None:
         """Take the budgets of a new config (none: reserve nothing, at no cost)."""
         self._ledger.apply(rules)

@@ -114,6 +114,8 @@ class BudgetStatus:
     resets_at: float | None
     forecast_usd: float | None
     """Spend at the period's end at the recent rate (``None``: a ``total`` budget)."""
+    alerted: float = 0.0
+    """The highest ``alert_at`` threshold crossed this period (0: none)."""
 
 
 class BudgetLedger(Protocol):
@@ -309,6 +311,7 @@ class LocalLedger:
                     account.reserved,
                     account.end,
                     account.forecast(now),
+                    max(account.fired, default=0.0),
                 )
             )
         return found
