@@ -7,11 +7,13 @@ Run it with ``python bench/bench_budgets.py`` (``--runs 5`` for more). Two parts
   budgets in scope out of ``--budgets`` (10) configured; against a baseline measured in
   the same run: the same work with no budget configured. Medians of ``--runs``.
 - ``overshoot``: ``--tasks`` (500) tasks, ``--concurrency`` (100) in flight at a time,
-  through a board against a loopback fake, under a $1 ``stop`` budget. The fake bills
-  each answer ``--undercount`` times the prompt tokens callboard estimated (1.0: the
-  estimate is right; 3.0: the prompt is three times longer than estimated, as a text
-  in a script of few characters per token may be). Reports spend, refused tasks and
-  overshoot (spend minus limit) per run.
+  through a board against a loopback fake, under a $1 ``stop`` budget, each with a
+  prompt of ``--prompt-chars`` (2,000) and ``max_tokens = 50``. The fake bills each
+  answer ``--undercount`` times the prompt tokens callboard estimated (1.0: the estimate
+  is right; 3.0: the prompt counts three times the tokens estimated, as a text in a
+  script of few characters per token may). Reports spend, refused tasks and overshoot
+  (spend minus limit) per run, and the bound: the calls in flight at most, times what
+  each can cost beyond its reservation.
 """
 
 from __future__ import annotations
@@ -82,9 +84,11 @@ def _call_us(calls: int = 1_000_000) -> float:
     return (time.thread_time() - started) / calls * 1e6
 
 
-def overshoot(tasks: int, concurrency: int, undercount: float) -> tuple[float, int]:
+def overshoot(
+    tasks: int, concurrency: int, undercount: float, prompt_chars: int
+) -> tuple[float, int]:
     """Run the tasks under a $1 budget; return the spend and the refused tasks."""
-    prompt = "task number"
+    prompt = "x" * prompt_chars
     billed = round((len(prompt) // 4 + 1) * undercount)
     answer = Answer("x" * 56, delay_s=0.02, usage=Usage(billed, 14))
     with tempfile.TemporaryDirectory() as folder, FakeOpenAI(default=answer) as fake:
@@ -122,6 +126,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--undercount", type=float, default=1.0)
+    parser.add_argument("--prompt-chars", type=int, default=2000)
     args = parser.parse_args()
     with_budgets, baseline = [], []
     for _ in range(args.runs):
@@ -135,11 +140,20 @@ def main() -> None:
     )
     for run in range(1, args.runs + 1):
         with contextlib.suppress(KeyboardInterrupt):
-            spent, refused = overshoot(args.tasks, args.concurrency, args.undercount)
+            spent, refused = overshoot(
+                args.tasks, args.concurrency, args.undercount, args.prompt_chars
+            )
             print(
                 f"overshoot run {run}: spent ${spent:.4f} of $1.00 (overshoot "
                 f"${spent - 1.0:+.4f}); {refused} of {args.tasks} tasks refused"
             )
+    estimated = (args.prompt_chars // 4 + 1) * 100e-6 + 50 * 1000e-6
+    beyond = max((args.prompt_chars // 4 + 1) * (args.undercount - 1.0) * 100e-6, 0.0)
+    print(
+        f"bound: at most {int(1.0 // estimated)} calls held at once, each up to ${beyond:.4f} "
+        f"beyond its ${estimated:.4f} reservation: overshoot at most "
+        f"${int(1.0 // estimated) * beyond:.4f}"
+    )
 
 
 if __name__ == "__main__":
