@@ -23,7 +23,9 @@ from typing import Any
 from runtime._errors import StoreError
 from runtime._metrics.histogram import LatencyHistogram, bucket_of
 from runtime._metrics.report import (
+    NO_TENANT,
     PERIOD_S,
+    RAW_ONLY,
     Every,
     GroupAccumulator,
     GroupBy,
@@ -340,7 +342,8 @@ class MetricsStore:
         """Fold whole hours from the rollups and the edges from raw rows, per period and key."""
         accumulators: _Accumulators = defaultdict(GroupAccumulator)
         query = _Query(key_fields(by), filters, period_s)
-        levels = () if filters.workflow is not None else _levels_for(period_s)
+        raw_only = filters.workflow is not None or any(d in RAW_ONLY for d in query.dims)
+        levels = () if raw_only else _levels_for(period_s)
         for source, start, end in _segments(since, until, levels):
             if source:
                 self._fold_rollups(accumulators, query, source, start, end)
@@ -422,7 +425,9 @@ class MetricsStore:
     ) -> None:
         period = f"CAST(ts / {query.period_s} AS INTEGER)" if query.period_s else "0"
         where, params = _where("ts >= ? AND ts < ?", [start, end], query.filters)
-        columns = ", ".join(query.dims)
+        columns = ", ".join(
+            f"COALESCE(tenant, '{NO_TENANT}')" if d == "tenant" else d for d in query.dims
+        )
         rows = self._db.execute(
             f"SELECT {period}, {columns}, outcome, fallback, input_tokens, output_tokens, "  # noqa: S608
             f"cached_tokens, cost_usd, latency_ms, ttft_ms FROM attempts WHERE {where}",
