@@ -246,7 +246,7 @@ class RouterActor(SupervisedActor):
             )
             self._advance(task, now)
             return
-        model = task.config.providers[provider].model
+        model = task.request_for(provider).model
         self._fail(task, refused_error(refusal, task.spec, model, task.attempts), now)
 
     def _announce_next(self, task: TaskState, provider: str) -> ProgressState:

@@ -496,7 +496,7 @@ class Reply:
 
 ProgressState = Literal[
     "running", "retrying", "fallback", "hedging", "attempt_failed", "waiting",
-    "ok", "failed", "deadline", "cancelled",
+    "ok", "failed", "deadline", "cancelled", "budget",
 ]  # fmt: skip
 
 
@@ -508,7 +508,7 @@ class Progress:
     again), ``fallback`` (another provider), ``hedging`` (another provider beside the
     one in flight, see ``hedge_after_s``), ``attempt_failed`` (``detail`` is the error
     kind), ``waiting`` (every provider resting or backing off; ``detail`` says how long),
-    or how the task ended: ``ok``, ``failed``, ``deadline``, ``cancelled``.
+    or how the task ended: ``ok``, ``failed``, ``deadline``, ``cancelled``, ``budget``.
     """
 
     task_id: str
