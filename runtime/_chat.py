@@ -291,15 +291,19 @@ class ChatRequest:
 
     def estimated_prompt_tokens(self) -> int:
         """Estimate the prompt's tokens: four characters to a token, about 1,500 an image."""
-        chars = sum(len(m.text) for m in self.messages) + len(self.system or "")
-        images = sum(
-            isinstance(p, ImagePart)
-            for m in self.messages
-            if not isinstance(m.content, str)
-            for p in m.content
-        )
-        chars += 4 * 1500 * images
-        chars += sum(len(t.name) + len(t.description) + len(str(t.parameters)) for t in self.tools)
+        chars = len(self.system or "")
+        for message in self.messages:  # a plain loop: this runs for every attempt
+            content = message.content
+            if isinstance(content, str):
+                chars += len(content)
+            else:
+                chars += len(message.text) + 4 * 1500 * sum(
+                    isinstance(p, ImagePart) for p in content
+                )
+        if self.tools:
+            chars += sum(
+                len(t.name) + len(t.description) + len(str(t.parameters)) for t in self.tools
+            )
         return chars // 4 + 1
 
 
