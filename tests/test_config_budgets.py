@@ -103,3 +103,18 @@ def test_a_limit_must_be_positive():
     """``limit_usd = 0`` is refused, at its place."""
     found = _problems(BASE + BUDGETS.replace("limit_usd = 50.0", "limit_usd = 0"))
     assert any("budgets[0].limit_usd: must be greater than 0" in p for p in found)
+
+
+def test_typos_in_a_scope_or_a_tenant_get_a_suggestion():
+    """An unknown key inside ``scope`` or ``[tenants.<id>]`` is named with its fix."""
+    text = BASE + BUDGETS.replace("{ provider =", "{ provder =").replace(
+        "budget_usd_day", "budget_usd_dya"
+    )
+    found = _problems(text)
+    assert any(
+        "budgets[1].scope.provder: unknown key 'provder'; did you mean \"provider\"?" in p
+        for p in found
+    )
+    assert any(
+        "tenants.acme.budget_usd_dya: unknown key" in p and "budget_usd_day" in p for p in found
+    )
