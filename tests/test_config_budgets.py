@@ -118,3 +118,13 @@ def test_typos_in_a_scope_or_a_tenant_get_a_suggestion():
     assert any(
         "tenants.acme.budget_usd_dya: unknown key" in p and "budget_usd_day" in p for p in found
     )
+
+
+def test_tenant_names_are_kept_and_tenant_roles_are_known():
+    """A budget may not take a tenant budget's name; a role only a tenant casts is known."""
+    text = BASE + BUDGETS.replace('"claude-month"', '"tenant-x"').replace(
+        "scope = {}", 'scope = { role = "triage" }'
+    ).replace('roles = { coder = ["gpt"] }', 'roles = { coder = ["gpt"], triage = ["gpt"] }')
+    found = _problems(text)
+    assert any("budgets[1].name: names starting with tenant- are kept" in p for p in found)
+    assert not any("triage" in p for p in found)

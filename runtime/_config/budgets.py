@@ -111,7 +111,10 @@ def budget_problems(
     seen: set[str] = set()
     for index, budget in enumerate(budgets):
         where = f"budgets[{index}]"
-        if budget.name in seen:
+        if budget.name.startswith("tenant-"):
+            kept = "names starting with tenant- are kept for the tenants' own budgets"
+            problems.append((f"{where}.name", kept))
+        elif budget.name in seen:
             problems.append((f"{where}.name", f'the budget name "{budget.name}" is used twice'))
         seen.add(budget.name)
         scope = budget.scope

@@ -150,7 +150,8 @@ def _workflow_problems(config: Config) -> list[ConfigProblem]:
 
 def _budget_problems(config: Config) -> list[ConfigProblem]:
     """Check the budgets' and tenants' names and references."""
-    roles = None if config.default_provider else list(config.roles)
+    own = [role for tenant in config.tenants.values() for role in tenant.roles]
+    roles = None if config.default_provider else [*config.roles, *own]
     found = budget_problems(config.budgets, config.tenants, list(config.providers), roles)
     return [ConfigProblem(where, message) for where, message in found]
 
