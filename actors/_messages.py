@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from runtime._config.schema import Config
     from runtime._metrics.stats import Stats
+    from runtime._policy.budget_ledger import BudgetStatus
     from runtime._policy.hedging import ContentGate
     from runtime._policy.provider_table import ProviderHealth, Routing
     from runtime._policy.routing import Health
@@ -291,6 +292,20 @@ class GetHealth:
     """Caller → router: resolve ``reply`` with each provider's standing, by provider id."""
 
     reply: concurrent.futures.Future[dict[str, ProviderHealth]]
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetLevels:
+    """Router → metrics: every budget account as it stands, for the Prometheus gauges."""
+
+    statuses: tuple[BudgetStatus, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GetBudgets:
+    """Caller → router: resolve ``reply`` with every budget account as it stands."""
+
+    reply: concurrent.futures.Future[list[BudgetStatus]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from typing import Any
 import pykka
 
 from actors._child import SupervisedActor, tell_quietly
-from actors._messages import EventsStored, GetStats, SyncStore, TaskEvents, Wake
+from actors._messages import BudgetLevels, EventsStored, GetStats, SyncStore, TaskEvents, Wake
 from runtime._audit import AuditLog
 from runtime._config.schema import Config
 from runtime._errors import CallboardError, StoreError
@@ -88,6 +88,7 @@ class MetricsActor(SupervisedActor):
         self._exporter: Any = None
         self.handlers = {
             TaskEvents: self._take,
+            BudgetLevels: self._budget_levels,
             GetStats: self._stats,
             SyncStore: self._sync,
             Wake: self._wake,
@@ -133,6 +134,10 @@ class MetricsActor(SupervisedActor):
             self._schedule_retry()
         else:
             self._write()
+
+    def _budget_levels(self, message: BudgetLevels) -> None:
+        if self._exporter is not None:
+            self._exporter.set_budgets(message.statuses)
 
     def _observe(self, event: TaskEvent) -> None:
         if self._exporter is None:

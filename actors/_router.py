@@ -23,15 +23,18 @@ from typing import Any
 
 import pykka
 
+from actors._budgets import BudgetKeeper, OnBudget
 from actors._child import SupervisedActor, tell_quietly
 from actors._messages import (
     ApplyRouting,
     AttemptDone,
+    BudgetLevels,
     CancelAttempt,
     CancelTask,
     ContentStarted,
     EventsStored,
     FlushEvents,
+    GetBudgets,
     GetHealth,
     GetStats,
     HealthChanged,
@@ -49,6 +52,7 @@ from actors._messages import (
 from runtime._audit import AuditLog
 from runtime._chat import ChatResult, EmbedReply, EmbedResult, Progress, ProgressState, Reply
 from runtime._errors import (
+    BudgetExceededError,
     DeadlineExceededError,
     ErrorKind,
     ProviderError,
@@ -58,6 +62,8 @@ from runtime._errors import (
 )
 from runtime._metrics.outbox import EVENT_BATCH_S, EventOutbox
 from runtime._metrics.stats import Stats
+from runtime._policy.budget_gate import refused_error
+from runtime._policy.budget_ledger import BudgetLedger, LocalLedger, Refusal
 from runtime._policy.hedging import ContentGate, hedge_choice
 from runtime._policy.latency import LatencyBook, attempt_end
 from runtime._policy.planner import Plan, RoutePlanner
@@ -85,6 +91,8 @@ class RouterActor(SupervisedActor):
         rand: Callable[[], float] = random.random,
         wall: Callable[[], float] = time.time,
         health: Mapping[str, Health] | None = None,
+        ledger: BudgetLedger | None = None,
+        on_budget: OnBudget | None = None,
     ) -> None:
         super().__init__("router", supervisor)
         self._providers = ProviderTable(routing, refs, health or {})
@@ -104,6 +112,9 @@ class RouterActor(SupervisedActor):
         """Tasks that ended after the metrics actor failed for good."""
         self._latency = LatencyBook()
         self._planner = RoutePlanner(self._latency)
+        self._budgets = BudgetKeeper(
+            ledger or LocalLedger(), routing.config, self._audit, wall, on_budget
+        )
         self.handlers = {
             AttemptDone: self._attempt_done,
             ContentStarted: self._content_started,
@@ -121,13 +132,14 @@ class RouterActor(SupervisedActor):
             SyncStore: self._forward_to_metrics,
             ApplyRouting: self._apply,
             GetHealth: self._report_health,
+            GetBudgets: self._report_budgets,
         }
 
     # -- tasks -------------------------------------------------------------------------
 
     def _submit(self, message: Submit) -> None:
         spec, config = message.task, self._providers.routing.config
-        chain = config.chain(spec.role)
+        chain = config.chain_for(spec.role, spec.tenant)
         if chain is None:
             _settle(message.reply, error=UnknownRoleError(spec.role, sorted(config.roles)))
             return
@@ -141,6 +153,7 @@ class RouterActor(SupervisedActor):
             task_id=spec.task_id,
             workflow_id=spec.workflow_id,
             role=spec.role,
+            tenant=spec.tenant,
             chain=list(usable),
             deadline_s=round(deadline - spec.submitted_at, 3),
             **plan.audit_fields(),
@@ -202,6 +215,10 @@ class RouterActor(SupervisedActor):
         *,
         hedge: bool = False,
     ) -> None:
+        hold = self._budgets.reserve(task, provider)
+        if isinstance(hold, Refusal):
+            self._budget_refused(task, provider, hold, now, hedge=hedge)
+            return
         state: ProgressState = "hedging" if hedge else "running"
         if task.attempts and not hedge:
             state = self._announce_next(task, provider)
@@ -212,6 +229,7 @@ class RouterActor(SupervisedActor):
             stream.restart(provider, task.restart_reason)
             task.restart_reason = ""
         call_id = next(self._call_ids)
+        self._budgets.held(call_id, hold)
         task.calls[call_id] = provider
         self._calls[call_id] = _Call(task, now)
         self._planner.dispatched(provider)
@@ -226,6 +244,25 @@ class RouterActor(SupervisedActor):
         if task.hedge_after_s is not None and len(task.live_calls) == 1:
             due = HedgeDue(task.task_id, call_id)
             self._io.call_later(task.hedge_after_s, tell_quietly, self.actor_ref, due)
+
+    def _budget_refused(
+        self, task: TaskState, provider: str, refusal: Refusal, now: float, *, hedge: bool
+    ) -> None:
+        """A budget cannot hold the call: skip the provider (``downgrade``), else refuse."""
+        if hedge:
+            task.hedging = False
+            return
+        rest = tuple(p for p in task.chain if p != provider)
+        if refusal.budget.on_exceed == "downgrade" and rest:
+            task.chain = rest
+            reason = f"budget {refusal.budget.name!r} is spent (downgrade)"
+            self._audit.event(
+                "provider_skipped", task_id=task.task_id, provider=provider, reason=reason
+            )
+            self._advance(task, now)
+            return
+        model = task.request_for(provider).model
+        self._fail(task, refused_error(refusal, task.spec, model, task.attempts), now)
 
     def _announce_next(self, task: TaskState, provider: str) -> ProgressState:
         """Record that the task retries or falls back after its last attempt; say which."""
@@ -324,6 +361,7 @@ class RouterActor(SupervisedActor):
             dropped=dropped,
         )
         self._audit.event("attempt", **row.audit_fields())
+        self._budgets.settle(done.call_id, row)
         if task.ended is not None:
             if not task.calls:
                 self._batch_rows(task, task.ended)
@@ -449,6 +487,8 @@ class RouterActor(SupervisedActor):
             outcome = "deadline"
         elif isinstance(error, TaskCancelledError):
             outcome = "cancelled"
+        elif isinstance(error, BudgetExceededError):
+            outcome = "budget"
         row = self._end(task, outcome, None, now, error=str(error.reason))
         _settle(task.reply, error=error)
         self._count(task, row)
@@ -501,6 +541,8 @@ class RouterActor(SupervisedActor):
         batch = self._outbox.take()
         if batch is not None and self._metrics is not None:
             tell_quietly(self._metrics, TaskEvents(batch.number, batch.events, self.actor_ref))
+            if self._budgets.active:
+                tell_quietly(self._metrics, BudgetLevels(tuple(self._budgets.statuses())))
 
     def _flush_events(self, _message: FlushEvents) -> None:
         self._outbox.timer_fired()
@@ -558,6 +600,10 @@ class RouterActor(SupervisedActor):
         with contextlib.suppress(concurrent.futures.InvalidStateError):
             message.reply.set_result(self._providers.standing(self._clock()))
 
+    def _report_budgets(self, message: GetBudgets) -> None:
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            message.reply.set_result(self._budgets.statuses())
+
     def _health_changed(self, message: HealthChanged) -> None:
         before = self._providers.set_health(message.slot, message.health)
         if message.health.ready_at() < before.ready_at():
@@ -613,6 +659,7 @@ class RouterActor(SupervisedActor):
         self._providers.apply(message.routing, message.refs, message.health)
         self._latency.forget(set(message.routing.config.providers))
         self._planner.forget(set(message.routing.config.providers))
+        self._budgets.apply(message.routing.config)
         self._retire_idle()
 
     def _retire_idle(self) -> None:

@@ -57,6 +57,8 @@ class AttemptRow:
     cost_usd: float | None = None
     """At the prices in force when the call was made; ``None`` when the model has none."""
     message: str = ""
+    tenant: str | None = None
+    """Whose task it was (``ask(..., tenant=)``), for budgets read back at start."""
 
     def audit_fields(self) -> dict[str, Any]:
         """Return the fields of the audit ``attempt`` line."""

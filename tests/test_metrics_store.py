@@ -244,3 +244,44 @@ def test_whole_days_from_daily_rollups_match_the_raw_rows(store):
     assert sum(p.calls for p in daily.series["gpt/coder"] if p) == sum(
         g.calls for g in store.report(since, until).groups if g.key["provider"] == "gpt"
     )
+
+
+def test_reports_by_tenant_read_the_raw_rows(store):
+    """Grouped by tenant, over whole hours too, calls count under their tenant or ``-``."""
+    store.write(*calls(3, provider="gpt", tenant="acme"))
+    store.write(*calls(2, provider="gpt", tenant="zeta", start=T0 + 1))
+    store.write(*calls(4, provider="claude", start=T0 + 2))
+    report = store.report(T0 - 7200, T0 + 7200, by="tenant")
+    assert {g.label(): g.calls for g in report.groups} == {"-": 4, "acme": 3, "zeta": 2}
+    trend = store.trend(T0 - 7200, T0 + 7200, "hour", by="tenant")
+    assert set(trend.series) == {"-", "acme", "zeta"}
+
+
+def test_spend_since_groups_the_known_costs(store):
+    """Budgets read back spend per role, provider, tenant and run, since a time."""
+    store.write(*calls(3, provider="gpt", tenant="acme", input_tokens=1000))
+    store.write(*calls(2, provider="gpt", start=T0 - 7200, input_tokens=1000))
+    ((role, provider, tenant, run, cost),) = store.spend_since(T0)
+    assert (role, provider, tenant, run) == ("coder", "gpt", "acme", None)
+    assert cost == pytest.approx(3 * 1000 * 2.5 / 1_000_000)
+
+
+def test_a_store_from_before_tenants_gains_the_column(tmp_path: Path):
+    """A store written before tenants were recorded opens, and is written, as before."""
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE attempts (task_id TEXT NOT NULL, attempt INTEGER NOT NULL, ts REAL "
+        "NOT NULL, workflow_id TEXT, role TEXT NOT NULL, provider TEXT NOT NULL, model TEXT "
+        "NOT NULL, outcome TEXT NOT NULL, status INTEGER, latency_ms REAL NOT NULL, ttft_ms "
+        "REAL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cached_tokens "
+        "INTEGER NOT NULL, cost_usd REAL, fallback INTEGER NOT NULL, PRIMARY KEY (task_id, "
+        "attempt));"
+    )
+    old.close()
+    reopened = MetricsStore(path)
+    try:
+        reopened.write(*calls(2, tenant="acme"))
+        assert {g.label() for g in reopened.report(T0, T0 + 3600, by="tenant").groups} == {"acme"}
+    finally:
+        reopened.close()

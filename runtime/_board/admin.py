@@ -14,11 +14,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pykka
 
-from actors._messages import GetHealth, GetStats, Reconfigure, SyncStore
+from actors._messages import GetBudgets, GetHealth, GetStats, Reconfigure, SyncStore
 from runtime._audit import AuditLog, Redactor
 from runtime._config.load import load_config
 from runtime._config.schema import Config
@@ -34,6 +34,7 @@ from runtime._metrics.report import Every, GroupBy, Report, Trend
 from runtime._metrics.stats import Stats
 from runtime._metrics.store import Filters, MetricsStore
 from runtime._metrics.timespec import span_s
+from runtime._policy.budget_ledger import BudgetStatus
 from runtime._policy.provider_table import ProviderHealth
 from runtime._transport.credentials import CheckFailure, check_credentials, list_models
 from runtime._transport.io_loop import IoLoop
@@ -80,10 +81,13 @@ class BoardAdmin:
         """Return how each provider stands now: ready, cooling, breaker open, out, failed."""
         reply: concurrent.futures.Future[dict[str, ProviderHealth]] = concurrent.futures.Future()
         self._tell_router(GetHealth(reply))
-        try:
-            return reply.result(timeout=CONTROL_TIMEOUT_S)
-        except concurrent.futures.TimeoutError:
-            raise BoardClosedError("the router did not answer; see the audit log") from None
+        return _router_answer(reply)
+
+    def budgets(self) -> list[BudgetStatus]:
+        """Return every budget as it stands now: spend, reservations, limit, reset, forecast."""
+        reply: concurrent.futures.Future[list[BudgetStatus]] = concurrent.futures.Future()
+        self._tell_router(GetBudgets(reply))
+        return _router_answer(reply)
 
     def metrics(
         self,
@@ -243,3 +247,14 @@ class BoardAdmin:
             )
             for failure in failures
         }
+
+
+_T = TypeVar("_T")
+
+
+def _router_answer(reply: concurrent.futures.Future[_T]) -> _T:
+    """Wait for the router's answer to a control question."""
+    try:
+        return reply.result(timeout=CONTROL_TIMEOUT_S)
+    except concurrent.futures.TimeoutError:
+        raise BoardClosedError("the router did not answer; see the audit log") from None

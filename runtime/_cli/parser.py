@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     _add_board_commands(commands)
     _add_metrics_commands(commands)
+    _add_budgets_command(commands)
     _add_run_commands(commands)
     return parser
 
@@ -98,6 +99,18 @@ def _add_metrics_commands(commands: Commands[argparse.ArgumentParser]) -> None:
     again.set_defaults(run="runtime._cli.metrics:run_rebuild")
 
 
+def _add_budgets_command(commands: Commands[argparse.ArgumentParser]) -> None:
+    budgets = commands.add_parser(
+        "budgets",
+        help="print each budget's spend, limit, reset time and forecast",
+        description="Print each budget's spend this period (from the metrics store), its "
+        "limit, when it resets and the spend forecast for the period's end.",
+    )
+    _add_config(budgets)
+    budgets.add_argument("--json", action="store_true", help="print JSON")
+    budgets.set_defaults(run="runtime._cli.budgets:budgets_command")
+
+
 def _add_report_options(parser: argparse.ArgumentParser, *, default_since: str) -> None:
     parser.add_argument("--config", default="config.toml", metavar="PATH")
     when = parser.add_argument_group("window (UTC)")
@@ -130,6 +143,7 @@ def _add_run_commands(commands: Commands[argparse.ArgumentParser]) -> None:
     run.add_argument("--out", type=Path, metavar="DIR", help="default: callboard-runs/<id>")
     run.add_argument("--workflow", default="default", metavar="NAME")
     run.add_argument("--plain", action="store_true", help="one line per change, no live table")
+    run.add_argument("--tenant", metavar="ID", help="run it as this tenant's (chains, budgets)")
     run.set_defaults(run="runtime._cli.run:run_command")
     demo = commands.add_parser(
         "demo",

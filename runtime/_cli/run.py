@@ -41,7 +41,9 @@ def run_command(args: argparse.Namespace) -> int:
     out_dir = args.out or Path("callboard-runs") / workflow_id
     with Callboard(config) as board:
         display = display_for(board, args.plain, label="")
-        result = run_stages(board, args.goal, stages, out_dir, display, workflow_id)
+        result = run_stages(
+            board, args.goal, stages, out_dir, display, workflow_id, tenant=args.tenant
+        )
     return status_of(result)
 
 
@@ -57,10 +59,18 @@ def run_stages(  # noqa: PLR0917 - private; the run's six inputs
     out_dir: Path,
     listener: WorkflowListener,
     workflow_id: str,
+    *,
+    tenant: str | None = None,
 ) -> WorkflowResult:
     async def main() -> WorkflowResult:
         return await run_workflow(
-            board, goal, stages=stages, out_dir=out_dir, listener=listener, workflow_id=workflow_id
+            board,
+            goal,
+            stages=stages,
+            out_dir=out_dir,
+            listener=listener,
+            workflow_id=workflow_id,
+            tenant=tenant,
         )
 
     try:

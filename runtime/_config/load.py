@@ -20,6 +20,7 @@ from typing import Any
 import toml
 from pydantic import BaseModel, ValidationError
 
+from runtime._config.budgets import BudgetSettings, TenantSettings, budget_problems
 from runtime._config.provider_types import (
     COMMON_AUTHS,
     KINDS,
@@ -44,6 +45,8 @@ _TABLES_OF_TABLES: dict[str, type[BaseModel]] = {
     "providers": ProviderSettings,
     "roles": RoleSettings,
     "prices": PriceSettings,
+    "budgets": BudgetSettings,
+    "tenants": TenantSettings,
 }
 
 
@@ -115,6 +118,7 @@ def parse_config(text: str, *, source: str = "<memory>", environ: Mapping[str, s
         problems += _workflow_problems(config)
         problems += _audit_problems(config)
         problems += _routing_problems(config)
+        problems += _budget_problems(config)
     if problems:
         located = [ConfigProblem(p.location, p.message, lines.find(p.location)) for p in problems]
         unique = list(dict.fromkeys(located))
@@ -156,6 +160,14 @@ def _routing_problems(config: Config) -> list[ConfigProblem]:
             role, settings, settings.providers, config.providers
         )
     ]
+
+
+def _budget_problems(config: Config) -> list[ConfigProblem]:
+    """Check the budgets' and tenants' names and references."""
+    own = [role for tenant in config.tenants.values() for role in tenant.roles]
+    roles = None if config.default_provider else [*config.roles, *own]
+    found = budget_problems(config.budgets, config.tenants, list(config.providers), roles)
+    return [ConfigProblem(where, message) for where, message in found]
 
 
 def _audit_problems(config: Config) -> list[ConfigProblem]:
@@ -501,7 +513,9 @@ def _dig(raw: Any, loc: tuple[Any, ...]) -> Any:
 class _KeyLines:
     """Finds the line of a dotted key path in TOML text, best effort."""
 
-    _HEADER = re.compile(r"^\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(#.*)?$")
+    _HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+    _ARRAY = re.compile(r"^\s*\[\[\s*([^\[\]]+?)\s*\]\]\s*(#.*)?$")
+    """``[[budgets]]``: the next element of an array of tables, ``budgets[N]``."""
     _KEY = re.compile(r'^\s*("[^"]+"|[A-Za-z0-9_.-]+)\s*=')
 
     def __init__(self, text: str) -> None:
@@ -509,7 +523,16 @@ class _KeyLines:
         self._at: list[str] = [""]
         """The key path set on each line (1-based), else the table the line is in."""
         table = ""
+        arrays: dict[str, int] = {}
         for number, line in enumerate(text.splitlines(), start=1):
+            array = self._ARRAY.match(line)
+            if array:
+                name = _normalize(array.group(1))
+                arrays[name] = arrays.get(name, -1) + 1
+                table = f"{name}[{arrays[name]}]"
+                self._lines.setdefault(table, number)
+                self._at.append(table)
+                continue
             header = self._HEADER.match(line)
             key = None if header else self._KEY.match(line)
             if header:
@@ -525,6 +548,11 @@ class _KeyLines:
         return self._at[line] if 0 < line < len(self._at) else ""
 
     def find(self, location: str) -> int | None:
+        path = location
+        while "[" in path:  # an element of an array of tables: budgets[1].scope
+            if path in self._lines:
+                return self._lines[path]
+            path = path.rpartition(".")[0]
         path = re.sub(r"\[\d+\]", "", location)
         while path:
             if path in self._lines:

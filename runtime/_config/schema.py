@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from runtime._audit import RotateEvery, Rotation
 from runtime._chat import Tuning
+from runtime._config.budgets import BudgetSettings, TenantSettings, all_budgets
 from runtime._config.prices import Price, PriceTable
 from runtime._config.provider_types import KINDS, ProviderKind
 from runtime._config.routing import RolePolicy, RoutingSettings
@@ -271,6 +272,10 @@ class Config(_Section):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     workflow: dict[str, dict[str, StageSettings]] = Field(default_factory=dict)
     """``[workflow.<name>.<stage>]``; ``default`` is built in unless defined here."""
+    budgets: tuple[BudgetSettings, ...] = ()
+    """``[[budgets]]``: spend limits (see `runtime._config.budgets`)."""
+    tenants: dict[str, TenantSettings] = Field(default_factory=dict)
+    """``[tenants.<id>]``: tenants' own chains and budgets."""
     source: str = Field(default="<memory>", exclude=True)
     """Where the config was read from."""
 
@@ -294,6 +299,16 @@ class Config(_Section):
         if self.default_provider is None:
             return None
         return (self.default_provider,)
+
+    def chain_for(self, role: str, tenant: str | None) -> tuple[str, ...] | None:
+        """Return ``role``'s chain for a task of ``tenant``: the tenant's own, else `chain`."""
+        own = self.tenants[tenant].roles.get(role) if tenant in self.tenants else None
+        return own or self.chain(role)
+
+    @functools.cached_property
+    def budget_rules(self) -> tuple[BudgetSettings, ...]:
+        """Every budget: those configured, then those the tenants' keys make."""
+        return all_budgets(self.budgets, self.tenants)
 
     def last_resort(self, role: str) -> str | None:
         """Return the default provider added to the end of ``role``'s own providers, if any.

@@ -23,7 +23,9 @@ from typing import Any
 from runtime._errors import StoreError
 from runtime._metrics.histogram import LatencyHistogram, bucket_of
 from runtime._metrics.report import (
+    NO_TENANT,
     PERIOD_S,
+    RAW_ONLY,
     Every,
     GroupAccumulator,
     GroupBy,
@@ -52,7 +54,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     role TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL, outcome TEXT NOT NULL,
     status INTEGER, latency_ms REAL NOT NULL, ttft_ms REAL, input_tokens INTEGER NOT NULL,
     output_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL, cost_usd REAL,
-    fallback INTEGER NOT NULL, PRIMARY KEY (task_id, attempt)
+    fallback INTEGER NOT NULL, tenant TEXT, PRIMARY KEY (task_id, attempt)
 );
 CREATE INDEX IF NOT EXISTS attempts_ts ON attempts (ts);
 CREATE INDEX IF NOT EXISTS attempts_workflow ON attempts (workflow_id, ts)
@@ -149,6 +151,9 @@ class MetricsStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(attempts)")}
+        if "tenant" not in columns:  # a store written before tenants were recorded
+            self._db.execute("ALTER TABLE attempts ADD COLUMN tenant TEXT")
         with self._db:
             self._db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
@@ -214,7 +219,7 @@ class MetricsStore:
         with self._db:
             fresh = self._new_attempts(attempts)
             self._db.executemany(
-                "INSERT INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [_attempt_values(a) for a in fresh],
             )
             self._db.executemany(
@@ -260,6 +265,27 @@ class MetricsStore:
                         (level, unit),
                     )
         return deleted
+
+    def spend_since(self, since: float) -> list[tuple[str, str, str | None, str | None, float]]:
+        """Return the known cost of the attempts since ``since`` (Unix seconds), grouped.
+
+        One ``(role, provider, tenant, workflow_id, cost)`` per group: what budgets read
+        back when a board starts.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        try:
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(attempts)")}
+            tenant = "tenant" if "tenant" in columns else "NULL"  # a store from before tenants
+            rows = self._db.execute(
+                f"SELECT role, provider, {tenant}, workflow_id, SUM(cost_usd) FROM attempts "  # noqa: S608 - a fixed name
+                "WHERE ts >= ? AND cost_usd IS NOT NULL GROUP BY 1, 2, 3, 4",
+                (since,),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
+        return [(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
 
     def counts(self) -> tuple[int, int]:
         """Return how many task and attempt rows the store holds."""
@@ -316,7 +342,8 @@ class MetricsStore:
         """Fold whole hours from the rollups and the edges from raw rows, per period and key."""
         accumulators: _Accumulators = defaultdict(GroupAccumulator)
         query = _Query(key_fields(by), filters, period_s)
-        levels = () if filters.workflow is not None else _levels_for(period_s)
+        raw_only = filters.workflow is not None or any(d in RAW_ONLY for d in query.dims)
+        levels = () if raw_only else _levels_for(period_s)
         for source, start, end in _segments(since, until, levels):
             if source:
                 self._fold_rollups(accumulators, query, source, start, end)
@@ -398,7 +425,9 @@ class MetricsStore:
     ) -> None:
         period = f"CAST(ts / {query.period_s} AS INTEGER)" if query.period_s else "0"
         where, params = _where("ts >= ? AND ts < ?", [start, end], query.filters)
-        columns = ", ".join(query.dims)
+        columns = ", ".join(
+            f"COALESCE(tenant, '{NO_TENANT}')" if d == "tenant" else d for d in query.dims
+        )
         rows = self._db.execute(
             f"SELECT {period}, {columns}, outcome, fallback, input_tokens, output_tokens, "  # noqa: S608
             f"cached_tokens, cost_usd, latency_ms, ttft_ms FROM attempts WHERE {where}",
@@ -441,7 +470,7 @@ def _attempt_values(a: AttemptRow) -> tuple[Any, ...]:
     return (
         a.task_id, a.attempt, a.ts, a.workflow_id, a.role, a.provider, a.model, a.outcome,
         a.status, a.latency_ms, a.ttft_ms, a.input_tokens, a.output_tokens, a.cached_tokens,
-        a.cost_usd, int(a.fallback),
+        a.cost_usd, int(a.fallback), a.tenant,
     )  # fmt: skip
 
 

@@ -197,6 +197,7 @@ class TaskState:
             fallback=self.is_fallback(provider),
             cost_usd=None if cost is None else round(cost, 9),
             message=record.message,
+            tenant=self.spec.tenant,
         )
         self.rows.append(row)
         return row
