@@ -533,6 +533,19 @@ def bench_import(runs: int) -> None:
 
 MEMORY: list[tuple[str, str]] = []
 
+PARTS = {
+    "import": "fresh interpreters",
+    "hop": "the machine's thread hand-off",
+    "latency": "one call at a time",
+    "cpu": "CPU per call by thread",
+    "failover": "a failing first provider",
+    "burst": "500 concurrent calls (asyncio, then 500 caller threads)",
+    "queued": "2000 calls queued behind 64 in flight",
+    "memory": "callboard alone, in a fresh process",
+    "throughput": "up to 256 callers",
+}
+"""The parts of the run, in order (``--only`` picks some)."""
+
 
 def memory_probe(slow_url: str) -> None:
     """In a process of its own: a board, 500 concurrent calls from asyncio, then 256 threads."""
@@ -577,6 +590,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer calls, three runs")
     parser.add_argument("--memory-probe", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated parts to run (of {', '.join(PARTS)}); all by default",
+    )
     args = parser.parse_args()
     if args.memory_probe:
         memory_probe(args.memory_probe)
@@ -591,21 +609,23 @@ def main() -> None:
         server(0.02) as capped_url,
     ):
         workdir = Path(tmp)
-        bench_import(runs)
-        bench_hop(runs)
+        chosen = set(args.only.split(",")) - {""} or set(PARTS)
+        parts: dict[str, Callable[[], object]] = {
+            "import": lambda: bench_import(runs),
+            "hop": lambda: bench_hop(runs),
+            "latency": lambda: bench_latency(fast_url, workdir, runs, 2000 // scale),
+            "cpu": lambda: bench_thread_cpu(fast_url, workdir, 6000 // scale),
+            "failover": lambda: bench_failover(fast_url, workdir, runs, 200 // scale),
+            "burst": lambda: bench_burst(slow_url, workdir, runs),
+            "queued": lambda: bench_queued(capped_url, workdir, runs, 2000 // scale),
+            "memory": lambda: bench_memory_alone(slow_url),
+            "throughput": lambda: bench_throughput(fast_url, workdir, runs, 4000 // scale),
+        }
         remember("start")
-        bench_latency(fast_url, workdir, runs, 2000 // scale)
-        remember("latency (one call at a time)")
-        bench_thread_cpu(fast_url, workdir, 6000 // scale)
-        bench_failover(fast_url, workdir, runs, 200 // scale)
-        remember("failover")
-        bench_burst(slow_url, workdir, runs)
-        remember("500 concurrent calls (asyncio, then 500 caller threads)")
-        bench_queued(capped_url, workdir, runs, 2000 // scale)
-        remember("2000 calls queued behind 64 in flight")
-        bench_memory_alone(slow_url)
-        bench_throughput(fast_url, workdir, runs, 4000 // scale)
-        remember("throughput up to 256 caller threads")
+        for name, what in PARTS.items():
+            if name in chosen:
+                parts[name]()
+                remember(f"after {name}: {what}")
     report("Memory (peak resident set of this process, after each part)", MEMORY)
 
 
