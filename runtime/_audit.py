@@ -84,7 +84,7 @@ class Redactor:
         shortest, pattern = self._shortest, self._pattern
         for key, item in event.items():
             kind = type(item)
-            if key.lower() in SECRET_FIELDS:
+            if _secret_field(key):
                 event[key] = MASK
             elif kind is str:
                 if len(item) >= shortest:
@@ -276,6 +276,21 @@ class AuditWriter:
             data = b"".join(self._lines)
             self._lines.clear()
             self._log.append(data)
+
+
+_FIELD_NAMES: dict[str, bool] = {}
+"""Whether each event field name seen so far names a secret (event fields are few)."""
+_MAX_FIELD_NAMES = 4096
+
+
+def _secret_field(key: str) -> bool:
+    """Whether ``key`` names a secret-bearing field (`SECRET_FIELDS`, in any case)."""
+    secret = _FIELD_NAMES.get(key)
+    if secret is None:
+        secret = key.lower() in SECRET_FIELDS
+        if len(_FIELD_NAMES) < _MAX_FIELD_NAMES:
+            _FIELD_NAMES[key] = secret
+    return secret
 
 
 def render_line(name: str, fields: dict[str, Any], redactor: Redactor) -> bytes:
