@@ -82,12 +82,15 @@ def config_text(
     *,
     stream: bool = True,
     max_concurrency: int = 1024,
+    records: bool = True,
 ) -> str:
     parts = [
-        f'[audit]\npath = "{audit}"\n',
+        f'[audit]\npath = "{audit}"\n' if records else '[audit]\npath = "off"\n',
         "[breaker]\nfailures = 1000000\n",
         "[retry]\nattempts = 3\nbackoff_initial_s = 0.01\n",
     ]
+    store = audit.with_suffix(".db") if records else "off"
+    parts.append(f'[metrics]\npath = "{store}"\n')  # a deployment's settings: both on
     for pid, url in providers.items():
         parts.append(
             f'[providers.{pid}]\ntype = "openai"\napi_key = "{KEY}"\nbase_url = "{url}"\n'
@@ -220,9 +223,12 @@ def board_for(
     *,
     stream: bool = True,
     max_concurrency: int = 1024,
+    records: bool = True,
 ) -> Callboard:
     audit = workdir / f"audit-{len(list(workdir.iterdir()))}.jsonl"
-    text = config_text(providers, chain, audit, stream=stream, max_concurrency=max_concurrency)
+    text = config_text(
+        providers, chain, audit, stream=stream, max_concurrency=max_concurrency, records=records
+    )
     return Callboard(parse_config(text, environ={}), check=False)
 
 
@@ -394,10 +400,15 @@ def bench_thread_cpu(fast_url: str, workdir: Path, n: int) -> None:
         return
     direct = Direct(fast_url)
     board = board_for({"fast": fast_url}, ["fast"], workdir)
+    bare = board_for({"fast": fast_url}, ["fast"], workdir, records=False)
+    whole = board_for({"fast": fast_url}, ["fast"], workdir, stream=False)
     rows = []
+    base = 0.0
     for label, call in (
         ("direct", direct.call_sync),
+        ("callboard, audit and metrics off", lambda: bare.ask("bench", PROMPT)),
         ("callboard", lambda: board.ask("bench", PROMPT)),
+        ("callboard, stream = false", lambda: whole.ask("bench", PROMPT)),
     ):
         for _ in range(200):
             call()
@@ -408,10 +419,14 @@ def bench_thread_cpu(fast_url: str, workdir: Path, n: int) -> None:
         spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
         spent = {k: v for k, v in spent.items() if v > 0}
         total = sum(spent.values())
-        rows.append((f"{label}: all threads", f"{total / n * 1e6:.0f} us"))
+        base = base or total
+        ratio = f"   ({total / base:.2f}x direct)" if base else ""
+        rows.append((f"{label}: all threads", f"{total / n * 1e6:.0f} us{ratio}"))
         for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
             rows.append((f"{label}: {name}", f"{seconds / n * 1e6:.0f} us"))
     report(f"CPU per call by thread, one call at a time ({n} calls, 10 ms ticks)", rows)
+    bare.close()
+    whole.close()
     board.close()
     direct.close()
 
