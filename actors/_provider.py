@@ -15,6 +15,7 @@ passes (it joins the rotation) or finds the user's mistake (it goes out).
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import functools
 import random
@@ -70,7 +71,6 @@ DEFAULT_COOLDOWN_S = 1.0
 @dataclass(slots=True)
 class _InFlight:
     call: StartAttempt
-    future: concurrent.futures.Future[ChatResult | EmbedResult]
     taken: Taken
     """What the rate limiter counted for the call, to correct with its real usage."""
     ticket: int
@@ -330,18 +330,14 @@ class ProviderActor(SupervisedActor):
             self._announce(now)
         taken = self._limiter.take(tokens, now)
         cancellation = Cancellation(self._io.loop)
-        future: concurrent.futures.Future[ChatResult | EmbedResult]
         try:
-            future = self._io.submit(self._work(call, _limits(call, now), cancellation))
+            work = self._work(call, _limits(call, now), cancellation)
         except ProviderError as error:
             self._reject_started(call, taken, ticket, error, now)
             return
-        self._in_flight[call.call_id] = _InFlight(call, future, taken, ticket, cancellation)
-        future.add_done_callback(
-            functools.partial(
-                _tell_io_done, self.actor_ref, call, self.provider_id, time.perf_counter()
-            )
-        )
+        self._in_flight[call.call_id] = _InFlight(call, taken, ticket, cancellation)
+        started = time.perf_counter()
+        self._io.spawn(work, _tell_io_done, self.actor_ref, call, self.provider_id, started)
 
     def _work(
         self, call: StartAttempt, limits: AttemptLimits, cancellation: Cancellation
@@ -535,7 +531,7 @@ def _tell_io_done(
     call: StartAttempt,
     provider_id: str,
     started: float,
-    future: concurrent.futures.Future[ChatResult | EmbedResult],
+    future: asyncio.Future[ChatResult | EmbedResult],
 ) -> None:
     """Runs on the I/O loop when an attempt ends: tell the provider actor how."""
     latency_ms = (time.perf_counter() - started) * 1000.0
@@ -560,7 +556,9 @@ def _tell_check_done(
     tell_quietly(provider_ref, CheckDone(token, error))
 
 
-def _failure_of(future: concurrent.futures.Future[Any], what: str) -> ProviderError | None:
+def _failure_of(
+    future: concurrent.futures.Future[Any] | asyncio.Future[Any], what: str
+) -> ProviderError | None:
     """Return why ``future`` (an attempt or a check) failed to finish, or ``None`` if it did."""
     if future.cancelled():
         return ProviderError(

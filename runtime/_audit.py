@@ -1,12 +1,12 @@
-"""The audit log: one JSON line per event, through structlog, with secrets redacted.
+"""The audit log: one JSON line per event, rendered by orjson, with secrets redacted.
 
-Each board owns its own log (no global structlog configuration is touched), writing to
-standard error or to a file; each actor renders into a buffer of its own. `Redactor` is a
-structlog processor that masks every configured secret, secret-bearing header and
-key-shaped token in every value; the runtime also runs provider messages through it
-before they reach errors or replies. A file is reopened when asked (`AuditLog.reopen`,
-after logrotate renamed it), and rotated by size or time when configured (`Rotation`,
-through the standard library's rotating handlers).
+Each board owns its own log, writing to standard error or to a file; each actor renders
+into a buffer of its own. `Redactor` masks every configured secret, secret-bearing header
+and key-shaped token in every value of an event (it has structlog's processor signature,
+so a program may put it in its own structlog chain); the runtime also runs provider
+messages through it before they reach errors or replies. A file is reopened when asked
+(`AuditLog.reopen`, after logrotate renamed it), and rotated by size or time when
+configured (`Rotation`, through the standard library's rotating handlers).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import structlog  # about 100 ms (it loads rich): with the board's modules, never a board's start
+import orjson
 
 from runtime._rows import iso
 
@@ -84,7 +84,7 @@ class Redactor:
         shortest, pattern = self._shortest, self._pattern
         for key, item in event.items():
             kind = type(item)
-            if key.lower() in SECRET_FIELDS:
+            if _secret_field(key):
                 event[key] = MASK
             elif kind is str:
                 if len(item) >= shortest:
@@ -94,22 +94,6 @@ class Redactor:
             elif isinstance(item, (Mapping, list, tuple)):
                 event[key] = self.value(item)
         return event
-
-
-def _timestamp(
-    _logger: object, _method: str, event: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
-    """Stamp the event with the time, unless it carries its own (rows do)."""
-    if "ts" not in event:
-        event["ts"] = iso(time.time())
-    return event
-
-
-def _event_first(
-    _logger: object, _method: str, event: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
-    """Put ``ts`` and ``event`` first, so each line reads "when, what, details"."""
-    return {"ts": event.pop("ts", None), "event": event.pop("event", None), **event}
 
 
 RotateEvery = Literal["hour", "day", "week"]
@@ -166,16 +150,16 @@ class AuditLog:
         """Return a new buffered writer, for one thread's use."""
         return AuditWriter(self)
 
-    def append(self, text: str) -> None:
-        """Append already rendered lines, at once."""
-        if not self._enabled or not text:
+    def append(self, data: bytes) -> None:
+        """Append already rendered lines (UTF-8), at once."""
+        if not self._enabled or not data:
             return
         if self._fd is not None:
-            os.write(self._fd, text.encode("utf-8"))
+            os.write(self._fd, data)
         elif self._handler is not None:
-            self._handler.handle(logging.makeLogRecord({"msg": text}))
+            self._handler.handle(logging.makeLogRecord({"msg": data.decode()}))
         else:
-            sys.stderr.write(text)
+            sys.stderr.write(data.decode())
             sys.stderr.flush()
 
     def event(self, name: str, **fields: Any) -> None:
@@ -266,45 +250,57 @@ def _open_private_stream(handler: logging.FileHandler) -> None:
 
 
 class AuditWriter:
-    """Renders audit events through structlog into a buffer that `flush` writes at once."""
+    """Renders audit events into a buffer that `flush` writes at once.
+
+    Each line is the event's fields, secrets masked (`Redactor`), with ``ts`` and
+    ``event`` first, rendered by one ``orjson.dumps`` (about a fifth of the cost of
+    structlog's chain with the standard library's JSON, which rendered them before).
+    """
 
     MAX_BUFFERED = 256
 
     def __init__(self, log: AuditLog) -> None:
         self._log = log
         self.redactor = log.redactor
-        self._lines: list[str] = []
-        self._logger = structlog.wrap_logger(
-            _Collector(self._lines),
-            processors=[
-                _timestamp,
-                log.redactor,
-                _event_first,
-                structlog.processors.JSONRenderer(),
-            ],
-        ).bind()
+        self._lines: list[bytes] = []
 
     def event(self, name: str, *, now: bool = False, **fields: Any) -> None:
         """Render one event line into the buffer; with ``now``, write the buffer at once."""
-        self._logger.info(name, **fields)
+        self._lines.append(render_line(name, fields, self.redactor))
         if now or len(self._lines) >= self.MAX_BUFFERED:
             self.flush()
 
     def flush(self) -> None:
         """Write every buffered line with one append."""
         if self._lines:
-            text = "".join(self._lines)
+            data = b"".join(self._lines)
             self._lines.clear()
-            self._log.append(text)
+            self._log.append(data)
 
 
-class _Collector:
-    """A structlog logger that keeps rendered lines in a list."""
+_FIELD_NAMES: dict[str, bool] = {}
+"""Whether each event field name seen so far names a secret (event fields are few)."""
+_MAX_FIELD_NAMES = 4096
 
-    def __init__(self, lines: list[str]) -> None:
-        self._lines = lines
 
-    def msg(self, message: str) -> None:
-        self._lines.append(message + "\n")
+def _secret_field(key: str) -> bool:
+    """Whether ``key`` names a secret-bearing field (`SECRET_FIELDS`, in any case)."""
+    secret = _FIELD_NAMES.get(key)
+    if secret is None:
+        secret = key.lower() in SECRET_FIELDS
+        if len(_FIELD_NAMES) < _MAX_FIELD_NAMES:
+            _FIELD_NAMES[key] = secret
+    return secret
 
-    info = msg
+
+def render_line(name: str, fields: dict[str, Any], redactor: Redactor) -> bytes:
+    """Return one audit line: ``ts`` (now, unless the fields carry it), ``event``, the rest.
+
+    ``fields`` is the caller's own keyword dictionary: it is redacted in place.
+    """
+    ts = fields.pop("ts") if "ts" in fields else iso(time.time())
+    line = {"ts": ts, "event": name, **redactor(None, "info", fields)}
+    return orjson.dumps(line, default=repr, option=_LINE_OPTIONS)
+
+
+_LINE_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS

@@ -9,6 +9,9 @@ when the call ends, at the prices of the config the task started with.
 
 from __future__ import annotations
 
+import math
+import operator
+import time
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -20,9 +23,30 @@ def wall_time(seconds: float) -> float:
 
 
 def iso(seconds: float, timespec: str = "microseconds") -> str:
-    """Format a Unix time as ISO 8601 in UTC, ``Z``-suffixed (as the audit log writes it)."""
-    text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec=timespec)
-    return text.replace("+00:00", "Z")
+    """Format a Unix time as ISO 8601 in UTC, ``Z``-suffixed (as the audit log writes it).
+
+    Microseconds (every audit line's ``ts``) are rounded as `datetime` rounds them (half
+    to even), onto the formatted second, which is kept from the last call.
+    """
+    global _last_second  # noqa: PLW0603 - a one-entry cache, replaced whole
+    if timespec != "microseconds" or not 0 <= seconds < _YEAR_10000:
+        text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec=timespec)
+        return text.replace("+00:00", "Z")
+    fraction, whole = math.modf(seconds)
+    micros = round(fraction * 1e6)
+    second = int(whole)
+    if micros >= _MICROS:
+        second, micros = second + 1, micros - _MICROS
+    cached_second, prefix = _last_second
+    if cached_second != second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _last_second = (second, prefix)
+    return f"{prefix}.{micros:06d}Z"
+
+
+_MICROS = 1_000_000
+_YEAR_10000 = 253402300800
+_last_second: tuple[int, str] = (-1, "")
 
 
 def from_iso(text: str) -> float:
@@ -112,7 +136,14 @@ class TaskRow:
 
 def _flat(row: AttemptRow | TaskRow) -> dict[str, Any]:
     """Return a row's fields by name (every field is a plain value: no copy needed)."""
-    return {name: getattr(row, name) for name in row.__slots__}
+    names, values = _READERS[type(row)]
+    return dict(zip(names, values(row), strict=True))
+
+
+_READERS = {
+    kind: (kind.__slots__, operator.attrgetter(*kind.__slots__)) for kind in (AttemptRow, TaskRow)
+}
+"""Each row type's field names, and one getter of all its values at once."""
 
 
 def _known(cls: type, line: dict[str, Any]) -> dict[str, Any]:
