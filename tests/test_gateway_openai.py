@@ -1,0 +1,228 @@
+"""The gateway speaks OpenAI's API: the official SDK, unchanged, routes by role through it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import openai
+import pytest
+from gateway_support import ServedGateway
+
+from runtime import Callboard
+from runtime.testing import Answer, Fail, FakeAnthropic, FakeOpenAI, ToolUse, config_for
+
+pytestmark = pytest.mark.timeout(60)
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+@pytest.fixture
+def primary() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(default=Answer("Hello from the primary model")) as fake:
+        yield fake
+
+
+@pytest.fixture
+def backup() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic(default=Answer("Hello from the backup model")) as fake:
+        yield fake
+
+
+@pytest.fixture
+def gateway(primary: FakeOpenAI, backup: FakeAnthropic) -> Iterator[ServedGateway]:
+    config = config_for(
+        {"gpt": primary, "claude": backup},
+        {"coder": ["gpt", "claude"], "reviewer": ["claude"]},
+        toml="[retry]\nattempts = 1\nbackoff_initial_s = 0\n[breaker]\nfailures = 100",
+    )
+    with Callboard(config, check=False) as board, ServedGateway(board) as served:
+        yield served
+
+
+def client(gateway: ServedGateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0)
+
+
+def test_whole_answer_by_role(gateway: ServedGateway) -> None:
+    """A chat completion names a role as its model and gets that role's provider's answer."""
+    reply = client(gateway).chat.completions.create(
+        model="coder", messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert reply.choices[0].message.content == "Hello from the primary model"
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.model == "coder"
+    assert reply.usage is not None
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+
+
+def test_streamed_answer_with_usage(gateway: ServedGateway) -> None:
+    """A streamed completion arrives in chunks, ends with a finish reason and, asked, usage."""
+    chunks = list(
+        client(gateway).chat.completions.create(
+            model="reviewer",
+            messages=[{"role": "user", "content": "Hi"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Hello from the backup model"
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 1
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens > 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_round_trip(
+    gateway: ServedGateway, primary: FakeOpenAI, stream: bool
+) -> None:
+    """The model's tool call reaches the client, and the client's result goes back to it."""
+    primary.script.extend(
+        [Answer("", tool_calls=(ToolUse("weather", {"city": "Paris"}),)), Answer("Sunny")]
+    )
+    sdk = client(gateway)
+    messages: list[dict[str, object]] = [{"role": "user", "content": "Weather in Paris?"}]
+    if stream:
+        chunks = list(
+            sdk.chat.completions.create(
+                model="coder", messages=messages, tools=[WEATHER], stream=True
+            )
+        )
+        pieces = [t for c in chunks for t in (c.choices[0].delta.tool_calls or [])]
+        call_id = next(p.id for p in pieces if p.id)
+        name = next(p.function.name for p in pieces if p.function and p.function.name)
+        arguments = "".join(p.function.arguments or "" for p in pieces if p.function)
+        assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    else:
+        reply = sdk.chat.completions.create(model="coder", messages=messages, tools=[WEATHER])
+        assert reply.choices[0].finish_reason == "tool_calls"
+        call = reply.choices[0].message.tool_calls[0]  # type: ignore[index]
+        call_id, name, arguments = call.id, call.function.name, call.function.arguments
+    assert name == "weather"
+    assert json.loads(arguments) == {"city": "Paris"}
+    messages += [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": call_id, "type": "function",
+             "function": {"name": "weather", "arguments": arguments}}]},
+        {"role": "tool", "tool_call_id": call_id, "content": "sunny, 24 C"},
+    ]  # fmt: skip
+    again = sdk.chat.completions.create(model="coder", messages=messages, tools=[WEATHER])
+    assert again.choices[0].message.content == "Sunny"
+    sent = [e for e in primary.log.entries() if e.is_chat][-1].json
+    assert sent["messages"][-1] == {"role": "tool", "tool_call_id": call_id, "content": "sunny, 24 C"}
+
+
+def test_structured_output(gateway: ServedGateway, primary: FakeOpenAI) -> None:
+    """A json_schema response format is checked by callboard and passed to the provider."""
+    primary.script.append(Answer('{"answer": 42}'))
+    reply = client(gateway).chat.completions.create(
+        model="coder",
+        messages=[{"role": "user", "content": "The answer?"}],
+        response_format={
+            "type": "json_schema",
+            "json_schema": {
+                "name": "answer",
+                "schema": {
+                    "type": "object",
+                    "properties": {"answer": {"type": "integer"}},
+                    "required": ["answer"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+    )
+    assert json.loads(reply.choices[0].message.content or "") == {"answer": 42}
+    sent = [e for e in primary.log.entries() if e.is_chat][-1].json
+    assert sent["response_format"]["type"] == "json_schema"
+
+
+def test_fallback_is_invisible(gateway: ServedGateway, primary: FakeOpenAI) -> None:
+    """A provider that fails is replaced by the next of the role; the client sees an answer."""
+    primary.script.append(Fail(500))
+    response = client(gateway).chat.completions.with_raw_response.create(
+        model="coder", messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert response.parse().choices[0].message.content == "Hello from the backup model"
+    assert response.headers["x-callboard-provider"] == "claude"
+
+
+def test_every_provider_down(
+    gateway: ServedGateway, primary: FakeOpenAI, backup: FakeAnthropic
+) -> None:
+    """When every provider fails, the SDK raises its own error, with the trail of attempts."""
+    primary.down()
+    backup.script.append(Fail(503))
+    with pytest.raises(openai.APIStatusError) as raised:
+        client(gateway).chat.completions.create(
+            model="coder", messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert raised.value.status_code == 502
+    message = str(raised.value)
+    assert "gpt" in message
+    assert "claude" in message
+    assert "network" in message
+
+
+def test_every_provider_down_mid_stream_request(
+    gateway: ServedGateway, primary: FakeOpenAI, backup: FakeAnthropic
+) -> None:
+    """A stream whose task fails before any content answers with the HTTP error, not events."""
+    primary.down()
+    backup.down()
+    with pytest.raises(openai.APIStatusError) as raised:
+        client(gateway).chat.completions.create(
+            model="coder", messages=[{"role": "user", "content": "Hi"}], stream=True
+        )
+    assert raised.value.status_code == 502
+
+
+def test_unknown_role(gateway: ServedGateway) -> None:
+    """A model that names no role is the SDK's NotFoundError, naming the roles there are."""
+    with pytest.raises(openai.NotFoundError) as raised:
+        client(gateway).chat.completions.create(
+            model="nobody", messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert "coder" in str(raised.value)
+    assert raised.value.code == "model_not_found"
+
+
+def test_bad_request_names_the_parameter(gateway: ServedGateway) -> None:
+    """A request the API would refuse is the SDK's BadRequestError naming the parameter."""
+    with pytest.raises(openai.BadRequestError) as raised:
+        client(gateway).chat.completions.create(
+            model="coder", messages=[{"role": "user", "content": "Hi"}], temperature="hot"  # type: ignore[arg-type]
+        )
+    assert raised.value.param == "temperature"
+
+
+def test_models_lists_roles(gateway: ServedGateway) -> None:
+    """GET /v1/models lists the roles a request may name."""
+    names = [m.id for m in client(gateway).models.list()]
+    assert names == ["coder", "reviewer"]
+
+
+def test_embeddings(primary: FakeOpenAI) -> None:
+    """Embeddings come back as the SDK reads them (it asks for base64 by default)."""
+    config = config_for(
+        {"gpt": primary}, {"search": ["gpt"]},
+        toml="",
+    )
+    config = config.model_copy(
+        update={"providers": {"gpt": config.providers["gpt"].model_copy(
+            update={"embedding_model": "text-embedding-3-small"})}}
+    )  # fmt: skip
+    with Callboard(config, check=False) as board, ServedGateway(board) as served:
+        reply = client(served).embeddings.create(model="search", input=["one", "two"])
+    assert [d.index for d in reply.data] == [0, 1]
+    assert len(reply.data[0].embedding) > 0
+    assert isinstance(reply.data[0].embedding[0], float)
