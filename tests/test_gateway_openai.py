@@ -83,9 +83,7 @@ def test_streamed_answer_with_usage(gateway: ServedGateway) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_tool_round_trip(
-    gateway: ServedGateway, primary: FakeOpenAI, stream: bool
-) -> None:
+def test_tool_round_trip(gateway: ServedGateway, primary: FakeOpenAI, stream: bool) -> None:
     """The model's tool call reaches the client, and the client's result goes back to it."""
     primary.script.extend(
         [Answer("", tool_calls=(ToolUse("weather", {"city": "Paris"}),)), Answer("Sunny")]
@@ -119,7 +117,11 @@ def test_tool_round_trip(
     again = sdk.chat.completions.create(model="coder", messages=messages, tools=[WEATHER])
     assert again.choices[0].message.content == "Sunny"
     sent = [e for e in primary.log.entries() if e.is_chat][-1].json
-    assert sent["messages"][-1] == {"role": "tool", "tool_call_id": call_id, "content": "sunny, 24 C"}
+    assert sent["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": call_id,
+        "content": "sunny, 24 C",
+    }
 
 
 def test_structured_output(gateway: ServedGateway, primary: FakeOpenAI) -> None:
@@ -200,7 +202,9 @@ def test_bad_request_names_the_parameter(gateway: ServedGateway) -> None:
     """A request the API would refuse is the SDK's BadRequestError naming the parameter."""
     with pytest.raises(openai.BadRequestError) as raised:
         client(gateway).chat.completions.create(
-            model="coder", messages=[{"role": "user", "content": "Hi"}], temperature="hot"  # type: ignore[arg-type]
+            model="coder",
+            messages=[{"role": "user", "content": "Hi"}],
+            temperature="hot",  # type: ignore[arg-type]
         )
     assert raised.value.param == "temperature"
 
@@ -214,7 +218,8 @@ def test_models_lists_roles(gateway: ServedGateway) -> None:
 def test_embeddings(primary: FakeOpenAI) -> None:
     """Embeddings come back as the SDK reads them (it asks for base64 by default)."""
     config = config_for(
-        {"gpt": primary}, {"search": ["gpt"]},
+        {"gpt": primary},
+        {"search": ["gpt"]},
         toml="",
     )
     config = config.model_copy(

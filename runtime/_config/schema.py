@@ -149,7 +149,7 @@ class StartupSettings(_Section):
 
 
 class GatewaySettings(_Section):
-    """``[gateway]``: ``callboard serve``, the HTTP server speaking OpenAI's and Anthropic's APIs."""
+    """``[gateway]``: ``callboard serve``, the HTTP server of OpenAI's and Anthropic's APIs."""
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 4000

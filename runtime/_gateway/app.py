@@ -16,9 +16,9 @@ from aiohttp import web
 from runtime._board.board import Callboard
 from runtime._gateway.apis import api_for_path
 from runtime._gateway.failures import Failure, busy, draining, failure_of
-from runtime._gateway.keys import KeyRing
+from runtime._gateway.keys import Admission, KeyRing
 from runtime._gateway.routes import json_response, routes
-from runtime._gateway.state import GATEWAY, REQUEST_ID, TENANT, Gateway
+from runtime._gateway.state import ADMISSION, GATEWAY, REQUEST_ID, Gateway
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _OPEN_PATHS = frozenset({"/health", "/ready"})
@@ -45,35 +45,42 @@ def error_response(path: str, failure: Failure) -> web.Response:
 @web.middleware
 async def _guard(request: web.Request, handler: _Handler) -> web.StreamResponse:
     request[REQUEST_ID] = request.headers.get("x-request-id") or uuid.uuid4().hex
-    request[TENANT] = None
+    request[ADMISSION] = Admission(admitted=True)
     if request.path in _OPEN_PATHS:
         return await handler(request)
     gateway = request.app[GATEWAY]
-    if gateway.draining:
-        return error_response(request.path, draining())
-    if gateway.in_flight >= gateway.settings.max_in_flight:
-        return error_response(request.path, busy(gateway.settings.max_in_flight))
-    admission = gateway.keys.admit(request.headers)
-    if not admission.admitted:
-        return error_response(request.path, Failure(401, admission.reason, code="invalid_api_key"))
-    request[TENANT] = admission.tenant
+    refusal = _refusal(request, gateway)
+    if refusal is not None:
+        return error_response(request.path, refusal)
     gateway.in_flight += 1
     try:
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:
         limit = gateway.settings.max_body_bytes
-        return error_response(
-            request.path, Failure(413, f"the request body is larger than {limit} bytes")
-        )
+        failure = Failure(413, f"the request body is larger than {limit} bytes")
     except web.HTTPException as exc:
-        return error_response(request.path, Failure(exc.status, f"{exc.reason}: {request.path}"))
-    except Exception as exc:  # every failure answers in the API's shape
-        failure = failure_of(exc)
-        if failure is None:
+        failure = Failure(exc.status, f"{exc.reason}: {request.method} {request.path}")
+    except Exception as exc:  # every failure the gateway knows answers in the API's shape
+        known = failure_of(exc)
+        if known is None:
             raise
-        return error_response(request.path, failure)
+        failure = known
     finally:
         gateway.in_flight -= 1
+    return error_response(request.path, failure)
+
+
+def _refusal(request: web.Request, gateway: Gateway) -> Failure | None:
+    """Why a request is refused before it starts: draining, too many in flight, its key."""
+    if gateway.draining:
+        return draining()
+    if gateway.in_flight >= gateway.settings.max_in_flight:
+        return busy(gateway.settings.max_in_flight)
+    admission = gateway.keys.admit(request.headers)
+    if not admission.admitted:
+        return Failure(401, admission.reason, code="invalid_api_key")
+    request[ADMISSION] = admission
+    return None
 
 
 async def _echo_request_id(request: web.Request, response: web.StreamResponse) -> None:

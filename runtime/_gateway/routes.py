@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, cast
 
 import orjson
 from aiohttp import web
@@ -22,14 +22,16 @@ from runtime._chat import StreamDelta, StreamEnd, StreamEvent, StreamToolDelta
 from runtime._errors import CallboardError
 from runtime._gateway.apis import ANTHROPIC, OPENAI, ServedApi, StreamWriter
 from runtime._gateway.failures import failure_of
-from runtime._gateway.state import GATEWAY, REQUEST_ID, TENANT, Gateway
+from runtime._gateway.state import ADMISSION, GATEWAY, REQUEST_ID, Gateway
 from runtime.protocols import _openai_server
 from runtime.protocols._serving import RequestError
 
 _SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache"}
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     """A JSON answer, encoded with orjson."""
     return web.Response(
         body=orjson.dumps(body), status=status, headers=headers, content_type="application/json"
@@ -52,8 +54,9 @@ async def read_json(request: web.Request) -> Any:
 def _labels(request: web.Request) -> dict[str, Any]:
     """The routing labels of a request: its key's tenant, tags and session headers."""
     labels: dict[str, Any] = {}
-    if request[TENANT] is not None:
-        labels["tenant"] = request[TENANT]
+    tenant = request[ADMISSION].tenant
+    if tenant is not None:
+        labels["tenant"] = tenant
     tags = [t.strip() for t in request.headers.get("x-callboard-tags", "").split(",")]
     if any(tags):
         labels["tags"] = [t for t in tags if t]
@@ -72,10 +75,12 @@ async def _chat(request: web.Request, api: ServedApi) -> web.StreamResponse:
         reply = await gateway.board.aask(call.model, **options)
         headers = {"x-callboard-provider": reply.provider, "x-callboard-task-id": reply.task_id}
         return json_response(api.whole(reply, call.model, created), headers=headers)
-    events = gateway.board.astream(call.model, **options)
+    events = cast("AsyncGenerator[StreamEvent]", gateway.board.astream(call.model, **options))
     async with contextlib.aclosing(events):
         first = await anext(events)  # a failure before any content is an HTTP error
-        response = web.StreamResponse(headers={**_SSE_HEADERS, "x-callboard-provider": _provider(first)})
+        response = web.StreamResponse(
+            headers={**_SSE_HEADERS, "x-callboard-provider": _provider(first)}
+        )
         await response.prepare(request)
         writer = api.writer(request[REQUEST_ID], call.model, created, call)
         await response.write(writer.start())
@@ -95,7 +100,9 @@ def _provider(event: StreamEvent) -> str:
     return event.reply.provider if isinstance(event, StreamEnd) else event.provider
 
 
-async def _chain(first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+async def _chain(
+    first: StreamEvent, rest: AsyncIterator[StreamEvent]
+) -> AsyncIterator[StreamEvent]:
     yield first
     async for event in rest:
         yield event
@@ -160,4 +167,3 @@ def routes() -> list[web.RouteDef]:
         web.get("/health", health),
         web.get("/ready", ready),
     ]
-

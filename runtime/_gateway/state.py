@@ -8,7 +8,7 @@ from aiohttp import web
 
 from runtime._board.board import Callboard
 from runtime._config.schema import GatewaySettings
-from runtime._gateway.keys import KeyRing
+from runtime._gateway.keys import Admission, KeyRing
 
 
 @dataclass(slots=True)
@@ -25,5 +25,5 @@ class Gateway:
 GATEWAY = web.AppKey("gateway", Gateway)
 REQUEST_ID = web.RequestKey("request_id", str)
 """The request's id: its ``x-request-id``, or one made for it."""
-TENANT = web.RequestKey("tenant", str | None)  # type: ignore[arg-type]
-"""The tenant its gateway key names (``None``: an open gateway)."""
+ADMISSION = web.RequestKey("admission", Admission)
+"""How the request was admitted: the tenant its gateway key names (``None``: an open gateway)."""

@@ -227,7 +227,12 @@ class EventWriter:
     def tool(self, delta: ToolCallDelta) -> bytes:
         """A piece of a tool call, opening its ``tool_use`` block at its first piece."""
         self._tools_sent = True
-        block = {"type": "tool_use", "id": delta.id, "name": delta.name, "input": {}}
+        block: dict[str, Any] = {
+            "type": "tool_use",
+            "id": delta.id,
+            "name": delta.name,
+            "input": {},
+        }
         head = self._switch(("tool_use", delta.index), block)
         if not delta.arguments:
             return head

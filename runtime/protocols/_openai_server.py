@@ -144,12 +144,16 @@ def _output(value: Any) -> Any:
     if kind == "text":
         return None
     if kind == "json_object":
-        return schema({"type": "object"}, "json_object", False, "response_format")
+        return schema({"type": "object"}, "json_object", strict=False, where="response_format")
     if kind == "json_schema" and isinstance(value.get("json_schema"), dict):
         spec = value["json_schema"]
         strict = spec.get("strict")
-        return schema(spec.get("schema"), spec.get("name"), strict if isinstance(strict, bool)
-                      else None, "response_format.json_schema.schema")  # fmt: skip
+        return schema(
+            spec.get("schema"),
+            spec.get("name"),
+            strict=strict if isinstance(strict, bool) else None,
+            where="response_format.json_schema.schema",
+        )
     raise RequestError(
         "response_format: type must be text, json_object or json_schema", "response_format"
     )
@@ -264,8 +268,10 @@ def read_embed(body: Any) -> tuple[str, tuple[str, ...], int | None, str]:
     model = model_name(body)
     given = body.get("input")
     texts = (given,) if isinstance(given, str) else given
-    if not isinstance(texts, list | tuple) or not texts or not all(
-        isinstance(t, str) and t for t in texts
+    if (
+        not isinstance(texts, list | tuple)
+        or not texts
+        or not all(isinstance(t, str) and t for t in texts)
     ):
         raise RequestError("input: must be a non-empty string or list of strings", "input")
     dimensions = number(body, "dimensions", integer=True)

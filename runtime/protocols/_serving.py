@@ -132,7 +132,7 @@ def tool(name: Any, description: Any, parameters: Any, strict: Any, where: str) 
         raise RequestError(f"{where}: {exc}", where) from None
 
 
-def schema(value: Any, name: str | None, strict: bool | None, where: str) -> Schema:
+def schema(value: Any, name: str | None, *, strict: bool | None, where: str) -> Schema:
     """A `Schema` from a request's JSON Schema.
 
     Raises:
