@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 from gateway_support import ServedGateway
+from pydantic import SecretStr
 
 from runtime import Callboard
 from runtime._gateway.keys import KeyRing
@@ -37,8 +38,6 @@ def gateway_for(fake: FakeOpenAI, toml: str = "") -> tuple[Callboard, ServedGate
 
 def test_key_ring_names_the_tenant() -> None:
     """A key admits its tenant; a wrong or missing key is refused with the reason."""
-    from pydantic import SecretStr
-
     ring = KeyRing({"team-a": SecretStr("k-a"), "team-b": SecretStr("k-b")})
     assert ring.admit({"authorization": "Bearer k-b"}).tenant == "team-b"
     assert ring.admit({"x-api-key": "k-a"}).tenant == "team-a"
@@ -48,7 +47,7 @@ def test_key_ring_names_the_tenant() -> None:
 
 
 def test_keys_in_each_api(fake: FakeOpenAI) -> None:
-    """With keys, each SDK raises its own AuthenticationError for a bad key, and passes a good one."""
+    """With keys, each SDK raises its own AuthenticationError for a bad key; a good one passes."""
     board, served = gateway_for(fake, KEYS)
     with board, served:
         bad = openai.OpenAI(base_url=f"{served.url}/v1", api_key="wrong", max_retries=0)
