@@ -146,8 +146,8 @@ async def one_run(
 
     for label, call_of in (("whole", "whole_ms"), ("streamed, first text", "first_text_ms")):
         n = 400 // scale
-        keep(f"one at a time, {label}",
-             [summary(await one_at_a_time(getattr(t, call_of), n)) for t in (direct, through)])  # fmt: skip
+        pair = [summary(await one_at_a_time(getattr(t, call_of), n)) for t in (direct, through)]
+        keep(f"one at a time, {label}", pair)
     for rate in (100, 1000):
         seconds = 3.0 / scale
         keep(
