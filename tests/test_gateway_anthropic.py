@@ -9,7 +9,15 @@ import pytest
 from gateway_support import ServedGateway
 
 from runtime import Callboard
-from runtime.testing import Answer, Fail, FakeAnthropic, FakeOpenAI, ToolUse, config_for
+from runtime.testing import (
+    Answer,
+    Fail,
+    FakeAnthropic,
+    FakeOpenAI,
+    StreamError,
+    ToolUse,
+    config_for,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -141,3 +149,16 @@ def test_unknown_role_and_missing_max_tokens(gateway: ServedGateway) -> None:
     with pytest.raises(anthropic.BadRequestError) as bad:
         sdk.messages.with_raw_response.create(model="coder", max_tokens=0, messages=HI)
     assert "max_tokens" in str(bad.value)
+
+
+def test_stream_broken_after_text(gateway: ServedGateway, primary: FakeOpenAI) -> None:
+    """A stream that breaks after its first text ends with an error event the SDK raises."""
+    primary.script.append(StreamError(after_chunks=1))
+    pieces: list[str] = []
+    with (
+        pytest.raises(anthropic.APIStatusError) as raised,
+        client(gateway).messages.stream(model="coder", max_tokens=100, messages=HI) as stream,
+    ):
+        pieces.extend(stream.text_stream)
+    assert pieces
+    assert raised.value.body["error"]["type"] == "api_error"  # type: ignore[index]

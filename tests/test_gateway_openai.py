@@ -10,7 +10,15 @@ import pytest
 from gateway_support import ServedGateway
 
 from runtime import Callboard
-from runtime.testing import Answer, Fail, FakeAnthropic, FakeOpenAI, ToolUse, config_for
+from runtime.testing import (
+    Answer,
+    Fail,
+    FakeAnthropic,
+    FakeOpenAI,
+    StreamError,
+    ToolUse,
+    config_for,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -231,3 +239,30 @@ def test_embeddings(primary: FakeOpenAI) -> None:
     assert [d.index for d in reply.data] == [0, 1]
     assert len(reply.data[0].embedding) > 0
     assert isinstance(reply.data[0].embedding[0], float)
+
+
+def test_every_provider_rate_limited(
+    gateway: ServedGateway, primary: FakeOpenAI, backup: FakeAnthropic
+) -> None:
+    """When every provider answers 429, the SDK raises RateLimitError, with retry-after."""
+    primary.script.append(Fail(429))
+    backup.script.append(Fail(429))
+    with pytest.raises(openai.RateLimitError) as raised:
+        client(gateway).chat.completions.create(
+            model="coder", messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert raised.value.response.headers["retry-after"] == "1"
+    assert "rate_limited" in str(raised.value)
+
+
+def test_stream_broken_after_text(gateway: ServedGateway, backup: FakeAnthropic) -> None:
+    """A stream that breaks after its first text ends with an error event the SDK raises."""
+    backup.script.append(StreamError(after_chunks=1))
+    stream = client(gateway).chat.completions.create(
+        model="reviewer", messages=[{"role": "user", "content": "Hi"}], stream=True
+    )
+    texts = []
+    with pytest.raises(openai.APIError) as raised:
+        texts.extend(chunk.choices[0].delta.content for chunk in stream if chunk.choices)
+    assert "".join(t or "" for t in texts)
+    assert "broke" in str(raised.value) or "stream" in str(raised.value)

@@ -14,7 +14,7 @@ import pytest
 from gateway_support import ServedGateway
 from pydantic import SecretStr
 
-from runtime import Callboard
+from runtime import Callboard, ConfigError, parse_config
 from runtime._gateway.keys import KeyRing
 from runtime.testing import Answer, FakeOpenAI, Stall, config_for
 
@@ -147,3 +147,18 @@ def test_disconnect_cancels_the_task(fake: FakeOpenAI, tmp_path: Path) -> None:
     done = [r for r in records if r["event"] == "task_finished"]
     assert [r["outcome"] for r in done] == ["cancelled"]
     assert "the caller cancelled it" in json.dumps(done)
+
+
+def test_gateway_config_problems_name_their_place() -> None:
+    """A mistyped [gateway] key and an unset key variable are each named with their place."""
+    text = (
+        '[providers.gpt]\ntype = "openai"\nmodel = "gpt-4o"\napi_key = "k"\n'
+        '[gateway]\nprot = 4000\n[gateway.keys]\nteam-a = "${TEAM_A_KEY}"\n'
+    )
+    with pytest.raises(ConfigError) as refused:
+        parse_config(text, environ={})
+    message = str(refused.value)
+    assert "gateway.prot" in message
+    assert '"port"' in message
+    assert "gateway.keys.team-a" in message
+    assert "TEAM_A_KEY" in message
