@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Self
 
+import pytest
+
 from runtime import Callboard
 from runtime._gateway.server import serve
+from runtime.testing import Answer, FakeAnthropic, FakeOpenAI, config_for
 
 WAIT_S = 10.0
 
@@ -51,3 +55,29 @@ class ServedGateway:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+@pytest.fixture
+def primary() -> Iterator[FakeOpenAI]:
+    """The first provider of role ``coder``: an OpenAI fake."""
+    with FakeOpenAI(default=Answer("Hello from the primary model")) as fake:
+        yield fake
+
+
+@pytest.fixture
+def backup() -> Iterator[FakeAnthropic]:
+    """The second provider of ``coder`` and the only one of ``reviewer``: an Anthropic fake."""
+    with FakeAnthropic(default=Answer("Hello from the backup model")) as fake:
+        yield fake
+
+
+@pytest.fixture
+def gateway(primary: FakeOpenAI, backup: FakeAnthropic) -> Iterator[ServedGateway]:
+    """A gateway in front of both fakes: one attempt per provider, no breaker in the way."""
+    config = config_for(
+        {"gpt": primary, "claude": backup},
+        {"coder": ["gpt", "claude"], "reviewer": ["claude"]},
+        toml="[retry]\nattempts = 1\nbackoff_initial_s = 0\n[breaker]\nfailures = 100",
+    )
+    with Callboard(config, check=False) as board, ServedGateway(board) as served:
+        yield served

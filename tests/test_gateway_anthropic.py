@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import anthropic
 import pytest
-from gateway_support import ServedGateway
 
-from runtime import Callboard
 from runtime.testing import (
     Answer,
     Fail,
@@ -16,10 +14,14 @@ from runtime.testing import (
     FakeOpenAI,
     StreamError,
     ToolUse,
-    config_for,
 )
 
+if TYPE_CHECKING:
+    from gateway_support import ServedGateway
+
 pytestmark = pytest.mark.timeout(60)
+pytest_plugins = ("gateway_support",)
+"""The fixtures ``primary``, ``backup`` and ``gateway`` in front of them."""
 
 WEATHER = {
     "name": "weather",
@@ -27,29 +29,6 @@ WEATHER = {
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
 }
 HI = [{"role": "user", "content": "Hi"}]
-
-
-@pytest.fixture
-def primary() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(default=Answer("Hello from the primary model")) as fake:
-        yield fake
-
-
-@pytest.fixture
-def backup() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic(default=Answer("Hello from the backup model")) as fake:
-        yield fake
-
-
-@pytest.fixture
-def gateway(primary: FakeOpenAI, backup: FakeAnthropic) -> Iterator[ServedGateway]:
-    config = config_for(
-        {"gpt": primary, "claude": backup},
-        {"coder": ["gpt", "claude"], "reviewer": ["claude"]},
-        toml="[retry]\nattempts = 1\nbackoff_initial_s = 0\n[breaker]\nfailures = 100",
-    )
-    with Callboard(config, check=False) as board, ServedGateway(board) as served:
-        yield served
 
 
 def client(gateway: ServedGateway) -> anthropic.Anthropic:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import openai
 import pytest
-from gateway_support import ServedGateway
 
-from runtime import Callboard
 from runtime.testing import (
     Answer,
     Fail,
@@ -17,10 +15,14 @@ from runtime.testing import (
     FakeOpenAI,
     StreamError,
     ToolUse,
-    config_for,
 )
 
+if TYPE_CHECKING:
+    from gateway_support import ServedGateway
+
 pytestmark = pytest.mark.timeout(60)
+pytest_plugins = ("gateway_support",)
+"""The fixtures ``primary``, ``backup`` and ``gateway`` in front of them."""
 
 WEATHER = {
     "type": "function",
@@ -30,29 +32,6 @@ WEATHER = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
     },
 }
-
-
-@pytest.fixture
-def primary() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(default=Answer("Hello from the primary model")) as fake:
-        yield fake
-
-
-@pytest.fixture
-def backup() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic(default=Answer("Hello from the backup model")) as fake:
-        yield fake
-
-
-@pytest.fixture
-def gateway(primary: FakeOpenAI, backup: FakeAnthropic) -> Iterator[ServedGateway]:
-    config = config_for(
-        {"gpt": primary, "claude": backup},
-        {"coder": ["gpt", "claude"], "reviewer": ["claude"]},
-        toml="[retry]\nattempts = 1\nbackoff_initial_s = 0\n[breaker]\nfailures = 100",
-    )
-    with Callboard(config, check=False) as board, ServedGateway(board) as served:
-        yield served
 
 
 def client(gateway: ServedGateway) -> openai.OpenAI:
@@ -221,24 +200,6 @@ def test_models_lists_roles(gateway: ServedGateway) -> None:
     """GET /v1/models lists the roles a request may name."""
     names = [m.id for m in client(gateway).models.list()]
     assert names == ["coder", "reviewer"]
-
-
-def test_embeddings(primary: FakeOpenAI) -> None:
-    """Embeddings come back as the SDK reads them (it asks for base64 by default)."""
-    config = config_for(
-        {"gpt": primary},
-        {"search": ["gpt"]},
-        toml="",
-    )
-    config = config.model_copy(
-        update={"providers": {"gpt": config.providers["gpt"].model_copy(
-            update={"embedding_model": "text-embedding-3-small"})}}
-    )  # fmt: skip
-    with Callboard(config, check=False) as board, ServedGateway(board) as served:
-        reply = client(served).embeddings.create(model="search", input=["one", "two"])
-    assert [d.index for d in reply.data] == [0, 1]
-    assert len(reply.data[0].embedding) > 0
-    assert isinstance(reply.data[0].embedding[0], float)
 
 
 def test_every_provider_rate_limited(

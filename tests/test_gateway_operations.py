@@ -162,3 +162,19 @@ def test_gateway_config_problems_name_their_place() -> None:
     assert '"port"' in message
     assert "gateway.keys.team-a" in message
     assert "TEAM_A_KEY" in message
+
+
+def test_embeddings(fake: FakeOpenAI) -> None:
+    """Embeddings come back as the SDK reads them (it asks for base64 by default)."""
+    config = config_for({"gpt": fake}, {"search": ["gpt"]})
+    provider = config.providers["gpt"].model_copy(
+        update={"embedding_model": "text-embedding-3-small"}
+    )
+    config = config.model_copy(update={"providers": {"gpt": provider}})
+    with Callboard(config, check=False) as board, ServedGateway(board) as served:
+        sdk = openai.OpenAI(base_url=f"{served.url}/v1", api_key="unused", max_retries=0)
+        reply = sdk.embeddings.create(model="search", input=["one", "two"])
+        floats = sdk.embeddings.create(model="search", input="one", encoding_format="float")
+    assert [d.index for d in reply.data] == [0, 1]
+    assert len(reply.data[0].embedding) > 0
+    assert reply.data[0].embedding == pytest.approx(floats.data[0].embedding, rel=1e-6)
