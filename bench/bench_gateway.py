@@ -38,8 +38,11 @@ P99_BOUND_MS = 50.0
 
 
 @contextlib.contextmanager
-def gateway(fake_url: str, workdir: Path) -> Iterator[tuple[str, int]]:
-    """Run ``callboard serve`` in front of the fake; yield its URL and process id."""
+def gateway(fake_url: str, workdir: Path, *, stream: bool) -> Iterator[tuple[str, int]]:
+    """Run ``callboard serve`` in front of the fake; yield its URL and process id.
+
+    ``stream`` is the provider's ``stream`` setting: whether the board streams from it.
+    """
     config = workdir / "gateway.toml"
     config.write_text(
         '[audit]\npath = "off"\n[metrics]\npath = "off"\n[startup]\ncheck_credentials = false\n'
@@ -47,6 +50,7 @@ def gateway(fake_url: str, workdir: Path) -> Iterator[tuple[str, int]]:
         f'[gateway.keys]\nbench = "{GATEWAY_KEY}"\n'
         f'[providers.fake]\ntype = "openai"\napi_key = "{KEY}"\nbase_url = "{fake_url}"\n'
         'model = "gpt-4o"\nmax_concurrency = 4096\nmax_queue = 100000\n'
+        f"stream = {'true' if stream else 'false'}\n"
         '[roles.bench]\nproviders = ["fake"]\n'
     )
     command = [sys.executable, "-m", "runtime", "serve", "--config", str(config), "--port", "0"]
@@ -168,13 +172,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="fewer requests, one run")
+    parser.add_argument(
+        "--whole-upstream",
+        action="store_true",
+        help="the provider's stream = false: whole requests go upstream whole",
+    )
     args = parser.parse_args()
     runs, scale = (1, 4) if args.quick else (args.runs, 1)
     print(f"callboard gateway benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     with (
         tempfile.TemporaryDirectory() as tmp,
         server(0.0) as fake_url,
-        gateway(fake_url, Path(tmp)) as (gateway_url, pid),
+        gateway(fake_url, Path(tmp), stream=not args.whole_upstream) as (gateway_url, pid),
     ):
         rows = asyncio.run(run(fake_url, gateway_url, runs, scale))
         rows.append(("gateway peak resident memory (MB)", f"{peak_rss_mb(pid):.0f}"))
