@@ -65,6 +65,16 @@ def _add_board_commands(commands: Commands[argparse.ArgumentParser]) -> None:
         help="a JSON Schema the answer must match; prints the validated JSON",
     )
     ask.set_defaults(run="runtime._cli.ask:ask_command")
+    serve = commands.add_parser(
+        "serve",
+        help="serve the OpenAI and Anthropic APIs over HTTP (model = a role)",
+        description="An HTTP gateway in front of the board: POST /v1/chat/completions, "
+        "/v1/embeddings, /v1/messages, GET /v1/models, /health, /ready.",
+    )
+    _add_config(serve)
+    serve.add_argument("--host", help="address to listen on (default: [gateway] host)")
+    serve.add_argument("--port", type=int, help="port (default: [gateway] port, 4000)")
+    serve.set_defaults(run="runtime._cli.serve:serve_command")
     models = commands.add_parser("models", help="list the models a provider offers")
     models.add_argument("provider")
     _add_config(models)

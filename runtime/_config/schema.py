@@ -150,6 +150,27 @@ class StartupSettings(_Section):
     Only done in the main thread, and only when nothing else handles SIGTERM."""
 
 
+class GatewaySettings(_Section):
+    """``[gateway]``: ``callboard serve``, the HTTP server of OpenAI's and Anthropic's APIs."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 4000
+    keys: dict[str, SecretStr] = Field(default_factory=dict)
+    """``[gateway.keys]``: tenant name = its gateway key (given as ``${ENV}``). With keys,
+    a request must carry one (``Authorization: Bearer`` or ``x-api-key``) and runs as its
+    tenant; with none, the gateway is open (keep it on loopback)."""
+    max_body_bytes: PositiveInt = 8 * 1024 * 1024
+    """A larger request body is refused with 413."""
+    max_in_flight: PositiveInt = 1024
+    """Requests served at once; beyond it, 503 at once (no queue without end)."""
+    drain_s: NonNegativeFloat = 30.0
+    """On SIGTERM or SIGINT: how long requests in flight may take to finish before exit."""
+
+    def secrets(self) -> list[str]:
+        """Return every gateway key, for redaction."""
+        return [key.get_secret_value() for key in self.keys.values() if key.get_secret_value()]
+
+
 class ProviderSettings(_Tunable):
     """``[providers.<id>]``: one provider's endpoint, credentials, model and limits."""
 
@@ -266,6 +287,7 @@ class Config(_Section):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     startup: StartupSettings = Field(default_factory=StartupSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     prices: dict[str, PriceSettings] = Field(default_factory=dict)
     providers: dict[str, ProviderSettings]
     roles: dict[str, RoleSettings] = Field(default_factory=dict)
@@ -346,7 +368,7 @@ class Config(_Section):
 
     def secrets(self) -> list[str]:
         """Return every secret value in this config, for redaction."""
-        return [s for p in self.providers.values() for s in p.secrets()]
+        return [s for p in self.providers.values() for s in p.secrets()] + self.gateway.secrets()
 
     def audit_path(self) -> Path | None:
         """Return the audit file, ``None`` for standard error; raise nothing."""
