@@ -23,7 +23,8 @@ import pykka
 from actors import MetricsActor
 from actors._messages import SyncStore, TaskEvents
 from actors._metrics import MetricsActorSettings
-from runtime._metrics.store import Filters, MetricsStore
+from runtime._metrics.store import Filters
+from runtime._metrics.store_sqlite import SqliteStore
 from runtime._rows import AttemptRow, TaskEvent, TaskRow
 
 PROVIDERS = (("claude", "claude-sonnet-4-5"), ("gpt", "gpt-4o"), ("gemini", "gemini-2.5-flash"))
@@ -123,7 +124,7 @@ def main() -> None:
     attempts = sum(len(e.attempts) for e in events)
     print(f"metrics benchmark: {attempts:,} attempts in {len(events):,} tasks over 30 days")
     with tempfile.TemporaryDirectory() as tmp:
-        alone = MetricsStore(Path(tmp) / "alone.db")
+        alone = SqliteStore(Path(tmp) / "alone.db")
         sample = events[:100_000]
         start = time.perf_counter()
         for i in range(0, len(sample), 256):
@@ -141,7 +142,7 @@ def main() -> None:
         )
         size_mb = path.stat().st_size / 1e6
         print(f"  store size                          {size_mb:.0f} MB")
-        store = MetricsStore(path, readonly=True)
+        store = SqliteStore(path, readonly=True)
         everything = (now - 31 * DAY, now + 1)
         cases: list[tuple[str, Callable[[], object]]] = [
             ("report, last 24h", lambda: store.report(now - DAY, now)),
