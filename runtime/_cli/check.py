@@ -63,11 +63,11 @@ def _metrics_store(config: Config) -> tuple[str, list[str]]:
     except (StoreError, MissingExtraError) as exc:
         line = f"  metrics store: {safe_url(url)} (unreachable)"
         return line, [f"{exc}; tasks still run, and their rows wait in memory meanwhile"]
-    return (
+    line = (
         f"  metrics store: {safe_url(url)} (PostgreSQL {found.version}, reachable, "
-        f"round trip {found.latency_ms:.1f} ms)",
-        [],
+        f"round trip {found.latency_ms:.1f} ms)"
     )
+    return line, []
 
 
 def _summary(config: Config, *, checked: bool, unchecked: list[str]) -> str:
