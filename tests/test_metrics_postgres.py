@@ -237,15 +237,21 @@ def test_check_reports_the_metrics_database(fakes, deployment, postgres_schema_u
     gpt = fakes("openai")
     text = config_toml(deployment, {"gpt": gpt}, {"coder": ["gpt"]})
     path = deployment.write(_with_url(text, postgres_schema_url))
-    done = callboard("check", "--config", str(path), "--offline")
+    done = callboard("check", "--config", str(path))
     assert done.returncode == 0, done.stderr
     line = next(x for x in done.stdout.splitlines() if "metrics store:" in x)
     assert f"metrics store: {postgres_schema_url} (PostgreSQL " in line
     assert "reachable, round trip " in line
     assert line.endswith(" ms)")
     path = deployment.write(_with_url(text, "postgresql://u:secret@127.0.0.1:9/db"))
-    done = callboard("check", "--config", str(path), "--offline", "--strict")
+    offline = callboard("check", "--config", str(path), "--offline")
+    assert offline.returncode == 0, offline.stderr
+    assert "metrics store: postgresql://u:***@127.0.0.1:9/db (not reached: --offline)" in (
+        offline.stdout
+    )
+    done = callboard("check", "--config", str(path), "--strict")
     assert done.returncode == 2
     assert "metrics store: postgresql://u:***@127.0.0.1:9/db (unreachable)" in done.stdout
     assert "tasks still run" in done.stderr
+    assert "credentials: checked" in done.stdout
     assert "secret" not in done.stdout + done.stderr

@@ -32,7 +32,7 @@ def check_command(args: argparse.Namespace) -> int:
     workflows = workflow_roles(config)
     for workflow in workflows:
         warnings += workflow.problems(config)
-    store_line, store_warning = _metrics_store(config)
+    store_line, store_warning = _metrics_store(config, reach=not args.offline)
     warnings += store_warning
     print(_summary(config, checked=not args.offline, unchecked=sorted(unchecked)))
     print(store_line)
@@ -48,7 +48,7 @@ def _unchecked_providers(config: Config) -> dict[str, str]:
     return {pid: h.reason for pid, h in standing.items() if h.state == "unchecked"}
 
 
-def _metrics_store(config: Config) -> tuple[str, list[str]]:
+def _metrics_store(config: Config, *, reach: bool) -> tuple[str, list[str]]:
     """Say where the metrics store is; reach a PostgreSQL one (its version, a round trip).
 
     An unreachable database is a warning: tasks still run, their rows wait in memory and
@@ -58,6 +58,8 @@ def _metrics_store(config: Config) -> tuple[str, list[str]]:
     if url is None:
         path = config.metrics_path()
         return f"  metrics store: {path or 'off (live statistics only)'}", []
+    if not reach:
+        return f"  metrics store: {safe_url(url)} (not reached: --offline)", []
     try:
         found = probe(url)
     except (StoreError, MissingExtraError) as exc:
