@@ -12,9 +12,11 @@ import random
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from support import attempt_row, callboard, config_toml, primary_and_backup, task_row
 
+from runtime import ConfigError, parse_config
 from runtime._config.prices import PriceTable
 from runtime._errors import StoreError
 from runtime._metrics.audit_rebuild import rebuild
@@ -255,3 +257,39 @@ def test_check_reports_the_metrics_database(fakes, deployment, postgres_schema_u
     assert "tasks still run" in done.stderr
     assert "credentials: checked" in done.stdout
     assert "secret" not in done.stdout + done.stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_lost_connection_is_noticed_and_a_new_store_writes(postgres_schema_url):
+    """A server that drops the connection fails the write; `moved` says so; reopening works."""
+    store = open_store(postgres_schema_url)
+    (task, attempts), (other, more) = fleet_rows(tasks=2)
+    store.write([task], attempts)
+    assert store.moved() is None
+    with psycopg.connect(postgres_schema_url, autocommit=True) as admin:
+        pid = store._db.info.backend_pid
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(StoreError, match="cannot be used"):
+        store.write([other], more)
+    assert store.moved() == "the connection to the database was lost"
+    assert store.let_go()
+    fresh = open_store(postgres_schema_url)
+    fresh.write([other], more)
+    assert fresh.counts() == (2, len(attempts) + len(more))
+    fresh.close()
+
+
+PROVIDER = '[providers.local]\ntype = "ollama"\nmodel = "llama3"\n\n'
+
+
+@pytest.mark.timeout(30)
+def test_a_metrics_url_that_is_not_postgresql_is_a_config_problem():
+    """`[metrics] url` names its place and says to use path for a SQLite file."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f'{PROVIDER}[metrics]\nurl = "sqlite:///tmp/m.db"\n', environ={})
+    assert "metrics.url: expected a PostgreSQL URL" in str(caught.value)
+    assert "for a SQLite file set path instead" in str(caught.value)
+    secret = "postgresql://fleet:s3cret@db.internal:5432/metrics"
+    config = parse_config(f'{PROVIDER}[metrics]\nurl = "{secret}"\n', environ={})
+    assert config.metrics_store() == secret
+    assert "s3cret" in config.secrets()

@@ -163,4 +163,4 @@ def probe(url: str) -> ServerProbe:
             latency_ms = (time.perf_counter() - started) * 1000
         except (psycopg.Error, OSError) as exc:
             raise postgres_error(label, exc) from None
-    return ServerProbe(str(version), latency_ms)
+    return ServerProbe(str(version).split()[0], latency_ms)  # "15.20 (Debian ...)": 15.20
