@@ -312,11 +312,11 @@ class GetBudgets:
 class SyncStore:
     """Caller → router → metrics: write every finished task to the store, then resolve.
 
-    ``reply`` gets the store's path, or ``None`` when there is no store or it cannot be
-    written now.
+    ``reply`` gets the store's file or URL, or ``None`` when there is no store or it cannot
+    be written now.
     """
 
-    reply: concurrent.futures.Future[Path | None]
+    reply: concurrent.futures.Future[Path | str | None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pykka
@@ -33,6 +32,7 @@ from runtime._errors import (
 from runtime._metrics.report import Every, GroupBy, Report, Trend
 from runtime._metrics.stats import Stats
 from runtime._metrics.store import Filters, MetricsStore
+from runtime._metrics.store_open import StoreAddress, open_store
 from runtime._metrics.timespec import span_s
 from runtime._policy.budget_ledger import BudgetStatus
 from runtime._policy.provider_table import ProviderHealth
@@ -134,18 +134,18 @@ class BoardAdmin:
     def _open_store(
         self, since: str | float, until: float | None
     ) -> tuple[MetricsStore, float, float]:
-        reply: concurrent.futures.Future[Path | None] = concurrent.futures.Future()
+        reply: concurrent.futures.Future[StoreAddress | None] = concurrent.futures.Future()
         self._tell_router(SyncStore(reply))
         try:
             path = reply.result(timeout=CONTROL_TIMEOUT_S)
         except concurrent.futures.TimeoutError:
             raise BoardClosedError("the metrics actor did not answer; see the audit log") from None
-        path = path or self._config.metrics_path()
+        path = path or self._config.metrics_store()
         if path is None:
             raise StoreError('there is no metrics store: set [metrics] path (it is "off")')
         last = time.time() if until is None else until
         first = last - span_s(since) if isinstance(since, str) else since
-        return MetricsStore(path, readonly=True), first, last
+        return open_store(path, readonly=True), first, last
 
     def reload(self, path: str | os.PathLike[str] | None = None) -> Config:
         """Load the config file again; tasks that start afterwards use it.

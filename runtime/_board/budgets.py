@@ -8,10 +8,11 @@ reads the same figures without a board.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from runtime._config.schema import Config
 from runtime._errors import StoreError
-from runtime._metrics.store import MetricsStore
+from runtime._metrics.store_open import open_store
 from runtime._policy.budget_ledger import LocalLedger, spend_by_account
 
 
@@ -22,12 +23,12 @@ def restored_ledger(config: Config, now: float | None = None) -> tuple[LocalLedg
     read: no budgets, no store yet).
     """
     ledger = LocalLedger(config.budget_rules)
-    path = config.metrics_path()
-    if not config.budget_rules or path is None or not path.exists():
+    where = config.metrics_store()
+    if not config.budget_rules or where is None or (isinstance(where, Path) and not where.exists()):
         return ledger, None
     moment = time.time() if now is None else now
     try:
-        store = MetricsStore(path, readonly=True)
+        store = open_store(where, readonly=True)
         try:
             spent = spend_by_account(config.budget_rules, store.spend_since, moment)
         finally:

@@ -8,6 +8,8 @@ from runtime._board.board import Callboard
 from runtime._cli.casting import role_lines, warn, workflow_roles
 from runtime._config.load import load_config
 from runtime._config.schema import Config
+from runtime._errors import MissingExtraError, StoreError
+from runtime._metrics.store_postgres import probe, safe_url
 
 EXIT_OK, EXIT_CONFIG = 0, 2
 
@@ -30,7 +32,10 @@ def check_command(args: argparse.Namespace) -> int:
     workflows = workflow_roles(config)
     for workflow in workflows:
         warnings += workflow.problems(config)
+    store_line, store_warning = _metrics_store(config, reach=not args.offline)
+    warnings += store_warning
     print(_summary(config, checked=not args.offline, unchecked=sorted(unchecked)))
+    print(store_line)
     for text in warnings:
         warn(text)
     return EXIT_CONFIG if args.strict and warnings else EXIT_OK
@@ -41,6 +46,30 @@ def _unchecked_providers(config: Config) -> dict[str, str]:
     with Callboard(config, check=True) as board:
         standing = board.health()
     return {pid: h.reason for pid, h in standing.items() if h.state == "unchecked"}
+
+
+def _metrics_store(config: Config, *, reach: bool) -> tuple[str, list[str]]:
+    """Say where the metrics store is; reach a PostgreSQL one (its version, a round trip).
+
+    An unreachable database is a warning: tasks still run, their rows wait in memory and
+    the audit log keeps them all.
+    """
+    url = config.metrics.url
+    if url is None:
+        path = config.metrics_path()
+        return f"  metrics store: {path or 'off (live statistics only)'}", []
+    if not reach:
+        return f"  metrics store: {safe_url(url)} (not reached: --offline)", []
+    try:
+        found = probe(url)
+    except (StoreError, MissingExtraError) as exc:
+        line = f"  metrics store: {safe_url(url)} (unreachable)"
+        return line, [f"{exc}; tasks still run, and their rows wait in memory meanwhile"]
+    line = (
+        f"  metrics store: {safe_url(url)} (PostgreSQL {found.version}, reachable, "
+        f"round trip {found.latency_ms:.1f} ms)"
+    )
+    return line, []
 
 
 def _summary(config: Config, *, checked: bool, unchecked: list[str]) -> str:

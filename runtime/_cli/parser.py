@@ -105,7 +105,11 @@ def _add_metrics_commands(commands: Commands[argparse.ArgumentParser]) -> None:
     again = sub.add_parser("rebuild", help="rebuild the metrics store from audit logs")
     again.add_argument("--from-audit", type=Path, nargs="+", required=True, metavar="FILE")
     again.add_argument("--config", default="config.toml", metavar="PATH")
-    again.add_argument("--replace", action="store_true", help="move an existing store aside")
+    again.add_argument(
+        "--replace",
+        action="store_true",
+        help="move an existing SQLite store aside; empty a PostgreSQL one",
+    )
     again.set_defaults(run="runtime._cli.metrics:run_rebuild")
 
 

@@ -119,6 +119,7 @@ def parse_config(text: str, *, source: str = "<memory>", environ: Mapping[str, s
         problems += _audit_problems(config)
         problems += _routing_problems(config)
         problems += _budget_problems(config)
+        problems += _metrics_problems(config)
     if problems:
         located = [ConfigProblem(p.location, p.message, lines.find(p.location)) for p in problems]
         unique = list(dict.fromkeys(located))
@@ -184,6 +185,21 @@ def _audit_problems(config: Config) -> list[ConfigProblem]:
             for key in rules
         ]
     return problems
+
+
+def _metrics_problems(config: Config) -> list[ConfigProblem]:
+    """Check that a metrics store URL names a PostgreSQL database."""
+    url = config.metrics.url
+    if url is None or urllib.parse.urlsplit(url).scheme in ("postgresql", "postgres"):
+        return []
+    shown = url.split("://", 1)[0] if "://" in url else "no scheme"
+    return [
+        ConfigProblem(
+            "metrics.url",
+            f"expected a PostgreSQL URL like postgresql://user@host:5432/db (got {shown}); "
+            "for a SQLite file set path instead",
+        )
+    ]
 
 
 def _expand_env(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -118,6 +119,9 @@ class MetricsSettings(_Section):
     path: str = "callboard-metrics.db"
     """SQLite file, relative to the config file; ``"off"`` keeps live statistics only.
     A config that is not read from a file has no store unless this is absolute."""
+    url: str | None = None
+    """A PostgreSQL database (``postgresql://user:pass@host:5432/db``) shared by a fleet;
+    when set it is the store, and ``path`` is not used (needs ``callboard[postgres]``)."""
     retain_days: PositiveFloat = 90.0
     prometheus_port: Annotated[int, Field(ge=0, le=65535)] | None = None
     """Serve Prometheus metrics on this loopback port (needs ``callboard[prometheus]``)."""
@@ -368,13 +372,19 @@ class Config(_Section):
 
     def secrets(self) -> list[str]:
         """Return every secret value in this config, for redaction."""
-        return [s for p in self.providers.values() for s in p.secrets()] + self.gateway.secrets()
+        found = [s for p in self.providers.values() for s in p.secrets()] + self.gateway.secrets()
+        password = urlsplit(self.metrics.url).password if self.metrics.url else None
+        return [*found, password] if password else found
 
     def audit_path(self) -> Path | None:
         """Return the audit file, ``None`` for standard error; raise nothing."""
         if self.audit.path in ("-", "off"):
             return None
         return self._beside(self.audit.path) or Path(self.audit.path).expanduser()
+
+    def metrics_store(self) -> Path | str | None:
+        """Return where the metrics store is: a PostgreSQL URL, a SQLite file, or ``None``."""
+        return self.metrics.url or self.metrics_path()
 
     def metrics_path(self) -> Path | None:
         """Return the metrics store's file, or ``None`` when there is none."""
