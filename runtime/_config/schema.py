@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -120,6 +121,32 @@ class MetricsSettings(_Section):
     prometheus_port: Annotated[int, Field(ge=0, le=65535)] | None = None
     """Serve Prometheus metrics on this loopback port (needs ``callboard[prometheus]``)."""
     prometheus_host: str = "127.0.0.1"
+
+
+class SharedSettings(_Section):
+    """``[shared]``: limits and health shared by every process using the same Redis namespace."""
+
+    url: SecretStr | None = None
+    """``redis://host:6379/0`` (TLS: ``rediss://``); absent: everything stays local."""
+    namespace: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")] = "callboard"
+    """Keys live under it; several fleets can share one Redis."""
+    lease_s: Annotated[float, Field(gt=0, le=10)] = 1.0
+    """How long a lease of requests and tokens may be spent before what is left goes back."""
+    timeout_s: PositiveFloat = 0.5
+    """How long a Redis command may take before this process falls back to its local share."""
+
+    def redis_url(self) -> str | None:
+        """Return the URL with its password, or ``None`` when nothing is shared."""
+        return None if self.url is None else self.url.get_secret_value() or None
+
+    def password(self) -> str | None:
+        """Return the URL's password, if it has one (a secret, redacted everywhere)."""
+        return urlsplit(self.redis_url() or "").password
+
+    def shown_url(self) -> str:
+        """Return the URL with any password replaced by ``***``, for messages."""
+        url, password = self.redis_url() or "", self.password()
+        return url.replace(f":{password}@", ":***@", 1) if password else url
 
 
 class PriceSettings(_Section):
@@ -261,6 +288,7 @@ class Config(_Section):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     startup: StartupSettings = Field(default_factory=StartupSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    shared: SharedSettings = Field(default_factory=SharedSettings)
     prices: dict[str, PriceSettings] = Field(default_factory=dict)
     providers: dict[str, ProviderSettings]
     roles: dict[str, RoleSettings] = Field(default_factory=dict)
@@ -326,7 +354,10 @@ class Config(_Section):
 
     def secrets(self) -> list[str]:
         """Return every secret value in this config, for redaction."""
-        return [s for p in self.providers.values() for s in p.secrets()]
+        shared = self.shared.password()
+        return [s for p in self.providers.values() for s in p.secrets()] + (
+            [shared] if shared else []
+        )
 
     def audit_path(self) -> Path | None:
         """Return the audit file, ``None`` for standard error; raise nothing."""
