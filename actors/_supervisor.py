@@ -50,6 +50,7 @@ from runtime._policy.provider_table import Routing
 from runtime._policy.routing import Availability, Health
 from runtime._transport.credentials import CheckFailure
 from runtime._transport.io_loop import IoLoop
+from runtime._transport.shared_store import SharedStore
 
 METRICS, ROUTER = "metrics", "router"
 
@@ -74,8 +75,13 @@ class Supervisor(DispatchingActor):
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
         unchecked: Mapping[str, CheckFailure] | None = None,
+        shared: SharedStore | None = None,
     ) -> None:
-        """``unchecked`` maps the providers whose check found them in trouble to why."""
+        """Supervise a board's actors.
+
+        ``unchecked`` maps the providers whose check found them in trouble to why;
+        ``shared`` is the fleet's store (``None``: limits and health stay local).
+        """
         super().__init__()
         self._config = config
         self._unchecked_at_start = dict(unchecked or {})
@@ -83,6 +89,7 @@ class Supervisor(DispatchingActor):
         """How each unchecked provider last stood, by slot."""
         self._io = io
         self._audit = audit
+        self._shared = shared
         self._clock = clock
         self._random = rand
         self._children: dict[str, _Child] = {}
@@ -211,6 +218,8 @@ class Supervisor(DispatchingActor):
                 rechecks=rechecks,
                 unchecked=self._unchecked.get(slot),
                 rand=self._random,
+                shared=self._shared,
+                lease_s=self._config.shared.lease_s,
             )
 
         return start

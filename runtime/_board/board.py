@@ -37,6 +37,7 @@ from runtime._errors import (
 from runtime._task_spec import EmbedSpec, TaskSpec
 from runtime._transport.credentials import CheckFailure
 from runtime._transport.io_loop import IoLoop
+from runtime._transport.shared_store import RedisStore, shared_store_for
 from runtime._transport.signing import require_signing_extra
 
 GRACE_S = 5.0
@@ -95,15 +96,23 @@ class Callboard(BoardAdmin):
         )
         require_signing_extra(config)
         self._io = IoLoop()
+        self._shared: RedisStore | None = None
         try:
+            self._shared = shared_store_for(config, self._io)
             unchecked: dict[str, CheckFailure] = {}
             if config.startup.check_credentials if check is None else check:
                 unchecked = self._check(config, check_only)
             self._supervisor = Supervisor.start(
-                config=config, io=self._io, audit=self._audit, unchecked=unchecked
+                config=config,
+                io=self._io,
+                audit=self._audit,
+                unchecked=unchecked,
+                shared=self._shared,
             )
             self._router = self._await_router()
         except BaseException:
+            if self._shared is not None:
+                self._shared.close()
             self._io.close()
             self._audit.close()
             raise
@@ -384,6 +393,8 @@ class Callboard(BoardAdmin):
                 ref.stop(block=True, timeout=timeout_s)
             except (pykka.ActorDeadError, pykka.Timeout):
                 continue
+        if self._shared is not None:
+            self._shared.close()
         self._io.close(timeout_s)
         self._audit.event("board_closed")
         self._audit.close()

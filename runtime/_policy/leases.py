@@ -220,8 +220,10 @@ class LeaseLedger:
         self._rate = self._rate * decay + 1 / tau
         self._rate_at = now
         per_call = self._counted(tokens)
-        self._tokens_per_call = per_call if not self._tokens_per_call else (
-            0.8 * self._tokens_per_call + 0.2 * per_call
+        self._tokens_per_call = (
+            per_call
+            if not self._tokens_per_call
+            else (0.8 * self._tokens_per_call + 0.2 * per_call)
         )
 
     def _lease_size(self, queued: int) -> int:

@@ -32,7 +32,7 @@ from runtime._policy.rate_limits import WINDOW_S
 from runtime._transport.lease_script import LEASE_SCRIPT
 
 if TYPE_CHECKING:
-    from runtime._config.schema import SharedSettings
+    from runtime._config.schema import Config, SharedSettings
     from runtime._transport.io_loop import IoLoop
 
 SHARED_EXTRA = "pip install 'callboard[redis]'"
@@ -116,8 +116,8 @@ class RedisStore:
     def __init__(self, settings: SharedSettings, io: IoLoop) -> None:
         try:
             import redis.asyncio as aioredis  # noqa: PLC0415 - an optional extra
-            from redis.backoff import NoBackoff  # noqa: PLC0415
             from redis.asyncio.retry import Retry  # noqa: PLC0415
+            from redis.backoff import NoBackoff  # noqa: PLC0415
         except ImportError:
             raise MissingExtraError(
                 f"[shared] url needs the Redis client: {SHARED_EXTRA}"
@@ -253,3 +253,16 @@ class RedisStore:
     async def _close(self) -> None:
         await self._client.aclose()
         await self._listener.aclose()
+
+
+def shared_store_for(config: Config, io: IoLoop) -> RedisStore | None:
+    """Start the store ``[shared]`` names, subscribed to health notes (``None``: none named).
+
+    An unreachable Redis does not stop the start: the store keeps trying, and each
+    provider falls back to its local share until it answers.
+    """
+    if config.shared.redis_url() is None:
+        return None
+    store = RedisStore(config.shared, io)
+    store.start(wait_s=config.shared.timeout_s * 4)
+    return store
