@@ -480,7 +480,10 @@ class ProviderActor(SupervisedActor):
         leases, shared = self._leases, self._shared
         if leases is None or shared is None:
             return
-        ask = leases.ask(now, len(self._queue), self._queue.tokens)
+        queued = len(self._queue)
+        if queued and leases.wait_s(self._queue.first().tokens, now) == 0:
+            queued = 0  # the first call is covered: only top up
+        ask = leases.ask(now, queued, self._queue.tokens if queued else 0)
         if ask is None:
             return
         settings = self._settings

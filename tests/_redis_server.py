@@ -58,7 +58,7 @@ class RedisServer:
         """Start the server (no persistence) and wait until it answers a PING."""
         command = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--save", "", "--appendonly", "no", "--dir", str(self.folder)]
-        self.process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
+        self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)

@@ -26,10 +26,11 @@ def main() -> None:
     """Run one worker."""
     config, calls = sys.argv[1], int(sys.argv[2])
     with Callboard.from_config(config) as board:
-        print("ready", flush=True)
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
         sys.stdin.readline()
         summary = asyncio.run(run(board, calls))
-    print(json.dumps(summary), flush=True)
+    sys.stdout.write(json.dumps(summary) + "\n")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ class Fleet:
     def __init__(self, configs: list[Path], calls: int) -> None:
         env = {**os.environ, **ENV}
         self.children = [
-            subprocess.Popen(  # noqa: S603 - our own script
+            subprocess.Popen(
                 [sys.executable, str(WORKER), str(config), str(calls)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -94,19 +94,22 @@ def test_four_processes_keep_one_rpm_within_one_percent(fakes, deployment, redis
 
 @pytest.mark.timeout(60)
 def test_a_429_seen_by_one_board_rests_the_other(fakes, deployment, redis_url, namespace):
-    """One process's 429 (Retry-After 5 s) puts the provider in cooldown in another within 100 ms."""
+    """One process's 429 (Retry-After 5 s) rests the provider in another, within 100 ms."""
     fake = fakes("openai", script=[Fail(429, retry_after_s=5)])
     first, second = (
-        Callboard.from_config(fleet_config(deployment, fake, redis_url, namespace, name), environ=ENV)
+        Callboard.from_config(
+            fleet_config(deployment, fake, redis_url, namespace, name), environ=ENV
+        )
         for name in ("a", "b")
     )
     deployment.boards += [first, second]
-    with pytest.raises(Exception):  # noqa: B017, PT011 - only the cooldown matters here
+    with pytest.raises(Exception):  # noqa: B017 - only the cooldown matters here
         first.ask("coder", "hi", deadline_s=1.0)
     cooling = eventually(lambda: second.health()["p"].state == "cooling")
     assert cooling
     events = [e for e in _audit(deployment, "b") if e.get("event") == "provider_cooling"]
-    assert events and events[0]["propagation_ms"] < 100
+    assert events
+    assert events[0]["propagation_ms"] < 100
     assert 4.0 < events[0]["seconds"] <= 5.0
 
 
@@ -115,12 +118,14 @@ def test_a_revoked_key_is_taken_out_everywhere(fakes, deployment, redis_url, nam
     """A key rejected in one process takes the provider out of rotation in the other too."""
     fake = fakes("openai")
     first, second = (
-        Callboard.from_config(fleet_config(deployment, fake, redis_url, namespace, name), environ=ENV)
+        Callboard.from_config(
+            fleet_config(deployment, fake, redis_url, namespace, name), environ=ENV
+        )
         for name in ("a", "b")
     )
     deployment.boards += [first, second]
     fake.revoke_key(_key_of(fake))
-    with pytest.raises(Exception):  # noqa: B017, PT011 - only the outcome elsewhere matters
+    with pytest.raises(Exception):  # noqa: B017 - only the outcome elsewhere matters
         first.ask("coder", "hi", deadline_s=2.0)
     out = eventually(lambda: second.health()["p"].state == "out")
     assert out
@@ -132,14 +137,13 @@ def test_a_redis_restart_fails_no_task(fakes, deployment, own_redis: RedisServer
     """Redis stopped mid-run: each process falls back to its share, rejoins, and no task fails."""
     fake = fakes("openai")
     configs = [
-        fleet_config(deployment, fake, own_redis.url, namespace, f"w{i}", rpm=RPM)
-        for i in range(2)
+        fleet_config(deployment, fake, own_redis.url, namespace, f"w{i}", rpm=120) for i in range(2)
     ]
-    fleet = Fleet(configs, calls=200)
+    fleet = Fleet(configs, calls=40)  # a 20-call burst each, then 2 a second
     fleet.go()
-    fake.wait_for_requests(60, chat_only=True, timeout_s=30)
+    fake.wait_for_requests(44, chat_only=True, timeout_s=30)
     own_redis.stop()
-    fake.wait_for_requests(150, chat_only=True, timeout_s=30)
+    fake.wait_for_requests(56, chat_only=True, timeout_s=30)
     own_redis.start()
     results = fleet.results(timeout_s=90)
     assert [r["failed"] for r in results] == [0, 0], results
@@ -147,7 +151,12 @@ def test_a_redis_restart_fails_no_task(fakes, deployment, own_redis: RedisServer
     assert "shared_store_lost" in events
     assert "shared_store_back" in events
     times = sorted(r.received_at for r in fake.requests if r.is_chat)
-    assert busiest_window(times) <= RPM * 1.01
+    assert len(times) == 80
+    assert busiest_window(times) <= 120 * 1.01
+
+
+def _board(config: Path) -> Callboard:
+    return Callboard.from_config(config, environ=ENV)
 
 
 def _key_of(fake: FakeProvider) -> str:

@@ -105,9 +105,9 @@ class LeaseLedger:
             return self.local.wait_s(tokens, now)
         if self._lease_for(tokens, now) is not None:
             return 0.0
-        if self._asking:
-            return _UNLIMITED
-        return max(0.0, self._next_ask_at - now)
+        if self._asking or now >= self._next_ask_at:
+            return _UNLIMITED  # an ask is out, or due: `ask` sends it
+        return self._next_ask_at - now
 
     def take(self, tokens: int, now: float) -> Spent:
         """Spend one request and ``tokens`` (call `wait_s` first: it must be 0)."""
@@ -141,7 +141,7 @@ class LeaseLedger:
         self._expire(now)
         want = self._lease_size(queued)
         held = sum(self._calls_in(lease) for lease in self._leases)
-        if self.local is None and held > want / 2 and held >= queued:
+        if self.local is None and not queued and held > want / 2:
             return None
         want = max(want, min(queued, self._cap(self.rpm)))
         per_call = max(self._tokens_per_call, queued_tokens / queued if queued else 0.0)
