@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from _redis_server import RedisServer
-from support import ENV, FAST_SECTIONS, Deployment, config_toml, eventually
+from support import ENV, FAST_SECTIONS, Deployment, callboard, config_toml, eventually
 
 from runtime import Callboard
 from runtime.testing import Fail, FakeProvider, busiest_window
@@ -166,3 +166,20 @@ def _key_of(fake: FakeProvider) -> str:
 def _audit(deployment: Deployment, name: str) -> list[dict[str, object]]:
     path = Path(str(deployment.audit_path) + f".{name}")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.timeout(60)
+def test_check_reports_the_shared_store(fakes, deployment, redis_url, namespace, own_redis):
+    """``callboard check`` names the store, its Redis version and latency, or warns it is away."""
+    fake = fakes("openai")
+    reachable = fleet_config(deployment, fake, redis_url, namespace, "up")
+    done = callboard("check", "--config", str(reachable))
+    assert done.returncode == 0, done.stderr
+    assert "shared store: redis://127.0.0.1:" in done.stdout
+    assert "reachable, Redis " in done.stdout
+    own_redis.stop()
+    away = fleet_config(deployment, fake, own_redis.url, namespace, "down")
+    done = callboard("check", "--strict", "--config", str(away))
+    assert done.returncode == 2
+    assert "unreachable" in done.stdout
+    assert "local share" in done.stderr
