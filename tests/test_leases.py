@@ -52,12 +52,20 @@ def test_token_corrections_reach_the_slot_of_their_lease():
 
 def test_an_empty_grant_says_when_to_ask_again():
     """When the fleet's window is full the ledger waits as long as the store said."""
-    ledger = LeaseLedger(rpm=60, tpm=None, lease_s=1.0)
+    ledger = LeaseLedger(rpm=60, tpm=None, lease_s=5.0)
     ledger.ask(0.0, 1, 0)
     ledger.granted(Grant(0, 0, slot=1, processes=1, retry_s=4.0), asked_at=0.0, now=0.0)
     assert ledger.wait_s(1, 1.0) == pytest.approx(3.0)
     assert ledger.ask(1.0, 1, 0) is None
     assert ledger.ask(4.0, 1, 0) is not None
+
+
+def test_a_full_window_is_asked_again_within_a_lease_life():
+    """Other processes give back what their leases leave within a lease's life: ask then."""
+    ledger = LeaseLedger(rpm=60, tpm=None, lease_s=1.0)
+    ledger.ask(0.0, 1, 0)
+    ledger.granted(Grant(0, 0, slot=1, processes=3, retry_s=50.0), asked_at=0.0, now=0.0)
+    assert ledger.wait_s(1, 0.5) == pytest.approx(0.5)
 
 
 def test_a_lost_store_falls_back_to_a_share_and_rejoining_counts_it_back():

@@ -166,7 +166,8 @@ class LeaseLedger:
             self._leases.append(_Lease(requests, tokens, grant.slot, asked_at + self.lease_s))
             self._next_ask_at = 0.0
         else:
-            self._next_ask_at = now + max(grant.retry_s, 0.05)
+            # what other processes' leases leave goes back within a lease's life
+            self._next_ask_at = now + min(max(grant.retry_s, 0.05), self.lease_s)
         return rejoined
 
     def failed(self, now: float) -> bool:
