@@ -413,8 +413,6 @@ class ProviderActor(SupervisedActor):
             self._on_success(done.result, entry, now)
         elif done.error is not None:
             self._limiter.settle(entry.taken, None, now, now)
-            if done.error.kind is ErrorKind.CANCELLED and entry.spent and self._leases:
-                self._leases.refund(entry.spent)
             self._on_error(done.error, entry.ticket, now)
         self._announce(now)
         report = AttemptDone(
