@@ -13,7 +13,8 @@ from _redis_server import RedisServer
 from support import ENV, FAST_SECTIONS, Deployment, callboard, config_toml, eventually
 
 from runtime import Callboard
-from runtime.testing import Fail, FakeProvider, busiest_window
+from runtime._chat import Usage
+from runtime.testing import Answer, Fail, FakeProvider, busiest_window
 
 WORKER = Path(__file__).with_name("fleet_worker.py")
 RPM = 600
@@ -90,6 +91,29 @@ def test_four_processes_keep_one_rpm_within_one_percent(fakes, deployment, redis
     times = sorted(r.received_at for r in fake.requests if r.is_chat)
     assert busiest_window(times) <= RPM * 1.01
     assert busiest_window(times) >= RPM * 0.9
+
+
+@pytest.mark.timeout(120)
+def test_four_processes_keep_one_tpm_with_real_usage(fakes, deployment, redis_url, namespace):
+    """Four processes at a 6,000-tpm provider: its log never carries more in a minute.
+
+    Each call is estimated at about 202 tokens and uses 150: the difference goes back to the
+    fleet's window, so the fleet gets more than 6,000 // 202 calls into the minute.
+    """
+    fake = fakes("openai", default=Answer("ok", usage=Usage(input_tokens=100, output_tokens=50)))
+    limits = {"tpm": 6000, "max_tokens": 200}
+    configs = [
+        fleet_config(deployment, fake, redis_url, namespace, f"w{i}", **limits) for i in range(4)
+    ]
+    fleet = Fleet(configs, calls=30)
+    fleet.go()
+    fake.wait_for_requests(32, chat_only=True, timeout_s=60)
+    for child in fleet.children:
+        child.terminate()
+    for child in fleet.children:
+        child.wait(10)
+    times = sorted(r.received_at for r in fake.requests if r.is_chat)
+    assert busiest_window(times) * 150 <= 6000 * 1.01
 
 
 @pytest.mark.timeout(60)
