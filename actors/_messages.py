@@ -8,6 +8,7 @@ Provider ──HealthChanged──▶ Router (and Supervisor, while unchecked)
 timers ──Wake──▶ Router, Provider; HedgeDue──▶ Router
 timers ──CheckDue──▶ Provider (unchecked) ──check──▶ I/O loop ──CheckDone──▶ Provider
 Supervisor ──RouterIs──▶ Provider
+shared store (I/O loop) ──LeaseDone / SharedHealth──▶ Provider
 Router ──TaskEvents (batched) / GetStats──▶ Metrics
 Supervisor ──ApplyRouting──▶ Router ──RetireSlots──▶ Supervisor ──Reloaded──▶ Provider
 children ──ChildDied──▶ Supervisor ──ProviderReplaced / ProviderDown / MetricsReplaced──▶ Router
@@ -163,6 +164,25 @@ class CheckDone:
 
     token: int
     error: ProviderError | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseDone:
+    """The shared store's answer to a provider's lease ask (``grant`` ``None``: it failed)."""
+
+    asked_at: float
+    grant: Any
+    """A `runtime._policy.leases.Grant`, or ``None``."""
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SharedHealth:
+    """Another process's note about this provider's health, and when it arrived."""
+
+    note: Any
+    """A `runtime._transport.shared_store.HealthNote`."""
+    arrived: float
 
 
 @dataclass(frozen=True, slots=True)

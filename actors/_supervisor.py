@@ -52,6 +52,7 @@ from runtime._policy.provider_table import Routing
 from runtime._policy.routing import Availability, Health
 from runtime._transport.credentials import CheckFailure
 from runtime._transport.io_loop import IoLoop
+from runtime._transport.shared_store import SharedStore
 
 METRICS, ROUTER = "metrics", "router"
 
@@ -78,11 +79,13 @@ class Supervisor(DispatchingActor):
         unchecked: Mapping[str, CheckFailure] | None = None,
         ledger: BudgetLedger | None = None,
         on_budget: OnBudget | None = None,
+        shared: SharedStore | None = None,
     ) -> None:
         """``unchecked`` maps the providers whose check found them in trouble to why.
 
         ``ledger`` keeps the budgets' spend (every router incarnation gets the same one);
-        ``on_budget`` is called with each budget alert.
+        ``on_budget`` is called with each budget alert; ``shared`` is the fleet's store
+        (``None``: limits and health stay local).
         """
         super().__init__()
         self._config = config
@@ -91,6 +94,7 @@ class Supervisor(DispatchingActor):
         """How each unchecked provider last stood, by slot."""
         self._io = io
         self._audit = audit
+        self._shared = shared
         self._clock = clock
         self._random = rand
         self._ledger = ledger or LocalLedger(config.budget_rules)
@@ -223,6 +227,8 @@ class Supervisor(DispatchingActor):
                 rechecks=rechecks,
                 unchecked=self._unchecked.get(slot),
                 rand=self._random,
+                shared=self._shared,
+                lease_s=self._config.shared.lease_s,
             )
 
         return start

@@ -14,6 +14,8 @@ from support import AWS_SECRET, KEYS, Deployment
 
 from runtime.testing import FAKES, FakeProvider
 
+pytest_plugins = ["_redis_server"]
+
 
 @pytest.fixture(autouse=True)
 def _stop_all_actors() -> Iterator[None]:

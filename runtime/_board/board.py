@@ -39,6 +39,7 @@ from runtime._policy.budget_ledger import BudgetAlert
 from runtime._task_spec import EmbedSpec, TaskSpec
 from runtime._transport.credentials import CheckFailure
 from runtime._transport.io_loop import IoLoop
+from runtime._transport.shared_store import RedisStore, shared_store_for
 from runtime._transport.signing import require_signing_extra
 
 GRACE_S = 5.0
@@ -100,7 +101,9 @@ class Callboard(BoardAdmin):
         )
         require_signing_extra(config)
         self._io = IoLoop()
+        self._shared: RedisStore | None = None
         try:
+            self._shared = shared_store_for(config, self._io)
             unchecked: dict[str, CheckFailure] = {}
             if config.startup.check_credentials if check is None else check:
                 unchecked = self._check(config, check_only)
@@ -114,9 +117,12 @@ class Callboard(BoardAdmin):
                 unchecked=unchecked,
                 ledger=ledger,
                 on_budget=on_budget,
+                shared=self._shared,
             )
             self._router = self._await_router()
         except BaseException:
+            if self._shared is not None:
+                self._shared.close()
             self._io.close()
             self._audit.close()
             raise
@@ -405,6 +411,8 @@ class Callboard(BoardAdmin):
                 ref.stop(block=True, timeout=timeout_s)
             except (pykka.ActorDeadError, pykka.Timeout):
                 continue
+        if self._shared is not None:
+            self._shared.close()
         self._io.close(timeout_s)
         self._audit.event("board_closed")
         self._audit.close()

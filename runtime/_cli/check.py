@@ -7,9 +7,11 @@ import argparse
 from runtime._board.board import Callboard
 from runtime._cli.casting import role_lines, warn, workflow_roles
 from runtime._config.load import load_config
-from runtime._config.schema import Config
+from runtime._config.schema import Config, SharedSettings
 from runtime._errors import MissingExtraError, StoreError
 from runtime._metrics.store_postgres import probe, safe_url
+from runtime._transport.io_loop import IoLoop
+from runtime._transport.shared_store import RedisStore, SharedStoreUnavailableError
 
 EXIT_OK, EXIT_CONFIG = 0, 2
 
@@ -34,11 +36,40 @@ def check_command(args: argparse.Namespace) -> int:
         warnings += workflow.problems(config)
     store_line, store_warning = _metrics_store(config, reach=not args.offline)
     warnings += store_warning
+    shared_line = None
+    if config.shared.redis_url() is not None and not args.offline:
+        shared_line, shared_problem = shared_store_line(config.shared)
+        warnings += [shared_problem] if shared_problem else []
     print(_summary(config, checked=not args.offline, unchecked=sorted(unchecked)))
     print(store_line)
+    if shared_line:
+        print(shared_line)
     for text in warnings:
         warn(text)
     return EXIT_CONFIG if args.strict and warnings else EXIT_OK
+
+
+def shared_store_line(shared: SharedSettings) -> tuple[str, str | None]:
+    """Return the summary line for ``[shared]`` and, if Redis is unreachable, the warning."""
+    io = IoLoop("callboard-check")
+    store = RedisStore(shared, io)
+    try:
+        status = store.status()
+    except SharedStoreUnavailableError as error:
+        line = f"  shared store: {shared.shown_url()} unreachable"
+        problem = (
+            f"[shared] {shared.shown_url()}: {error}; each process keeps a local share of "
+            "every limit until it answers (start Redis, or check url)"
+        )
+        return line, problem
+    finally:
+        store.close()
+        io.close()
+    line = (
+        f"  shared store: {shared.shown_url()} reachable, Redis {status.version}, "
+        f"{status.latency_ms:.1f} ms, namespace {shared.namespace}"
+    )
+    return line, None
 
 
 def _unchecked_providers(config: Config) -> dict[str, str]:

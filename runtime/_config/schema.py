@@ -128,6 +128,32 @@ class MetricsSettings(_Section):
     prometheus_host: str = "127.0.0.1"
 
 
+class SharedSettings(_Section):
+    """``[shared]``: limits and health shared by every process using the same Redis namespace."""
+
+    url: SecretStr | None = None
+    """``redis://host:6379/0`` (TLS: ``rediss://``); absent: everything stays local."""
+    namespace: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")] = "callboard"
+    """Keys live under it; several fleets can share one Redis."""
+    lease_s: Annotated[float, Field(gt=0, le=10)] = 1.0
+    """How long a lease of requests and tokens may be spent before what is left goes back."""
+    timeout_s: PositiveFloat = 0.5
+    """How long a Redis command may take before this process falls back to its local share."""
+
+    def redis_url(self) -> str | None:
+        """Return the URL with its password, or ``None`` when nothing is shared."""
+        return None if self.url is None else self.url.get_secret_value() or None
+
+    def password(self) -> str | None:
+        """Return the URL's password, if it has one (a secret, redacted everywhere)."""
+        return urlsplit(self.redis_url() or "").password
+
+    def shown_url(self) -> str:
+        """Return the URL with any password replaced by ``***``, for messages."""
+        url, password = self.redis_url() or "", self.password()
+        return url.replace(f":{password}@", ":***@", 1) if password else url
+
+
 class PriceSettings(_Section):
     """``[prices."<model>"]``: US dollars per million tokens."""
 
@@ -292,6 +318,7 @@ class Config(_Section):
     startup: StartupSettings = Field(default_factory=StartupSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    shared: SharedSettings = Field(default_factory=SharedSettings)
     prices: dict[str, PriceSettings] = Field(default_factory=dict)
     providers: dict[str, ProviderSettings]
     roles: dict[str, RoleSettings] = Field(default_factory=dict)
@@ -374,7 +401,8 @@ class Config(_Section):
         """Return every secret value in this config, for redaction."""
         found = [s for p in self.providers.values() for s in p.secrets()] + self.gateway.secrets()
         password = urlsplit(self.metrics.url).password if self.metrics.url else None
-        return [*found, password] if password else found
+        shared = self.shared.password()
+        return found + [s for s in (password, shared) if s]
 
     def audit_path(self) -> Path | None:
         """Return the audit file, ``None`` for standard error; raise nothing."""
