@@ -63,6 +63,14 @@ def _add_board_commands(commands: Commands[argparse.ArgumentParser]) -> None:
     models.add_argument("provider")
     _add_config(models)
     models.set_defaults(run="runtime._cli.ask:models_command")
+    prices = commands.add_parser(
+        "prices", help="what a model (default: every configured one) costs, and from where"
+    )
+    prices.add_argument("model", nargs="?")
+    prices.add_argument("--type", metavar="TYPE", help="price as served by this provider type")
+    prices.add_argument("--json", action="store_true", help="print one JSON array")
+    _add_config(prices)
+    prices.set_defaults(run="runtime._cli.prices:prices_command")
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:

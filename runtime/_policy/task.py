@@ -168,12 +168,15 @@ class TaskState:
         self.attempts.append(record)
         usage = result.usage if result is not None else _partial(error)
         self.usage = self.usage + usage
+        settings = self.config.providers[provider]
         cost = self.config.price_table.cost(
-            model,
+            # Azure answers with its deployment's model, priced as the config names it
+            self._model(provider) if settings.type == "azure_openai" else model,
             usage.input_tokens,
             usage.output_tokens,
             usage.cached_tokens,
             usage.cache_write_tokens,
+            provider_type=settings.type,
         )
         if isinstance(result, ChatResult) and not result.usage_known:
             cost = None  # tokens not counted: a price would make it zero, which it is not
