@@ -63,7 +63,7 @@ from runtime._policy.latency import LatencyBook, attempt_end
 from runtime._policy.provider_table import ProviderTable, Routing
 from runtime._policy.routing import Dispatch, GiveUp, Health, next_fallback, next_step
 from runtime._policy.task import SCHEMA_MISMATCH, TaskState, eligible_chain
-from runtime._rows import AttemptRow, TaskEvent, TaskRow, wall_time
+from runtime._rows import AttemptRow, TaskContext, TaskEvent, TaskRow, wall_time
 from runtime._transport.io_loop import IoLoop
 
 
@@ -471,7 +471,8 @@ class RouterActor(SupervisedActor):
         if self._metrics_failed:
             self._unrecorded += 1
             return
-        if self._outbox.add(TaskEvent(row, tuple(task.rows))):
+        context = task_context(task) if task.config.otel.enabled else None
+        if self._outbox.add(TaskEvent(row, tuple(task.rows), context)):
             self._send_events()
         elif self._outbox.set_timer():
             self._io.call_later(EVENT_BATCH_S, tell_quietly, self.actor_ref, FlushEvents())
@@ -674,3 +675,17 @@ def _settle(
             future.set_exception(error)
         else:
             future.set_result(result)
+
+
+def task_context(task: TaskState) -> TaskContext:
+    """Return what a task's trace shows beyond its rows (never its prompt)."""
+    spec = task.spec
+    return TaskContext(
+        operation="chat" if spec.embed is None else "embeddings",
+        streamed=spec.sink is not None,
+        temperature=spec.tuning.temperature,
+        max_tokens=spec.tuning.max_tokens,
+        chain=task.chain,
+        tenant=spec.tenant,
+        traceparent=spec.traceparent,
+    )

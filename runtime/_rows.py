@@ -124,3 +124,19 @@ class TaskEvent:
 
     task: TaskRow
     attempts: tuple[AttemptRow, ...]
+    context: TaskContext | None = None
+    """What traces need beyond the rows (``None``: not known, as from an audit log)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """What a task asked for, as traces show it: no prompt text."""
+
+    operation: str
+    """``"chat"`` or ``"embeddings"``."""
+    streamed: bool
+    temperature: float | None
+    max_tokens: int | None
+    chain: tuple[str, ...]
+    tenant: str | None
+    traceparent: str | None

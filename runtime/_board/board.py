@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import dataclasses
 import os
 import signal
 import threading
@@ -34,6 +35,7 @@ from runtime._errors import (
     TaskCancelledError,
     TaskFailedError,
 )
+from runtime._metrics.otel import current_traceparent
 from runtime._task_spec import EmbedSpec, TaskSpec
 from runtime._transport.credentials import CheckFailure
 from runtime._transport.io_loop import IoLoop
@@ -278,6 +280,8 @@ class Callboard(BoardAdmin):
         if self._closed:
             raise BoardClosedError("the board is closed")
         self._note_unconfigured(spec.role)
+        if self._config.otel.enabled and spec.traceparent is None:
+            spec = dataclasses.replace(spec, traceparent=current_traceparent())
         reply: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._tell_router(Submit(spec, reply))
         return spec, reply

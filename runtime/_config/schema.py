@@ -122,6 +122,19 @@ class MetricsSettings(_Section):
     prometheus_host: str = "127.0.0.1"
 
 
+class OtelSettings(_Section):
+    """``[otel]``: OpenTelemetry traces and metrics (needs ``callboard[otel]``)."""
+
+    enabled: bool | None = None
+    """Not given: on when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or its ``_TRACES_`` or ``_METRICS_``
+    form) is set; the loaded config always holds ``True`` or ``False``."""
+    endpoint: str | None = None
+    """The OTLP/HTTP collector (``http://localhost:4318``); ``None``: the ``OTEL_*`` variables
+    or the SDK the application set up itself."""
+    service_name: str = "callboard"
+    """``service.name`` of the spans and metrics when callboard sets up the SDK."""
+
+
 class PriceSettings(_Section):
     """``[prices."<model>"]``: US dollars per million tokens."""
 
@@ -261,6 +274,7 @@ class Config(_Section):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     startup: StartupSettings = Field(default_factory=StartupSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    otel: OtelSettings = Field(default_factory=OtelSettings)
     prices: dict[str, PriceSettings] = Field(default_factory=dict)
     providers: dict[str, ProviderSettings]
     roles: dict[str, RoleSettings] = Field(default_factory=dict)
