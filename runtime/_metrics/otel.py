@@ -13,6 +13,7 @@ models, counts, times and outcomes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -110,7 +111,8 @@ def install_sdk(endpoint: str | None, service_name: str) -> bool:
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return False
     root = endpoint.rstrip("/") if endpoint else None
-    resource = Resource.create({"service.name": service_name})
+    named = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": service_name}
+    resource = Resource.create(named)
     tracer_provider = TracerProvider(resource=resource)
     spans = OTLPSpanExporter(endpoint=f"{root}/v1/traces" if root else None)
     tracer_provider.add_span_processor(BatchSpanProcessor(spans))
