@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+import orjson
 
 from runtime._board.board import Callboard
-from runtime._cli.casting import role_lines, warn, workflow_roles
+from runtime._cli.casting import role_lines, workflow_roles
+from runtime._cli.stderr_level import warn
 from runtime._config.load import load_config
 from runtime._config.schema import Config
 
@@ -30,9 +34,14 @@ def check_command(args: argparse.Namespace) -> int:
     workflows = workflow_roles(config)
     for workflow in workflows:
         warnings += workflow.problems(config)
-    print(_summary(config, checked=not args.offline, unchecked=sorted(unchecked)))
-    for text in warnings:
-        warn(text)
+    if args.json:
+        summary = _summary_object(config, checked=not args.offline, unchecked=sorted(unchecked))
+        summary["warnings"] = warnings
+        print(orjson.dumps(summary).decode())
+    else:
+        print(_summary(config, checked=not args.offline, unchecked=sorted(unchecked)))
+        for text in warnings:
+            warn(text)
     return EXIT_CONFIG if args.strict and warnings else EXIT_OK
 
 
@@ -41,6 +50,34 @@ def _unchecked_providers(config: Config) -> dict[str, str]:
     with Callboard(config, check=True) as board:
         standing = board.health()
     return {pid: h.reason for pid, h in standing.items() if h.state == "unchecked"}
+
+
+def _summary_object(config: Config, *, checked: bool, unchecked: list[str]) -> dict[str, Any]:
+    """The summary as one JSON object (``warnings`` added by the caller)."""
+    return {
+        "config": config.source,
+        "ok": True,
+        "providers": [
+            {"id": pid, "type": p.type, "model": p.model, "unchecked": pid in unchecked}
+            for pid, p in sorted(config.providers.items())
+        ],
+        "roles": {
+            role: {"chain": list(config.chain(role) or ()), "last_resort": config.last_resort(role)}
+            for role in sorted(config.roles)
+        },
+        "default_provider": config.default_provider,
+        "workflows": [
+            {
+                "name": w.name,
+                "roles": list(w.roles),
+                "unserved": list(w.unserved),
+                "by_default": list(w.by_default),
+            }
+            for w in workflow_roles(config)
+        ],
+        "credentials": "checked" if checked else "not checked",
+        "unchecked": unchecked,
+    }
 
 
 def _summary(config: Config, *, checked: bool, unchecked: list[str]) -> str:
