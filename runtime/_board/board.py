@@ -29,6 +29,7 @@ from runtime._board.asking import AskOptions, embed_spec, task_spec
 from runtime._board.streams import AsyncStreamSink, ThreadStreamSink, aread_stream, read_stream
 from runtime._chat import EmbedReply, Reply, StreamEvent
 from runtime._config.load import load_config
+from runtime._config.price_source import load_catalogue
 from runtime._config.schema import Config
 from runtime._errors import (
     BoardClosedError,
@@ -96,6 +97,8 @@ class Callboard(BoardAdmin):
             rotation=config.audit.rotation(),
         )
         require_signing_extra(config)
+        # the price catalogue takes most of a second to load: not on the router's first call
+        threading.Thread(target=load_catalogue, name="callboard-prices", daemon=True).start()
         self._io = IoLoop()
         try:
             unchecked: dict[str, CheckFailure] = {}

@@ -47,6 +47,11 @@ class CatalogueEntry:
     """The catalogue's model id the name matched."""
 
 
+def load_catalogue() -> None:
+    """Load the catalogue now (a board does it in the background as it starts)."""
+    _lookup("gpt-4o", "openai")
+
+
 def catalogue_version() -> str:
     """Return the version of the installed catalogue (``genai-prices``)."""
     import genai_prices  # noqa: PLC0415 - large; imported on first use

@@ -78,6 +78,8 @@ class PriceTable:
 
     def __init__(self, overrides: Mapping[str, Price] | None = None) -> None:
         self._overrides = dict(overrides or {})
+        self._quotes: dict[tuple[str, str | None], PriceQuote | None] = {}
+        """Answers already found: a call's price is looked up once per model and type."""
 
     def price(self, model: str, provider_type: str | None = None) -> Price | None:
         """Return the price of ``model`` served by ``provider_type``; ``None``: unknown."""
@@ -91,6 +93,12 @@ class PriceTable:
         base model in the overrides and callboard's table (``gpt-4o-2024-08-06`` is priced
         as ``gpt-4o``); other suffixes do not (``gpt-4o-audio`` is not ``gpt-4o``).
         """
+        key = (model, provider_type)
+        if key not in self._quotes:
+            self._quotes[key] = self._find(model, provider_type)
+        return self._quotes[key]
+
+    def _find(self, model: str, provider_type: str | None) -> PriceQuote | None:
         found = _by_name(self._overrides, model)
         if found is not None:
             return PriceQuote(found[1], f'config [prices."{found[0]}"]')
