@@ -140,3 +140,5 @@ class TaskContext:
     chain: tuple[str, ...]
     tenant: str | None
     traceparent: str | None
+    health_changes: tuple[tuple[float, str, str], ...] = ()
+    """Its providers' changes of standing while it ran: (wall time, provider, state)."""

@@ -12,6 +12,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from support import FAST_SECTIONS, KEYS, config_toml
 
 from runtime import TaskFailedError
+from runtime._metrics.otel import OtelExporter, Server
+from runtime._rows import AttemptRow, TaskContext, TaskEvent, TaskRow
 from runtime.testing import Answer, Fail
 
 pytestmark = pytest.mark.timeout(30)
@@ -42,8 +44,11 @@ def traced(otel, fakes, deployment):
         "primary": (primary, {"embedding_model": "text-embedding-3-small"}),
         "backup": backup,
     }
-    roles = {"coder": ["primary", "backup"], "search": ["primary"]}
-    sections = FAST_SECTIONS + "\n[otel]\nenabled = true\n"
+    roles = {"coder": ["primary", "backup"], "writer": ["backup"], "search": ["primary"]}
+    breaker = FAST_SECTIONS.replace("failures = 3", "failures = 1\nfailure_rate = 0")
+    sections = (
+        breaker.replace("cooldown_s = 0.5", "cooldown_s = 0.05") + "\n[otel]\nenabled = true\n"
+    )
     deployment.write(config_toml(deployment, providers, roles, sections=sections))
     board = deployment.board()
     with trace.get_tracer("the-agent").start_as_current_span("agent step") as step:
@@ -52,11 +57,11 @@ def traced(otel, fakes, deployment):
         assert (
             board.ask("coder", SECRET_PROMPT, temperature=0.2, max_tokens=64).provider == "backup"
         )
-    primary.script.append(Answer("one two three four"))
-    assert list(board.stream("coder", SECRET_PROMPT))
+    backup.script.append(Answer("one two three four"))
+    assert list(board.stream("writer", SECRET_PROMPT))
     board.embed("search", [SECRET_PROMPT])
-    primary.script.extend([Fail(500)] * 4)
-    backup.script.extend([Fail(500)] * 4)
+    primary.script.extend([Fail(500)] * 20)
+    backup.script.extend([Fail(500)] * 20)
     with pytest.raises(TaskFailedError):
         board.ask("coder", SECRET_PROMPT)
     board.close()
@@ -94,8 +99,7 @@ def test_a_fallback_is_traced_under_the_callers_span(traced):
     assert second.attributes["gen_ai.request.max_tokens"] == 64
     assert second.attributes["gen_ai.usage.output_tokens"] > 0
     assert "error.type" not in second.attributes
-    (event,) = fallback.events
-    assert event.name == "callboard.fallback"
+    (event,) = [e for e in fallback.events if e.name == "callboard.fallback"]
     assert event.attributes["callboard.to_provider"] == "backup"
 
 
@@ -144,6 +148,35 @@ def test_the_genai_client_metrics_are_recorded(traced):
         "gen_ai.client.token.usage",
         "gen_ai.client.operation.time_to_first_chunk",
     } <= names
+
+
+def test_a_breaker_change_while_a_task_ran_is_an_event_of_its_span(otel):
+    """A provider's change of standing during the task becomes a ``callboard.health`` event."""
+    spans, _ = otel
+    spans.clear()
+    task = TaskRow(10.0, "t1", None, "coder", "ok", "backup", "m", 2, 1, 1, 0, 1000.0, True)
+    attempts = (
+        AttemptRow(
+            9.5, "t1", None, "coder", 1, "primary", "m", "server", 500, 400.0, None, 0, 0, 0, False
+        ),
+        AttemptRow(
+            10.0, "t1", None, "coder", 2, "backup", "m", "ok", 200, 500.0, None, 1, 1, 0, True
+        ),
+    )
+    context = TaskContext("chat", False, None, None, ("primary", "backup"), None, None,
+                          health_changes=((9.5, "primary", "open"),))  # fmt: skip
+    servers = {"primary": Server("openai", "m", "127.0.0.1"), "backup": Server("groq", "m", None)}
+    OtelExporter(servers).observe(TaskEvent(task, attempts, context))
+    (span,) = [s for s in spans.get_finished_spans() if s.name == "callboard.task coder"]
+    (health,) = [e for e in span.events if e.name == "callboard.health"]
+    assert dict(health.attributes) == {"callboard.provider": "primary", "callboard.state": "open"}
+    assert health.timestamp == 9_500_000_000
+    backup = [
+        s
+        for s in spans.get_finished_spans()
+        if s.attributes.get("callboard.provider") == "backup" and s.kind == trace.SpanKind.CLIENT
+    ]
+    assert backup[0].attributes["gen_ai.provider.name"] == "groq"
 
 
 def test_no_otel_section_and_no_variables_means_no_spans(otel, fakes, deployment):

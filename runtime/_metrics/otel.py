@@ -187,6 +187,12 @@ class OtelExporter:
                 _mark_change(span, previous, attempt)
             self._attempt(attempt, event.context, inside)
             previous = attempt
+        for wall, provider, state in event.context.health_changes if event.context else ():
+            span.add_event(
+                "callboard.health",
+                {"callboard.provider": provider, "callboard.state": state},
+                timestamp=_ns(wall),
+            )
         if task.outcome != "ok":
             span.set_status(trace.Status(trace.StatusCode.ERROR, task.outcome))
         span.end(end_time=_ns(task.ts))
