@@ -711,4 +711,5 @@ def task_context(
         tenant=spec.tenant,
         traceparent=spec.traceparent,
         health_changes=changes,
+        finish_reason=task.finish_reason,
     )

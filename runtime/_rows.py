@@ -142,3 +142,5 @@ class TaskContext:
     traceparent: str | None
     health_changes: tuple[tuple[float, str, str], ...] = ()
     """Its providers' changes of standing while it ran: (wall time, provider, state)."""
+    finish_reason: str | None = None
+    """Why the answering model stopped (``stop``, ``length``, ``tool_calls``...)."""

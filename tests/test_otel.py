@@ -99,6 +99,7 @@ def test_a_fallback_is_traced_under_the_callers_span(traced):
     assert second.attributes["gen_ai.request.max_tokens"] == 64
     assert second.attributes["gen_ai.usage.output_tokens"] > 0
     assert "error.type" not in second.attributes
+    assert list(second.attributes["gen_ai.response.finish_reasons"]) == ["stop"]
     (event,) = [e for e in fallback.events if e.name == "callboard.fallback"]
     assert event.attributes["callboard.to_provider"] == "backup"
 

@@ -297,6 +297,8 @@ def _attempt_attributes(
     }
     if attempt.outcome != "ok":
         values["error.type"] = attempt.outcome
+    elif task is not None and task.finish_reason is not None:
+        values["gen_ai.response.finish_reasons"] = [task.finish_reason]
     values.update({k: v for k, v in optional.items() if v is not None})
     return values
 

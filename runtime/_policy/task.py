@@ -86,6 +86,8 @@ class TaskState:
     wake_token: int = 0
     restart_reason: str = ""
     """Set when a stream broke and the next attempt must tell the caller to start over."""
+    finish_reason: str | None = None
+    """Why the answering attempt's model stopped (for traces)."""
 
     def __post_init__(self) -> None:
         self.progress = {pid: ProviderProgress() for pid in self.chain}
@@ -216,6 +218,7 @@ class TaskState:
 
     def answer(self, provider: str, result: ChatResult, now: float) -> Reply:
         """Build the caller's reply from the answering attempt."""
+        self.finish_reason = result.finish_reason
         return Reply(
             text=result.text,
             role=self.spec.role,
