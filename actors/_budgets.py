@@ -44,7 +44,10 @@ class BudgetKeeper:
     def reserve(self, task: TaskState, provider: str) -> Hold | Refusal | None:
         """Reserve an attempt's worst case on ``provider``; record a refusal and its alerts."""
         request = task.request_for(provider)
-        hold = self._gate.reserve(task.spec, provider, request, task.config.price_table)
+        config = task.config
+        hold = self._gate.reserve(
+            task.spec, provider, request, config.price_table, config.providers[provider].type
+        )
         if isinstance(hold, Refusal):
             budget = hold.budget
             self._audit.event(

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import pykka
 
@@ -29,6 +30,7 @@ from actors._messages import BudgetLevels, EventsStored, GetStats, SyncStore, Ta
 from runtime._audit import AuditLog
 from runtime._config.schema import Config
 from runtime._errors import CallboardError, MissingExtraError, StoreError
+from runtime._metrics.otel import OtelExporter, Server, install_sdk
 from runtime._metrics.stats import StatsBook
 from runtime._metrics.store import MetricsStore
 from runtime._metrics.store_open import StoreAddress, open_store
@@ -50,6 +52,7 @@ class MetricsActorSettings:
     """The SQLite file or the PostgreSQL URL; ``None``: live statistics only."""
     retain_days: float
     prometheus: tuple[str, int] | None = None
+    otel: OtelTarget | None = None
 
     @classmethod
     def of(cls, config: Config) -> MetricsActorSettings:
@@ -58,7 +61,31 @@ class MetricsActorSettings:
         prometheus = None
         if metrics.prometheus_port is not None:
             prometheus = (metrics.prometheus_host, metrics.prometheus_port)
-        return cls(config.metrics_store(), metrics.retain_days, prometheus)
+        otel = OtelTarget.of(config) if config.otel.enabled else None
+        return cls(config.metrics_store(), metrics.retain_days, prometheus, otel)
+
+
+@dataclass(frozen=True, slots=True)
+class OtelTarget:
+    """Where OpenTelemetry data goes, and the providers as spans name them."""
+
+    endpoint: str | None
+    service_name: str
+    servers: tuple[tuple[str, Server], ...]
+
+    @classmethod
+    def of(cls, config: Config) -> OtelTarget:
+        """Take the target from a config whose ``[otel]`` is on."""
+        servers = tuple(
+            (
+                pid,
+                Server(
+                    p.type, p.model, urlsplit(p.base_url_or_default()).hostname, p.embedding_model
+                ),
+            )
+            for pid, p in config.providers.items()
+        )
+        return cls(config.otel.endpoint, config.otel.service_name, servers)
 
 
 class MetricsActor(SupervisedActor):
@@ -87,6 +114,7 @@ class MetricsActor(SupervisedActor):
         self._failing = False
         self._retry_scheduled = False
         self._exporter: Any = None
+        self._otel: OtelExporter | None = None
         self.handlers = {
             TaskEvents: self._take,
             BudgetLevels: self._budget_levels,
@@ -118,7 +146,7 @@ class MetricsActor(SupervisedActor):
                 reason="[metrics] path, url and prometheus_port apply when the board restarts",
             )
         self._settings = MetricsActorSettings(
-            kept.store_path, settings.retain_days, kept.prometheus
+            kept.store_path, settings.retain_days, kept.prometheus, kept.otel
         )
 
     def _take(self, message: TaskEvents) -> None:
@@ -141,6 +169,8 @@ class MetricsActor(SupervisedActor):
             self._exporter.set_budgets(message.statuses)
 
     def _observe(self, event: TaskEvent) -> None:
+        if self._otel is not None:
+            self._otel.observe(event)
         if self._exporter is None:
             return
         costs = [a.cost_usd for a in event.attempts]
@@ -232,7 +262,18 @@ class MetricsActor(SupervisedActor):
         if self._io is not None:
             self._io.call_later(PRUNE_EVERY_S, tell_quietly, self.actor_ref, Wake("prune", 0))
 
+    def _start_otel(self) -> None:
+        target = self._settings.otel
+        if target is None:
+            return
+        try:
+            install_sdk(target.endpoint, target.service_name)
+            self._otel = OtelExporter(dict(target.servers))
+        except MissingExtraError as exc:
+            self._event("otel_unavailable", error=str(exc))
+
     def _start_exporter(self) -> None:
+        self._start_otel()
         if self._settings.prometheus is None:
             return
         from runtime._metrics.prometheus import PrometheusExporter  # noqa: PLC0415 - optional
@@ -263,6 +304,9 @@ class MetricsActor(SupervisedActor):
             if store is not None:
                 store.close()
         self._store, self._moved_stores = None, []
+        if self._otel is not None:
+            self._otel.flush()
+            self._otel = None
         if self._exporter is not None:
             self._exporter.close()
             self._exporter = None

@@ -10,6 +10,7 @@ actor's `EventsStored` and to the supervisor's news of actors.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -17,7 +18,7 @@ import functools
 import itertools
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,9 +71,12 @@ from runtime._policy.planner import Plan, RoutePlanner
 from runtime._policy.provider_table import ProviderTable, Routing
 from runtime._policy.routing import Dispatch, GiveUp, Health, next_fallback, next_step
 from runtime._policy.task import SCHEMA_MISMATCH, TaskState, eligible_chain
-from runtime._rows import AttemptRow, TaskEvent, TaskRow, wall_time
+from runtime._rows import AttemptRow, TaskContext, TaskEvent, TaskRow, wall_time
 from runtime._task_spec import TaskSpec
 from runtime._transport.io_loop import IoLoop
+
+HEALTH_LOG = 64
+"""Changes of providers' standing kept for the traces of the tasks that saw them."""
 
 
 class RouterActor(SupervisedActor):
@@ -102,6 +106,10 @@ class RouterActor(SupervisedActor):
         self._clock = clock
         self._random = rand
         self._wall = wall
+        self._health_log: collections.deque[tuple[float, str, str]] = collections.deque(
+            maxlen=HEALTH_LOG
+        )
+        """The latest changes of providers' standing (wall time, slot, state), for traces."""
         self._tasks: dict[str, TaskState] = {}
         self._calls: dict[int, _Call] = {}
         """Every attempt in flight, by call id (its task may have ended and wait for it)."""
@@ -531,7 +539,8 @@ class RouterActor(SupervisedActor):
         if self._metrics_failed:
             self._unrecorded += 1
             return
-        if self._outbox.add(TaskEvent(row, tuple(task.rows))):
+        context = task_context(task, row, self._health_log) if task.config.otel.enabled else None
+        if self._outbox.add(TaskEvent(row, tuple(task.rows), context)):
             self._send_events()
         elif self._outbox.set_timer():
             self._io.call_later(EVENT_BATCH_S, tell_quietly, self.actor_ref, FlushEvents())
@@ -606,6 +615,8 @@ class RouterActor(SupervisedActor):
 
     def _health_changed(self, message: HealthChanged) -> None:
         before = self._providers.set_health(message.slot, message.health)
+        if message.health.state != before.state:
+            self._health_log.append((self._wall(), message.slot, str(message.health.state)))
         if message.health.ready_at() < before.ready_at():
             self._wake_waiting_for(message.slot)
 
@@ -742,3 +753,31 @@ def _settle(
             future.set_exception(error)
         else:
             future.set_result(result)
+
+
+def task_context(
+    task: TaskState, row: TaskRow, health_log: Iterable[tuple[float, str, str]]
+) -> TaskContext:
+    """Return what a task's trace shows beyond its rows (never its prompt).
+
+    Its providers' changes of standing (a breaker opening...) while it ran are among them.
+    """
+    spec = task.spec
+    began = row.ts - row.latency_ms / 1000
+    by_slot = {task.routing.slots[p]: p for p in task.chain}
+    changes = tuple(
+        (wall, by_slot[slot], state)
+        for wall, slot, state in health_log
+        if slot in by_slot and began <= wall <= row.ts
+    )
+    return TaskContext(
+        operation="chat" if spec.embed is None else "embeddings",
+        streamed=spec.sink is not None,
+        temperature=spec.tuning.temperature,
+        max_tokens=spec.tuning.max_tokens,
+        chain=task.chain,
+        tenant=spec.tenant,
+        traceparent=spec.traceparent,
+        health_changes=changes,
+        finish_reason=task.finish_reason,
+    )

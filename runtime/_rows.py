@@ -157,3 +157,23 @@ class TaskEvent:
 
     task: TaskRow
     attempts: tuple[AttemptRow, ...]
+    context: TaskContext | None = None
+    """What traces need beyond the rows (``None``: not known, as from an audit log)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """What a task asked for, as traces show it: no prompt text."""
+
+    operation: str
+    """``"chat"`` or ``"embeddings"``."""
+    streamed: bool
+    temperature: float | None
+    max_tokens: int | None
+    chain: tuple[str, ...]
+    tenant: str | None
+    traceparent: str | None
+    health_changes: tuple[tuple[float, str, str], ...] = ()
+    """Its providers' changes of standing while it ran: (wall time, provider, state)."""
+    finish_reason: str | None = None
+    """Why the answering model stopped (``stop``, ``length``, ``tool_calls``...)."""

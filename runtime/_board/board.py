@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import dataclasses
 import os
 import signal
 import threading
@@ -29,12 +30,14 @@ from runtime._board.budgets import restored_ledger
 from runtime._board.streams import AsyncStreamSink, ThreadStreamSink, aread_stream, read_stream
 from runtime._chat import EmbedReply, Reply, StreamEvent
 from runtime._config.load import load_config
+from runtime._config.price_source import load_catalogue
 from runtime._config.schema import Config
 from runtime._errors import (
     BoardClosedError,
     TaskCancelledError,
     TaskFailedError,
 )
+from runtime._metrics.otel import current_traceparent
 from runtime._policy.budget_ledger import BudgetAlert
 from runtime._task_spec import EmbedSpec, TaskSpec
 from runtime._transport.credentials import CheckFailure
@@ -100,6 +103,8 @@ class Callboard(BoardAdmin):
             rotation=config.audit.rotation(),
         )
         require_signing_extra(config)
+        # the price catalogue takes most of a second to load: not on the router's first call
+        threading.Thread(target=load_catalogue, name="callboard-prices", daemon=True).start()
         self._io = IoLoop()
         self._shared: RedisStore | None = None
         try:
@@ -305,6 +310,8 @@ class Callboard(BoardAdmin):
         if self._closed:
             raise BoardClosedError("the board is closed")
         self._note_unconfigured(spec.role)
+        if self._config.otel.enabled and spec.traceparent is None:
+            spec = dataclasses.replace(spec, traceparent=current_traceparent())
         reply: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._tell_router(Submit(spec, reply))
         return spec, reply

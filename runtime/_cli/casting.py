@@ -7,17 +7,11 @@ says which roles each workflow needs and whether they can be served.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from runtime._config.routing import strategy_line
 from runtime._config.schema import Config
-
-
-def warn(text: str) -> None:
-    """Print one warning line on standard error."""
-    print(f"callboard: warning: {text}", file=sys.stderr)
 
 
 def unconfigured_role(config: Config, role: str) -> str | None:

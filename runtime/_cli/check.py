@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+import orjson
 
 from runtime._board.board import Callboard
-from runtime._cli.casting import role_lines, warn, workflow_roles
+from runtime._cli.casting import role_lines, workflow_roles
+from runtime._cli.stderr_level import warn
 from runtime._config.load import load_config
 from runtime._config.schema import Config, SharedSettings
 from runtime._errors import MissingExtraError, StoreError
@@ -40,12 +44,19 @@ def check_command(args: argparse.Namespace) -> int:
     if config.shared.redis_url() is not None and not args.offline:
         shared_line, shared_problem = shared_store_line(config.shared)
         warnings += [shared_problem] if shared_problem else []
-    print(_summary(config, checked=not args.offline, unchecked=sorted(unchecked)))
-    print(store_line)
-    if shared_line:
-        print(shared_line)
-    for text in warnings:
-        warn(text)
+    if args.json:
+        summary = _summary_object(config, checked=not args.offline, unchecked=sorted(unchecked))
+        summary["metrics_store"] = store_line.strip().removeprefix("metrics store: ")
+        summary["shared_store"] = shared_line.strip() if shared_line else None
+        summary["warnings"] = warnings
+        print(orjson.dumps(summary).decode())
+    else:
+        print(_summary(config, checked=not args.offline, unchecked=sorted(unchecked)))
+        print(store_line)
+        if shared_line:
+            print(shared_line)
+        for text in warnings:
+            warn(text)
     return EXIT_CONFIG if args.strict and warnings else EXIT_OK
 
 
@@ -101,6 +112,34 @@ def _metrics_store(config: Config, *, reach: bool) -> tuple[str, list[str]]:
         f"round trip {found.latency_ms:.1f} ms)"
     )
     return line, []
+
+
+def _summary_object(config: Config, *, checked: bool, unchecked: list[str]) -> dict[str, Any]:
+    """The summary as one JSON object (``warnings`` added by the caller)."""
+    return {
+        "config": config.source,
+        "ok": True,
+        "providers": [
+            {"id": pid, "type": p.type, "model": p.model, "unchecked": pid in unchecked}
+            for pid, p in sorted(config.providers.items())
+        ],
+        "roles": {
+            role: {"chain": list(config.chain(role) or ()), "last_resort": config.last_resort(role)}
+            for role in sorted(config.roles)
+        },
+        "default_provider": config.default_provider,
+        "workflows": [
+            {
+                "name": w.name,
+                "roles": list(w.roles),
+                "unserved": list(w.unserved),
+                "by_default": list(w.by_default),
+            }
+            for w in workflow_roles(config)
+        ],
+        "credentials": "checked" if checked else "not checked",
+        "unchecked": unchecked,
+    }
 
 
 def _summary(config: Config, *, checked: bool, unchecked: list[str]) -> str:

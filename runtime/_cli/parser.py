@@ -21,6 +21,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Route LLM calls across providers by role.",
     )
     parser.add_argument("--version", action="version", version=f"callboard {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="say more on stderr (CALLBOARD_LOG=info)"
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=0,
+        help="errors only on stderr (CALLBOARD_LOG=error)",
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     _add_board_commands(commands)
     _add_metrics_commands(commands)
@@ -43,6 +53,7 @@ def _add_board_commands(commands: Commands[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="exit 2 on any warning: a provider in trouble, a workflow role not served",
     )
+    check.add_argument("--json", action="store_true", help="print one JSON object")
     check.set_defaults(run="runtime._cli.check:check_command")
     ask = commands.add_parser("ask", help="ask a role one question and print the answer")
     ask.add_argument("role")
@@ -78,7 +89,16 @@ def _add_board_commands(commands: Commands[argparse.ArgumentParser]) -> None:
     models = commands.add_parser("models", help="list the models a provider offers")
     models.add_argument("provider")
     _add_config(models)
+    models.add_argument("--json", action="store_true", help="print one JSON object")
     models.set_defaults(run="runtime._cli.ask:models_command")
+    prices = commands.add_parser(
+        "prices", help="what a model (default: every configured one) costs, and from where"
+    )
+    prices.add_argument("model", nargs="?")
+    prices.add_argument("--type", metavar="TYPE", help="price as served by this provider type")
+    prices.add_argument("--json", action="store_true", help="print one JSON array")
+    _add_config(prices)
+    prices.set_defaults(run="runtime._cli.prices:prices_command")
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
@@ -158,6 +178,11 @@ def _add_run_commands(commands: Commands[argparse.ArgumentParser]) -> None:
     run.add_argument("--workflow", default="default", metavar="NAME")
     run.add_argument("--plain", action="store_true", help="one line per change, no live table")
     run.add_argument("--tenant", metavar="ID", help="run it as this tenant's (chains, budgets)")
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON summary at the end (the progress, plain, goes to stderr)",
+    )
     run.set_defaults(run="runtime._cli.run:run_command")
     demo = commands.add_parser(
         "demo",

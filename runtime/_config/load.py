@@ -129,7 +129,18 @@ def parse_config(text: str, *, source: str = "<memory>", environ: Mapping[str, s
         pid: settings.model_copy(update={"api_key_env": env_names.get(pid)})
         for pid, settings in config.providers.items()
     }
-    return config.model_copy(update={"providers": providers, "source": source})
+    otel = config.otel
+    if otel.enabled is None:
+        otel = otel.model_copy(update={"enabled": any(environ.get(v) for v in OTEL_VARIABLES)})
+    return config.model_copy(update={"providers": providers, "source": source, "otel": otel})
+
+
+OTEL_VARIABLES = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+)
+"""Any of these set turns OpenTelemetry on when ``[otel] enabled`` is not given."""
 
 
 def _workflow_problems(config: Config) -> list[ConfigProblem]:

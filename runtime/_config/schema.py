@@ -154,6 +154,19 @@ class SharedSettings(_Section):
         return url.replace(f":{password}@", ":***@", 1) if password else url
 
 
+class OtelSettings(_Section):
+    """``[otel]``: OpenTelemetry traces and metrics (needs ``callboard[otel]``)."""
+
+    enabled: bool | None = None
+    """Not given: on when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or its ``_TRACES_`` or ``_METRICS_``
+    form) is set; the loaded config always holds ``True`` or ``False``."""
+    endpoint: str | None = None
+    """The OTLP/HTTP collector (``http://localhost:4318``); ``None``: the ``OTEL_*`` variables
+    or the SDK the application set up itself."""
+    service_name: str = "callboard"
+    """``service.name`` of the spans and metrics when callboard sets up the SDK."""
+
+
 class PriceSettings(_Section):
     """``[prices."<model>"]``: US dollars per million tokens."""
 
@@ -319,6 +332,7 @@ class Config(_Section):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     shared: SharedSettings = Field(default_factory=SharedSettings)
+    otel: OtelSettings = Field(default_factory=OtelSettings)
     prices: dict[str, PriceSettings] = Field(default_factory=dict)
     providers: dict[str, ProviderSettings]
     roles: dict[str, RoleSettings] = Field(default_factory=dict)

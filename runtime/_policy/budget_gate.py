@@ -27,13 +27,16 @@ UNSET_MAX_TOKENS = 4096
 """The completion tokens reserved for a call that sets no ``max_tokens``."""
 
 
-def worst_case_usd(prices: PriceTable, request: ChatRequest | EmbedRequest) -> float | None:
+def worst_case_usd(
+    prices: PriceTable, request: ChatRequest | EmbedRequest, provider_type: str | None = None
+) -> float | None:
     """Return the most ``request`` can cost: its prompt, and all of ``max_tokens``.
 
     Every input token is priced as uncached input, the dearest kind but a cache write.
-    ``None`` when its model has no price.
+    ``None`` when its model has no price (as ``provider_type`` serves it: local types are
+    free, Azure and Bedrock names map to their models).
     """
-    price = prices.price(request.model)
+    price = prices.price(request.model, provider_type)
     if price is None:
         return None
     if isinstance(request, EmbedRequest):
@@ -67,12 +70,15 @@ class BudgetGate:
         provider: str,
         request: ChatRequest | EmbedRequest,
         prices: PriceTable,
+        provider_type: str | None = None,
     ) -> Hold | Refusal | None:
         """Reserve the call's worst case (``None``: no budget is configured)."""
         if not self._active:
             return None
         scope = CallScope(spec.role, provider, request.model, spec.tenant, spec.workflow_id)
-        return self._ledger.reserve(scope, worst_case_usd(prices, request), self._wall())
+        return self._ledger.reserve(
+            scope, worst_case_usd(prices, request, provider_type), self._wall()
+        )
 
     def held(self, call_id: int, hold: Hold | None) -> None:
         """Keep ``hold`` until call ``call_id`` ends."""

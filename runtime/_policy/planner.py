@@ -219,7 +219,7 @@ class RoutePlanner:
             known = self._prices.get(pid)
             if known is None:
                 settings = config.providers[pid]
-                price = config.price_table.price(settings.model)
+                price = config.price_table.price(settings.model, settings.type)
                 known = self._prices[pid] = (price, settings.max_tokens)
             price, own_max = known
             out = answer if answer >= 0 else own_max or config.routing.output_tokens
