@@ -30,7 +30,7 @@ from runtime._board.budgets import restored_ledger
 from runtime._board.streams import AsyncStreamSink, ThreadStreamSink, aread_stream, read_stream
 from runtime._chat import EmbedReply, Reply, StreamEvent
 from runtime._config.load import load_config
-from runtime._config.price_source import load_catalogue
+from runtime._config.price_source import preload_catalogue
 from runtime._config.schema import Config
 from runtime._errors import (
     BoardClosedError,
@@ -103,8 +103,7 @@ class Callboard(BoardAdmin):
             rotation=config.audit.rotation(),
         )
         require_signing_extra(config)
-        # the price catalogue takes most of a second to load: not on the router's first call
-        threading.Thread(target=load_catalogue, name="callboard-prices", daemon=True).start()
+        preload_catalogue()  # started on import already, unless the board was imported alone
         self._io = IoLoop()
         self._shared: RedisStore | None = None
         try:

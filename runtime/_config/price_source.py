@@ -16,6 +16,7 @@ network. Rates are the base tier's: a provider's higher rate past a long prompt 
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -48,8 +49,26 @@ class CatalogueEntry:
 
 
 def load_catalogue() -> None:
-    """Load the catalogue now (a board does it in the background as it starts)."""
+    """Load the catalogue now (see `preload_catalogue` for loading it in the background)."""
     _lookup("gpt-4o", "openai")
+
+
+_preload_lock = threading.Lock()
+_preloading: list[threading.Thread] = []
+
+
+def preload_catalogue() -> None:
+    """Start loading the catalogue in a background thread, once per process.
+
+    ``from runtime import Callboard`` starts it, so that it loads while the board's own
+    modules import: a load still running as a board makes its first call would hold the
+    GIL against that call and keep it waiting for its price (tens of milliseconds).
+    """
+    with _preload_lock:
+        if not _preloading:
+            thread = threading.Thread(target=load_catalogue, name="callboard-prices", daemon=True)
+            _preloading.append(thread)
+            thread.start()
 
 
 def catalogue_version() -> str:
