@@ -62,7 +62,7 @@ from runtime._transport.attempt import (
     run_embed,
 )
 from runtime._transport.credentials import check_provider, judge
-from runtime._transport.http import ProviderClient, proxy_for
+from runtime._transport.http import ProviderClient, provider_client
 from runtime._transport.io_loop import IoLoop
 from runtime._transport.shared_store import HealthNote, SharedStore
 from runtime._transport.signing import request_signer
@@ -112,7 +112,9 @@ class ProviderActor(SupervisedActor):
         rand: Callable[[], float] = random.random,
         shared: SharedStore | None = None,
         lease_s: float = 1.0,
+        client: ProviderClient | None = None,
     ) -> None:
+        # client: the one the start-up check used and left open, with its connection
         super().__init__(f"provider:{slot}", supervisor)
         self.slot = slot
         self.provider_id = provider_id
@@ -128,9 +130,7 @@ class ProviderActor(SupervisedActor):
         except ProviderError as error:
             signer = None
             self._take_out(f"{error.message}; then reload", None)
-        self._client = ProviderClient(
-            settings.max_concurrency, connect_s, proxy_for(self._endpoint.base_url), signer
-        )
+        self._client = client or provider_client(settings, connect_s, signer)
         self._signable = signer is not None or not settings.signs()
         """Whether this actor can send requests at all (a signer, if its requests need one)."""
         self._breaker = Breaker(

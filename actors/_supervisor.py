@@ -51,6 +51,7 @@ from runtime._policy.budget_ledger import BudgetLedger, LocalLedger
 from runtime._policy.provider_table import Routing
 from runtime._policy.routing import Availability, Health
 from runtime._transport.credentials import CheckFailure
+from runtime._transport.http import ProviderClient
 from runtime._transport.io_loop import IoLoop
 from runtime._transport.shared_store import SharedStore
 
@@ -80,8 +81,12 @@ class Supervisor(DispatchingActor):
         ledger: BudgetLedger | None = None,
         on_budget: OnBudget | None = None,
         shared: SharedStore | None = None,
+        clients: Mapping[str, ProviderClient] | None = None,
     ) -> None:
         """``unchecked`` maps the providers whose check found them in trouble to why.
+
+        ``clients`` are the HTTP clients the start-up check used, by provider: each goes
+        to its provider's first actor, so the first call reuses the check's connection.
 
         ``ledger`` keeps the budgets' spend (every router incarnation gets the same one);
         ``on_budget`` is called with each budget alert; ``shared`` is the fleet's store
@@ -90,6 +95,7 @@ class Supervisor(DispatchingActor):
         super().__init__()
         self._config = config
         self._unchecked_at_start = dict(unchecked or {})
+        self._clients_at_start = dict(clients or {})
         self._unchecked: dict[str, Health] = {}
         """How each unchecked provider last stood, by slot."""
         self._io = io
@@ -229,6 +235,7 @@ class Supervisor(DispatchingActor):
                 rand=self._random,
                 shared=self._shared,
                 lease_s=self._config.shared.lease_s,
+                client=self._clients_at_start.pop(pid, None),
             )
 
         return start

@@ -37,6 +37,7 @@ from runtime._metrics.timespec import span_s
 from runtime._policy.budget_ledger import BudgetStatus
 from runtime._policy.provider_table import ProviderHealth
 from runtime._transport.credentials import CheckFailure, check_credentials, list_models
+from runtime._transport.http import ProviderClient
 from runtime._transport.io_loop import IoLoop
 from runtime._transport.signing import require_signing_extra
 
@@ -224,8 +225,13 @@ class BoardAdmin:
         if on_reload is not None:
             on_reload(outcome)
 
-    def _check(self, config: Config, provider_ids: Iterable[str] | None) -> dict[str, CheckFailure]:
-        """Check credentials of ``provider_ids`` (all by default).
+    def _check(
+        self,
+        config: Config,
+        provider_ids: Iterable[str] | None,
+        clients: Mapping[str, ProviderClient] | None = None,
+    ) -> dict[str, CheckFailure]:
+        """Check credentials of ``provider_ids`` (all by default), through ``clients``.
 
         Returns the providers in trouble (unreachable, 5xx...), each with its failure:
         they start unchecked.
@@ -235,7 +241,7 @@ class BoardAdmin:
                 and ``[startup] require_all`` is set; every failure is listed.
         """
         timeout_s = config.timeouts.validate_s + CONTROL_TIMEOUT_S
-        failures = self._io.run(check_credentials(config, provider_ids), timeout_s)
+        failures = self._io.run(check_credentials(config, provider_ids, clients), timeout_s)
         mistaken = any(not failure.trouble for failure in failures)
         if mistaken or (failures and config.startup.require_all):
             problems = [self._redactor.text(str(failure)) for failure in failures]

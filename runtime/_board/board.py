@@ -40,7 +40,8 @@ from runtime._errors import (
 from runtime._metrics.otel import current_traceparent
 from runtime._policy.budget_ledger import BudgetAlert
 from runtime._task_spec import EmbedSpec, TaskSpec
-from runtime._transport.credentials import CheckFailure
+from runtime._transport.credentials import CheckFailure, calls_clients, close_clients
+from runtime._transport.http import ProviderClient
 from runtime._transport.io_loop import IoLoop
 from runtime._transport.shared_store import RedisStore, shared_store_for
 from runtime._transport.signing import require_signing_extra
@@ -106,11 +107,14 @@ class Callboard(BoardAdmin):
         preload_catalogue()  # started on import already, unless the board was imported alone
         self._io = IoLoop()
         self._shared: RedisStore | None = None
+        clients: dict[str, ProviderClient] = {}
         try:
             self._shared = shared_store_for(config, self._io)
             unchecked: dict[str, CheckFailure] = {}
             if config.startup.check_credentials if check is None else check:
-                unchecked = self._check(config, check_only)
+                # checked through the clients the calls will use: the first reuses a connection
+                clients = calls_clients(config, check_only)
+                unchecked = self._check(config, check_only, clients)
             ledger, unread = restored_ledger(config)
             if unread is not None:
                 self._audit.event("budgets_not_restored", reason=unread)
@@ -122,9 +126,12 @@ class Callboard(BoardAdmin):
                 ledger=ledger,
                 on_budget=on_budget,
                 shared=self._shared,
+                clients=clients,
             )
+            clients = {}  # the provider actors own them now
             self._router = self._await_router()
         except BaseException:
+            self._io.run(close_clients(clients.values()), CONTROL_TIMEOUT_S)
             if self._shared is not None:
                 self._shared.close()
             self._io.close()

@@ -5,17 +5,20 @@ the answers are judged by the protocol and turned into one actionable line per f
 provider, which says whose fault it is: the user's (a key rejected, a model not
 offered, no credentials) or the provider's own trouble (unreachable, timeout, 5xx, 429,
 a malformed answer), which may pass. Runs on the I/O loop; never prints a secret.
+
+A board checks each provider through the client its calls will use (``clients``), so the
+first call reuses the connection the check opened instead of opening one of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from runtime._config.schema import Config, ProviderSettings, TimeoutSettings
 from runtime._errors import ErrorKind, ProviderError
-from runtime._transport.http import ProviderClient, proxy_for
+from runtime._transport.http import ProviderClient, provider_client, proxy_for
 from runtime._transport.signing import request_signer
 from runtime.protocols import PROTOCOLS
 
@@ -48,19 +51,53 @@ class CheckFailure:
 
 
 async def check_credentials(
-    config: Config, provider_ids: Iterable[str] | None = None
+    config: Config,
+    provider_ids: Iterable[str] | None = None,
+    clients: Mapping[str, ProviderClient] | None = None,
 ) -> list[CheckFailure]:
-    """Check the given providers (all by default); return one failure per provider failing."""
+    """Check the given providers (all by default); return one failure per provider failing.
+
+    A provider with a client in ``clients`` is checked through it (left open, its
+    connection kept for the calls); the others through a client of their own, closed after.
+    """
     ids = list(config.providers if provider_ids is None else provider_ids)
     timeout_s = config.timeouts.validate_s
+    given = clients or {}
     results = await asyncio.gather(
-        *(_check_alone(config.providers[pid], timeout_s, config.timeouts.connect_s) for pid in ids)
+        *(
+            check_provider(given[pid], config.providers[pid], timeout_s)
+            if pid in given
+            else _check_alone(config.providers[pid], timeout_s, config.timeouts.connect_s)
+            for pid in ids
+        )
     )
     return [
         judge(pid, config.providers[pid], error, timeout_s)
         for pid, error in zip(ids, results, strict=True)
         if error is not None
     ]
+
+
+def calls_clients(
+    config: Config, provider_ids: Iterable[str] | None = None
+) -> dict[str, ProviderClient]:
+    """Return the clients the given providers' calls will use, to check them through first.
+
+    A provider that signs its requests (Bedrock with AWS credentials) gets none: its
+    actor finds its credentials, and its check builds a client of its own.
+    """
+    ids = config.providers if provider_ids is None else provider_ids
+    connect_s = config.timeouts.connect_s
+    return {
+        pid: provider_client(config.providers[pid], connect_s)
+        for pid in ids
+        if not config.providers[pid].signs()
+    }
+
+
+async def close_clients(clients: Iterable[ProviderClient]) -> None:
+    """Close these clients and their connections."""
+    await asyncio.gather(*(client.aclose() for client in clients))
 
 
 async def _check_alone(

@@ -30,6 +30,7 @@ import httpx
 import orjson
 from httpx_aiohttp import AiohttpTransport
 
+from runtime._config.schema import ProviderSettings
 from runtime._errors import ErrorKind, ProviderError
 from runtime._transport.aws import Signer
 from runtime.protocols import HttpCall
@@ -160,6 +161,14 @@ class ProviderClient:
         if self._transport is not None:
             transport, self._transport = self._transport, None
             await transport.aclose()
+
+
+def provider_client(
+    settings: ProviderSettings, connect_s: float, signer: Signer | None = None
+) -> ProviderClient:
+    """Return the client a provider's calls go through (its proxy read from the environment)."""
+    proxy = proxy_for(settings.endpoint().base_url)
+    return ProviderClient(settings.max_concurrency, connect_s, proxy, signer)
 
 
 def transport_error(exc: httpx.HTTPError, url: str, timeout_s: float | None) -> ProviderError:
