@@ -104,3 +104,15 @@ def test_a_model_lookup_404_names_the_url_asked_and_the_api_root(fakes, deployme
     (problem,) = caught.value.problems
     assert f"GET {wrong}/models/claude-sonnet-4-5 answered 404" in problem
     assert "the API's root: that is https://api.anthropic.com/v1" in problem
+
+
+def test_the_first_call_after_the_check_reuses_its_connection(fakes, deployment):
+    """The check goes through the client the calls use: the first call opens no connection."""
+    gpt = fakes("openai")
+    deployment.write(config_toml(deployment, {"gpt": gpt}, {"coder": ["gpt"]}))
+    board = deployment.board(check=True)
+    assert board.ask("coder", "hi").provider == "gpt"
+    check, call = gpt.requests
+    assert (check.path, call.is_chat) == ("/v1/models", True)
+    assert check.peer is not None
+    assert call.peer == check.peer

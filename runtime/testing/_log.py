@@ -64,6 +64,8 @@ class RecordedRequest:
     ``"embed"``, or ``""`` for a path the API does not have."""
     received_at: float = 0.0
     """When the fake received the request (``time.monotonic()``)."""
+    peer: tuple[str, int] | None = None
+    """The client's address and port: requests sent over one connection share it."""
 
     @property
     def is_chat(self) -> bool:

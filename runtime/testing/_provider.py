@@ -229,6 +229,7 @@ class FakeProvider:
             json=None if body is _NOT_JSON else body,
             action=action.value if action else "",
             received_at=received_at,
+            peer=_peer(request),
         )
         self.log.record(entry)
         return await handler(request)
@@ -563,3 +564,9 @@ async def _drop() -> NoReturn:
         task.cancel()
     await asyncio.sleep(0)
     raise ConnectionResetError("request dropped")  # pragma: no cover
+
+
+def _peer(request: web.Request) -> tuple[str, int] | None:
+    """Return the client's address and port, or ``None`` when the transport is gone."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return (str(peer[0]), int(peer[1])) if peer else None
