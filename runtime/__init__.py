@@ -119,14 +119,14 @@ def __getattr__(name: str) -> object:
 
     The board pulls in the actors, which import this package's modules: importing it
     lazily lets ``import actors`` come first, and keeps ``import runtime`` light for
-    code that only reads configs or uses `runtime.testing`. The price catalogue starts
-    loading in the background first, so that it loads while the board imports rather than
-    as the board makes its first call.
+    code that only reads configs or uses `runtime.testing`. The price catalogue loads
+    with it (tens of milliseconds), so that neither a board's start nor its first call
+    waits for it or shares the interpreter with its loading.
     """
     if name == "Callboard":
-        from runtime._config.price_source import preload_catalogue  # noqa: PLC0415
+        from runtime._config.price_source import load_catalogue  # noqa: PLC0415
 
-        preload_catalogue()
+        load_catalogue()
         from runtime._board.board import Callboard  # noqa: PLC0415 - see the docstring
 
         return Callboard

@@ -104,7 +104,7 @@ class Callboard(BoardAdmin):
             rotation=config.audit.rotation(),
         )
         require_signing_extra(config)
-        preload_catalogue()  # started on import already, unless the board was imported alone
+        preload_catalogue()  # loaded on import already, unless the board was imported alone
         self._io = IoLoop()
         self._shared: RedisStore | None = None
         clients: dict[str, ProviderClient] = {}

@@ -58,14 +58,15 @@ _preloading: list[threading.Thread] = []
 
 
 def preload_catalogue() -> None:
-    """Start loading the catalogue in a background thread, once per process.
+    """Start loading the catalogue in a background thread, unless it is loaded or loading.
 
-    ``from runtime import Callboard`` starts it, so that it loads while the board's own
-    modules import: a load still running as a board makes its first call would hold the
-    GIL against that call and keep it waiting for its price (tens of milliseconds).
+    ``from runtime import Callboard`` has loaded it already; a board imported on its own
+    (the command line, the gateway) loads it in the background as it starts. A load still
+    running as the board makes its first call holds the GIL against that call and keeps
+    it waiting for its price (tens of milliseconds).
     """
     with _preload_lock:
-        if not _preloading:
+        if not _preloading and not _lookup.cache_info().currsize:
             thread = threading.Thread(target=load_catalogue, name="callboard-prices", daemon=True)
             _preloading.append(thread)
             thread.start()
