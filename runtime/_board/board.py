@@ -30,7 +30,7 @@ from runtime._board.budgets import restored_ledger
 from runtime._board.streams import AsyncStreamSink, ThreadStreamSink, aread_stream, read_stream
 from runtime._chat import EmbedReply, Reply, StreamEvent
 from runtime._config.load import load_config
-from runtime._config.price_source import load_catalogue
+from runtime._config.price_source import load_catalogue_in_background, wait_for_catalogue
 from runtime._config.schema import Config
 from runtime._errors import (
     BoardClosedError,
@@ -104,7 +104,7 @@ class Callboard(BoardAdmin):
         )
         require_signing_extra(config)
         # the price catalogue takes most of a second to load: not on the router's first call
-        threading.Thread(target=load_catalogue, name="callboard-prices", daemon=True).start()
+        load_catalogue_in_background()
         self._io = IoLoop()
         self._shared: RedisStore | None = None
         try:
@@ -361,6 +361,7 @@ class Callboard(BoardAdmin):
         reason = "the caller cancelled it"
         if interrupted:
             reason = f"its caller was interrupted ({_describe(stop)})"
+            wait_for_catalogue(CANCEL_WAIT_S)
         self._tell_router(CancelTask(spec.task_id, reason))
         ended = concurrent.futures.wait([reply], timeout=CANCEL_WAIT_S).done
         if interrupted and ended and isinstance(reply.exception(), TaskCancelledError):

@@ -16,6 +16,7 @@ network. Rates are the base tier's: a provider's higher rate past a long prompt 
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +51,32 @@ class CatalogueEntry:
 def load_catalogue() -> None:
     """Load the catalogue now (a board does it in the background as it starts)."""
     _lookup("gpt-4o", "openai")
+
+
+_loader: threading.Thread | None = None
+_loader_lock = threading.Lock()
+
+
+def load_catalogue_in_background() -> None:
+    """Start loading the catalogue on a thread of its own, once per process."""
+    global _loader  # noqa: PLW0603 - one loader per process
+    with _loader_lock:
+        if _loader is None:
+            _loader = threading.Thread(target=load_catalogue, name="callboard-prices", daemon=True)
+            _loader.start()
+
+
+def wait_for_catalogue(timeout_s: float) -> None:
+    """Let a background load finish before an interrupt leaves the caller's code.
+
+    Loading defines dataclasses and evaluates annotations, which run ``exec``/``eval`` on
+    strings; one run after an unhandled KeyboardInterrupt has left ``__main__`` makes the
+    interpreter forget that it should exit as killed by SIGINT (status 130), so the load
+    must be over before the interrupt leaves the program's code.
+    """
+    loader = _loader
+    if loader is not None:
+        loader.join(timeout_s)
 
 
 def catalogue_version() -> str:
