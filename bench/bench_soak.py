@@ -1,14 +1,15 @@
 """Soak: one board's resident memory over many calls, with faults, streams, threads and asyncio.
 
-Run it with ``nice -n 10 python bench/bench_soak.py`` (a few minutes); ``--calls 1000000``
-is the long run (20-40 minutes on a shared 2-core machine). Two fake OpenAI servers run in
+Run it with ``nice -n 10 python bench/bench_soak.py`` (30,000 calls, a few minutes);
+``--calls 1000000`` is the long run (at the 60-150 calls a second of a shared 2-core
+machine, two hours or more). Two fake OpenAI servers run in
 processes of their own (so their memory is not counted) and fail about ``--fault`` of their
 requests (5 %: 500, 503, 429, a proxy page, a malformed body, a dropped or reset
 connection, a stream cut after its first chunk); a role is cast to both, so most faults
 fall back. Thread callers and asyncio callers on one event loop ask and stream (half
 each), and every ``--every`` calls the resident set (``VmRSS`` from ``/proc/self/status``)
-is sampled with what the C allocator holds (glibc's ``mallinfo2``: in use, and free but
-kept) and the number of threads.
+is sampled with what the C allocator holds (glibc's ``mallinfo2``: in use, free but kept,
+and mapped apart), what SQLite holds (``sqlite3_memory_used``) and the number of threads.
 
 It prints the samples, then the slope of the resident set in MB per 100k calls over the
 first and the second half of the run (least squares), and checks that every task ended
@@ -156,6 +157,20 @@ def _libc_mallinfo2() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
 MALLINFO2 = _libc_mallinfo2()
 
 
+def _sqlite_library() -> ctypes.CDLL | None:
+    """The shared SQLite library the ``sqlite3`` module runs on, if it is one (Linux)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/maps").read_text().splitlines():
+            if "libsqlite3" in line:
+                library = ctypes.CDLL(line.split()[-1])  # the one loaded: same handle
+                library.sqlite3_memory_used.restype = ctypes.c_int64
+                return library
+    return None
+
+
+SQLITE = _sqlite_library()
+
+
 @dataclass(frozen=True, slots=True)
 class Sample:
     """What the process held after ``calls`` calls."""
@@ -168,6 +183,7 @@ class Sample:
     heap_used_mb: float
     heap_free_mb: float
     mmapped_mb: float
+    sqlite_mb: float
 
 
 def status_kb(status: str, name: str) -> int:
@@ -182,6 +198,7 @@ def sample(calls: int, started: float) -> Sample:
     if MALLINFO2 is not None:
         info = MALLINFO2()
         used, free, mapped = info.uordblks / 2**20, info.fordblks / 2**20, info.hblkhd / 2**20
+    sqlite_mb = SQLITE.sqlite3_memory_used() / 2**20 if SQLITE is not None else float("nan")
     return Sample(
         calls,
         time.monotonic() - started,
@@ -191,6 +208,7 @@ def sample(calls: int, started: float) -> Sample:
         used,
         free,
         mapped,
+        sqlite_mb,
     )
 
 
@@ -325,7 +343,7 @@ def run(board: Callboard, ledger: Ledger, args: argparse.Namespace) -> None:
 def print_header() -> None:
     print(
         f"{'calls':>9} {'seconds':>8} {'RSS MB':>7} {'anon MB':>8} {'threads':>7} "
-        f"{'malloc used':>11} {'malloc free':>11} {'mmapped':>8}",
+        f"{'malloc used':>11} {'malloc free':>11} {'mmapped':>8} {'SQLite':>7}",
         flush=True,
     )
 
@@ -333,7 +351,7 @@ def print_header() -> None:
 def print_sample(s: Sample) -> None:
     print(
         f"{s.calls:>9} {s.seconds:>8.0f} {s.rss_mb:>7.1f} {s.anon_mb:>8.1f} {s.threads:>7} "
-        f"{s.heap_used_mb:>11.1f} {s.heap_free_mb:>11.1f} {s.mmapped_mb:>8.1f}",
+        f"{s.heap_used_mb:>11.1f} {s.heap_free_mb:>11.1f} {s.mmapped_mb:>8.1f} {s.sqlite_mb:>7.1f}",
         flush=True,
     )
 
@@ -368,7 +386,7 @@ def check_tasks(ledger: Ledger, store: Path) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=60_000)
+    parser.add_argument("--calls", type=int, default=30_000)
     parser.add_argument("--every", type=int, help="calls between samples (default: calls/40)")
     parser.add_argument("--fault", type=float, default=0.05, help="share of requests that fail")
     parser.add_argument("--threads", type=int, default=8, help="thread callers")
