@@ -8,6 +8,7 @@ Provider ──HealthChanged──▶ Router (and Supervisor, while unchecked)
 timers ──Wake──▶ Router, Provider; HedgeDue──▶ Router
 timers ──CheckDue──▶ Provider (unchecked) ──check──▶ I/O loop ──CheckDone──▶ Provider
 Supervisor ──RouterIs──▶ Provider
+shared store (I/O loop) ──LeaseDone / SharedHealth──▶ Provider
 Router ──TaskEvents (batched) / GetStats──▶ Metrics
 Supervisor ──ApplyRouting──▶ Router ──RetireSlots──▶ Supervisor ──Reloaded──▶ Provider
 children ──ChildDied──▶ Supervisor ──ProviderReplaced / ProviderDown / MetricsReplaced──▶ Router
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
     from runtime._config.schema import Config
     from runtime._metrics.stats import Stats
+    from runtime._policy.budget_ledger import BudgetStatus
     from runtime._policy.hedging import ContentGate
     from runtime._policy.provider_table import ProviderHealth, Routing
     from runtime._policy.routing import Health
@@ -162,6 +164,25 @@ class CheckDone:
 
     token: int
     error: ProviderError | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseDone:
+    """The shared store's answer to a provider's lease ask (``grant`` ``None``: it failed)."""
+
+    asked_at: float
+    grant: Any
+    """A `runtime._policy.leases.Grant`, or ``None``."""
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SharedHealth:
+    """Another process's note about this provider's health, and when it arrived."""
+
+    note: Any
+    """A `runtime._transport.shared_store.HealthNote`."""
+    arrived: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,14 +315,28 @@ class GetHealth:
 
 
 @dataclass(frozen=True, slots=True)
+class BudgetLevels:
+    """Router → metrics: every budget account as it stands, for the Prometheus gauges."""
+
+    statuses: tuple[BudgetStatus, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GetBudgets:
+    """Caller → router: resolve ``reply`` with every budget account as it stands."""
+
+    reply: concurrent.futures.Future[list[BudgetStatus]]
+
+
+@dataclass(frozen=True, slots=True)
 class SyncStore:
     """Caller → router → metrics: write every finished task to the store, then resolve.
 
-    ``reply`` gets the store's path, or ``None`` when there is no store or it cannot be
-    written now.
+    ``reply`` gets the store's file or URL, or ``None`` when there is no store or it cannot
+    be written now.
     """
 
-    reply: concurrent.futures.Future[Path | None]
+    reply: concurrent.futures.Future[Path | str | None]
 
 
 @dataclass(frozen=True, slots=True)

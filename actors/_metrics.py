@@ -1,37 +1,39 @@
 """The metrics actor: the only writer of statistics, live and persistent.
 
 It folds every task that ends into live aggregates (`StatsBook`), writes the rows in
-batches to the SQLite store (`MetricsStore`), and feeds the optional Prometheus
-exporter. Each batch is acknowledged to its sender (`EventsStored`) once written, or once
-its loss is recorded, so that the batches a crash took from it are sent again. A store
-that cannot be opened or written (disk full, locked, corrupt) is logged once per failure
-streak and retried on a timer; rows wait in memory meanwhile (up to `MAX_PENDING_ROWS`),
-and no task ever fails for it: the audit log keeps every task's record, and
-`callboard metrics rebuild --from-audit` restores the store from it. A store file
-deleted or replaced under the board is noticed before the next write and opened anew.
+batches to the store (`MetricsStore`: a SQLite file or a PostgreSQL database), and feeds
+the optional Prometheus exporter. Each batch is acknowledged to its sender
+(`EventsStored`) once written, or once its loss is recorded, so that the batches a crash
+took from it are sent again. A store that cannot be opened or written (disk full,
+locked, corrupt, unreachable) is logged once per failure streak and retried on a timer;
+rows wait in memory meanwhile (up to `MAX_PENDING_ROWS`), and no task ever fails for it:
+the audit log keeps every task's record, and `callboard metrics rebuild --from-audit`
+restores the store from it. A store file deleted or replaced under the board, or a
+database connection lost, is noticed before the next write and opened anew.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pykka
 
 from actors._child import SupervisedActor, tell_quietly
-from actors._messages import EventsStored, GetStats, SyncStore, TaskEvents, Wake
+from actors._messages import BudgetLevels, EventsStored, GetStats, SyncStore, TaskEvents, Wake
 from runtime._audit import AuditLog
 from runtime._config.schema import Config
-from runtime._errors import CallboardError, StoreError
+from runtime._errors import CallboardError, MissingExtraError, StoreError
+from runtime._metrics.otel import OtelExporter, Server, install_sdk
 from runtime._metrics.stats import StatsBook
-from runtime._metrics.store import MetricsStore, store_error
+from runtime._metrics.store import MetricsStore
+from runtime._metrics.store_open import StoreAddress, open_store
 from runtime._rows import TaskEvent
 from runtime._transport.io_loop import IoLoop
 
@@ -46,9 +48,11 @@ MAX_PENDING_ROWS = 200_000
 class MetricsActorSettings:
     """What the metrics actor needs from the config."""
 
-    store_path: Path | None
+    store_path: StoreAddress | None
+    """The SQLite file or the PostgreSQL URL; ``None``: live statistics only."""
     retain_days: float
     prometheus: tuple[str, int] | None = None
+    otel: OtelTarget | None = None
 
     @classmethod
     def of(cls, config: Config) -> MetricsActorSettings:
@@ -57,7 +61,31 @@ class MetricsActorSettings:
         prometheus = None
         if metrics.prometheus_port is not None:
             prometheus = (metrics.prometheus_host, metrics.prometheus_port)
-        return cls(config.metrics_path(), metrics.retain_days, prometheus)
+        otel = OtelTarget.of(config) if config.otel.enabled else None
+        return cls(config.metrics_store(), metrics.retain_days, prometheus, otel)
+
+
+@dataclass(frozen=True, slots=True)
+class OtelTarget:
+    """Where OpenTelemetry data goes, and the providers as spans name them."""
+
+    endpoint: str | None
+    service_name: str
+    servers: tuple[tuple[str, Server], ...]
+
+    @classmethod
+    def of(cls, config: Config) -> OtelTarget:
+        """Take the target from a config whose ``[otel]`` is on."""
+        servers = tuple(
+            (
+                pid,
+                Server(
+                    p.type, p.model, urlsplit(p.base_url_or_default()).hostname, p.embedding_model
+                ),
+            )
+            for pid, p in config.providers.items()
+        )
+        return cls(config.otel.endpoint, config.otel.service_name, servers)
 
 
 class MetricsActor(SupervisedActor):
@@ -86,8 +114,10 @@ class MetricsActor(SupervisedActor):
         self._failing = False
         self._retry_scheduled = False
         self._exporter: Any = None
+        self._otel: OtelExporter | None = None
         self.handlers = {
             TaskEvents: self._take,
+            BudgetLevels: self._budget_levels,
             GetStats: self._stats,
             SyncStore: self._sync,
             Wake: self._wake,
@@ -113,10 +143,10 @@ class MetricsActor(SupervisedActor):
         if (settings.store_path, settings.prometheus) != (kept.store_path, kept.prometheus):
             self._event(
                 "metrics_settings_kept",
-                reason="[metrics] path and prometheus_port apply when the board restarts",
+                reason="[metrics] path, url and prometheus_port apply when the board restarts",
             )
         self._settings = MetricsActorSettings(
-            kept.store_path, settings.retain_days, kept.prometheus
+            kept.store_path, settings.retain_days, kept.prometheus, kept.otel
         )
 
     def _take(self, message: TaskEvents) -> None:
@@ -134,7 +164,13 @@ class MetricsActor(SupervisedActor):
         else:
             self._write()
 
+    def _budget_levels(self, message: BudgetLevels) -> None:
+        if self._exporter is not None:
+            self._exporter.set_budgets(message.statuses)
+
     def _observe(self, event: TaskEvent) -> None:
+        if self._otel is not None:
+            self._otel.observe(event)
         if self._exporter is None:
             return
         costs = [a.cost_usd for a in event.attempts]
@@ -152,15 +188,15 @@ class MetricsActor(SupervisedActor):
         attempts = [a for b in batches for e in b.events for a in e.attempts]
         try:
             self._store.write(tasks, attempts)
-        except (sqlite3.Error, OSError) as exc:
-            self._failed("metrics_write_failed", store_error(self._store.path, exc))
+        except StoreError as exc:
+            self._failed("metrics_write_failed", exc)
             return
         self._pending.clear()
         self._pending_rows = 0
         _acknowledge(batches)
         if self._failing:
             self._failing = False
-            self._event("metrics_store_recovered", path=str(self._store.path))
+            self._event("metrics_store_recovered", path=self._store.label)
 
     def _usable_store(self) -> bool:
         """Open the store if it is not open; open it anew if its file was deleted or replaced."""
@@ -168,10 +204,10 @@ class MetricsActor(SupervisedActor):
             moved = self._store.moved()
             if moved is None:
                 return True
+            path = self._store.label
             if not self._store.let_go():  # before the new file is opened
                 self._moved_stores.append(self._store)
             self._store = None
-            path = str(self._settings.store_path)
             self._event("metrics_store_reopened", path=path, reason=moved)
         return self._open_store()
 
@@ -180,8 +216,8 @@ class MetricsActor(SupervisedActor):
         if path is None or self._store is not None:
             return self._store is not None
         try:
-            self._store = MetricsStore(path)
-        except StoreError as exc:
+            self._store = open_store(path)
+        except (StoreError, MissingExtraError) as exc:
             self._failed("metrics_store_unavailable", exc)
             return False
         return True
@@ -221,12 +257,23 @@ class MetricsActor(SupervisedActor):
             cutoff = self._wall() - self._settings.retain_days * 86400
             try:
                 self._store.prune(cutoff)
-            except (sqlite3.Error, OSError) as exc:
-                self._event("metrics_prune_failed", error=str(store_error(self._store.path, exc)))
+            except StoreError as exc:
+                self._event("metrics_prune_failed", error=str(exc))
         if self._io is not None:
             self._io.call_later(PRUNE_EVERY_S, tell_quietly, self.actor_ref, Wake("prune", 0))
 
+    def _start_otel(self) -> None:
+        target = self._settings.otel
+        if target is None:
+            return
+        try:
+            install_sdk(target.endpoint, target.service_name)
+            self._otel = OtelExporter(dict(target.servers))
+        except MissingExtraError as exc:
+            self._event("otel_unavailable", error=str(exc))
+
     def _start_exporter(self) -> None:
+        self._start_otel()
         if self._settings.prometheus is None:
             return
         from runtime._metrics.prometheus import PrometheusExporter  # noqa: PLC0415 - optional
@@ -257,6 +304,9 @@ class MetricsActor(SupervisedActor):
             if store is not None:
                 store.close()
         self._store, self._moved_stores = None, []
+        if self._otel is not None:
+            self._otel.flush()
+            self._otel = None
         if self._exporter is not None:
             self._exporter.close()
             self._exporter = None

@@ -15,6 +15,7 @@ passes (it joins the rotation) or finds the user's mistake (it goes out).
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import functools
 import random
@@ -33,8 +34,10 @@ from actors._messages import (
     CheckDue,
     HealthChanged,
     IoDone,
+    LeaseDone,
     Reloaded,
     RouterIs,
+    SharedHealth,
     StartAttempt,
     Wake,
 )
@@ -44,6 +47,7 @@ from runtime._config.schema import BreakerSettings, ProviderSettings, StartupSet
 from runtime._errors import ErrorKind, ProviderError
 from runtime._policy.backoff import recheck_wait_s
 from runtime._policy.breaker import Breaker, BreakerState
+from runtime._policy.leases import LeaseLedger, Spent
 from runtime._policy.rate_limits import RateLimiter, Taken
 from runtime._policy.routing import TRIAL, Availability, Health
 from runtime._policy.task import QUOTA_ADVICE
@@ -60,6 +64,7 @@ from runtime._transport.attempt import (
 from runtime._transport.credentials import check_provider, judge
 from runtime._transport.http import ProviderClient, proxy_for
 from runtime._transport.io_loop import IoLoop
+from runtime._transport.shared_store import HealthNote, SharedStore
 from runtime._transport.signing import request_signer
 from runtime.protocols import PROTOCOLS
 
@@ -70,12 +75,13 @@ DEFAULT_COOLDOWN_S = 1.0
 @dataclass(slots=True)
 class _InFlight:
     call: StartAttempt
-    future: concurrent.futures.Future[ChatResult | EmbedResult]
     taken: Taken
     """What the rate limiter counted for the call, to correct with its real usage."""
     ticket: int
     """The breaker's ticket: only its holder's outcome may move the breaker."""
     cancellation: Cancellation
+    spent: Spent | None = None
+    """What the call took from the fleet's lease (``None``: nothing is shared)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +110,8 @@ class ProviderActor(SupervisedActor):
         rechecks: Rechecks,
         unchecked: Health | None = None,
         rand: Callable[[], float] = random.random,
+        shared: SharedStore | None = None,
+        lease_s: float = 1.0,
     ) -> None:
         super().__init__(f"provider:{slot}", supervisor)
         self.slot = slot
@@ -129,6 +137,10 @@ class ProviderActor(SupervisedActor):
             breaker.failures, breaker.cooldown_s, breaker.failure_rate, breaker.window_s
         )
         self._limiter = RateLimiter.per_minute(settings.rpm, settings.tpm, clock())
+        self._shared = shared
+        limited = shared is not None and (settings.rpm or settings.tpm)
+        self._leases = LeaseLedger(settings.rpm, settings.tpm, lease_s) if limited else None
+        """The fleet's share of this provider's limits (``None``: limits are this process's)."""
         self._in_flight: dict[int, _InFlight] = {}
         self._queue: WaitQueue[StartAttempt] = WaitQueue()
         self._router: pykka.ActorRef[Any] | None = None
@@ -152,7 +164,11 @@ class ProviderActor(SupervisedActor):
             CheckDone: self._check_done,
             RouterIs: self._router_is,
             Reloaded: self._reloaded,
+            LeaseDone: self._lease_done,
+            SharedHealth: self._shared_health,
         }
+        if shared is not None:
+            shared.watch(provider_id, self._tell_shared_health)
 
     def on_start(self) -> None:
         """Record an unchecked start, and schedule its next check."""
@@ -259,7 +275,7 @@ class ProviderActor(SupervisedActor):
             return
         tokens = call.request.estimated_tokens()
         idle = not self._queue and len(self._in_flight) < self._settings.max_concurrency
-        if idle and self._limiter.wait_s(tokens, now) == 0:
+        if idle and self._limiter.wait_s(tokens, now) == 0 and self._lease_wait_s(tokens, now) == 0:
             self._start(call, tokens, now)
             return
         wait = self._queue_wait_s(tokens, now)
@@ -271,6 +287,7 @@ class ProviderActor(SupervisedActor):
             )
             return
         self._queue.push(call, tokens, call.deadline)
+        self._renew(now)
         self._wake(min(now + wait, call.deadline))
 
     def _refuse(self, call: StartAttempt, reason: str, now: float) -> None:
@@ -306,9 +323,12 @@ class ProviderActor(SupervisedActor):
                 for call in self._queue.clear():
                     self._reject(call, ErrorKind.UNAVAILABLE, refusal)
                 return
-            wait = self._limiter.wait_s(self._queue.first().tokens, now)
+            first = self._queue.first().tokens
+            wait = max(self._limiter.wait_s(first, now), self._lease_wait_s(first, now))
             if wait > 0:
-                self._wake(now + wait)
+                self._renew(now)
+                if wait != float("inf"):
+                    self._wake(now + wait)
                 break
             entry = self._queue.pop()
             self._start(entry.item, entry.tokens, now)
@@ -329,19 +349,19 @@ class ProviderActor(SupervisedActor):
             self._audit.event("breaker_half_open", now=True, provider=self.provider_id)
             self._announce(now)
         taken = self._limiter.take(tokens, now)
+        spent = None if self._leases is None else self._leases.take(tokens, now)
         cancellation = Cancellation(self._io.loop)
-        future: concurrent.futures.Future[ChatResult | EmbedResult]
         try:
-            future = self._io.submit(self._work(call, _limits(call, now), cancellation))
+            work = self._work(call, _limits(call, now), cancellation)
         except ProviderError as error:
             self._reject_started(call, taken, ticket, error, now)
+            if spent is not None and self._leases is not None:
+                self._leases.refund(spent)
             return
-        self._in_flight[call.call_id] = _InFlight(call, future, taken, ticket, cancellation)
-        future.add_done_callback(
-            functools.partial(
-                _tell_io_done, self.actor_ref, call, self.provider_id, time.perf_counter()
-            )
-        )
+        self._in_flight[call.call_id] = _InFlight(call, taken, ticket, cancellation, spent)
+        self._renew(now)
+        started = time.perf_counter()
+        self._io.spawn(work, _tell_io_done, self.actor_ref, call, self.provider_id, started)
 
     def _work(
         self, call: StartAttempt, limits: AttemptLimits, cancellation: Cancellation
@@ -403,6 +423,8 @@ class ProviderActor(SupervisedActor):
         answered_at = result.answered_at if isinstance(result, ChatResult) else None
         used = result.usage.total_tokens or None
         self._limiter.settle(entry.taken, used, answered_at or now, now)
+        if entry.spent is not None and self._leases is not None:
+            self._leases.settle(entry.spent, used)
         rest = result.rate_limits.exhausted_for_s() if isinstance(result, ChatResult) else None
         if rest:
             self._limiter.hold(now + rest)
@@ -416,6 +438,7 @@ class ProviderActor(SupervisedActor):
                 error.status,
             )
             self._breaker.on_neutral(ticket)
+            self._publish("out", 0.0, self._out_reason or "")
         elif kind is ErrorKind.QUOTA:
             self._take_out(f"{QUOTA_ADVICE} (it said: {error.message})", error.status)
             self._breaker.on_neutral(ticket)
@@ -426,6 +449,7 @@ class ProviderActor(SupervisedActor):
                 "provider_cooling", now=True, provider=self.provider_id, seconds=round(rest, 3)
             )
             self._breaker.on_neutral(ticket)
+            self._publish("cooling", rest, "rate limited (429)")
         elif kind.counts_against_health:
             if self._breaker.on_failure(ticket, now) is BreakerState.OPEN:
                 self._audit.event(
@@ -436,8 +460,82 @@ class ProviderActor(SupervisedActor):
                     cooldown_s=self._breaker.cooldown_s,
                     last_error=kind.value,
                 )
+                self._publish("open", self._breaker.cooldown_s, f"breaker opened ({kind.value})")
         else:
             self._breaker.on_neutral(ticket)
+
+    # -- the fleet's shared state ----------------------------------------------------
+
+    def _lease_wait_s(self, tokens: int, now: float) -> float:
+        return 0.0 if self._leases is None else self._leases.wait_s(tokens, now)
+
+    def _renew(self, now: float) -> None:
+        """Ask the shared store for a lease, if one is due (on the I/O loop; never waits)."""
+        leases, shared = self._leases, self._shared
+        if leases is None or shared is None:
+            return
+        queued = len(self._queue)
+        if queued and leases.wait_s(self._queue.first().tokens, now) == 0:
+            queued = 0  # the first call is covered: only top up
+        ask = leases.ask(now, queued, self._queue.tokens if queued else 0)
+        if ask is None:
+            return
+        settings = self._settings
+        future = shared.lease(self.provider_id, settings.rpm, settings.tpm, ask, leases.lease_s)
+        future.add_done_callback(functools.partial(_tell_lease_done, self.actor_ref, now))
+
+    def _lease_done(self, done: LeaseDone) -> None:
+        leases = self._leases
+        if leases is None:
+            return
+        now = self._clock()
+        if done.grant is not None:
+            if leases.granted(done.grant, done.asked_at, now):
+                self._audit.event("shared_store_back", now=True, provider=self.provider_id)
+        elif leases.failed(now):
+            self._audit.event(
+                "shared_store_lost",
+                now=True,
+                provider=self.provider_id,
+                reason=done.error,
+                processes=leases.processes,
+            )
+        self._drain(now)
+        if self._queue:
+            wait = self._lease_wait_s(self._queue.first().tokens, now)
+            if wait != float("inf"):
+                self._wake(now + max(wait, 0.001))
+
+    def _publish(self, kind: str, for_s: float, reason: str) -> None:
+        if self._shared is not None:
+            note = HealthNote(
+                self.provider_id, kind, for_s, reason, self._shared.origin, time.time()
+            )
+            self._shared.publish(note)
+
+    def _tell_shared_health(self, note: HealthNote, arrived: float) -> None:
+        """Runs on the I/O loop: hand another process's note to this actor."""
+        tell_quietly(self.actor_ref, SharedHealth(note, arrived))
+
+    def _shared_health(self, message: SharedHealth) -> None:
+        """Rest, open the breaker or go out as another process found, for what is left of it."""
+        note: HealthNote = message.note
+        now = self._clock()
+        left = max(0.0, note.for_s - (message.arrived - note.sent_at))
+        seen = {
+            "provider": self.provider_id,
+            "seen_by": note.origin,
+            "propagation_ms": round((message.arrived - note.sent_at) * 1000, 3),
+        }
+        if note.kind == "cooling" and left > 0:
+            self._limiter.hold(now + left)
+            self._audit.event("provider_cooling", now=True, seconds=round(left, 3), **seen)
+        elif note.kind == "open" and self._breaker.trip(now - (note.for_s - left)):
+            self._audit.event("breaker_opened", now=True, cooldown_s=round(left, 3), **seen)
+        elif note.kind == "out" and self._out_reason is None:
+            self._take_out(f"{note.reason} (seen by {note.origin})", None)
+        self._announce(now)
+        self._drain(now)
 
     def _take_out(self, reason: str, status: int | None) -> None:
         """Take the provider out of rotation until a reload, saying why."""
@@ -497,6 +595,8 @@ class ProviderActor(SupervisedActor):
         for entry in list(self._in_flight.values()):
             entry.cancellation.cancel(f"the provider actor {reason}")  # it ends on the loop
         self._io.submit(self._client.aclose())
+        if self._shared is not None:
+            self._shared.unwatch(self.provider_id, self._tell_shared_health)
 
     def flush(self) -> None:
         """Write out buffered audit lines."""
@@ -535,7 +635,7 @@ def _tell_io_done(
     call: StartAttempt,
     provider_id: str,
     started: float,
-    future: concurrent.futures.Future[ChatResult | EmbedResult],
+    future: asyncio.Future[ChatResult | EmbedResult],
 ) -> None:
     """Runs on the I/O loop when an attempt ends: tell the provider actor how."""
     latency_ms = (time.perf_counter() - started) * 1000.0
@@ -546,6 +646,17 @@ def _tell_io_done(
     else:
         error = error.for_provider(provider_id)
     tell_quietly(provider_ref, IoDone(call.call_id, result, error, latency_ms))
+
+
+def _tell_lease_done(
+    provider_ref: pykka.ActorRef[Any], asked_at: float, future: concurrent.futures.Future[Any]
+) -> None:
+    """Runs on the I/O loop when a lease ask ends: tell the provider actor how."""
+    if future.cancelled() or future.exception() is not None:
+        error = "cancelled" if future.cancelled() else str(future.exception())
+        tell_quietly(provider_ref, LeaseDone(asked_at, None, error))
+    else:
+        tell_quietly(provider_ref, LeaseDone(asked_at, future.result()))
 
 
 def _tell_check_done(
@@ -560,7 +671,9 @@ def _tell_check_done(
     tell_quietly(provider_ref, CheckDone(token, error))
 
 
-def _failure_of(future: concurrent.futures.Future[Any], what: str) -> ProviderError | None:
+def _failure_of(
+    future: concurrent.futures.Future[Any] | asyncio.Future[Any], what: str
+) -> ProviderError | None:
     """Return why ``future`` (an attempt or a check) failed to finish, or ``None`` if it did."""
     if future.cancelled():
         return ProviderError(

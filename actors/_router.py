@@ -10,6 +10,7 @@ actor's `EventsStored` and to the supervisor's news of actors.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -17,21 +18,24 @@ import functools
 import itertools
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pykka
 
+from actors._budgets import BudgetKeeper, OnBudget
 from actors._child import SupervisedActor, tell_quietly
 from actors._messages import (
     ApplyRouting,
     AttemptDone,
+    BudgetLevels,
     CancelAttempt,
     CancelTask,
     ContentStarted,
     EventsStored,
     FlushEvents,
+    GetBudgets,
     GetHealth,
     GetStats,
     HealthChanged,
@@ -49,6 +53,7 @@ from actors._messages import (
 from runtime._audit import AuditLog
 from runtime._chat import ChatResult, EmbedReply, EmbedResult, Progress, ProgressState, Reply
 from runtime._errors import (
+    BudgetExceededError,
     DeadlineExceededError,
     ErrorKind,
     ProviderError,
@@ -58,13 +63,20 @@ from runtime._errors import (
 )
 from runtime._metrics.outbox import EVENT_BATCH_S, EventOutbox
 from runtime._metrics.stats import Stats
+from runtime._policy.budget_gate import refused_error
+from runtime._policy.budget_ledger import BudgetLedger, LocalLedger, Refusal
 from runtime._policy.hedging import ContentGate, hedge_choice
 from runtime._policy.latency import LatencyBook, attempt_end
+from runtime._policy.planner import Plan, RoutePlanner
 from runtime._policy.provider_table import ProviderTable, Routing
 from runtime._policy.routing import Dispatch, GiveUp, Health, next_fallback, next_step
 from runtime._policy.task import SCHEMA_MISMATCH, TaskState, eligible_chain
-from runtime._rows import AttemptRow, TaskEvent, TaskRow, wall_time
+from runtime._rows import AttemptRow, TaskContext, TaskEvent, TaskRow, wall_time
+from runtime._task_spec import TaskSpec
 from runtime._transport.io_loop import IoLoop
+
+HEALTH_LOG = 64
+"""Changes of providers' standing kept for the traces of the tasks that saw them."""
 
 
 class RouterActor(SupervisedActor):
@@ -83,6 +95,8 @@ class RouterActor(SupervisedActor):
         rand: Callable[[], float] = random.random,
         wall: Callable[[], float] = time.time,
         health: Mapping[str, Health] | None = None,
+        ledger: BudgetLedger | None = None,
+        on_budget: OnBudget | None = None,
     ) -> None:
         super().__init__("router", supervisor)
         self._providers = ProviderTable(routing, refs, health or {})
@@ -92,6 +106,10 @@ class RouterActor(SupervisedActor):
         self._clock = clock
         self._random = rand
         self._wall = wall
+        self._health_log: collections.deque[tuple[float, str, str]] = collections.deque(
+            maxlen=HEALTH_LOG
+        )
+        """The latest changes of providers' standing (wall time, slot, state), for traces."""
         self._tasks: dict[str, TaskState] = {}
         self._calls: dict[int, _Call] = {}
         """Every attempt in flight, by call id (its task may have ended and wait for it)."""
@@ -101,6 +119,10 @@ class RouterActor(SupervisedActor):
         self._unrecorded = 0
         """Tasks that ended after the metrics actor failed for good."""
         self._latency = LatencyBook()
+        self._planner = RoutePlanner(self._latency)
+        self._budgets = BudgetKeeper(
+            ledger or LocalLedger(), routing.config, self._audit, wall, on_budget
+        )
         self.handlers = {
             AttemptDone: self._attempt_done,
             ContentStarted: self._content_started,
@@ -118,18 +140,20 @@ class RouterActor(SupervisedActor):
             SyncStore: self._forward_to_metrics,
             ApplyRouting: self._apply,
             GetHealth: self._report_health,
+            GetBudgets: self._report_budgets,
         }
 
     # -- tasks -------------------------------------------------------------------------
 
     def _submit(self, message: Submit) -> None:
         spec, config = message.task, self._providers.routing.config
-        chain = config.chain(spec.role)
+        chain = config.chain_for(spec.role, spec.tenant)
         if chain is None:
             _settle(message.reply, error=UnknownRoleError(spec.role, sorted(config.roles)))
             return
         deadline = spec.submitted_at + (spec.deadline_s or config.timeouts.task_s)
-        usable, skipped = eligible_chain(config, spec, chain)
+        plan = self._plan(spec, chain)
+        usable, skipped = eligible_chain(config, spec, plan.chain)
         task = TaskState(spec, message.reply, self._providers.routing, usable, deadline)
         self._tasks[spec.task_id] = task
         self._audit.event(
@@ -137,8 +161,10 @@ class RouterActor(SupervisedActor):
             task_id=spec.task_id,
             workflow_id=spec.workflow_id,
             role=spec.role,
+            tenant=spec.tenant,
             chain=list(usable),
             deadline_s=round(deadline - spec.submitted_at, 3),
+            **plan.audit_fields(),
         )
         for pid, reason in skipped:
             self._audit.event("provider_skipped", task_id=spec.task_id, provider=pid, reason=reason)
@@ -152,6 +178,15 @@ class RouterActor(SupervisedActor):
             self._fail(task, error, self._clock())
             return
         self._advance(task, self._clock())
+
+    def _plan(self, spec: TaskSpec, chain: tuple[str, ...]) -> Plan:
+        """Order the task's chain by its role's rules and strategy (see `RoutePlanner`)."""
+        routing = self._providers.routing
+
+        def health(ids: Sequence[str]) -> dict[str, Health]:
+            return self._providers.health_of(routing, ids)
+
+        return self._planner.plan(routing.config, spec, chain, health, self._clock(), self._random)
 
     def _advance(self, task: TaskState, now: float) -> None:
         health = self._task_health(task)
@@ -188,6 +223,10 @@ class RouterActor(SupervisedActor):
         *,
         hedge: bool = False,
     ) -> None:
+        hold = self._budgets.reserve(task, provider)
+        if isinstance(hold, Refusal):
+            self._budget_refused(task, provider, hold, now, hedge=hedge)
+            return
         state: ProgressState = "hedging" if hedge else "running"
         if task.attempts and not hedge:
             state = self._announce_next(task, provider)
@@ -198,8 +237,10 @@ class RouterActor(SupervisedActor):
             stream.restart(provider, task.restart_reason)
             task.restart_reason = ""
         call_id = next(self._call_ids)
+        self._budgets.held(call_id, hold)
         task.calls[call_id] = provider
         self._calls[call_id] = _Call(task, now)
+        self._planner.dispatched(provider)
         if task.gate is None and task.hedge_after_s is not None and task.spec.embed is None:
             task.gate = ContentGate(functools.partial(self._tell_content, task.task_id))
         call = self._start_attempt(task, call_id, provider, now, health)
@@ -211,6 +252,25 @@ class RouterActor(SupervisedActor):
         if task.hedge_after_s is not None and len(task.live_calls) == 1:
             due = HedgeDue(task.task_id, call_id)
             self._io.call_later(task.hedge_after_s, tell_quietly, self.actor_ref, due)
+
+    def _budget_refused(
+        self, task: TaskState, provider: str, refusal: Refusal, now: float, *, hedge: bool
+    ) -> None:
+        """A budget cannot hold the call: skip the provider (``downgrade``), else refuse."""
+        if hedge:
+            task.hedging = False
+            return
+        rest = tuple(p for p in task.chain if p != provider)
+        if refusal.budget.on_exceed == "downgrade" and rest:
+            task.chain = rest
+            reason = f"budget {refusal.budget.name!r} is spent (downgrade)"
+            self._audit.event(
+                "provider_skipped", task_id=task.task_id, provider=provider, reason=reason
+            )
+            self._advance(task, now)
+            return
+        model = task.request_for(provider).model
+        self._fail(task, refused_error(refusal, task.spec, model, task.attempts), now)
 
     def _announce_next(self, task: TaskState, provider: str) -> ProgressState:
         """Record that the task retries or falls back after its last attempt; say which."""
@@ -291,6 +351,10 @@ class RouterActor(SupervisedActor):
         task.calls.pop(done.call_id, None)
         dropped = task.dropped.pop(done.call_id, None)
         now = self._clock()
+        latency_s = done.latency_ms / 1000.0
+        self._planner.attempt_ended(
+            task.config, task.spec.role, done.provider, done.result, latency_s=latency_s, now=now
+        )
         if done.result is not None:
             self._learn(done, now)
             if dropped is None and task.ended is None:
@@ -305,6 +369,7 @@ class RouterActor(SupervisedActor):
             dropped=dropped,
         )
         self._audit.event("attempt", **row.audit_fields())
+        self._budgets.settle(done.call_id, row)
         if task.ended is not None:
             if not task.calls:
                 self._batch_rows(task, task.ended)
@@ -419,6 +484,7 @@ class RouterActor(SupervisedActor):
             reply = task.embed_answer(provider, result, now)
         else:
             reply = task.answer(provider, result, now)
+        self._planner.served(task.spec, provider, now)
         row = self._end(task, "ok", provider, now)
         _settle(task.reply, result=reply)
         self._count(task, row)
@@ -429,6 +495,8 @@ class RouterActor(SupervisedActor):
             outcome = "deadline"
         elif isinstance(error, TaskCancelledError):
             outcome = "cancelled"
+        elif isinstance(error, BudgetExceededError):
+            outcome = "budget"
         row = self._end(task, outcome, None, now, error=str(error.reason))
         _settle(task.reply, error=error)
         self._count(task, row)
@@ -471,7 +539,8 @@ class RouterActor(SupervisedActor):
         if self._metrics_failed:
             self._unrecorded += 1
             return
-        if self._outbox.add(TaskEvent(row, tuple(task.rows))):
+        context = task_context(task, row, self._health_log) if task.config.otel.enabled else None
+        if self._outbox.add(TaskEvent(row, tuple(task.rows), context)):
             self._send_events()
         elif self._outbox.set_timer():
             self._io.call_later(EVENT_BATCH_S, tell_quietly, self.actor_ref, FlushEvents())
@@ -481,6 +550,8 @@ class RouterActor(SupervisedActor):
         batch = self._outbox.take()
         if batch is not None and self._metrics is not None:
             tell_quietly(self._metrics, TaskEvents(batch.number, batch.events, self.actor_ref))
+            if self._budgets.active:
+                tell_quietly(self._metrics, BudgetLevels(tuple(self._budgets.statuses())))
 
     def _flush_events(self, _message: FlushEvents) -> None:
         self._outbox.timer_fired()
@@ -538,8 +609,14 @@ class RouterActor(SupervisedActor):
         with contextlib.suppress(concurrent.futures.InvalidStateError):
             message.reply.set_result(self._providers.standing(self._clock()))
 
+    def _report_budgets(self, message: GetBudgets) -> None:
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            message.reply.set_result(self._budgets.statuses())
+
     def _health_changed(self, message: HealthChanged) -> None:
         before = self._providers.set_health(message.slot, message.health)
+        if message.health.state != before.state:
+            self._health_log.append((self._wall(), message.slot, str(message.health.state)))
         if message.health.ready_at() < before.ready_at():
             self._wake_waiting_for(message.slot)
 
@@ -592,6 +669,8 @@ class RouterActor(SupervisedActor):
     def _apply(self, message: ApplyRouting) -> None:
         self._providers.apply(message.routing, message.refs, message.health)
         self._latency.forget(set(message.routing.config.providers))
+        self._planner.forget(set(message.routing.config.providers))
+        self._budgets.apply(message.routing.config)
         self._retire_idle()
 
     def _retire_idle(self) -> None:
@@ -674,3 +753,31 @@ def _settle(
             future.set_exception(error)
         else:
             future.set_result(result)
+
+
+def task_context(
+    task: TaskState, row: TaskRow, health_log: Iterable[tuple[float, str, str]]
+) -> TaskContext:
+    """Return what a task's trace shows beyond its rows (never its prompt).
+
+    Its providers' changes of standing (a breaker opening...) while it ran are among them.
+    """
+    spec = task.spec
+    began = row.ts - row.latency_ms / 1000
+    by_slot = {task.routing.slots[p]: p for p in task.chain}
+    changes = tuple(
+        (wall, by_slot[slot], state)
+        for wall, slot, state in health_log
+        if slot in by_slot and began <= wall <= row.ts
+    )
+    return TaskContext(
+        operation="chat" if spec.embed is None else "embeddings",
+        streamed=spec.sink is not None,
+        temperature=spec.tuning.temperature,
+        max_tokens=spec.tuning.max_tokens,
+        chain=task.chain,
+        tenant=spec.tenant,
+        traceparent=spec.traceparent,
+        health_changes=changes,
+        finish_reason=task.finish_reason,
+    )

@@ -23,6 +23,7 @@ from typing import Any
 
 import pykka
 
+from actors._budgets import OnBudget
 from actors._child import DispatchingActor, tell_quietly
 from actors._messages import (
     ApplyRouting,
@@ -46,10 +47,12 @@ from runtime._audit import AuditLog
 from runtime._config.schema import Config
 from runtime._errors import BoardClosedError
 from runtime._policy.backoff import recheck_wait_s
+from runtime._policy.budget_ledger import BudgetLedger, LocalLedger
 from runtime._policy.provider_table import Routing
 from runtime._policy.routing import Availability, Health
 from runtime._transport.credentials import CheckFailure
 from runtime._transport.io_loop import IoLoop
+from runtime._transport.shared_store import SharedStore
 
 METRICS, ROUTER = "metrics", "router"
 
@@ -74,8 +77,16 @@ class Supervisor(DispatchingActor):
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
         unchecked: Mapping[str, CheckFailure] | None = None,
+        ledger: BudgetLedger | None = None,
+        on_budget: OnBudget | None = None,
+        shared: SharedStore | None = None,
     ) -> None:
-        """``unchecked`` maps the providers whose check found them in trouble to why."""
+        """``unchecked`` maps the providers whose check found them in trouble to why.
+
+        ``ledger`` keeps the budgets' spend (every router incarnation gets the same one);
+        ``on_budget`` is called with each budget alert; ``shared`` is the fleet's store
+        (``None``: limits and health stay local).
+        """
         super().__init__()
         self._config = config
         self._unchecked_at_start = dict(unchecked or {})
@@ -83,8 +94,11 @@ class Supervisor(DispatchingActor):
         """How each unchecked provider last stood, by slot."""
         self._io = io
         self._audit = audit
+        self._shared = shared
         self._clock = clock
         self._random = rand
+        self._ledger = ledger or LocalLedger(config.budget_rules)
+        self._on_budget = on_budget
         self._children: dict[str, _Child] = {}
         self._fingerprints: dict[str, tuple[object, ...]] = {}
         self._slots: dict[str, str] = {}
@@ -131,6 +145,8 @@ class Supervisor(DispatchingActor):
             supervisor=self.actor_ref,
             clock=self._clock,
             rand=self._random,
+            ledger=self._ledger,
+            on_budget=self._on_budget,
         )
         if self._children[METRICS].failed:  # else a missing ref means "restarting"
             tell_quietly(router, MetricsReplaced(None))
@@ -211,6 +227,8 @@ class Supervisor(DispatchingActor):
                 rechecks=rechecks,
                 unchecked=self._unchecked.get(slot),
                 rand=self._random,
+                shared=self._shared,
+                lease_s=self._config.shared.lease_s,
             )
 
         return start

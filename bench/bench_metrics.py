@@ -5,17 +5,22 @@ writes N generated calls spread over 30 days (3 providers, 4 roles, 5% failures,
 task in ten needing a second attempt) through the metrics actor, then times each report
 a user can ask for, as the median of several runs. It prints the write throughput of the
 store alone and of the actor (batches told, until the store has them all).
+
+``--url postgresql://...`` runs the same on a PostgreSQL store instead of a temporary
+SQLite file, in a schema of its own that it drops at the end (`[metrics] url`).
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
+import os
 import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pykka
@@ -23,7 +28,8 @@ import pykka
 from actors import MetricsActor
 from actors._messages import SyncStore, TaskEvents
 from actors._metrics import MetricsActorSettings
-from runtime._metrics.store import Filters, MetricsStore
+from runtime._metrics.store import Filters
+from runtime._metrics.store_open import StoreAddress, open_store
 from runtime._rows import AttemptRow, TaskEvent, TaskRow
 
 PROVIDERS = (("claude", "claude-sonnet-4-5"), ("gpt", "gpt-4o"), ("gemini", "gemini-2.5-flash"))
@@ -98,14 +104,14 @@ def time_ms(run: Callable[[], object], runs: int) -> tuple[float, float]:
     return statistics.median(samples), max(samples)
 
 
-def write_through_actor(path: Path, events: list[TaskEvent], batch: int) -> float:
+def write_through_actor(path: StoreAddress, events: list[TaskEvent], batch: int) -> float:
     """Tell the actor batches as the router would; return seconds until all are stored."""
     settings = MetricsActorSettings(store_path=path, retain_days=3650)
     actor = MetricsActor.start(None, settings=settings)
     start = time.perf_counter()
     for i in range(0, len(events), batch):
         actor.tell(TaskEvents(i // batch + 1, tuple(events[i : i + batch])))
-    done: concurrent.futures.Future[Path | None] = concurrent.futures.Future()
+    done: concurrent.futures.Future[StoreAddress | None] = concurrent.futures.Future()
     actor.tell(SyncStore(done))
     done.result(timeout=3600)
     elapsed = time.perf_counter() - start
@@ -117,13 +123,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--url", help="a PostgreSQL server to use instead of SQLite")
     args = parser.parse_args()
     now = time.time()
     events = generate(args.calls, now)
     attempts = sum(len(e.attempts) for e in events)
     print(f"metrics benchmark: {attempts:,} attempts in {len(events):,} tasks over 30 days")
-    with tempfile.TemporaryDirectory() as tmp:
-        alone = MetricsStore(Path(tmp) / "alone.db")
+    with tempfile.TemporaryDirectory() as tmp, _stores(args.url, Path(tmp)) as (first, second):
+        alone = open_store(first)
         sample = events[:100_000]
         start = time.perf_counter()
         for i in range(0, len(sample), 256):
@@ -132,16 +139,16 @@ def main() -> None:
         rate = sum(1 + len(e.attempts) for e in sample) / (time.perf_counter() - start)
         alone.close()
         print(f"\n## Writes\n  store alone, batches of 256 tasks   {rate:,.0f} rows/s")
-        path = Path(tmp) / "metrics.db"
-        seconds = write_through_actor(path, events, 256)
+        seconds = write_through_actor(second, events, 256)
         rows = len(events) + attempts
         print(
             f"  metrics actor, 256-task batches     {rows / seconds:,.0f} rows/s "
             f"({seconds:.1f} s for {rows:,} rows)"
         )
-        size_mb = path.stat().st_size / 1e6
-        print(f"  store size                          {size_mb:.0f} MB")
-        store = MetricsStore(path, readonly=True)
+        if isinstance(second, Path):
+            size_mb = second.stat().st_size / 1e6
+            print(f"  store size                          {size_mb:.0f} MB")
+        store = open_store(second, readonly=True)
         everything = (now - 31 * DAY, now + 1)
         cases: list[tuple[str, Callable[[], object]]] = [
             ("report, last 24h", lambda: store.report(now - DAY, now)),
@@ -161,6 +168,28 @@ def main() -> None:
             print(f"  {name:<34} {median:7.1f} ms  (worst {worst:.1f} ms)")
         store.close()
     pykka.ActorRegistry.stop_all()
+
+
+@contextlib.contextmanager
+def _stores(url: str | None, tmp: Path) -> Iterator[tuple[StoreAddress, StoreAddress]]:
+    """Two empty stores: SQLite files in ``tmp``, or two schemas on the server at ``url``."""
+    if url is None:
+        yield tmp / "alone.db", tmp / "metrics.db"
+        return
+    import psycopg  # noqa: PLC0415 - only for --url
+
+    names = [f"bench_{os.getpid()}_{n}" for n in ("alone", "actor")]
+    with psycopg.connect(url, autocommit=True) as db:
+        for name in names:
+            db.execute(f"CREATE SCHEMA {name}")
+    separator = "&" if "?" in url else "?"
+    try:
+        first, second = (f"{url}{separator}options=-csearch_path%3D{n}" for n in names)
+        yield first, second
+    finally:
+        with psycopg.connect(url, autocommit=True) as db:
+            for name in names:
+                db.execute(f"DROP SCHEMA {name} CASCADE")
 
 
 if __name__ == "__main__":

@@ -82,12 +82,15 @@ def config_text(
     *,
     stream: bool = True,
     max_concurrency: int = 1024,
+    records: bool = True,
 ) -> str:
     parts = [
-        f'[audit]\npath = "{audit}"\n',
+        f'[audit]\npath = "{audit}"\n' if records else '[audit]\npath = "off"\n',
         "[breaker]\nfailures = 1000000\n",
         "[retry]\nattempts = 3\nbackoff_initial_s = 0.01\n",
     ]
+    store = audit.with_suffix(".db") if records else "off"
+    parts.append(f'[metrics]\npath = "{store}"\n')  # a deployment's settings: both on
     for pid, url in providers.items():
         parts.append(
             f'[providers.{pid}]\ntype = "openai"\napi_key = "{KEY}"\nbase_url = "{url}"\n'
@@ -220,9 +223,12 @@ def board_for(
     *,
     stream: bool = True,
     max_concurrency: int = 1024,
+    records: bool = True,
 ) -> Callboard:
     audit = workdir / f"audit-{len(list(workdir.iterdir()))}.jsonl"
-    text = config_text(providers, chain, audit, stream=stream, max_concurrency=max_concurrency)
+    text = config_text(
+        providers, chain, audit, stream=stream, max_concurrency=max_concurrency, records=records
+    )
     return Callboard(parse_config(text, environ={}), check=False)
 
 
@@ -394,10 +400,15 @@ def bench_thread_cpu(fast_url: str, workdir: Path, n: int) -> None:
         return
     direct = Direct(fast_url)
     board = board_for({"fast": fast_url}, ["fast"], workdir)
+    bare = board_for({"fast": fast_url}, ["fast"], workdir, records=False)
+    whole = board_for({"fast": fast_url}, ["fast"], workdir, stream=False)
     rows = []
+    base = 0.0
     for label, call in (
         ("direct", direct.call_sync),
+        ("callboard, audit and metrics off", lambda: bare.ask("bench", PROMPT)),
         ("callboard", lambda: board.ask("bench", PROMPT)),
+        ("callboard, stream = false", lambda: whole.ask("bench", PROMPT)),
     ):
         for _ in range(200):
             call()
@@ -408,10 +419,14 @@ def bench_thread_cpu(fast_url: str, workdir: Path, n: int) -> None:
         spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
         spent = {k: v for k, v in spent.items() if v > 0}
         total = sum(spent.values())
-        rows.append((f"{label}: all threads", f"{total / n * 1e6:.0f} us"))
+        base = base or total
+        ratio = f"   ({total / base:.2f}x direct)" if base else ""
+        rows.append((f"{label}: all threads", f"{total / n * 1e6:.0f} us{ratio}"))
         for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
             rows.append((f"{label}: {name}", f"{seconds / n * 1e6:.0f} us"))
     report(f"CPU per call by thread, one call at a time ({n} calls, 10 ms ticks)", rows)
+    bare.close()
+    whole.close()
     board.close()
     direct.close()
 
@@ -533,6 +548,19 @@ def bench_import(runs: int) -> None:
 
 MEMORY: list[tuple[str, str]] = []
 
+PARTS = {
+    "import": "fresh interpreters",
+    "hop": "the machine's thread hand-off",
+    "latency": "one call at a time",
+    "cpu": "CPU per call by thread",
+    "failover": "a failing first provider",
+    "burst": "500 concurrent calls (asyncio, then 500 caller threads)",
+    "queued": "2000 calls queued behind 64 in flight",
+    "memory": "callboard alone, in a fresh process",
+    "throughput": "up to 256 callers",
+}
+"""The parts of the run, in order (``--only`` picks some)."""
+
 
 def memory_probe(slow_url: str) -> None:
     """In a process of its own: a board, 500 concurrent calls from asyncio, then 256 threads."""
@@ -577,6 +605,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer calls, three runs")
     parser.add_argument("--memory-probe", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated parts to run (of {', '.join(PARTS)}); all by default",
+    )
     args = parser.parse_args()
     if args.memory_probe:
         memory_probe(args.memory_probe)
@@ -591,21 +624,23 @@ def main() -> None:
         server(0.02) as capped_url,
     ):
         workdir = Path(tmp)
-        bench_import(runs)
-        bench_hop(runs)
+        chosen = set(args.only.split(",")) - {""} or set(PARTS)
+        parts: dict[str, Callable[[], object]] = {
+            "import": lambda: bench_import(runs),
+            "hop": lambda: bench_hop(runs),
+            "latency": lambda: bench_latency(fast_url, workdir, runs, 2000 // scale),
+            "cpu": lambda: bench_thread_cpu(fast_url, workdir, 6000 // scale),
+            "failover": lambda: bench_failover(fast_url, workdir, runs, 200 // scale),
+            "burst": lambda: bench_burst(slow_url, workdir, runs),
+            "queued": lambda: bench_queued(capped_url, workdir, runs, 2000 // scale),
+            "memory": lambda: bench_memory_alone(slow_url),
+            "throughput": lambda: bench_throughput(fast_url, workdir, runs, 4000 // scale),
+        }
         remember("start")
-        bench_latency(fast_url, workdir, runs, 2000 // scale)
-        remember("latency (one call at a time)")
-        bench_thread_cpu(fast_url, workdir, 6000 // scale)
-        bench_failover(fast_url, workdir, runs, 200 // scale)
-        remember("failover")
-        bench_burst(slow_url, workdir, runs)
-        remember("500 concurrent calls (asyncio, then 500 caller threads)")
-        bench_queued(capped_url, workdir, runs, 2000 // scale)
-        remember("2000 calls queued behind 64 in flight")
-        bench_memory_alone(slow_url)
-        bench_throughput(fast_url, workdir, runs, 4000 // scale)
-        remember("throughput up to 256 caller threads")
+        for name, what in PARTS.items():
+            if name in chosen:
+                parts[name]()
+                remember(f"after {name}: {what}")
     report("Memory (peak resident set of this process, after each part)", MEMORY)
 
 

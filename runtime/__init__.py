@@ -32,6 +32,7 @@ from runtime._config.load import load_config, parse_config
 from runtime._config.schema import Config
 from runtime._errors import (
     BoardClosedError,
+    BudgetExceededError,
     CallboardError,
     ChartUnavailableError,
     ConfigError,
@@ -51,6 +52,7 @@ from runtime._errors import (
 )
 from runtime._metrics.report import Flag, GroupStats, Report, Trend
 from runtime._metrics.stats import Stats
+from runtime._policy.budget_ledger import BudgetAlert, BudgetStatus
 from runtime._policy.provider_table import ProviderHealth
 from runtime._structured import Schema
 from runtime._tools import Tool, ToolCall, ToolCallDelta
@@ -63,6 +65,9 @@ __all__ = [
     "AskOptions",
     "AttemptRecord",
     "BoardClosedError",
+    "BudgetAlert",
+    "BudgetExceededError",
+    "BudgetStatus",
     "Callboard",
     "CallboardError",
     "ChartUnavailableError",

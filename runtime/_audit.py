@@ -1,12 +1,12 @@
 """The audit log: one JSON line per event, through structlog, with secrets redacted.
 
-Each board owns its own log (no global structlog configuration is touched), writing to
-standard error or to a file; each actor renders into a buffer of its own. `Redactor` is a
-structlog processor that masks every configured secret, secret-bearing header and
-key-shaped token in every value; the runtime also runs provider messages through it
-before they reach errors or replies. A file is reopened when asked (`AuditLog.reopen`,
-after logrotate renamed it), and rotated by size or time when configured (`Rotation`,
-through the standard library's rotating handlers).
+Each board owns its own log, writing to standard error or to a file; each actor renders
+into a buffer of its own. `Redactor` masks every configured secret, secret-bearing header
+and key-shaped token in every value of an event (a structlog processor, so a program may
+put it in its own structlog chain too); the runtime also runs provider
+messages through it before they reach errors or replies. A file is reopened when asked
+(`AuditLog.reopen`, after logrotate renamed it), and rotated by size or time when
+configured (`Rotation`, through the standard library's rotating handlers).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 import structlog  # about 100 ms (it loads rich): with the board's modules, never a board's start
 
 from runtime._rows import iso
@@ -84,7 +85,7 @@ class Redactor:
         shortest, pattern = self._shortest, self._pattern
         for key, item in event.items():
             kind = type(item)
-            if key.lower() in SECRET_FIELDS:
+            if _secret_field(key):
                 event[key] = MASK
             elif kind is str:
                 if len(item) >= shortest:
@@ -94,22 +95,6 @@ class Redactor:
             elif isinstance(item, (Mapping, list, tuple)):
                 event[key] = self.value(item)
         return event
-
-
-def _timestamp(
-    _logger: object, _method: str, event: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
-    """Stamp the event with the time, unless it carries its own (rows do)."""
-    if "ts" not in event:
-        event["ts"] = iso(time.time())
-    return event
-
-
-def _event_first(
-    _logger: object, _method: str, event: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
-    """Put ``ts`` and ``event`` first, so each line reads "when, what, details"."""
-    return {"ts": event.pop("ts", None), "event": event.pop("event", None), **event}
 
 
 RotateEvery = Literal["hour", "day", "week"]
@@ -166,16 +151,16 @@ class AuditLog:
         """Return a new buffered writer, for one thread's use."""
         return AuditWriter(self)
 
-    def append(self, text: str) -> None:
-        """Append already rendered lines, at once."""
-        if not self._enabled or not text:
+    def append(self, data: bytes) -> None:
+        """Append already rendered lines (UTF-8), at once."""
+        if not self._enabled or not data:
             return
         if self._fd is not None:
-            os.write(self._fd, text.encode("utf-8"))
+            os.write(self._fd, data)
         elif self._handler is not None:
-            self._handler.handle(logging.makeLogRecord({"msg": text}))
+            self._handler.handle(logging.makeLogRecord({"msg": data.decode()}))
         else:
-            sys.stderr.write(text)
+            sys.stderr.write(data.decode())
             sys.stderr.flush()
 
     def event(self, name: str, **fields: Any) -> None:
@@ -266,21 +251,25 @@ def _open_private_stream(handler: logging.FileHandler) -> None:
 
 
 class AuditWriter:
-    """Renders audit events through structlog into a buffer that `flush` writes at once."""
+    """Renders audit events through structlog into a buffer that `flush` writes at once.
+
+    The chain is short: the time and the event's name first, secrets masked (`Redactor`),
+    then one ``orjson.dumps`` as structlog's JSON serializer (a third of the cost of the
+    standard library's JSON, which rendered the lines before).
+    """
 
     MAX_BUFFERED = 256
 
     def __init__(self, log: AuditLog) -> None:
         self._log = log
         self.redactor = log.redactor
-        self._lines: list[str] = []
+        self._lines: list[bytes] = []
         self._logger = structlog.wrap_logger(
             _Collector(self._lines),
             processors=[
-                _timestamp,
+                _stamp_first,
                 log.redactor,
-                _event_first,
-                structlog.processors.JSONRenderer(),
+                structlog.processors.JSONRenderer(serializer=_dumps),
             ],
         ).bind()
 
@@ -293,18 +282,49 @@ class AuditWriter:
     def flush(self) -> None:
         """Write every buffered line with one append."""
         if self._lines:
-            text = "".join(self._lines)
+            data = b"".join(self._lines)
             self._lines.clear()
-            self._log.append(text)
+            self._log.append(data)
 
 
 class _Collector:
-    """A structlog logger that keeps rendered lines in a list."""
+    """A structlog logger that keeps rendered lines (bytes, newline-ended) in a list."""
 
-    def __init__(self, lines: list[str]) -> None:
+    def __init__(self, lines: list[bytes]) -> None:
         self._lines = lines
 
-    def msg(self, message: str) -> None:
-        self._lines.append(message + "\n")
+    def msg(self, message: bytes) -> None:
+        self._lines.append(message)
 
     info = msg
+
+
+def _stamp_first(
+    _logger: object, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Put ``ts`` (now, unless the event carries its own: rows do) and ``event`` first."""
+    ts = event.pop("ts") if "ts" in event else iso(time.time())
+    return {"ts": ts, "event": event.pop("event", None), **event}
+
+
+def _dumps(event: Any, **_kw: Any) -> bytes:
+    """Structlog's serializer: one orjson call, the line's newline included."""
+    return orjson.dumps(event, default=repr, option=_LINE_OPTIONS)
+
+
+_FIELD_NAMES: dict[str, bool] = {}
+"""Whether each event field name seen so far names a secret (event fields are few)."""
+_MAX_FIELD_NAMES = 4096
+
+
+def _secret_field(key: str) -> bool:
+    """Whether ``key`` names a secret-bearing field (`SECRET_FIELDS`, in any case)."""
+    secret = _FIELD_NAMES.get(key)
+    if secret is None:
+        secret = key.lower() in SECRET_FIELDS
+        if len(_FIELD_NAMES) < _MAX_FIELD_NAMES:
+            _FIELD_NAMES[key] = secret
+    return secret
+
+
+_LINE_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS

@@ -284,19 +284,27 @@ class ChatRequest:
     def estimated_tokens(self) -> int:
         """A cheap upper-leaning estimate of the tokens this call will count against a TPM limit.
 
-        Four characters to a token for the prompt, about 1,500 tokens an image, plus the
-        completion budget (``max_tokens``, or 1,024 when unset), as providers reserve.
+        The prompt (`estimated_prompt_tokens`) plus the completion budget (``max_tokens``,
+        or 1,024 when unset), as providers reserve.
         """
-        chars = sum(len(m.text) for m in self.messages) + len(self.system or "")
-        images = sum(
-            isinstance(p, ImagePart)
-            for m in self.messages
-            if not isinstance(m.content, str)
-            for p in m.content
-        )
-        chars += 4 * 1500 * images
-        chars += sum(len(t.name) + len(t.description) + len(str(t.parameters)) for t in self.tools)
-        return chars // 4 + 1 + (self.tuning.max_tokens or 1024)
+        return self.estimated_prompt_tokens() + (self.tuning.max_tokens or 1024)
+
+    def estimated_prompt_tokens(self) -> int:
+        """Estimate the prompt's tokens: four characters to a token, about 1,500 an image."""
+        chars = len(self.system or "")
+        for message in self.messages:  # a plain loop: this runs for every attempt
+            content = message.content
+            if isinstance(content, str):
+                chars += len(content)
+            else:
+                chars += len(message.text) + 4 * 1500 * sum(
+                    isinstance(p, ImagePart) for p in content
+                )
+        if self.tools:
+            chars += sum(
+                len(t.name) + len(t.description) + len(str(t.parameters)) for t in self.tools
+            )
+        return chars // 4 + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +372,10 @@ class RateLimitInfo:
     """Seconds until the request budget refills."""
     reset_tokens_s: float | None = None
     """Seconds until the token budget refills."""
+    limit_requests: int | None = None
+    """The request budget's size, when the provider says."""
+    limit_tokens: int | None = None
+    """The token budget's size, when the provider says."""
 
     def exhausted_for_s(self) -> float | None:
         """Seconds to hold off sending, when the provider says a budget is spent."""
@@ -492,7 +504,7 @@ class Reply:
 
 ProgressState = Literal[
     "running", "retrying", "fallback", "hedging", "attempt_failed", "waiting",
-    "ok", "failed", "deadline", "cancelled",
+    "ok", "failed", "deadline", "cancelled", "budget",
 ]  # fmt: skip
 
 
@@ -504,7 +516,7 @@ class Progress:
     again), ``fallback`` (another provider), ``hedging`` (another provider beside the
     one in flight, see ``hedge_after_s``), ``attempt_failed`` (``detail`` is the error
     kind), ``waiting`` (every provider resting or backing off; ``detail`` says how long),
-    or how the task ended: ``ok``, ``failed``, ``deadline``, ``cancelled``.
+    or how the task ended: ``ok``, ``failed``, ``deadline``, ``cancelled``, ``budget``.
     """
 
     task_id: str

@@ -9,6 +9,7 @@ CallboardError
 ├── TaskFailedError         a task got no answer: every provider tried, with what each said
 │   ├── DeadlineExceededError   ...because its deadline ran out first
 │   ├── TaskCancelledError      ...because its caller cancelled it
+│   ├── BudgetExceededError     ...because a budget could not hold its worst-case cost
 │   └── StreamBrokenError       ...because its stream broke after its first text
 ├── BoardClosedError        the board was closed, or its router could not be kept running
 ├── StoreError              the metrics store cannot be opened, read or written
@@ -250,6 +251,34 @@ class DeadlineExceededError(TaskFailedError):
 
 class TaskCancelledError(TaskFailedError):
     """A task was cancelled by its caller."""
+
+
+class BudgetExceededError(TaskFailedError):
+    """A budget refused the task before any request left: it could not hold the call's cost.
+
+    ``budget`` names it; ``spent_usd``, ``reserved_usd`` and ``limit_usd`` say where it
+    stood; ``resets_at`` is the Unix time its period ends (``None``: a ``total`` budget).
+    """
+
+    def __init__(
+        self,
+        *,
+        task_id: str,
+        role: str,
+        reason: str,
+        budget: str,
+        spent_usd: float,
+        reserved_usd: float,
+        limit_usd: float,
+        resets_at: float | None,
+        attempts: Sequence[object] = (),
+    ) -> None:
+        self.budget = budget
+        self.spent_usd = spent_usd
+        self.reserved_usd = reserved_usd
+        self.limit_usd = limit_usd
+        self.resets_at = resets_at
+        super().__init__(task_id=task_id, role=role, reason=reason, attempts=attempts)
 
 
 class StreamBrokenError(TaskFailedError):

@@ -9,6 +9,9 @@ when the call ends, at the prices of the config the task started with.
 
 from __future__ import annotations
 
+import math
+import operator
+import time
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -20,9 +23,30 @@ def wall_time(seconds: float) -> float:
 
 
 def iso(seconds: float, timespec: str = "microseconds") -> str:
-    """Format a Unix time as ISO 8601 in UTC, ``Z``-suffixed (as the audit log writes it)."""
-    text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec=timespec)
-    return text.replace("+00:00", "Z")
+    """Format a Unix time as ISO 8601 in UTC, ``Z``-suffixed (as the audit log writes it).
+
+    Microseconds (every audit line's ``ts``) are rounded as `datetime` rounds them (half
+    to even), onto the formatted second, which is kept from the last call.
+    """
+    global _last_second  # noqa: PLW0603 - a one-entry cache, replaced whole
+    if timespec != "microseconds" or not 0 <= seconds < _YEAR_10000:
+        text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec=timespec)
+        return text.replace("+00:00", "Z")
+    fraction, whole = math.modf(seconds)
+    micros = round(fraction * 1e6)
+    second = int(whole)
+    if micros >= _MICROS:
+        second, micros = second + 1, micros - _MICROS
+    cached_second, prefix = _last_second
+    if cached_second != second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _last_second = (second, prefix)
+    return f"{prefix}.{micros:06d}Z"
+
+
+_MICROS = 1_000_000
+_YEAR_10000 = 253402300800
+_last_second: tuple[int, str] = (-1, "")
 
 
 def from_iso(text: str) -> float:
@@ -57,6 +81,8 @@ class AttemptRow:
     cost_usd: float | None = None
     """At the prices in force when the call was made; ``None`` when the model has none."""
     message: str = ""
+    tenant: str | None = None
+    """Whose task it was (``ask(..., tenant=)``), for budgets read back at start."""
 
     def audit_fields(self) -> dict[str, Any]:
         """Return the fields of the audit ``attempt`` line."""
@@ -110,7 +136,14 @@ class TaskRow:
 
 def _flat(row: AttemptRow | TaskRow) -> dict[str, Any]:
     """Return a row's fields by name (every field is a plain value: no copy needed)."""
-    return {name: getattr(row, name) for name in row.__slots__}
+    names, values = _READERS[type(row)]
+    return dict(zip(names, values(row), strict=True))
+
+
+_READERS = {
+    kind: (kind.__slots__, operator.attrgetter(*kind.__slots__)) for kind in (AttemptRow, TaskRow)
+}
+"""Each row type's field names, and one getter of all its values at once."""
 
 
 def _known(cls: type, line: dict[str, Any]) -> dict[str, Any]:
@@ -124,3 +157,23 @@ class TaskEvent:
 
     task: TaskRow
     attempts: tuple[AttemptRow, ...]
+    context: TaskContext | None = None
+    """What traces need beyond the rows (``None``: not known, as from an audit log)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """What a task asked for, as traces show it: no prompt text."""
+
+    operation: str
+    """``"chat"`` or ``"embeddings"``."""
+    streamed: bool
+    temperature: float | None
+    max_tokens: int | None
+    chain: tuple[str, ...]
+    tenant: str | None
+    traceparent: str | None
+    health_changes: tuple[tuple[float, str, str], ...] = ()
+    """Its providers' changes of standing while it ran: (wall time, provider, state)."""
+    finish_reason: str | None = None
+    """Why the answering model stopped (``stop``, ``length``, ``tool_calls``...)."""

@@ -49,6 +49,8 @@ class TaskSpec:
     """Whose task it is, for routing rules, budgets and metrics (``None``: nobody's)."""
     session: str | None = None
     """A conversation's key: tasks of one session stay on one provider while it serves."""
+    traceparent: str | None = None
+    """The caller's span as a W3C ``traceparent`` value (set only when OpenTelemetry is on)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,12 @@ from typing import Any
 
 import pykka
 import pytest
+from _postgres_server import postgres_schema_url, postgres_url  # noqa: F401 - fixtures
 from support import AWS_SECRET, KEYS, Deployment
 
 from runtime.testing import FAKES, FakeProvider
+
+pytest_plugins = ["_redis_server"]
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from support import attempt_row, config_toml, primary_and_backup, task_row
 
 from runtime import Usage
 from runtime._metrics.audit_rebuild import rebuild
-from runtime._metrics.store import MetricsStore
+from runtime._metrics.store_sqlite import SqliteStore
 from runtime.testing import Answer, Fail
 
 pytestmark = pytest.mark.timeout(30)
@@ -83,8 +83,8 @@ def test_rebuilding_from_the_audit_log_gives_the_same_report(fakes, deployment, 
     for i in range(6):
         board.ask("coder", f"task {i}", workflow_id="wf-9")
     board.close()
-    live = MetricsStore(deployment.metrics_path, readonly=True)
-    rebuilt = MetricsStore(tmp_path / "rebuilt.db")
+    live = SqliteStore(deployment.metrics_path, readonly=True)
+    rebuilt = SqliteStore(tmp_path / "rebuilt.db")
     count = rebuild(rebuilt, [deployment.audit_path])
     assert (count.tasks, count.attempts, count.skipped_lines) == (6, 9, 0)
     window = (0.0, 4e9)
@@ -167,7 +167,7 @@ def test_old_rows_are_pruned_past_retain_days(fakes, deployment):
     only = fakes("openai")
     text = config_toml(deployment, {"only": only}, {"coder": ["only"]})
     deployment.write(text.replace("[metrics]\n", "[metrics]\nretain_days = 2\n"))
-    old = MetricsStore(deployment.metrics_path)
+    old = SqliteStore(deployment.metrics_path)
     now = time.time()
     old.write(
         [task_row(task_id="old", ts=now - 5 * 86400), task_row(task_id="recent", ts=now - 86400)],

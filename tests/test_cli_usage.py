@@ -61,8 +61,8 @@ def test_check_shows_the_default_provider_as_every_roles_last_resort(fakes, depl
     done = callboard("check", "--config", str(path), "--offline")
     assert done.returncode == 0, done.stderr
     assert "role coder: claude -> gpt (last resort)" in done.stdout
-    assert "role reviewer: claude -> gpt\n" in done.stdout
-    assert "role tester: claude\n" in done.stdout
+    assert "role reviewer: claude -> gpt; strategy priority\n" in done.stdout
+    assert "role tester: claude; strategy priority\n" in done.stdout
 
 
 def test_check_confirms_the_roles_the_default_workflow_needs(fakes, deployment):

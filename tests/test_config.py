@@ -113,7 +113,7 @@ def test_a_role_cannot_override_endpoint_settings():
     found = problems(GOOD.replace("max_tokens = 8000", 'max_tokens = 8000\nmodel = "gpt-4o"'))
     assert len(found) == 1
     assert "roles.coder.model: 'model' cannot be set per role" in found[0]
-    allowed = "only providers, fallback_to_default, hedge_after_s, temperature, max_tokens"
+    allowed = "only providers, fallback_to_default, hedge_after_s, strategy, weights, slo, rules"
     assert allowed in found[0]
 
 
@@ -449,3 +449,17 @@ def test_a_variable_in_a_table_name_is_refused():
     (found,) = problems(text)
     assert found.startswith(f"line {line_of(text, 'MODEL')}: prices.${{MODEL}}:")
     assert "names are taken literally" in found
+
+
+@pytest.mark.timeout(10)
+def test_shared_settings_are_checked_and_their_password_is_a_secret():
+    """A bad ``[shared]`` namespace is named with its place; the URL's password is redacted."""
+    base = '[providers.a]\ntype = "ollama"\nmodel = "m"\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config('[shared]\nnamespace = "a b"\n' + base, source="<t>", environ={})
+    assert "shared.namespace" in str(caught.value)
+    config = parse_config(
+        '[shared]\nurl = "redis://me:s3cret-pw@h:6379/0"\n' + base, source="<t>", environ={}
+    )
+    assert config.shared.shown_url() == "redis://me:***@h:6379/0"
+    assert "s3cret-pw" in config.secrets()

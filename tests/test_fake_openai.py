@@ -212,9 +212,10 @@ def test_answers_carry_rate_limit_headers(client):
     first = client.post("/chat/completions", json=ask()).headers
     second = client.post("/chat/completions", json=ask()).headers
     assert first["x-ratelimit-limit-requests"] == "5000"
-    assert int(first["x-ratelimit-remaining-requests"]) > int(
-        second["x-ratelimit-remaining-requests"]
-    )
+    # The bucket refills continuously (5000 a minute, one every 12 ms), so on a loaded
+    # machine the second answer may show the first request already paid back.
+    assert int(first["x-ratelimit-remaining-requests"]) == 4999
+    assert int(second["x-ratelimit-remaining-requests"]) <= 4999
     assert int(first["x-ratelimit-remaining-tokens"]) <= int(first["x-ratelimit-limit-tokens"])
     assert GO_DURATION.match(first["x-ratelimit-reset-requests"])
     assert GO_DURATION.match(first["x-ratelimit-reset-tokens"])

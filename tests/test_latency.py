@@ -99,3 +99,15 @@ def test_the_reserve_is_the_p95_or_a_floor_before_any_measurement():
 def test_an_attempt_keeps_time_for_the_fallback(deadline, reserve, end):
     """An attempt gets the deadline less the reserve, but at least half of the time left."""
     assert attempt_end(0.0, deadline, reserve) == pytest.approx(end)
+
+
+def test_recency_ranks_histograms_as_their_weight_does_at_any_time():
+    """A histogram measured more, or more lately, scores higher; the score needs no clock."""
+    old, recent, many = DecayedHistogram(now=0.0), DecayedHistogram(now=0.0), DecayedHistogram()
+    old.add(1.0, now=0.0)
+    recent.add(1.0, now=600.0)
+    for _ in range(8):
+        many.add(1.0, now=0.0)
+    assert old.recency() < recent.recency()
+    assert recent.recency() < many.recency()  # 8 calls two half-lives ago outweigh 1 now
+    assert many.weight(600.0) > recent.weight(600.0)

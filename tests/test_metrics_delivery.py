@@ -30,7 +30,7 @@ from support import (
 from actors import MetricsActor, RouterActor
 from actors._messages import GetStats, TaskEvents
 from actors._metrics import MetricsActorSettings
-from runtime._metrics.store import MetricsStore
+from runtime._metrics.store_sqlite import SqliteStore
 from runtime._rows import TaskEvent
 
 pytestmark = pytest.mark.timeout(30)
@@ -185,7 +185,7 @@ def test_a_replaced_store_is_reopened_and_written(fakes, deployment, tmp_path):
     board = start(fakes, deployment)
     board.ask("coder", "into the old file")
     board.metrics(since="1h")
-    restored = MetricsStore(tmp_path / "restored.db")
+    restored = SqliteStore(tmp_path / "restored.db")
     restored.write([task_row(task_id="restored")], [attempt_row(task_id="restored")])
     restored.close()
     (tmp_path / "restored.db").replace(deployment.metrics_path)
@@ -199,11 +199,11 @@ def test_a_replaced_store_is_reopened_and_written(fakes, deployment, tmp_path):
 def test_a_store_moved_aside_with_its_wal_spares_the_new_stores_files(tmp_path):
     """Letting go of a moved store never removes the WAL of the store now at its name."""
     path = tmp_path / "metrics.db"
-    old = MetricsStore(path)
+    old = SqliteStore(path)
     old.write([task_row(task_id="old")], [attempt_row(task_id="old")])
     for suffix in ("", "-wal", "-shm"):  # as `callboard metrics rebuild --replace` does
         (tmp_path / f"metrics.db{suffix}").rename(tmp_path / f"aside.db{suffix}")
-    new = MetricsStore(path)
+    new = SqliteStore(path)
     new.write([task_row(task_id="new")], [])
     assert "moved aside" in (old.moved() or "")
     assert not old.let_go()
@@ -217,7 +217,7 @@ def test_a_store_moved_aside_with_its_wal_spares_the_new_stores_files(tmp_path):
 
 def test_a_batch_written_twice_is_counted_once(tmp_path):
     """Rows and hourly and daily rollups ignore a batch the store already holds."""
-    store = MetricsStore(tmp_path / "m.db")
+    store = SqliteStore(tmp_path / "m.db")
     tasks = [task_row(task_id="a"), task_row(task_id="b")]
     attempts = [
         attempt_row(task_id="a"),

@@ -10,7 +10,8 @@ from support import attempt_row, task_row
 from runtime._config.prices import PriceTable
 from runtime._errors import StoreError
 from runtime._metrics.report import GroupAccumulator, build_report
-from runtime._metrics.store import Filters, MetricsStore
+from runtime._metrics.store import Filters
+from runtime._metrics.store_sqlite import SqliteStore
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -20,7 +21,7 @@ T0 = 1_800_000_000.0 - (1_800_000_000.0 % 3600)
 
 @pytest.fixture
 def store(tmp_path: Path):
-    opened = MetricsStore(tmp_path / "metrics.db")
+    opened = SqliteStore(tmp_path / "metrics.db")
     yield opened
     opened.close()
 
@@ -197,7 +198,7 @@ def test_a_failed_batch_leaves_nothing_behind(store):
     tasks, attempts = calls(3)
     store.write(tasks[:1], attempts[:1])
     broken = [*tasks[:2], dataclasses.replace(tasks[2], role=None)]  # NOT NULL
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreError, match="NOT NULL"):
         store.write(broken, attempts)
     assert store.counts() == (1, 1)
     assert store.report(T0, T0 + 3600).groups[0].calls == 1
@@ -208,13 +209,13 @@ def test_a_corrupt_file_gives_a_clear_error(tmp_path: Path):
     path = tmp_path / "metrics.db"
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match=r"not a usable callboard database.*rebuild --from-audit"):
-        MetricsStore(path)
+        SqliteStore(path)
 
 
 def test_reading_a_missing_store_says_so(tmp_path: Path):
     """A read-only open of a store that does not exist explains why it may be missing."""
     with pytest.raises(StoreError, match="nothing has been recorded yet"):
-        MetricsStore(tmp_path / "none.db", readonly=True)
+        SqliteStore(tmp_path / "none.db", readonly=True)
 
 
 def test_a_locked_store_fails_the_write_and_the_retry_succeeds(store):
@@ -222,7 +223,7 @@ def test_a_locked_store_fails_the_write_and_the_retry_succeeds(store):
     other = sqlite3.connect(store.path, timeout=0.1)
     other.execute("BEGIN EXCLUSIVE")
     tasks, attempts = calls(2)
-    with pytest.raises(sqlite3.OperationalError, match="locked"):
+    with pytest.raises(StoreError, match="locked by another process"):
         store.write(tasks, attempts)
     other.rollback()
     other.close()
@@ -265,3 +266,44 @@ def test_a_padded_lookup_still_finds_every_row_a_batch_repeats(store):
     store.write(tasks, attempts)
     assert store.counts() == (700, 700)
     assert store.report(T0 - 1, T0 + 700 * 60).groups[0].calls == 700
+
+
+def test_reports_by_tenant_read_the_raw_rows(store):
+    """Grouped by tenant, over whole hours too, calls count under their tenant or ``-``."""
+    store.write(*calls(3, provider="gpt", tenant="acme"))
+    store.write(*calls(2, provider="gpt", tenant="zeta", start=T0 + 1))
+    store.write(*calls(4, provider="claude", start=T0 + 2))
+    report = store.report(T0 - 7200, T0 + 7200, by="tenant")
+    assert {g.label(): g.calls for g in report.groups} == {"-": 4, "acme": 3, "zeta": 2}
+    trend = store.trend(T0 - 7200, T0 + 7200, "hour", by="tenant")
+    assert set(trend.series) == {"-", "acme", "zeta"}
+
+
+def test_spend_since_groups_the_known_costs(store):
+    """Budgets read back spend per role, provider, tenant and run, since a time."""
+    store.write(*calls(3, provider="gpt", tenant="acme", input_tokens=1000))
+    store.write(*calls(2, provider="gpt", start=T0 - 7200, input_tokens=1000))
+    ((role, provider, tenant, run, cost),) = store.spend_since(T0)
+    assert (role, provider, tenant, run) == ("coder", "gpt", "acme", None)
+    assert cost == pytest.approx(3 * 1000 * 2.5 / 1_000_000)
+
+
+def test_a_store_from_before_tenants_gains_the_column(tmp_path: Path):
+    """A store written before tenants were recorded opens, and is written, as before."""
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE attempts (task_id TEXT NOT NULL, attempt INTEGER NOT NULL, ts REAL "
+        "NOT NULL, workflow_id TEXT, role TEXT NOT NULL, provider TEXT NOT NULL, model TEXT "
+        "NOT NULL, outcome TEXT NOT NULL, status INTEGER, latency_ms REAL NOT NULL, ttft_ms "
+        "REAL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cached_tokens "
+        "INTEGER NOT NULL, cost_usd REAL, fallback INTEGER NOT NULL, PRIMARY KEY (task_id, "
+        "attempt));"
+    )
+    old.close()
+    reopened = SqliteStore(path)
+    try:
+        reopened.write(*calls(2, tenant="acme"))
+        assert {g.label() for g in reopened.report(T0, T0 + 3600, by="tenant").groups} == {"acme"}
+    finally:
+        reopened.close()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Iterator
 
@@ -10,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from runtime._errors import CallboardError, PrometheusUnavailableError
 from runtime._metrics.prometheus import PrometheusExporter
+from runtime._policy.budget_ledger import BudgetStatus
 from runtime._rows import AttemptRow, TaskRow
 
 pytestmark = pytest.mark.timeout(20)
@@ -92,7 +94,7 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 
 
 def test_every_metric_is_served_with_its_type_and_help(exporters):
-    """All eight metrics are exposed, typed and documented, before anything is observed."""
+    """All twelve metrics are exposed, typed and documented, before anything is observed."""
     text = scrape_text(exporters().port)
     families = {f.name: f for f in text_string_to_metric_families(text)}
     expected = {
@@ -104,9 +106,27 @@ def test_every_metric_is_served_with_its_type_and_help(exporters):
         "callboard_unpriced_calls": "counter",
         "callboard_tasks": "counter",
         "callboard_fallback_tasks": "counter",
+        "callboard_budget_spent_usd": "gauge",
+        "callboard_budget_reserved_usd": "gauge",
+        "callboard_budget_limit_usd": "gauge",
+        "callboard_budget_alert_level": "gauge",
     }
     assert {name: f.type for name, f in families.items()} == expected
     assert all(f.documentation for f in families.values())
+
+
+def test_budgets_show_as_gauges(exporters):
+    """Each budget account's spend, reservations, limit and alert level are gauges."""
+    exporter = exporters()
+    status = BudgetStatus("daily", "", "{}", "day", "stop", 50.0, 41.5, 2.0, None, None, 0.8)
+    exporter.set_budgets([status])
+    exporter.set_budgets([dataclasses.replace(status, spent_usd=42.0)])
+    samples = scrape(exporter)
+    labels = {"budget": "daily", "account": ""}
+    assert value(samples, "callboard_budget_spent_usd", **labels) == 42.0
+    assert value(samples, "callboard_budget_reserved_usd", **labels) == 2.0
+    assert value(samples, "callboard_budget_limit_usd", **labels) == 50.0
+    assert value(samples, "callboard_budget_alert_level", **labels) == 0.8
 
 
 def test_calls_are_counted_per_provider_role_and_outcome(exporters):

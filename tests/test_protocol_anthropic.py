@@ -439,7 +439,7 @@ def test_stream_ending_in_refusal_raises_content_filter():
 
 
 def test_rate_limits_turns_rfc3339_resets_into_seconds_from_now():
-    """Request and token budgets are read, and their reset times become seconds from now."""
+    """Request and token budgets (and limits) are read; reset times become seconds from now."""
     headers = httpx.Headers(
         {
             "anthropic-ratelimit-requests-limit": "50",
@@ -454,6 +454,7 @@ def test_rate_limits_turns_rfc3339_resets_into_seconds_from_now():
     assert info.reset_requests_s == 30.0
     assert info.remaining_tokens == 9000
     assert info.reset_tokens_s == 60.0
+    assert (info.limit_requests, info.limit_tokens) == (50, None)
     assert info.exhausted_for_s() == 30.0
 
 

@@ -445,7 +445,7 @@ def test_stream_filtered_to_nothing_raises_content_filter():
 
 
 def test_rate_limits_reads_remaining_counts_and_duration_resets():
-    """The x-ratelimit headers give remaining counts and resets in seconds."""
+    """The x-ratelimit headers give limits, remaining counts and resets in seconds."""
     info = openai.rate_limits(
         httpx.Headers(
             {
@@ -461,6 +461,7 @@ def test_rate_limits_reads_remaining_counts_and_duration_resets():
     assert info.remaining_tokens == 149984
     assert info.reset_requests_s == 1.0
     assert info.reset_tokens_s == 360.0
+    assert (info.limit_requests, info.limit_tokens) == (60, None)
     assert info.exhausted_for_s() == 1.0
 
 

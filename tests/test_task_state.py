@@ -54,3 +54,34 @@ def test_a_call_whose_tokens_could_not_be_counted_has_an_unknown_cost_never_zero
     row = record(state, ChatResult("Hi", "", Usage(), usage_known=False))
     assert row.cost_usd is None
     assert state.task_row("ok", "r8", 1.0, 1.0, None).cost_usd is None
+
+
+AZURE = """
+[providers.az]
+type = "azure_openai"
+base_url = "https://example.openai.azure.com"
+api_key = "azure_key_for_tests"
+model = "gpt-4o-mini"
+deployment = "team-prod-chat"
+
+[roles.coder]
+providers = ["az"]
+
+[prices."gpt-4o-mini"]
+input = 1.0
+output = 1.0
+"""
+
+
+def test_an_azure_call_is_priced_by_its_configured_model_not_its_deployment():
+    """Whatever model name Azure answers with, the provider's configured model sets the price."""
+    config = parse_config(AZURE, environ={})
+    spec = TaskSpec("t2", "coder", (Message("user", "Hi"),), None, Tuning(), None, None, 0.0)
+    state = TaskState(
+        spec, concurrent.futures.Future(), Routing(config, {"az": "az"}), ("az",), 60.0
+    )
+    answer = ChatResult("Hi", "team-prod-chat", Usage(1_000_000, 1_000_000))
+    row = state.record(
+        "az", result=answer, error=None, latency_ms=5.0, redactor=Redactor(), wall=1.0
+    )
+    assert row.cost_usd == pytest.approx(2.0)

@@ -13,12 +13,11 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pykka
 
-from actors._messages import GetHealth, GetStats, Reconfigure, SyncStore
+from actors._messages import GetBudgets, GetHealth, GetStats, Reconfigure, SyncStore
 from runtime._audit import AuditLog, Redactor
 from runtime._config.load import load_config
 from runtime._config.schema import Config
@@ -33,7 +32,9 @@ from runtime._errors import (
 from runtime._metrics.report import Every, GroupBy, Report, Trend
 from runtime._metrics.stats import Stats
 from runtime._metrics.store import Filters, MetricsStore
+from runtime._metrics.store_open import StoreAddress, open_store
 from runtime._metrics.timespec import span_s
+from runtime._policy.budget_ledger import BudgetStatus
 from runtime._policy.provider_table import ProviderHealth
 from runtime._transport.credentials import CheckFailure, check_credentials, list_models
 from runtime._transport.io_loop import IoLoop
@@ -80,10 +81,13 @@ class BoardAdmin:
         """Return how each provider stands now: ready, cooling, breaker open, out, failed."""
         reply: concurrent.futures.Future[dict[str, ProviderHealth]] = concurrent.futures.Future()
         self._tell_router(GetHealth(reply))
-        try:
-            return reply.result(timeout=CONTROL_TIMEOUT_S)
-        except concurrent.futures.TimeoutError:
-            raise BoardClosedError("the router did not answer; see the audit log") from None
+        return _router_answer(reply)
+
+    def budgets(self) -> list[BudgetStatus]:
+        """Return every budget as it stands now: spend, reservations, limit, reset, forecast."""
+        reply: concurrent.futures.Future[list[BudgetStatus]] = concurrent.futures.Future()
+        self._tell_router(GetBudgets(reply))
+        return _router_answer(reply)
 
     def metrics(
         self,
@@ -130,18 +134,18 @@ class BoardAdmin:
     def _open_store(
         self, since: str | float, until: float | None
     ) -> tuple[MetricsStore, float, float]:
-        reply: concurrent.futures.Future[Path | None] = concurrent.futures.Future()
+        reply: concurrent.futures.Future[StoreAddress | None] = concurrent.futures.Future()
         self._tell_router(SyncStore(reply))
         try:
             path = reply.result(timeout=CONTROL_TIMEOUT_S)
         except concurrent.futures.TimeoutError:
             raise BoardClosedError("the metrics actor did not answer; see the audit log") from None
-        path = path or self._config.metrics_path()
+        path = path or self._config.metrics_store()
         if path is None:
             raise StoreError('there is no metrics store: set [metrics] path (it is "off")')
         last = time.time() if until is None else until
         first = last - span_s(since) if isinstance(since, str) else since
-        return MetricsStore(path, readonly=True), first, last
+        return open_store(path, readonly=True), first, last
 
     def reload(self, path: str | os.PathLike[str] | None = None) -> Config:
         """Load the config file again; tasks that start afterwards use it.
@@ -243,3 +247,14 @@ class BoardAdmin:
             )
             for failure in failures
         }
+
+
+_T = TypeVar("_T")
+
+
+def _router_answer(reply: concurrent.futures.Future[_T]) -> _T:
+    """Wait for the router's answer to a control question."""
+    try:
+        return reply.result(timeout=CONTROL_TIMEOUT_S)
+    except concurrent.futures.TimeoutError:
+        raise BoardClosedError("the router did not answer; see the audit log") from None

@@ -120,6 +120,7 @@ def embed_spec(
     embed: EmbedSpec,
     deadline_s: float | None,
     workflow_id: str | None,
+    tenant: str | None = None,
 ) -> TaskSpec:
     """Return the spec of an embeddings task.
 
@@ -138,6 +139,7 @@ def embed_spec(
         workflow_id=workflow_id,
         submitted_at=time.monotonic(),
         embed=embed,
+        tenant=tenant,
     )
 
 

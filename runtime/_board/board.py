@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import dataclasses
 import os
 import signal
 import threading
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -25,18 +26,23 @@ from actors._messages import AwaitChild, CancelTask, ListChildren, Submit
 from runtime._audit import AuditLog, Redactor
 from runtime._board.admin import CONTROL_TIMEOUT_S, BoardAdmin
 from runtime._board.asking import AskOptions, embed_spec, task_spec
+from runtime._board.budgets import restored_ledger
 from runtime._board.streams import AsyncStreamSink, ThreadStreamSink, aread_stream, read_stream
 from runtime._chat import EmbedReply, Reply, StreamEvent
 from runtime._config.load import load_config
+from runtime._config.price_source import load_catalogue
 from runtime._config.schema import Config
 from runtime._errors import (
     BoardClosedError,
     TaskCancelledError,
     TaskFailedError,
 )
+from runtime._metrics.otel import current_traceparent
+from runtime._policy.budget_ledger import BudgetAlert
 from runtime._task_spec import EmbedSpec, TaskSpec
 from runtime._transport.credentials import CheckFailure
 from runtime._transport.io_loop import IoLoop
+from runtime._transport.shared_store import RedisStore, shared_store_for
 from runtime._transport.signing import require_signing_extra
 
 GRACE_S = 5.0
@@ -61,6 +67,7 @@ class Callboard(BoardAdmin):
         check: bool | None = None,
         environ: Mapping[str, str] | None = None,
         check_only: Collection[str] | None = None,
+        on_budget: Callable[[BudgetAlert], object] | None = None,
     ) -> None:
         """Start a board for a validated ``config``.
 
@@ -75,6 +82,8 @@ class Callboard(BoardAdmin):
             environ: where `reload` reads ``${VAR}`` values (default: ``os.environ``).
             check_only: check only these provider ids (default: every provider); the
                 others start in rotation unchecked, as with ``check=False``.
+            on_budget: called with a `BudgetAlert` each time a budget crosses one of its
+                ``alert_at`` thresholds (on the runtime's thread; it must return at once).
 
         Raises:
             StartupError: a provider failed the credential check for the user's own
@@ -94,16 +103,31 @@ class Callboard(BoardAdmin):
             rotation=config.audit.rotation(),
         )
         require_signing_extra(config)
+        # the price catalogue takes most of a second to load: not on the router's first call
+        threading.Thread(target=load_catalogue, name="callboard-prices", daemon=True).start()
         self._io = IoLoop()
+        self._shared: RedisStore | None = None
         try:
+            self._shared = shared_store_for(config, self._io)
             unchecked: dict[str, CheckFailure] = {}
             if config.startup.check_credentials if check is None else check:
                 unchecked = self._check(config, check_only)
+            ledger, unread = restored_ledger(config)
+            if unread is not None:
+                self._audit.event("budgets_not_restored", reason=unread)
             self._supervisor = Supervisor.start(
-                config=config, io=self._io, audit=self._audit, unchecked=unchecked
+                config=config,
+                io=self._io,
+                audit=self._audit,
+                unchecked=unchecked,
+                ledger=ledger,
+                on_budget=on_budget,
+                shared=self._shared,
             )
             self._router = self._await_router()
         except BaseException:
+            if self._shared is not None:
+                self._shared.close()
             self._io.close()
             self._audit.close()
             raise
@@ -124,6 +148,7 @@ class Callboard(BoardAdmin):
         *,
         check: bool | None = None,
         environ: Mapping[str, str] | None = None,
+        on_budget: Callable[[BudgetAlert], object] | None = None,
     ) -> Self:
         """Load, validate and start from the config file at ``path``.
 
@@ -131,7 +156,7 @@ class Callboard(BoardAdmin):
             ConfigError: the file has problems; all of them are listed with their place.
             StartupError: a provider failed the credential check.
         """
-        return cls(load_config(path, environ), check=check, environ=environ)
+        return cls(load_config(path, environ), check=check, environ=environ, on_budget=on_budget)
 
     @property
     def config(self) -> Config:
@@ -237,14 +262,18 @@ class Callboard(BoardAdmin):
         input_type: Literal["document", "query"] | None = None,
         deadline_s: float | None = None,
         workflow_id: str | None = None,
+        tenant: str | None = None,
     ) -> EmbedReply:
         """Embed ``texts`` with the first provider of ``role`` that has embeddings.
 
         Only providers with an ``embedding_model`` serve, and a fallback goes only to a
         provider with the same embedding model, so the vectors of one task never mix.
+        ``tenant`` says whose task it is (its chains and budgets apply).
         """
         spec, reply = self._submit(
-            embed_spec(role, _embedding(texts, dimensions, input_type), deadline_s, workflow_id)
+            embed_spec(
+                role, _embedding(texts, dimensions, input_type), deadline_s, workflow_id, tenant
+            )
         )
         result: EmbedReply = self._wait_for(spec, reply)
         return result
@@ -258,10 +287,13 @@ class Callboard(BoardAdmin):
         input_type: Literal["document", "query"] | None = None,
         deadline_s: float | None = None,
         workflow_id: str | None = None,
+        tenant: str | None = None,
     ) -> EmbedReply:
         """The same as `embed`, for asyncio."""
         spec, reply = self._submit(
-            embed_spec(role, _embedding(texts, dimensions, input_type), deadline_s, workflow_id)
+            embed_spec(
+                role, _embedding(texts, dimensions, input_type), deadline_s, workflow_id, tenant
+            )
         )
         try:
             async with asyncio.timeout(self._wait_s(spec)):
@@ -278,6 +310,8 @@ class Callboard(BoardAdmin):
         if self._closed:
             raise BoardClosedError("the board is closed")
         self._note_unconfigured(spec.role)
+        if self._config.otel.enabled and spec.traceparent is None:
+            spec = dataclasses.replace(spec, traceparent=current_traceparent())
         reply: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._tell_router(Submit(spec, reply))
         return spec, reply
@@ -384,6 +418,8 @@ class Callboard(BoardAdmin):
                 ref.stop(block=True, timeout=timeout_s)
             except (pykka.ActorDeadError, pykka.Timeout):
                 continue
+        if self._shared is not None:
+            self._shared.close()
         self._io.close(timeout_s)
         self._audit.event("board_closed")
         self._audit.close()

@@ -10,7 +10,8 @@ from typing import Any
 
 from runtime._board.board import Callboard
 from runtime._chat import AttemptRecord, Reply, StreamDelta, StreamEnd, StreamRestart
-from runtime._cli.casting import unconfigured_role, warn
+from runtime._cli.casting import role_providers, unconfigured_role
+from runtime._cli.stderr_level import warn
 from runtime._config.load import load_config
 from runtime._errors import (
     BoardClosedError,
@@ -68,10 +69,13 @@ def _ask(args: argparse.Namespace) -> int:
         "temperature": args.temperature,
         "max_tokens": args.max_tokens,
         "deadline_s": args.deadline,
+        "tags": args.tag,
+        "tenant": args.tenant,
+        "session": args.session,
     }
     if args.schema:
         options["output"] = read_schema(args.schema)
-    with Callboard(config, check_only=config.chain(args.role) or ()) as board:
+    with Callboard(config, check_only=role_providers(config, args.role)) as board:
         if args.stream and not args.json and not args.schema:
             reply = _print_stream(board, args.role, prompt, options, live=sys.stdout.isatty())
         else:
@@ -185,5 +189,8 @@ def models_command(args: argparse.Namespace) -> int:
         except ProviderError as exc:
             print(f"callboard: {args.provider}: {exc}", file=sys.stderr)
             return EXIT_FAILED
-    print("\n".join(sorted(names)))
+    if args.json:
+        print(json.dumps({"provider": args.provider, "models": sorted(names)}))
+    else:
+        print("\n".join(sorted(names)))
     return EXIT_OK

@@ -7,16 +7,11 @@ says which roles each workflow needs and whether they can be served.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from runtime._config.routing import strategy_line
 from runtime._config.schema import Config
-
-
-def warn(text: str) -> None:
-    """Print one warning line on standard error."""
-    print(f"callboard: warning: {text}", file=sys.stderr)
 
 
 def unconfigured_role(config: Config, role: str) -> str | None:
@@ -31,13 +26,23 @@ def unconfigured_role(config: Config, role: str) -> str | None:
     )
 
 
+def role_providers(config: Config, role: str) -> tuple[str, ...]:
+    """Return every provider a task of ``role`` may reach: its chain and its rules' chains."""
+    found = list(config.chain(role) or ())
+    settings = config.roles.get(role)
+    for rule in settings.rules if settings is not None else ():
+        found += rule.providers
+    return tuple(dict.fromkeys(found))
+
+
 def role_lines(config: Config) -> list[str]:
-    """Return one line per configured role: its chain, the last resort marked."""
+    """Return one line per configured role: its chain, the last resort marked, its strategy."""
     lines = []
     for role in sorted(config.roles):
         chain = " -> ".join(config.chain(role) or ())
         last = " (last resort)" if config.last_resort(role) else ""
-        lines.append(f"  role {role}: {chain}{last}")
+        strategy = strategy_line(config.roles[role])
+        lines.append(f"  role {role}: {chain}{last}; strategy {strategy}")
     return lines
 
 

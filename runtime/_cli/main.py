@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from runtime._cli.parser import build_parser
+from runtime._cli.stderr_level import set_level
 from runtime._errors import (
     ConfigError,
     MissingExtraError,
@@ -24,6 +25,10 @@ EXIT_FAILED, EXIT_CONFIG = 1, 2
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
+    problem = set_level(args.verbose, args.quiet)
+    if problem is not None:
+        print(f"callboard: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     module, _, name = str(args.run).partition(":")
     command = getattr(importlib.import_module(module), name)
     try:

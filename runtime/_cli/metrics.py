@@ -14,6 +14,7 @@ from runtime._errors import StoreError, UsageError
 from runtime._metrics.audit_rebuild import rebuild
 from runtime._metrics.report_text import render_report
 from runtime._metrics.store import Filters, MetricsStore
+from runtime._metrics.store_open import StoreAddress, open_store
 from runtime._metrics.timespec import window
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -57,10 +58,13 @@ def run_trend(args: argparse.Namespace) -> int:
 def run_rebuild(args: argparse.Namespace) -> int:
     """Rebuild the store from audit logs."""
     config = load_config(args.config)
-    path = _store_path(config)
+    where = _store_address(config)
     missing = [str(f) for f in args.from_audit if not f.is_file()]
     if missing:
         raise StoreError(f"no audit log at {', '.join(missing)}")
+    if isinstance(where, str):
+        return _rebuild_database(where, args)
+    path = where
     if path.exists():
         if not args.replace:
             raise StoreError(
@@ -73,13 +77,30 @@ def run_rebuild(args: argparse.Namespace) -> int:
             if old.exists():
                 old.rename(Path(f"{aside}{suffix}"))
         print(f"moved the old store to {aside}", file=sys.stderr)
-    store = MetricsStore(path)
+    return _rebuild_into(open_store(path), str(path), args)
+
+
+def _rebuild_database(url: str, args: argparse.Namespace) -> int:
+    """Rebuild a PostgreSQL store: add the rows it lacks, or (``--replace``) all of them.
+
+    A fleet's store holds rows from many processes, so a rebuild from some of their audit
+    logs adds what the store lacks (rows it holds are skipped, never counted twice);
+    ``--replace`` empties it first, in one transaction.
+    """
+    store = open_store(url)
+    if args.replace:
+        store.clear()
+        print(f"emptied {store.label}", file=sys.stderr)
+    return _rebuild_into(store, store.label, args)
+
+
+def _rebuild_into(store: MetricsStore, label: str, args: argparse.Namespace) -> int:
     try:
         count = rebuild(store, args.from_audit)
     finally:
         store.close()
     skipped = f"; {count.skipped_lines} unreadable lines skipped" if count.skipped_lines else ""
-    print(f"rebuilt {path}: {count.tasks} tasks, {count.attempts} attempts{skipped}")
+    print(f"rebuilt {label}: {count.tasks} tasks, {count.attempts} attempts{skipped}")
     return EXIT_OK
 
 
@@ -94,11 +115,11 @@ def _open(args: argparse.Namespace) -> tuple[MetricsStore, float, float]:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return MetricsStore(_store_path(config), readonly=True), since, until
+    return open_store(_store_address(config), readonly=True), since, until
 
 
-def _store_path(config: Config) -> Path:
-    path = config.metrics_path()
+def _store_address(config: Config) -> StoreAddress:
+    path = config.metrics_store()
     if path is None:
         raise StoreError(f'{config.source}: there is no metrics store ([metrics] path = "off")')
     return path

@@ -21,9 +21,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Route LLM calls across providers by role.",
     )
     parser.add_argument("--version", action="version", version=f"callboard {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="say more on stderr (CALLBOARD_LOG=info)"
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=0,
+        help="errors only on stderr (CALLBOARD_LOG=error)",
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     _add_board_commands(commands)
     _add_metrics_commands(commands)
+    _add_budgets_command(commands)
     _add_run_commands(commands)
     return parser
 
@@ -42,6 +53,7 @@ def _add_board_commands(commands: Commands[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="exit 2 on any warning: a provider in trouble, a workflow role not served",
     )
+    check.add_argument("--json", action="store_true", help="print one JSON object")
     check.set_defaults(run="runtime._cli.check:check_command")
     ask = commands.add_parser("ask", help="ask a role one question and print the answer")
     ask.add_argument("role")
@@ -54,15 +66,39 @@ def _add_board_commands(commands: Commands[argparse.ArgumentParser]) -> None:
     ask.add_argument("--deadline", type=float, metavar="S", help="seconds for the whole task")
     ask.add_argument("--stream", action="store_true", help="print the answer as it arrives")
     ask.add_argument(
+        "--tag", action="append", default=[], metavar="TAG", help="a tag for routing rules"
+    )
+    ask.add_argument("--tenant", help="whose task it is, for routing rules")
+    ask.add_argument("--session", help="a session key (sticky sessions)")
+    ask.add_argument(
         "--schema",
         metavar="FILE",
         help="a JSON Schema the answer must match; prints the validated JSON",
     )
     ask.set_defaults(run="runtime._cli.ask:ask_command")
+    serve = commands.add_parser(
+        "serve",
+        help="serve the OpenAI and Anthropic APIs over HTTP (model = a role)",
+        description="An HTTP gateway in front of the board: POST /v1/chat/completions, "
+        "/v1/embeddings, /v1/messages, GET /v1/models, /health, /ready.",
+    )
+    _add_config(serve)
+    serve.add_argument("--host", help="address to listen on (default: [gateway] host)")
+    serve.add_argument("--port", type=int, help="port (default: [gateway] port, 4000)")
+    serve.set_defaults(run="runtime._cli.serve:serve_command")
     models = commands.add_parser("models", help="list the models a provider offers")
     models.add_argument("provider")
     _add_config(models)
+    models.add_argument("--json", action="store_true", help="print one JSON object")
     models.set_defaults(run="runtime._cli.ask:models_command")
+    prices = commands.add_parser(
+        "prices", help="what a model (default: every configured one) costs, and from where"
+    )
+    prices.add_argument("model", nargs="?")
+    prices.add_argument("--type", metavar="TYPE", help="price as served by this provider type")
+    prices.add_argument("--json", action="store_true", help="print one JSON array")
+    _add_config(prices)
+    prices.set_defaults(run="runtime._cli.prices:prices_command")
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
@@ -89,8 +125,24 @@ def _add_metrics_commands(commands: Commands[argparse.ArgumentParser]) -> None:
     again = sub.add_parser("rebuild", help="rebuild the metrics store from audit logs")
     again.add_argument("--from-audit", type=Path, nargs="+", required=True, metavar="FILE")
     again.add_argument("--config", default="config.toml", metavar="PATH")
-    again.add_argument("--replace", action="store_true", help="move an existing store aside")
+    again.add_argument(
+        "--replace",
+        action="store_true",
+        help="move an existing SQLite store aside; empty a PostgreSQL one",
+    )
     again.set_defaults(run="runtime._cli.metrics:run_rebuild")
+
+
+def _add_budgets_command(commands: Commands[argparse.ArgumentParser]) -> None:
+    budgets = commands.add_parser(
+        "budgets",
+        help="print each budget's spend, limit, reset time and forecast",
+        description="Print each budget's spend this period (from the metrics store), its "
+        "limit, when it resets and the spend forecast for the period's end.",
+    )
+    _add_config(budgets)
+    budgets.add_argument("--json", action="store_true", help="print JSON")
+    budgets.set_defaults(run="runtime._cli.budgets:budgets_command")
 
 
 def _add_report_options(parser: argparse.ArgumentParser, *, default_since: str) -> None:
@@ -125,6 +177,12 @@ def _add_run_commands(commands: Commands[argparse.ArgumentParser]) -> None:
     run.add_argument("--out", type=Path, metavar="DIR", help="default: callboard-runs/<id>")
     run.add_argument("--workflow", default="default", metavar="NAME")
     run.add_argument("--plain", action="store_true", help="one line per change, no live table")
+    run.add_argument("--tenant", metavar="ID", help="run it as this tenant's (chains, budgets)")
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON summary at the end (the progress, plain, goes to stderr)",
+    )
     run.set_defaults(run="runtime._cli.run:run_command")
     demo = commands.add_parser(
         "demo",

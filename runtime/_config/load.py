@@ -20,6 +20,7 @@ from typing import Any
 import toml
 from pydantic import BaseModel, ValidationError
 
+from runtime._config.budgets import BudgetSettings, TenantSettings, budget_problems
 from runtime._config.provider_types import (
     COMMON_AUTHS,
     KINDS,
@@ -27,6 +28,7 @@ from runtime._config.provider_types import (
     types_taking,
     types_with_auth,
 )
+from runtime._config.routing import role_policy_problems
 from runtime._config.schema import Config, PriceSettings, ProviderSettings, RoleSettings
 from runtime._config.workflows import StageSettings, check_workflow
 from runtime._errors import ConfigError, ConfigProblem
@@ -36,12 +38,15 @@ _VAR_OR_LITERAL = re.compile(r"\$(\$\{)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*)
 """``${VAR}``, ``${VAR:-default}``, or ``$${`` (a literal ``${``)."""
 _ID = re.compile(r"^[A-Za-z0-9_-]+$")
 _TUNING_KEYS = (
-    "providers, fallback_to_default, hedge_after_s, temperature, max_tokens, top_p and stop"
+    "providers, fallback_to_default, hedge_after_s, strategy, weights, slo, rules, "
+    "temperature, max_tokens, top_p and stop"
 )
 _TABLES_OF_TABLES: dict[str, type[BaseModel]] = {
     "providers": ProviderSettings,
     "roles": RoleSettings,
     "prices": PriceSettings,
+    "budgets": BudgetSettings,
+    "tenants": TenantSettings,
 }
 
 
@@ -112,6 +117,9 @@ def parse_config(text: str, *, source: str = "<memory>", environ: Mapping[str, s
     if config is not None:
         problems += _workflow_problems(config)
         problems += _audit_problems(config)
+        problems += _routing_problems(config)
+        problems += _budget_problems(config)
+        problems += _metrics_problems(config)
     if problems:
         located = [ConfigProblem(p.location, p.message, lines.find(p.location)) for p in problems]
         unique = list(dict.fromkeys(located))
@@ -121,7 +129,18 @@ def parse_config(text: str, *, source: str = "<memory>", environ: Mapping[str, s
         pid: settings.model_copy(update={"api_key_env": env_names.get(pid)})
         for pid, settings in config.providers.items()
     }
-    return config.model_copy(update={"providers": providers, "source": source})
+    otel = config.otel
+    if otel.enabled is None:
+        otel = otel.model_copy(update={"enabled": any(environ.get(v) for v in OTEL_VARIABLES)})
+    return config.model_copy(update={"providers": providers, "source": source, "otel": otel})
+
+
+OTEL_VARIABLES = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+)
+"""Any of these set turns OpenTelemetry on when ``[otel] enabled`` is not given."""
 
 
 def _workflow_problems(config: Config) -> list[ConfigProblem]:
@@ -144,6 +163,25 @@ def _workflow_problems(config: Config) -> list[ConfigProblem]:
     return problems
 
 
+def _routing_problems(config: Config) -> list[ConfigProblem]:
+    """Check each role's strategy keys and rules."""
+    return [
+        ConfigProblem(where, message)
+        for role, settings in config.roles.items()
+        for where, message in role_policy_problems(
+            role, settings, settings.providers, config.providers
+        )
+    ]
+
+
+def _budget_problems(config: Config) -> list[ConfigProblem]:
+    """Check the budgets' and tenants' names and references."""
+    own = [role for tenant in config.tenants.values() for role in tenant.roles]
+    roles = None if config.default_provider else [*config.roles, *own]
+    found = budget_problems(config.budgets, config.tenants, list(config.providers), roles)
+    return [ConfigProblem(where, message) for where, message in found]
+
+
 def _audit_problems(config: Config) -> list[ConfigProblem]:
     """Check that rotation has one rule and a file to rotate."""
     audit, problems = config.audit, []
@@ -158,6 +196,21 @@ def _audit_problems(config: Config) -> list[ConfigProblem]:
             for key in rules
         ]
     return problems
+
+
+def _metrics_problems(config: Config) -> list[ConfigProblem]:
+    """Check that a metrics store URL names a PostgreSQL database."""
+    url = config.metrics.url
+    if url is None or urllib.parse.urlsplit(url).scheme in ("postgresql", "postgres"):
+        return []
+    shown = url.split("://", 1)[0] if "://" in url else "no scheme"
+    return [
+        ConfigProblem(
+            "metrics.url",
+            f"expected a PostgreSQL URL like postgresql://user@host:5432/db (got {shown}); "
+            "for a SQLite file set path instead",
+        )
+    ]
 
 
 def _expand_env(
@@ -488,6 +541,8 @@ class _KeyLines:
     """Finds the line of a dotted key path in TOML text, best effort."""
 
     _HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+    _ARRAY = re.compile(r"^\s*\[\[\s*([^\[\]]+?)\s*\]\]\s*(#.*)?$")
+    """``[[budgets]]``: the next element of an array of tables, ``budgets[N]``."""
     _KEY = re.compile(r'^\s*("[^"]+"|[A-Za-z0-9_.-]+)\s*=')
 
     def __init__(self, text: str) -> None:
@@ -495,7 +550,16 @@ class _KeyLines:
         self._at: list[str] = [""]
         """The key path set on each line (1-based), else the table the line is in."""
         table = ""
+        arrays: dict[str, int] = {}
         for number, line in enumerate(text.splitlines(), start=1):
+            array = self._ARRAY.match(line)
+            if array:
+                name = _normalize(array.group(1))
+                arrays[name] = arrays.get(name, -1) + 1
+                table = f"{name}[{arrays[name]}]"
+                self._lines.setdefault(table, number)
+                self._at.append(table)
+                continue
             header = self._HEADER.match(line)
             key = None if header else self._KEY.match(line)
             if header:
@@ -511,6 +575,11 @@ class _KeyLines:
         return self._at[line] if 0 < line < len(self._at) else ""
 
     def find(self, location: str) -> int | None:
+        path = location
+        while "[" in path:  # an element of an array of tables: budgets[1].scope
+            if path in self._lines:
+                return self._lines[path]
+            path = path.rpartition(".")[0]
         path = re.sub(r"\[\d+\]", "", location)
         while path:
             if path in self._lines:

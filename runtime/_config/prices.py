@@ -1,10 +1,10 @@
 """What calls cost: a price table per model, and the cost of one call.
 
 Prices are US dollars per million tokens: input, output, cached input (prompt-cache
-reads) and cache writes (Anthropic's, also through Bedrock). The defaults are list
-prices as published in late 2026 for the common models of each provider;
-`[prices."<model>"]` in the config overrides or adds any. A model with no known price
-has an unknown cost (``None``), never zero.
+reads) and cache writes (Anthropic's, also through Bedrock). A model's price comes from, in
+order: `[prices."<model>"]` in the config; zero for a local provider type (Ollama, vLLM,
+LM Studio); the maintained catalogue (`price_source`, by provider type); callboard's own
+table below. A model with no known price has an unknown cost (``None``), never zero.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from runtime._config.price_source import LOCAL_TYPES, catalogue_entry, catalogue_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,27 +60,59 @@ _SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|\d{3,4}|latest|preview(-\d{2}
 ``claude-sonnet-4-5-20250929``, ``gemini-2.5-flash-preview-05-2025``, ``...-latest``."""
 
 
+FREE = Price(0.0, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class PriceQuote:
+    """A model's price and where the figure comes from."""
+
+    price: Price
+    source: str
+    """``config [prices."m"]``, ``local provider``, ``genai-prices 0.2.5 (aws: m)``,
+    or ``callboard's table``."""
+
+
 class PriceTable:
-    """Looks up a model's price: exactly, or as a dated snapshot of a known model."""
+    """Looks up a model's price: the config's overrides, then by provider type."""
 
     def __init__(self, overrides: Mapping[str, Price] | None = None) -> None:
-        self._prices = {**DEFAULT_PRICES, **(overrides or {})}
+        self._overrides = dict(overrides or {})
+        self._quotes: dict[tuple[str, str | None], PriceQuote | None] = {}
+        """Answers already found: a call's price is looked up once per model and type."""
 
-    def price(self, model: str) -> Price | None:
-        """Return the price of ``model``, or ``None`` when it is not known.
+    def price(self, model: str, provider_type: str | None = None) -> Price | None:
+        """Return the price of ``model`` served by ``provider_type``; ``None``: unknown."""
+        quote = self.quote(model, provider_type)
+        return None if quote is None else quote.price
+
+    def quote(self, model: str, provider_type: str | None = None) -> PriceQuote | None:
+        """Return the price of ``model`` and its source, or ``None`` when it is not known.
 
         ``models/`` prefixes (Gemini) are ignored, and a snapshot suffix falls back to its
-        base model (``gpt-4o-2024-08-06`` is priced as ``gpt-4o``); other suffixes do
-        not (``gpt-4o-audio`` is not ``gpt-4o``).
+        base model in the overrides and callboard's table (``gpt-4o-2024-08-06`` is priced
+        as ``gpt-4o``); other suffixes do not (``gpt-4o-audio`` is not ``gpt-4o``).
         """
-        name = model.removeprefix("models/")
-        while True:
-            if name in self._prices:
-                return self._prices[name]
-            base = _SNAPSHOT.sub("", name)
-            if base == name:
-                return None
-            name = base
+        key = (model, provider_type)
+        if key not in self._quotes:
+            self._quotes[key] = self._find(model, provider_type)
+        return self._quotes[key]
+
+    def _find(self, model: str, provider_type: str | None) -> PriceQuote | None:
+        found = _by_name(self._overrides, model)
+        if found is not None:
+            return PriceQuote(found[1], f'config [prices."{found[0]}"]')
+        if provider_type in LOCAL_TYPES:
+            return PriceQuote(FREE, f"local provider ({provider_type}): free")
+        entry = catalogue_entry(model, provider_type)
+        if entry is not None:
+            price = Price(entry.input, entry.output, entry.cached_input, entry.cache_write)
+            source = f"genai-prices {catalogue_version()} ({entry.provider}: {entry.model})"
+            return PriceQuote(price, source)
+        found = _by_name(DEFAULT_PRICES, model)
+        if found is not None:
+            return PriceQuote(found[1], f"callboard's table ({found[0]})")
+        return None
 
     def cost(
         self,
@@ -87,13 +121,15 @@ class PriceTable:
         output_tokens: int,
         cached_tokens: int = 0,
         cache_write_tokens: int = 0,
+        *,
+        provider_type: str | None = None,
     ) -> float | None:
         """Return the cost in US dollars of one call, or ``None`` when the price is unknown.
 
         ``cached_tokens`` (cache reads) and ``cache_write_tokens`` are part of
         ``input_tokens``, billed at the cached and cache-write rates.
         """
-        price = self.price(model)
+        price = self.price(model, provider_type)
         if price is None:
             return None
         cached = min(cached_tokens, input_tokens)
@@ -103,3 +139,17 @@ class PriceTable:
         total = (input_tokens - cached - written) * price.input
         total += cached * cached_rate + written * write_rate + output_tokens * price.output
         return total / 1_000_000
+
+
+def _by_name(prices: Mapping[str, Price], model: str) -> tuple[str, Price] | None:
+    """Return the entry of ``prices`` for ``model`` or the base of its snapshot name."""
+    if model in prices:
+        return model, prices[model]
+    name = model.removeprefix("models/")
+    while True:
+        if name in prices:
+            return name, prices[name]
+        base = _SNAPSHOT.sub("", name)
+        if base == name:
+            return None
+        name = base

@@ -9,13 +9,16 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from runtime._audit import RotateEvery, Rotation
 from runtime._chat import Tuning
+from runtime._config.budgets import BudgetSettings, TenantSettings, all_budgets
 from runtime._config.prices import Price, PriceTable
 from runtime._config.provider_types import KINDS, ProviderKind
+from runtime._config.routing import RolePolicy, RoutingSettings
 from runtime._config.workflows import DEFAULT_WORKFLOW, StageSettings
 from runtime.protocols import Endpoint
 
@@ -116,10 +119,52 @@ class MetricsSettings(_Section):
     path: str = "callboard-metrics.db"
     """SQLite file, relative to the config file; ``"off"`` keeps live statistics only.
     A config that is not read from a file has no store unless this is absolute."""
+    url: str | None = None
+    """A PostgreSQL database (``postgresql://user:pass@host:5432/db``) shared by a fleet;
+    when set it is the store, and ``path`` is not used (needs ``callboard[postgres]``)."""
     retain_days: PositiveFloat = 90.0
     prometheus_port: Annotated[int, Field(ge=0, le=65535)] | None = None
     """Serve Prometheus metrics on this loopback port (needs ``callboard[prometheus]``)."""
     prometheus_host: str = "127.0.0.1"
+
+
+class SharedSettings(_Section):
+    """``[shared]``: limits and health shared by every process using the same Redis namespace."""
+
+    url: SecretStr | None = None
+    """``redis://host:6379/0`` (TLS: ``rediss://``); absent: everything stays local."""
+    namespace: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")] = "callboard"
+    """Keys live under it; several fleets can share one Redis."""
+    lease_s: Annotated[float, Field(gt=0, le=10)] = 1.0
+    """How long a lease of requests and tokens may be spent before what is left goes back."""
+    timeout_s: PositiveFloat = 0.5
+    """How long a Redis command may take before this process falls back to its local share."""
+
+    def redis_url(self) -> str | None:
+        """Return the URL with its password, or ``None`` when nothing is shared."""
+        return None if self.url is None else self.url.get_secret_value() or None
+
+    def password(self) -> str | None:
+        """Return the URL's password, if it has one (a secret, redacted everywhere)."""
+        return urlsplit(self.redis_url() or "").password
+
+    def shown_url(self) -> str:
+        """Return the URL with any password replaced by ``***``, for messages."""
+        url, password = self.redis_url() or "", self.password()
+        return url.replace(f":{password}@", ":***@", 1) if password else url
+
+
+class OtelSettings(_Section):
+    """``[otel]``: OpenTelemetry traces and metrics (needs ``callboard[otel]``)."""
+
+    enabled: bool | None = None
+    """Not given: on when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or its ``_TRACES_`` or ``_METRICS_``
+    form) is set; the loaded config always holds ``True`` or ``False``."""
+    endpoint: str | None = None
+    """The OTLP/HTTP collector (``http://localhost:4318``); ``None``: the ``OTEL_*`` variables
+    or the SDK the application set up itself."""
+    service_name: str = "callboard"
+    """``service.name`` of the spans and metrics when callboard sets up the SDK."""
 
 
 class PriceSettings(_Section):
@@ -146,6 +191,27 @@ class StartupSettings(_Section):
     exit_on_sigterm: bool = True
     """Turn SIGTERM into a clean exit (`SystemExit`), so every record is written first.
     Only done in the main thread, and only when nothing else handles SIGTERM."""
+
+
+class GatewaySettings(_Section):
+    """``[gateway]``: ``callboard serve``, the HTTP server of OpenAI's and Anthropic's APIs."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 4000
+    keys: dict[str, SecretStr] = Field(default_factory=dict)
+    """``[gateway.keys]``: tenant name = its gateway key (given as ``${ENV}``). With keys,
+    a request must carry one (``Authorization: Bearer`` or ``x-api-key``) and runs as its
+    tenant; with none, the gateway is open (keep it on loopback)."""
+    max_body_bytes: PositiveInt = 8 * 1024 * 1024
+    """A larger request body is refused with 413."""
+    max_in_flight: PositiveInt = 1024
+    """Requests served at once; beyond it, 503 at once (no queue without end)."""
+    drain_s: NonNegativeFloat = 30.0
+    """On SIGTERM or SIGINT: how long requests in flight may take to finish before exit."""
+
+    def secrets(self) -> list[str]:
+        """Return every gateway key, for redaction."""
+        return [key.get_secret_value() for key in self.keys.values() if key.get_secret_value()]
 
 
 class ProviderSettings(_Tunable):
@@ -239,8 +305,11 @@ class ProviderSettings(_Tunable):
         return [v for v in values if v]
 
 
-class RoleSettings(_Tunable):
-    """``[roles.<name>]``: the providers cast to a role, in priority order."""
+class RoleSettings(_Tunable, RolePolicy):
+    """``[roles.<name>]``: the providers cast to a role, in priority order.
+
+    Its routing keys (``strategy``, ``weights``, ``slo``, ``rules``) are `RolePolicy`'s.
+    """
 
     providers: tuple[str, ...] = ()
     fallback_to_default: bool = True
@@ -261,11 +330,19 @@ class Config(_Section):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     startup: StartupSettings = Field(default_factory=StartupSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    shared: SharedSettings = Field(default_factory=SharedSettings)
+    otel: OtelSettings = Field(default_factory=OtelSettings)
     prices: dict[str, PriceSettings] = Field(default_factory=dict)
     providers: dict[str, ProviderSettings]
     roles: dict[str, RoleSettings] = Field(default_factory=dict)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
     workflow: dict[str, dict[str, StageSettings]] = Field(default_factory=dict)
     """``[workflow.<name>.<stage>]``; ``default`` is built in unless defined here."""
+    budgets: tuple[BudgetSettings, ...] = ()
+    """``[[budgets]]``: spend limits (see `runtime._config.budgets`)."""
+    tenants: dict[str, TenantSettings] = Field(default_factory=dict)
+    """``[tenants.<id>]``: tenants' own chains and budgets."""
     source: str = Field(default="<memory>", exclude=True)
     """Where the config was read from."""
 
@@ -289,6 +366,16 @@ class Config(_Section):
         if self.default_provider is None:
             return None
         return (self.default_provider,)
+
+    def chain_for(self, role: str, tenant: str | None) -> tuple[str, ...] | None:
+        """Return ``role``'s chain for a task of ``tenant``: the tenant's own, else `chain`."""
+        own = self.tenants[tenant].roles.get(role) if tenant in self.tenants else None
+        return own or self.chain(role)
+
+    @functools.cached_property
+    def budget_rules(self) -> tuple[BudgetSettings, ...]:
+        """Every budget: those configured, then those the tenants' keys make."""
+        return all_budgets(self.budgets, self.tenants)
 
     def last_resort(self, role: str) -> str | None:
         """Return the default provider added to the end of ``role``'s own providers, if any.
@@ -326,13 +413,20 @@ class Config(_Section):
 
     def secrets(self) -> list[str]:
         """Return every secret value in this config, for redaction."""
-        return [s for p in self.providers.values() for s in p.secrets()]
+        found = [s for p in self.providers.values() for s in p.secrets()] + self.gateway.secrets()
+        password = urlsplit(self.metrics.url).password if self.metrics.url else None
+        shared = self.shared.password()
+        return found + [s for s in (password, shared) if s]
 
     def audit_path(self) -> Path | None:
         """Return the audit file, ``None`` for standard error; raise nothing."""
         if self.audit.path in ("-", "off"):
             return None
         return self._beside(self.audit.path) or Path(self.audit.path).expanduser()
+
+    def metrics_store(self) -> Path | str | None:
+        """Return where the metrics store is: a PostgreSQL URL, a SQLite file, or ``None``."""
+        return self.metrics.url or self.metrics_path()
 
     def metrics_path(self) -> Path | None:
         """Return the metrics store's file, or ``None`` when there is none."""

@@ -35,6 +35,8 @@ class StageSettings(BaseModel):
     """Stages that must finish first; stages with no path between them run side by side."""
     each: str | None = None
     """Run once per numbered step (or per task) of this stage, which must be in ``after``."""
+    tags: tuple[str, ...] = ()
+    """Tags its tasks carry, for the roles' routing rules (``when = { tag = "..." }``)."""
 
 
 DEFAULT_WORKFLOW: dict[str, StageSettings] = {

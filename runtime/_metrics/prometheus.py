@@ -13,6 +13,10 @@ callboard_cost_usd_total{provider,role}                 cost of calls whose pric
 callboard_unpriced_calls_total{provider,role}           calls whose cost is unknown
 callboard_tasks_total{role,outcome}
 callboard_fallback_tasks_total{role}                    tasks answered by a fallback provider
+callboard_budget_spent_usd{budget,account}              spend this period (account: a run's id)
+callboard_budget_reserved_usd{budget,account}           held by calls in flight
+callboard_budget_limit_usd{budget,account}
+callboard_budget_alert_level{budget,account}            highest alert_at threshold crossed
 ```
 
 ``prometheus-client`` is imported only when an exporter is built, so ``import runtime``
@@ -26,6 +30,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from runtime._errors import PrometheusUnavailableError
+from runtime._policy.budget_ledger import BudgetStatus
 from runtime._rows import AttemptRow, TaskRow
 
 if TYPE_CHECKING:
@@ -96,7 +101,7 @@ class PrometheusExporter:
         )
         self._tasks = prom.Counter(
             "callboard_tasks",
-            "Finished tasks, by outcome (ok, failed, deadline, cancelled).",
+            "Finished tasks, by outcome (ok, failed, deadline, cancelled, budget).",
             ["role", "outcome"],
             registry=registry,
         )
@@ -104,6 +109,26 @@ class PrometheusExporter:
             "callboard_fallback_tasks",
             "Tasks answered by a provider other than the role's first choice.",
             ["role"],
+            registry=registry,
+        )
+
+        budget = ("budget", "account")
+        self._budget_spent = prom.Gauge(
+            "callboard_budget_spent_usd", "Spend this period.", budget, registry=registry
+        )
+        self._budget_reserved = prom.Gauge(
+            "callboard_budget_reserved_usd",
+            "Reserved by calls in flight.",
+            budget,
+            registry=registry,
+        )
+        self._budget_limit = prom.Gauge(
+            "callboard_budget_limit_usd", "The budget's limit.", budget, registry=registry
+        )
+        self._budget_alert = prom.Gauge(
+            "callboard_budget_alert_level",
+            "The highest alert_at threshold crossed this period (0: none).",
+            budget,
             registry=registry,
         )
 
@@ -130,6 +155,15 @@ class PrometheusExporter:
             server.shutdown()
             server.server_close()
             thread.join()
+
+    def set_budgets(self, statuses: Sequence[BudgetStatus]) -> None:
+        """Show each budget account as it stands."""
+        for status in statuses:
+            labels = (status.name, status.account)
+            self._budget_spent.labels(*labels).set(status.spent_usd)
+            self._budget_reserved.labels(*labels).set(status.reserved_usd)
+            self._budget_limit.labels(*labels).set(status.limit_usd)
+            self._budget_alert.labels(*labels).set(status.alerted)
 
     def observe(
         self, task: TaskRow, attempts: Sequence[AttemptRow], costs: Sequence[float | None]

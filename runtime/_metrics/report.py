@@ -18,8 +18,12 @@ from typing import Any, Literal
 from runtime._metrics.histogram import LatencyHistogram, percentiles
 from runtime._rows import iso
 
-GroupBy = Literal["provider,role", "provider", "role", "model"]
-GROUPINGS: tuple[GroupBy, ...] = ("provider,role", "provider", "role", "model")
+GroupBy = Literal["provider,role", "provider", "role", "model", "tenant"]
+GROUPINGS: tuple[GroupBy, ...] = ("provider,role", "provider", "role", "model", "tenant")
+RAW_ONLY = ("tenant",)
+"""Groupings the rollups do not keep: read from the raw rows (kept ``retain_days``)."""
+NO_TENANT = "-"
+"""The tenant of calls made for nobody in particular, in reports by tenant."""
 MIN_CALLS_TO_FLAG = 20
 """A provider needs this many calls in a role before it is compared with another."""
 WORSE_SUCCESS_POINTS = 5.0

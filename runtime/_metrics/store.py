@@ -1,29 +1,35 @@
-"""The persistent metrics store: SQLite rows per attempt and task, with rollups.
+"""The persistent metrics store: rows per attempt and task, with rollups, on SQL.
 
-Written by the metrics actor only (one connection, one thread), read by reports from
-anywhere (WAL mode lets readers work while it writes). Every batch is one transaction:
-the raw rows, plus rollups per hour and per day (counts, tokens, cost and latency
-histograms per provider, role, model and outcome) that let a report over a million calls
-read a few thousand rows. A window reads whole days from the daily rollups, the hours at
-its edges from the hourly ones and the minutes at its very edges from the raw rows, so a
-report is exact for any window. Writes are idempotent: a row the store already holds (a
-batch sent again after the metrics actor restarted) is neither stored nor counted twice.
+Two backends hold the same rows and answer the same reports: SQLite (`SqliteStore`, the
+default, one file) and PostgreSQL (`PostgresStore`, one store for a fleet). This module is
+what they share: the schema, batch writes, pruning, and the report and trend queries;
+each backend supplies its connection and the few expressions its SQL writes differently
+(`Dialect`). Written by the metrics actor only (one connection, one thread), read by
+reports from anywhere. Every batch is one transaction: the raw rows, plus rollups per
+hour and per day (counts, tokens, cost and latency histograms per provider, role, model
+and outcome) that let a report over a million calls read a few thousand rows. A window
+reads whole days from the daily rollups, the hours at its edges from the hourly ones and
+the minutes at its very edges from the raw rows, so a report is exact for any window.
+Writes are idempotent: a row the store already holds (a batch sent again after the
+metrics actor restarted) is neither stored nor counted twice.
 """
 
 from __future__ import annotations
 
 import math
-import sqlite3
+from abc import ABC, abstractmethod
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from runtime._errors import StoreError
 from runtime._metrics.histogram import LatencyHistogram, bucket_of
 from runtime._metrics.report import (
+    NO_TENANT,
     PERIOD_S,
+    RAW_ONLY,
     Every,
     GroupAccumulator,
     GroupBy,
@@ -39,8 +45,6 @@ HOUR_S = 3600
 DAY_S = 86400
 LEVELS = (DAY_S, HOUR_S)
 """Rollup levels, coarsest first: a level's unit is its length in seconds."""
-WRITE_BUSY_S = 1.0
-"""How long a write waits for another process's lock before it fails (and is retried)."""
 LATENCY, TTFT = 0, 1
 LOOKUP_CHUNK = 512
 """Task ids per query when looking for rows a batch repeats (under SQLite's 999 variables)."""
@@ -50,62 +54,83 @@ _LOOKUPS = {
 }
 """The lookup, for 8, 16... `LOOKUP_CHUNK` task ids: a chunk is padded to the next size.
 
-One statement per batch size would do, but each SQL text is a statement SQLite prepares
-and `sqlite3` keeps (128 of them, up to 110 KB each with 500 ids): batches of every size
-made a long-running board's memory creep by a dozen MB. These few stay (about 220 KB).
+One statement per batch size would do, but each SQL text is a statement the driver prepares
+and keeps (`sqlite3` keeps 128 of them, up to 110 KB each with 500 ids): batches of every
+size made a long-running board's memory creep by a dozen MB. These few stay (about 220 KB).
 """
+TABLES = ("attempts", "tasks", "rollups", "rollup_histograms")
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL){table_options};
 CREATE TABLE IF NOT EXISTS attempts (
-    task_id TEXT NOT NULL, attempt INTEGER NOT NULL, ts REAL NOT NULL, workflow_id TEXT,
-    role TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL, outcome TEXT NOT NULL,
-    status INTEGER, latency_ms REAL NOT NULL, ttft_ms REAL, input_tokens INTEGER NOT NULL,
-    output_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL, cost_usd REAL,
-    fallback INTEGER NOT NULL, PRIMARY KEY (task_id, attempt)
+    task_id TEXT NOT NULL, attempt BIGINT NOT NULL, ts DOUBLE PRECISION NOT NULL,
+    workflow_id TEXT, role TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
+    outcome TEXT NOT NULL, status BIGINT, latency_ms DOUBLE PRECISION NOT NULL,
+    ttft_ms DOUBLE PRECISION, input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL,
+    cached_tokens BIGINT NOT NULL, cost_usd DOUBLE PRECISION, fallback BIGINT NOT NULL,
+    tenant TEXT, PRIMARY KEY (task_id, attempt)
 );
 CREATE INDEX IF NOT EXISTS attempts_ts ON attempts (ts);
 CREATE INDEX IF NOT EXISTS attempts_workflow ON attempts (workflow_id, ts)
     WHERE workflow_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS tasks (
-    task_id TEXT PRIMARY KEY, ts REAL NOT NULL, workflow_id TEXT, role TEXT NOT NULL,
-    outcome TEXT NOT NULL, provider TEXT, model TEXT, attempts INTEGER NOT NULL,
-    input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
-    cached_tokens INTEGER NOT NULL, cost_usd REAL, latency_ms REAL NOT NULL,
-    fallback INTEGER NOT NULL, error TEXT
+    task_id TEXT PRIMARY KEY, ts DOUBLE PRECISION NOT NULL, workflow_id TEXT,
+    role TEXT NOT NULL, outcome TEXT NOT NULL, provider TEXT, model TEXT,
+    attempts BIGINT NOT NULL, input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL,
+    cached_tokens BIGINT NOT NULL, cost_usd DOUBLE PRECISION,
+    latency_ms DOUBLE PRECISION NOT NULL, fallback BIGINT NOT NULL, error TEXT
 );
 CREATE INDEX IF NOT EXISTS tasks_ts ON tasks (ts);
 CREATE INDEX IF NOT EXISTS tasks_workflow ON tasks (workflow_id) WHERE workflow_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS rollups (
-    level INTEGER NOT NULL, unit INTEGER NOT NULL, provider TEXT NOT NULL,
-    role TEXT NOT NULL, model TEXT NOT NULL, outcome TEXT NOT NULL, calls INTEGER NOT NULL,
-    fallback_calls INTEGER NOT NULL, input_tokens INTEGER NOT NULL,
-    output_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL,
-    priced_calls INTEGER NOT NULL,
+    level BIGINT NOT NULL, unit BIGINT NOT NULL, provider TEXT NOT NULL,
+    role TEXT NOT NULL, model TEXT NOT NULL, outcome TEXT NOT NULL, calls BIGINT NOT NULL,
+    fallback_calls BIGINT NOT NULL, input_tokens BIGINT NOT NULL,
+    output_tokens BIGINT NOT NULL, cached_tokens BIGINT NOT NULL,
+    cost_usd DOUBLE PRECISION NOT NULL, priced_calls BIGINT NOT NULL,
     PRIMARY KEY (level, unit, provider, role, model, outcome)
-) WITHOUT ROWID;
+){table_options};
 CREATE TABLE IF NOT EXISTS rollup_histograms (
-    level INTEGER NOT NULL, unit INTEGER NOT NULL, provider TEXT NOT NULL,
-    role TEXT NOT NULL, model TEXT NOT NULL, metric INTEGER NOT NULL, bucket INTEGER NOT NULL,
-    count INTEGER NOT NULL,
+    level BIGINT NOT NULL, unit BIGINT NOT NULL, provider TEXT NOT NULL,
+    role TEXT NOT NULL, model TEXT NOT NULL, metric BIGINT NOT NULL, bucket BIGINT NOT NULL,
+    count BIGINT NOT NULL,
     PRIMARY KEY (level, unit, provider, role, model, metric, bucket)
-) WITHOUT ROWID;
+){table_options}
 """
+"""One schema for both backends: BIGINT and DOUBLE PRECISION are SQLite's INTEGER and REAL."""
 
 _UPSERT_ROLLUP = """
 INSERT INTO rollups VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (level, unit, provider, role, model, outcome) DO UPDATE SET
-    calls = calls + excluded.calls, fallback_calls = fallback_calls + excluded.fallback_calls,
-    input_tokens = input_tokens + excluded.input_tokens,
-    output_tokens = output_tokens + excluded.output_tokens,
-    cached_tokens = cached_tokens + excluded.cached_tokens,
-    cost_usd = cost_usd + excluded.cost_usd, priced_calls = priced_calls + excluded.priced_calls
+    calls = rollups.calls + excluded.calls,
+    fallback_calls = rollups.fallback_calls + excluded.fallback_calls,
+    input_tokens = rollups.input_tokens + excluded.input_tokens,
+    output_tokens = rollups.output_tokens + excluded.output_tokens,
+    cached_tokens = rollups.cached_tokens + excluded.cached_tokens,
+    cost_usd = rollups.cost_usd + excluded.cost_usd,
+    priced_calls = rollups.priced_calls + excluded.priced_calls
 """
 _UPSERT_HISTOGRAM = """
 INSERT INTO rollup_histograms VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (level, unit, provider, role, model, metric, bucket) DO UPDATE SET
-    count = count + excluded.count
+    count = rollup_histograms.count + excluded.count
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What a backend's SQL writes its own way; every query is written with ``?`` marks."""
+
+    mark: str
+    """The driver's parameter mark, put in place of each ``?``."""
+    period_of_ts: str
+    """The whole period (``{period}`` seconds) a raw row's ``ts`` falls in, as an integer."""
+    table_options: str = ""
+    """Appended to the tables keyed by their primary key alone (SQLite: WITHOUT ROWID)."""
+
+    def sql(self, text: str) -> str:
+        """Return ``text`` with the driver's parameter marks."""
+        return text if self.mark == "?" else text.replace("?", self.mark)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,108 +158,106 @@ class _Query:
     period_s: int | None
 
 
-class MetricsStore:
-    """One SQLite metrics file: write batches, prune, and answer reports."""
+class MetricsStore(ABC):
+    """A metrics database: write batches, prune, and answer reports.
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
-        """Open (and, unless ``readonly``, create) the store at ``path``.
+    A backend opens its connection (`_db`, a DB-API connection), says how its SQL differs
+    (`dialect`) and which of its driver's exceptions mean a failed operation (`_errors`),
+    and turns one into an actionable `StoreError` (`_error`).
+    """
 
-        Raises:
-            StoreError: the file is missing (read-only), not a SQLite database, from a
-                newer callboard, or cannot be created.
-        """
-        self.path = path
-        self._db = _connect(path, readonly=readonly)
-        try:
-            self._prepare(readonly=readonly)
-            self._files = {f: _identity(f) for f in _files_of(path)} if not readonly else {}
-        except (sqlite3.Error, OSError) as exc:
-            self._db.close()
-            raise store_error(path, exc) from None
+    dialect: Dialect
+    label: str
+    """Where the store is, as messages name it (never with a password)."""
+    _db: Any
+    _errors: tuple[type[BaseException], ...]
 
-    def _prepare(self, *, readonly: bool) -> None:
-        if readonly:
-            self._check_version()
-            return
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        with self._db:
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+    @abstractmethod
+    def _error(self, exc: BaseException) -> StoreError:
+        """Return the actionable `StoreError` for a driver's failure."""
+
+    @abstractmethod
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Commit what runs inside, or roll it all back when it raises."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the connection."""
+
+    def moved(self) -> str | None:
+        """Say why the store open is no longer the one configured, or ``None`` if it is."""
+        return None
+
+    def let_go(self) -> bool:
+        """Close a store that has `moved`; ``False``: it must stay open until the end."""
+        self.close()
+        return True
+
+    def _create_schema(self) -> None:
+        """Create the tables the store lacks and record the schema version (one transaction)."""
+        schema = _SCHEMA.format(table_options=self.dialect.table_options)
+        with self._transaction():
+            for statement in schema.split(";"):
+                self._execute(statement)
+            self._execute(
+                "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
+                (str(SCHEMA_VERSION),),
             )
-        self._check_version()
 
     def _check_version(self) -> None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        """Raise `StoreError` unless the store has a schema version this callboard reads."""
+        row = self._execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None or int(row[0]) > SCHEMA_VERSION:
             found = "no version" if row is None else f"version {row[0]}"
             msg = f"it has {found}; this callboard reads version {SCHEMA_VERSION}"
-            raise sqlite3.DatabaseError(msg)
+            raise self._error(ValueError(msg))
 
-    def close(self) -> None:
-        """Close the connection."""
-        self._db.close()
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._db.execute(self.dialect.sql(sql), params)
 
-    def moved(self) -> str | None:
-        """Say why the file at `path` is no longer the one open, or ``None`` if it is.
+    def _execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            cursor = self._db.cursor()
+            try:
+                cursor.executemany(self.dialect.sql(sql), rows)
+            finally:
+                cursor.close()
 
-        SQLite keeps writing to the file it opened even after it was deleted or another
-        file took its name, so what it writes then is lost with the old file.
-        """
+    @contextmanager
+    def _failures(self) -> Iterator[None]:
+        """Turn the driver's failures inside into actionable `StoreError`s."""
         try:
-            now = _identity(self.path)
-        except FileNotFoundError:
-            return "the file was deleted or moved away"
-        except OSError as exc:
-            return f"the file cannot be looked at ({exc.strerror or exc})"
-        if now == self._files[self.path]:
-            return None
-        return "another file took its name (it was replaced, or moved aside)"
-
-    def let_go(self) -> bool:
-        """Close a store whose file has `moved`, sparing the files of whatever took its name.
-
-        SQLite names its WAL and shared-memory files after the database, and on closing
-        removes them by name, or leaves them behind when the database was deleted; a
-        database opened under that name later would take a stale WAL for its own. So the
-        files still named after this store that are its own go once it is closed; while
-        another database's files hold those names, the connection stays open (``False``:
-        close it later, after that database).
-        """
-        sidecars = [f for f in self._files if f != self.path]
-        found = {f: _identity_or_none(f) for f in sidecars}
-        if any(found[f] not in (None, self._files[f]) for f in sidecars):
-            return False
-        self._db.close()
-        for file in sidecars:
-            if found[file] is not None and _identity_or_none(file) == found[file]:
-                file.unlink(missing_ok=True)
-        return True
+            yield
+        except self._errors as exc:
+            raise self._error(exc) from exc
 
     # -- writing -------------------------------------------------------------------------
 
     def write(self, tasks: Sequence[TaskRow], attempts: Sequence[AttemptRow]) -> None:
         """Store a batch in one transaction, with its rollups; skip the rows already stored.
 
+        Rollups are upserted in key order, so that writers in several processes take
+        their row locks in one order and never deadlock.
+
         Raises:
-            sqlite3.Error: the write failed (disk full, locked, read-only...); nothing of
-                the batch was stored, so the caller may retry it whole.
+            StoreError: the write failed (disk full, locked, read-only, unreachable...);
+                nothing of the batch was stored, so the caller may retry it whole.
         """
-        with self._db:
+        with self._failures(), self._transaction():
             fresh = self._new_attempts(attempts)
-            self._db.executemany(
-                "INSERT INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            self._execute_many(
+                "INSERT INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [_attempt_values(a) for a in fresh],
             )
-            self._db.executemany(
+            self._execute_many(
                 "INSERT INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT (task_id) DO NOTHING",
                 [_task_values(t) for t in tasks],
             )
             rollups, histogram = _rollups(fresh)
-            self._db.executemany(_UPSERT_ROLLUP, rollups)
-            self._db.executemany(_UPSERT_HISTOGRAM, histogram)
+            self._execute_many(_UPSERT_ROLLUP, rollups)
+            self._execute_many(_UPSERT_HISTOGRAM, histogram)
 
     def _new_attempts(self, attempts: Sequence[AttemptRow]) -> list[AttemptRow]:
         """Return the attempts the store does not hold yet, each once (rollups count these)."""
@@ -244,7 +267,9 @@ class MetricsStore:
             chunk: list[str | None] = list(task_ids[start : start + LOOKUP_CHUNK])
             size = lookup_size(len(chunk))
             chunk += [None] * (size - len(chunk))  # NULL matches no task id
-            seen.update(self._db.execute(_LOOKUPS[size], chunk))
+            seen.update(
+                (task_id, attempt) for task_id, attempt in self._execute(_LOOKUPS[size], chunk)
+            )
         fresh = []
         for attempt in attempts:
             key = (attempt.task_id, attempt.attempt)
@@ -254,23 +279,51 @@ class MetricsStore:
         return fresh
 
     def prune(self, older_than: float) -> int:
-        """Delete rows and rollups older than ``older_than`` (Unix seconds); return rows deleted."""
-        with self._db:
-            deleted = self._db.execute("DELETE FROM attempts WHERE ts < ?", (older_than,)).rowcount
-            deleted += self._db.execute("DELETE FROM tasks WHERE ts < ?", (older_than,)).rowcount
+        """Delete rows and rollups older than ``older_than`` (Unix seconds); return rows deleted.
+
+        Raises:
+            StoreError: the store could not be written.
+        """
+        with self._failures(), self._transaction():
+            deleted = self._execute("DELETE FROM attempts WHERE ts < ?", (older_than,)).rowcount
+            deleted += self._execute("DELETE FROM tasks WHERE ts < ?", (older_than,)).rowcount
             for level in LEVELS:
                 unit = math.floor(older_than / level)
                 for table in ("rollups", "rollup_histograms"):
-                    self._db.execute(
+                    self._execute(
                         f"DELETE FROM {table} WHERE level = ? AND unit < ?",  # noqa: S608 - fixed names
                         (level, unit),
                     )
-        return deleted
+        return int(deleted)
+
+    def clear(self) -> None:
+        """Delete every row and rollup (before a rebuild replaces them), in one transaction."""
+        with self._failures(), self._transaction():
+            for table in TABLES:
+                self._execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+
+    def spend_since(self, since: float) -> list[tuple[str, str, str | None, str | None, float]]:
+        """Return the known cost of the attempts since ``since`` (Unix seconds), grouped.
+
+        One ``(role, provider, tenant, workflow_id, cost)`` per group: what budgets read
+        back when a board starts.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        with self._failures():
+            rows = self._execute(
+                "SELECT role, provider, tenant, workflow_id, SUM(cost_usd) FROM attempts "
+                "WHERE ts >= ? AND cost_usd IS NOT NULL GROUP BY 1, 2, 3, 4",
+                (since,),
+            ).fetchall()
+        return [(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
 
     def counts(self) -> tuple[int, int]:
         """Return how many task and attempt rows the store holds."""
-        tasks = self._db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
-        attempts = self._db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
+        with self._failures():
+            tasks = self._execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+            attempts = self._execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
         return int(tasks), int(attempts)
 
     # -- reading -------------------------------------------------------------------------
@@ -322,12 +375,14 @@ class MetricsStore:
         """Fold whole hours from the rollups and the edges from raw rows, per period and key."""
         accumulators: _Accumulators = defaultdict(GroupAccumulator)
         query = _Query(key_fields(by), filters, period_s)
-        levels = () if filters.workflow is not None else _levels_for(period_s)
-        for source, start, end in _segments(since, until, levels):
-            if source:
-                self._fold_rollups(accumulators, query, source, start, end)
-            else:
-                self._fold_raw(accumulators, query, start, end)
+        raw_only = filters.workflow is not None or any(d in RAW_ONLY for d in query.dims)
+        levels = () if raw_only else _levels_for(period_s)
+        with self._failures():
+            for source, start, end in _segments(since, until, levels):
+                if source:
+                    self._fold_rollups(accumulators, query, source, start, end)
+                else:
+                    self._fold_raw(accumulators, query, start, end)
         return accumulators
 
     def _fold_rollups(
@@ -337,10 +392,14 @@ class MetricsStore:
         bounds = [level, int(first), int(end)]
         where, params = _where("level = ? AND unit >= ? AND unit < ?", bounds, query.filters)
         columns = ", ".join(query.dims)
-        rows = self._db.execute(
-            f"SELECT {period}, {columns}, outcome, SUM(calls), SUM(fallback_calls), "  # noqa: S608 - fixed names
-            "SUM(input_tokens), SUM(output_tokens), SUM(cached_tokens), SUM(cost_usd), "
-            f"SUM(priced_calls) FROM rollups WHERE {where} GROUP BY 1, {columns}, outcome",
+        sums = ", ".join(
+            f"CAST(SUM({c}) AS BIGINT)"
+            for c in ("calls", "fallback_calls", "input_tokens", "output_tokens", "cached_tokens")
+        )
+        rows = self._execute(
+            f"SELECT {period}, {columns}, outcome, {sums}, SUM(cost_usd), "  # noqa: S608 - fixed names
+            f"CAST(SUM(priced_calls) AS BIGINT) FROM rollups WHERE {where} "
+            f"GROUP BY 1, {columns}, outcome",
             params,
         )
         width = len(query.dims) + 1
@@ -367,11 +426,11 @@ class MetricsStore:
     ) -> None:
         """Add the rollups' latency and time-to-first-token buckets to each group.
 
-        Where a period holds many units (a report, a daily trend from hours), SQLite sums
-        them; where a period is one unit (an hourly trend from hours) there is nothing to
-        sum, and the rows are read as stored: a GROUP BY would only sort them all first.
-        Consecutive rows share their period, group and metric, so the histogram to add to
-        is looked up once per run of rows.
+        Where a period holds many units (a report, a daily trend from hours), the database
+        sums them; where a period is one unit (an hourly trend from hours) there is nothing
+        to sum, and the rows are read as stored: a GROUP BY would only sort them all first.
+        Consecutive rows mostly share their period, group and metric, so the histogram to
+        add to is looked up once per run of rows.
         """
         columns = ", ".join(query.dims)
         if query.period_s == level:
@@ -382,17 +441,17 @@ class MetricsStore:
         else:
             period = f"(unit * {level}) / {query.period_s}" if query.period_s else "0"
             sql = (
-                f"SELECT {period}, {columns}, metric, bucket, SUM(count) "  # noqa: S608
+                f"SELECT {period}, {columns}, metric, bucket, CAST(SUM(count) AS BIGINT) "  # noqa: S608
                 f"FROM rollup_histograms WHERE {where} GROUP BY 1, {columns}, metric, bucket"
             )
         width = len(query.dims) + 2  # period, the group's fields, metric
         run: tuple[Any, ...] = ()
         histogram = LatencyHistogram()
         added = 0
-        for row in self._db.execute(sql, params):
+        for row in self._execute(sql, params):
             if row[:width] != run:
                 histogram.total += added
-                run, added = row[:width], 0
+                run, added = tuple(row[:width]), 0
                 acc = accumulators[run[:-1]]
                 histogram = acc.latency if run[-1] == LATENCY else acc.ttft
             histogram.counts[row[width]] += row[width + 1]
@@ -402,10 +461,12 @@ class MetricsStore:
     def _fold_raw(
         self, accumulators: _Accumulators, query: _Query, start: float, end: float
     ) -> None:
-        period = f"CAST(ts / {query.period_s} AS INTEGER)" if query.period_s else "0"
+        period = self.dialect.period_of_ts.format(period=query.period_s) if query.period_s else "0"
         where, params = _where("ts >= ? AND ts < ?", [start, end], query.filters)
-        columns = ", ".join(query.dims)
-        rows = self._db.execute(
+        columns = ", ".join(
+            f"COALESCE(tenant, '{NO_TENANT}')" if d == "tenant" else d for d in query.dims
+        )
+        rows = self._execute(
             f"SELECT {period}, {columns}, outcome, fallback, input_tokens, output_tokens, "  # noqa: S608
             f"cached_tokens, cost_usd, latency_ms, ttft_ms FROM attempts WHERE {where}",
             params,
@@ -447,7 +508,7 @@ def _attempt_values(a: AttemptRow) -> tuple[Any, ...]:
     return (
         a.task_id, a.attempt, a.ts, a.workflow_id, a.role, a.provider, a.model, a.outcome,
         a.status, a.latency_ms, a.ttft_ms, a.input_tokens, a.output_tokens, a.cached_tokens,
-        a.cost_usd, int(a.fallback),
+        a.cost_usd, int(a.fallback), a.tenant,
     )  # fmt: skip
 
 
@@ -481,8 +542,8 @@ def _rollups(attempts: Iterable[AttemptRow]) -> tuple[list[tuple[Any, ...]], lis
                 buckets[(*where, LATENCY, bucket_of(a.latency_ms))] += 1
                 if a.ttft_ms is not None:
                     buckets[(*where, TTFT, bucket_of(a.ttft_ms))] += 1
-    rollups = [(*key, *values) for key, values in sums.items()]
-    histogram = [(*key, count) for key, count in buckets.items()]
+    rollups = [(*key, *values) for key, values in sorted(sums.items())]
+    histogram = [(*key, count) for key, count in sorted(buckets.items())]
     return rollups, histogram
 
 
@@ -512,55 +573,7 @@ def _segments(
     ]
 
 
-def _files_of(path: Path) -> tuple[Path, Path, Path]:
-    """Return the database file and the WAL and shared-memory files SQLite keeps beside it."""
-    return path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")
-
-
-def _identity(path: Path) -> tuple[int, int]:
-    """Return what tells one file from another that takes its name: device and inode."""
-    found = path.stat()
-    return found.st_dev, found.st_ino
-
-
-def _identity_or_none(path: Path) -> tuple[int, int] | None:
-    try:
-        return _identity(path)
-    except OSError:
-        return None
-
-
 def lookup_size(count: int) -> int:
     """Return the size of the lookup that holds ``count`` task ids (at most `LOOKUP_CHUNK`)."""
     smallest: int = min(_LOOKUPS)
     return max(smallest, 1 << (count - 1).bit_length())
-
-
-def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
-    try:
-        if readonly:
-            if not path.exists():
-                raise StoreError(
-                    f"no metrics store at {path}: nothing has been recorded yet, or [metrics] "
-                    "path points elsewhere"
-                )
-            return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return sqlite3.connect(path, timeout=WRITE_BUSY_S, check_same_thread=False)
-    except (sqlite3.Error, OSError) as exc:
-        raise store_error(path, exc) from None
-
-
-def store_error(path: Path, exc: BaseException) -> StoreError:
-    """Return the actionable `StoreError` for a failure of the store at ``path``."""
-    text = str(exc)
-    if "not a database" in text or "malformed" in text or "version" in text:
-        return StoreError(
-            f"the metrics store {path} is not a usable callboard database ({text}); move it "
-            "aside, then rebuild it with `callboard metrics rebuild --from-audit AUDIT_FILE`"
-        )
-    if "locked" in text:
-        return StoreError(
-            f"the metrics store {path} is locked by another process ({text}); try again"
-        )
-    return StoreError(f"the metrics store {path} cannot be used: {text}")

@@ -101,6 +101,19 @@ class Breaker:
             return BreakerState.OPEN
         return None
 
+    def trip(self, now: float) -> bool:
+        """Open the breaker now, as another process found the provider failing; say if it moved.
+
+        An open breaker stays as it is; a trial in flight is overtaken (its outcome no longer
+        moves the breaker).
+        """
+        if self.state is BreakerState.OPEN:
+            return False
+        self.streak = 0
+        self.opened_at = now
+        self._move(BreakerState.OPEN)
+        return True
+
     def _remember(self, now: float, *, failed: bool) -> None:
         self.recent.append((now, failed))
         self.recent_failures += failed

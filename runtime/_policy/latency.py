@@ -14,7 +14,9 @@ so within minutes.
 
 from __future__ import annotations
 
+import collections
 import math
+import statistics
 from collections.abc import Hashable
 
 GROWTH = 1.2
@@ -25,6 +27,9 @@ HALF_LIFE_S = 300.0
 """How long until a call weighs half as much as one made now."""
 UNMEASURED_RESERVE_S = 10.0
 """The time kept for a next provider whose latency has not been measured yet."""
+RECENT = 8
+"""How many of a provider's last answers `RecentAnswers` keeps."""
+_FEWEST_RECENT = 3
 _RESCALE_AT = 512.0
 """Half-lives past the landmark at which the weights are brought back near 1."""
 _LOG_GROWTH = math.log(GROWTH)
@@ -74,6 +79,14 @@ class DecayedHistogram:
     def weight(self, now: float) -> float:
         """Return how many calls made now the recorded ones are worth (a measure of trust)."""
         return float(self._total * 2.0 ** (-(now - self._landmark) / self._half_life_s))
+
+    def recency(self) -> float:
+        """Return a score of how much, and how lately, this was measured (higher: more).
+
+        ``log2`` of `weight` plus ``now`` in half-lives: comparable between histograms of
+        one half-life at any time, without the time (it does not change until an add).
+        """
+        return math.log2(self._total) + self._landmark / self._half_life_s
 
     def _rescale(self, now: float) -> None:
         factor = 2.0 ** (-(now - self._landmark) / self._half_life_s)
@@ -125,6 +138,34 @@ class LatencyBook:
         if histogram is None:
             histogram = table[key] = DecayedHistogram(self._half_life_s, now)
         return histogram
+
+
+class RecentAnswers:
+    """The latency and time to first token of the last `RECENT` answers, for their medians."""
+
+    __slots__ = ("_latency", "_ttft")
+
+    def __init__(self) -> None:
+        self._latency: collections.deque[float] = collections.deque(maxlen=RECENT)
+        self._ttft: collections.deque[float] = collections.deque(maxlen=RECENT)
+
+    def add(self, latency_s: float, ttft_s: float | None) -> None:
+        """Count one answer."""
+        self._latency.append(latency_s)
+        if ttft_s is not None:
+            self._ttft.append(ttft_s)
+
+    def latency_s(self) -> float | None:
+        """Return the median latency of the last answers (``None``: fewer than 3)."""
+        return _median(self._latency)
+
+    def ttft_s(self) -> float | None:
+        """Return the median time to first token of the last streamed answers."""
+        return _median(self._ttft)
+
+
+def _median(values: collections.deque[float]) -> float | None:
+    return statistics.median(values) if len(values) >= _FEWEST_RECENT else None
 
 
 def attempt_end(now: float, deadline: float, reserve_s: float | None) -> float:

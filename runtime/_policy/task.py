@@ -86,6 +86,8 @@ class TaskState:
     wake_token: int = 0
     restart_reason: str = ""
     """Set when a stream broke and the next attempt must tell the caller to start over."""
+    finish_reason: str | None = None
+    """Why the answering attempt's model stopped (for traces)."""
 
     def __post_init__(self) -> None:
         self.progress = {pid: ProviderProgress() for pid in self.chain}
@@ -168,12 +170,15 @@ class TaskState:
         self.attempts.append(record)
         usage = result.usage if result is not None else _partial(error)
         self.usage = self.usage + usage
+        settings = self.config.providers[provider]
         cost = self.config.price_table.cost(
-            model,
+            # Azure answers with its deployment's model, priced as the config names it
+            self._model(provider) if settings.type == "azure_openai" else model,
             usage.input_tokens,
             usage.output_tokens,
             usage.cached_tokens,
             usage.cache_write_tokens,
+            provider_type=settings.type,
         )
         if isinstance(result, ChatResult) and not result.usage_known:
             cost = None  # tokens not counted: a price would make it zero, which it is not
@@ -197,6 +202,7 @@ class TaskState:
             fallback=self.is_fallback(provider),
             cost_usd=None if cost is None else round(cost, 9),
             message=record.message,
+            tenant=self.spec.tenant,
         )
         self.rows.append(row)
         return row
@@ -213,6 +219,7 @@ class TaskState:
 
     def answer(self, provider: str, result: ChatResult, now: float) -> Reply:
         """Build the caller's reply from the answering attempt."""
+        self.finish_reason = result.finish_reason
         return Reply(
             text=result.text,
             role=self.spec.role,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -44,6 +45,27 @@ class IoLoop:
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Start ``coro`` on the loop; return a future that resolves with its result."""
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def spawn(
+        self,
+        coro: Coroutine[Any, Any, T],
+        on_done: Callable[..., object],
+        *args: object,
+    ) -> None:
+        """Start ``coro`` on the loop; when it ends, call ``on_done(*args, task)`` there.
+
+        The cheap form of `submit` for callers that only want to hear of the end: no
+        `concurrent.futures.Future` (its lock and its chaining) stands between the task
+        and the callback, which reads the `asyncio.Task` as it would that future
+        (``cancelled()``, ``exception()``, ``result()``).
+        """
+        self._loop.call_soon_threadsafe(self._start, coro, on_done, args)
+
+    def _start(
+        self, coro: Coroutine[Any, Any, T], on_done: Callable[..., object], args: tuple[object, ...]
+    ) -> None:
+        task = self._loop.create_task(coro)
+        task.add_done_callback(functools.partial(on_done, *args))
 
     def call_later(self, delay_s: float, callback: Callable[..., object], *args: object) -> None:
         """Run ``callback(*args)`` on the loop thread after ``delay_s`` seconds."""

@@ -122,14 +122,18 @@ async def run_workflow(
     out_dir: Path,
     listener: WorkflowListener,
     workflow_id: str | None = None,
+    tenant: str | None = None,
 ) -> WorkflowResult:
     """Run ``stages`` for ``goal`` on ``board``; return how every task ended.
+
+    With ``tenant``, every task is that tenant's (its chains and budgets apply).
 
     Raises:
         asyncio.CancelledError: the run was cancelled (after the calls in flight were
             cancelled and the listener heard the result).
     """
     runner = _Runner(board, goal, stages, out_dir, listener, workflow_id or new_workflow_id())
+    runner.tenant = tenant
     return await runner.run()
 
 
@@ -152,6 +156,7 @@ class _Runner:
         self.views: dict[str, TaskView] = {}
         self.order = {name: n for n, name in enumerate(stages, start=1)}
         self.running: dict[asyncio.Task[Reply], TaskNode] = {}
+        self.tenant: str | None = None
 
     async def run(self) -> WorkflowResult:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -191,7 +196,9 @@ class _Runner:
             settings.role,
             prompt,
             system=settings.system,
+            tags=settings.tags,
             workflow_id=self.result.workflow_id,
+            tenant=self.tenant,
             on_progress=on_progress,
         )
         self.running[asyncio.ensure_future(call)] = node

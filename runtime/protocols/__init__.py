@@ -9,6 +9,11 @@ OpenAI-compatible service through its base URL), ``"anthropic"`` (the Messages A
 deployments), ``"bedrock"`` (AWS Bedrock's Converse API, streamed as AWS event-stream
 frames), ``"ollama"`` (``/api/chat``, streamed as NDJSON), ``"cohere"`` (Cohere's v2 chat)
 and ``"replicate"`` (predictions, in sync mode or streamed by URL).
+
+The APIs callboard serves (``callboard serve``) have a server side beside their client
+side: ``_openai_server`` and ``_anthropic_server`` read a request into the options of
+``ask`` and write a reply, whole or as the API's event stream (``_serving`` holds what
+they share).
 """
 
 from runtime.protocols._base import (

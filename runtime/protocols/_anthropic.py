@@ -549,16 +549,24 @@ def rate_limits(headers: Headers, now: float | None = None) -> RateLimitInfo:
     """
     current = time.time() if now is None else now
     buckets = [
-        (remaining, _seconds_until(headers.get(f"anthropic-ratelimit-{name}-reset"), current))
+        (
+            remaining,
+            _seconds_until(headers.get(f"anthropic-ratelimit-{name}-reset"), current),
+            int_header(headers, f"anthropic-ratelimit-{name}-limit"),
+        )
         for name in _TOKEN_BUCKETS
         if (remaining := int_header(headers, f"anthropic-ratelimit-{name}-remaining")) is not None
     ]
-    tokens, tokens_reset = min(buckets, key=lambda b: (b[0], -(b[1] or 0.0)), default=(None, None))
+    tokens, tokens_reset, tokens_limit = min(
+        buckets, key=lambda b: (b[0], -(b[1] or 0.0)), default=(None, None, None)
+    )
     return RateLimitInfo(
         remaining_requests=int_header(headers, "anthropic-ratelimit-requests-remaining"),
         remaining_tokens=tokens,
         reset_requests_s=_seconds_until(headers.get("anthropic-ratelimit-requests-reset"), current),
         reset_tokens_s=tokens_reset,
+        limit_requests=int_header(headers, "anthropic-ratelimit-requests-limit"),
+        limit_tokens=tokens_limit,
     )
 
 

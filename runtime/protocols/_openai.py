@@ -332,30 +332,42 @@ class _Stream:
             raise malformed(f"stream chunk is not a JSON object: {snippet(data.encode())}")
         if "error" in chunk or event == "error":
             raise _error_from(as_dict(chunk.get("error", chunk)), None, None)
-        self._model = as_str(chunk.get("model")) or self._model
-        if isinstance(chunk.get("usage"), dict):
-            self._usage = _usage(chunk["usage"])
+        model = chunk.get("model")
+        if model and isinstance(model, str):
+            self._model = model
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self._usage = _usage(usage)
         choices = chunk.get("choices") or []
         if not isinstance(choices, list):
             raise malformed("stream chunk has a 'choices' that is not a list")
+        if len(choices) == 1:  # the usual chunk (a chunk's work is most of a stream's cost)
+            return self._take(choices[0])
         return [piece for choice in choices for piece in self._take(choice)]
 
     def _take(self, choice: object) -> list[str | ToolCallDelta]:
-        choice = as_dict(choice)
-        if choice.get("index", 0) != 0:
+        if not isinstance(choice, dict) or choice.get("index", 0) != 0:
             return []
-        if isinstance(choice.get("finish_reason"), str):
-            self._finish = str(choice["finish_reason"])
-        delta = as_dict(choice.get("delta"))
-        self._refusal.append(as_str(delta.get("refusal")))
-        text = as_str(delta.get("content"))
-        self._text.append(text)
-        pieces: list[str | ToolCallDelta] = [text] if text else []
+        finish = choice.get("finish_reason")
+        if isinstance(finish, str):
+            self._finish = finish
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            return []
+        refusal = delta.get("refusal")
+        if refusal and isinstance(refusal, str):
+            self._refusal.append(refusal)
+        text = delta.get("content")
+        pieces: list[str | ToolCallDelta] = []
+        if text and isinstance(text, str):
+            self._text.append(text)
+            pieces.append(text)
         calls = delta.get("tool_calls")
-        for item in calls if isinstance(calls, list) else ():
-            piece = _call_delta(as_dict(item))
-            self._calls.add(piece)
-            pieces.append(piece)
+        if calls and isinstance(calls, list):
+            for item in calls:
+                piece = _call_delta(as_dict(item))
+                self._calls.add(piece)
+                pieces.append(piece)
         return pieces
 
     def finish(self) -> ChatResult:
@@ -405,6 +417,8 @@ def rate_limits(headers: Headers) -> RateLimitInfo:
         remaining_tokens=int_header(headers, "x-ratelimit-remaining-tokens"),
         reset_requests_s=duration_s(headers.get("x-ratelimit-reset-requests")),
         reset_tokens_s=duration_s(headers.get("x-ratelimit-reset-tokens")),
+        limit_requests=int_header(headers, "x-ratelimit-limit-requests"),
+        limit_tokens=int_header(headers, "x-ratelimit-limit-tokens"),
     )
 
 

@@ -1,0 +1,127 @@
+"""Prices from a maintained catalogue: the ``genai-prices`` package (Pydantic's), by type.
+
+Hugging Face's router is priced at the backend a model names (``org/model:novita``) or the
+first backend the catalogue knows for it.
+A callboard provider type maps to the catalogue's provider (``gemini`` is its ``google``,
+``azure_openai`` its ``azure``, ``bedrock`` its ``aws``); model names are matched by the
+catalogue's own rules (snapshots, aliases, Bedrock inference profiles such as
+``us.anthropic.claude-sonnet-4-5-20250929-v1:0``). Types the catalogue has no provider for
+(Replicate) are looked up by model name alone, and a name with an
+owner or path (``meta/meta-llama-3-70b-instruct``, ``accounts/fireworks/models/X``) is tried
+by its last part too. The catalogue is
+imported on the first look-up (it is large: most of a second), never refreshed over the
+network. Rates are the base tier's: a provider's higher rate past a long prompt is not applied.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+CATALOGUE_PROVIDER = {
+    "gemini": "google",
+    "azure_openai": "azure",
+    "bedrock": "aws",
+    "replicate": None,
+    "huggingface": None,
+}
+"""The catalogue's provider for callboard types whose name differs (``None``: by model alone)."""
+
+LOCAL_TYPES = frozenset({"ollama", "vllm", "lmstudio"})
+"""Types that run on the user's own machines: free unless ``[prices]`` says otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueEntry:
+    """A model's rates in the catalogue, US dollars per million tokens."""
+
+    input: float
+    output: float
+    cached_input: float | None
+    cache_write: float | None
+    provider: str
+    """The catalogue's provider id."""
+    model: str
+    """The catalogue's model id the name matched."""
+
+
+def load_catalogue() -> None:
+    """Load the catalogue now (a board does it in the background as it starts)."""
+    _lookup("gpt-4o", "openai")
+
+
+def catalogue_version() -> str:
+    """Return the version of the installed catalogue (``genai-prices``)."""
+    import genai_prices  # noqa: PLC0415 - large; imported on first use
+
+    return str(genai_prices.__version__)
+
+
+def catalogue_entry(model: str, provider_type: str | None) -> CatalogueEntry | None:
+    """Return the catalogue's rates for ``model`` served by ``provider_type``, or ``None``."""
+    provider_id = CATALOGUE_PROVIDER.get(provider_type, provider_type) if provider_type else None
+    name = _bare(model)
+    if provider_type == "huggingface":
+        return _hugging_face(name)
+    short = name.rsplit("/", 1)[-1].split(":", 1)[0]
+    for ref, provider in ((name, provider_id), (short, provider_id), (short, None)):
+        entry = _lookup(ref, provider)
+        if entry is not None:
+            return entry
+    return None
+
+
+def _hugging_face(model: str) -> CatalogueEntry | None:
+    """Return the price on Hugging Face's router: the named backend's, or the first one's.
+
+    ``org/model:backend`` is that backend's price; ``org/model`` the first backend the
+    catalogue prices it at.
+    """
+    from genai_prices.data_snapshot import get_snapshot  # noqa: PLC0415 - large
+
+    name, _, backend = model.partition(":")
+    if backend:
+        return _lookup(name, f"huggingface_{backend}")
+    for provider in get_snapshot().providers:
+        if provider.id.startswith("huggingface_"):
+            entry = _lookup(name, provider.id)
+            if entry is not None:
+                return entry
+    return None
+
+
+def _bare(model: str) -> str:
+    """Strip what the catalogue does not match on: Gemini's ``models/``, a Bedrock ARN."""
+    name = model.removeprefix("models/")
+    if name.startswith("arn:"):
+        name = name.rsplit("/", 1)[-1]
+    return name
+
+
+@functools.lru_cache(maxsize=1024)
+def _lookup(model: str, provider_id: str | None) -> CatalogueEntry | None:
+    from genai_prices.data_snapshot import get_snapshot  # noqa: PLC0415 - large
+
+    try:
+        provider, info = get_snapshot().find_provider_model(model, None, provider_id, None)
+    except LookupError:
+        return None
+    prices = info.get_prices(datetime.now(tz=UTC))
+    rates = [_rate(getattr(prices, key, None)) for key in _KEYS]
+    if rates[0] is None and rates[1] is None:
+        return None  # priced per request or per second: not in tokens
+    return CatalogueEntry(
+        rates[0] or 0.0, rates[1] or 0.0, rates[2], rates[3], str(provider.id), str(info.id)
+    )
+
+
+_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+
+
+def _rate(value: Any) -> float | None:
+    """A catalogue rate as a float: the base of tiered prices."""
+    if value is None:
+        return None
+    return float(getattr(value, "base", value))
