@@ -59,6 +59,7 @@ from runtime._errors import (
     ProviderError,
     TaskCancelledError,
     TaskFailedError,
+    UnknownProviderError,
     UnknownRoleError,
 )
 from runtime._metrics.outbox import EVENT_BATCH_S, EventOutbox
@@ -147,7 +148,11 @@ class RouterActor(SupervisedActor):
 
     def _submit(self, message: Submit) -> None:
         spec, config = message.task, self._providers.routing.config
-        chain = config.chain_for(spec.role, spec.tenant)
+        if spec.provider is not None and spec.provider not in config.providers:
+            known = sorted(config.providers)
+            _settle(message.reply, error=UnknownProviderError(spec.provider, known))
+            return
+        chain = config.chain_for(spec.role, spec.tenant) if spec.provider is None else ()
         if chain is None:
             _settle(message.reply, error=UnknownRoleError(spec.role, sorted(config.roles)))
             return
@@ -162,6 +167,7 @@ class RouterActor(SupervisedActor):
             workflow_id=spec.workflow_id,
             role=spec.role,
             tenant=spec.tenant,
+            request_id=spec.request_id,
             chain=list(usable),
             deadline_s=round(deadline - spec.submitted_at, 3),
             **plan.audit_fields(),
@@ -180,7 +186,12 @@ class RouterActor(SupervisedActor):
         self._advance(task, self._clock())
 
     def _plan(self, spec: TaskSpec, chain: tuple[str, ...]) -> Plan:
-        """Order the task's chain by its role's rules and strategy (see `RoutePlanner`)."""
+        """Order the task's chain by its role's rules and strategy (see `RoutePlanner`).
+
+        A pinned task's chain is its provider alone.
+        """
+        if spec.provider is not None:
+            return Plan((spec.provider,), "pinned")
         routing = self._providers.routing
 
         def health(ids: Sequence[str]) -> dict[str, Health]:
@@ -230,7 +241,7 @@ class RouterActor(SupervisedActor):
         state: ProgressState = "hedging" if hedge else "running"
         if task.attempts and not hedge:
             state = self._announce_next(task, provider)
-        model = task.config.providers[provider].model
+        model = task.spec.model or task.config.providers[provider].model
         _tell_progress(task, Progress(task.task_id, state, provider, model, len(task.attempts) + 1))
         stream = task.spec.sink
         if stream is not None and task.restart_reason:
@@ -513,7 +524,14 @@ class RouterActor(SupervisedActor):
         self._tasks.pop(task.task_id, None)
         reason = self._audit.redactor.text(error) if error is not None else None
         row = task.task_row(outcome, provider, now, wall_time(self._wall()), reason)
-        self._audit.event("task_finished", **row.audit_fields(), trail=task.trail())
+        spec = task.spec
+        self._audit.event(
+            "task_finished",
+            **row.audit_fields(),
+            tenant=spec.tenant,
+            request_id=spec.request_id,
+            trail=task.trail(),
+        )
         self._audit.flush()
         state: ProgressState = outcome  # type: ignore[assignment]
         _tell_progress(task, Progress(task.task_id, state, provider, row.model, row.attempts))

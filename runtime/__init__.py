@@ -47,6 +47,7 @@ from runtime._errors import (
     StreamBrokenError,
     TaskCancelledError,
     TaskFailedError,
+    UnknownProviderError,
     UnknownRoleError,
     UsageError,
 )
@@ -106,6 +107,7 @@ __all__ = [
     "ToolCallDelta",
     "ToolResult",
     "Trend",
+    "UnknownProviderError",
     "UnknownRoleError",
     "Usage",
     "UsageError",

@@ -7,6 +7,7 @@ gave (unknown options, bad values) before anything is sent, and builds the `Task
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import time
 import uuid
@@ -17,7 +18,7 @@ from pydantic import BaseModel
 
 from runtime._chat import Message, Progress, ToolResult, Tuning, with_tool_names
 from runtime._structured import Schema
-from runtime._task_spec import EmbedSpec, StreamSink, TaskSpec
+from runtime._task_spec import EmbedSpec, StreamSink, TaskSpec, is_traceparent
 from runtime._tools import Tool, check_tool_choice
 
 MessageLike = Message | ToolResult | Mapping[str, Any]
@@ -39,6 +40,11 @@ class AskOptions(TypedDict, total=False):
     JSON Schema mapping; the reply's ``parsed`` holds the validated value. ``tags`` label
     the task and ``tenant`` says whose it is (routing rules, budgets and metrics read
     them); tasks with the same ``session`` key stay on one provider while it serves.
+    ``provider`` pins the task to that one provider (the role's chain and strategy are
+    skipped; a provider the config does not define raises `UnknownProviderError`), and
+    ``model`` asks it for that model instead of its configured one. ``request_id`` is the
+    caller's id for the request, carried into the audit log; ``traceparent`` (a W3C
+    value) is the parent of the task's span, instead of the caller's current span.
     """
 
     messages: Sequence[MessageLike]
@@ -56,6 +62,10 @@ class AskOptions(TypedDict, total=False):
     tags: Sequence[str]
     tenant: str | None
     session: str | None
+    provider: str | None
+    model: str | None
+    request_id: str | None
+    traceparent: str | None
 
 
 OPTIONS = frozenset(AskOptions.__annotations__)
@@ -89,7 +99,7 @@ def task_spec(
         raise ValueError(f"on_broken must be 'raise' or 'restart', not {on_broken!r}")
     tools = _tools(options.get("tools", ()))
     stop = options.get("stop")
-    return TaskSpec(
+    spec = TaskSpec(
         task_id=uuid.uuid4().hex,
         role=role,
         messages=with_tool_names(turns),
@@ -112,7 +122,10 @@ def task_spec(
         tags=_labels(options.get("tags", ())),
         tenant=_label(options.get("tenant"), "tenant"),
         session=_label(options.get("session"), "session"),
+        request_id=_label(options.get("request_id"), "request_id"),
+        traceparent=_traceparent(options.get("traceparent")),
     )
+    return _pin(spec, options.get("provider"), options.get("model"))
 
 
 def embed_spec(
@@ -121,15 +134,20 @@ def embed_spec(
     deadline_s: float | None,
     workflow_id: str | None,
     tenant: str | None = None,
+    *,
+    provider: str | None = None,
+    model: str | None = None,
+    request_id: str | None = None,
 ) -> TaskSpec:
     """Return the spec of an embeddings task.
 
     Raises:
-        ValueError: a bad deadline.
+        TypeError: a label that is not a non-empty string.
+        ValueError: a bad deadline, or a model without a provider.
     """
     if deadline_s is not None and deadline_s <= 0:
         raise ValueError(f"deadline_s must be positive, not {deadline_s}")
-    return TaskSpec(
+    spec = TaskSpec(
         task_id=uuid.uuid4().hex,
         role=role,
         messages=(),
@@ -140,7 +158,9 @@ def embed_spec(
         submitted_at=time.monotonic(),
         embed=embed,
         tenant=tenant,
+        request_id=_label(request_id, "request_id"),
     )
+    return _pin(spec, provider, model)
 
 
 def _check_names(options: Mapping[str, object]) -> None:
@@ -171,6 +191,24 @@ def _labels(tags: Sequence[str]) -> tuple[str, ...]:
 def _label(value: str | None, name: str) -> str | None:
     if value is not None and (not isinstance(value, str) or not value):
         raise TypeError(f"{name} must be a non-empty string or None")
+    return value
+
+
+def _pin(spec: TaskSpec, provider: str | None, model: str | None) -> TaskSpec:
+    """``spec`` pinned to ``provider`` and its ``model``; a model alone names no provider."""
+    if provider is None and model is None:
+        return spec
+    if provider is None:
+        raise ValueError("model= asks a pinned provider for a model: give provider= too")
+    provider, model = _label(provider, "provider"), _label(model, "model")
+    return dataclasses.replace(spec, provider=provider, model=model)
+
+
+def _traceparent(value: str | None) -> str | None:
+    if value is not None and (not isinstance(value, str) or not is_traceparent(value)):
+        raise ValueError(
+            f"traceparent must be a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>), not {value!r}"
+        )
     return value
 
 

@@ -263,16 +263,27 @@ class Callboard(BoardAdmin):
         deadline_s: float | None = None,
         workflow_id: str | None = None,
         tenant: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        request_id: str | None = None,
     ) -> EmbedReply:
         """Embed ``texts`` with the first provider of ``role`` that has embeddings.
 
         Only providers with an ``embedding_model`` serve, and a fallback goes only to a
         provider with the same embedding model, so the vectors of one task never mix.
-        ``tenant`` says whose task it is (its chains and budgets apply).
+        ``tenant`` says whose task it is (its chains and budgets apply); ``provider``,
+        ``model`` and ``request_id`` are those of `ask` (pinning and the audit log).
         """
         spec, reply = self._submit(
             embed_spec(
-                role, _embedding(texts, dimensions, input_type), deadline_s, workflow_id, tenant
+                role,
+                _embedding(texts, dimensions, input_type),
+                deadline_s,
+                workflow_id,
+                tenant,
+                provider=provider,
+                model=model,
+                request_id=request_id,
             )
         )
         result: EmbedReply = self._wait_for(spec, reply)
@@ -288,11 +299,21 @@ class Callboard(BoardAdmin):
         deadline_s: float | None = None,
         workflow_id: str | None = None,
         tenant: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        request_id: str | None = None,
     ) -> EmbedReply:
         """The same as `embed`, for asyncio."""
         spec, reply = self._submit(
             embed_spec(
-                role, _embedding(texts, dimensions, input_type), deadline_s, workflow_id, tenant
+                role,
+                _embedding(texts, dimensions, input_type),
+                deadline_s,
+                workflow_id,
+                tenant,
+                provider=provider,
+                model=model,
+                request_id=request_id,
             )
         )
         try:
@@ -309,7 +330,8 @@ class Callboard(BoardAdmin):
         """Hand a task to the router; return its spec and the future of its reply."""
         if self._closed:
             raise BoardClosedError("the board is closed")
-        self._note_unconfigured(spec.role)
+        if spec.provider is None:
+            self._note_unconfigured(spec.role)
         if self._config.otel.enabled and spec.traceparent is None:
             spec = dataclasses.replace(spec, traceparent=current_traceparent())
         reply: concurrent.futures.Future[Any] = concurrent.futures.Future()
