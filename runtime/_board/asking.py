@@ -138,12 +138,13 @@ def embed_spec(
     provider: str | None = None,
     model: str | None = None,
     request_id: str | None = None,
+    traceparent: str | None = None,
 ) -> TaskSpec:
     """Return the spec of an embeddings task.
 
     Raises:
         TypeError: a label that is not a non-empty string.
-        ValueError: a bad deadline, or a model without a provider.
+        ValueError: a bad deadline or traceparent, or a model without a provider.
     """
     if deadline_s is not None and deadline_s <= 0:
         raise ValueError(f"deadline_s must be positive, not {deadline_s}")
@@ -159,6 +160,7 @@ def embed_spec(
         embed=embed,
         tenant=tenant,
         request_id=_label(request_id, "request_id"),
+        traceparent=_traceparent(traceparent),
     )
     return _pin(spec, provider, model)
 

@@ -266,13 +266,14 @@ class Callboard(BoardAdmin):
         provider: str | None = None,
         model: str | None = None,
         request_id: str | None = None,
+        traceparent: str | None = None,
     ) -> EmbedReply:
         """Embed ``texts`` with the first provider of ``role`` that has embeddings.
 
         Only providers with an ``embedding_model`` serve, and a fallback goes only to a
         provider with the same embedding model, so the vectors of one task never mix.
         ``tenant`` says whose task it is (its chains and budgets apply); ``provider``,
-        ``model`` and ``request_id`` are those of `ask` (pinning and the audit log).
+        ``model``, ``request_id`` and ``traceparent`` are those of `ask`.
         """
         spec, reply = self._submit(
             embed_spec(
@@ -284,6 +285,7 @@ class Callboard(BoardAdmin):
                 provider=provider,
                 model=model,
                 request_id=request_id,
+                traceparent=traceparent,
             )
         )
         result: EmbedReply = self._wait_for(spec, reply)
@@ -302,6 +304,7 @@ class Callboard(BoardAdmin):
         provider: str | None = None,
         model: str | None = None,
         request_id: str | None = None,
+        traceparent: str | None = None,
     ) -> EmbedReply:
         """The same as `embed`, for asyncio."""
         spec, reply = self._submit(
@@ -314,6 +317,7 @@ class Callboard(BoardAdmin):
                 provider=provider,
                 model=model,
                 request_id=request_id,
+                traceparent=traceparent,
             )
         )
         try:

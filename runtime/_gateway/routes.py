@@ -54,21 +54,21 @@ async def read_json(request: web.Request) -> Any:
 
 
 def _task_of(request: web.Request, model: str) -> dict[str, Any]:
-    """What every task of a request carries: its key's tenant, its id, its pin."""
+    """What every task of a request carries: its key's tenant, its id, trace and pin."""
     gateway: Gateway = request.app[GATEWAY]
     options: dict[str, Any] = {"request_id": request[REQUEST_ID]}
     tenant = request[ADMISSION].tenant
     if tenant is not None:
         options["tenant"] = tenant
+    traceparent = request.headers.get("traceparent", "").strip()
+    if is_traceparent(traceparent):  # an invalid one is ignored, as W3C says
+        options["traceparent"] = traceparent
     return options | pin_of(model, gateway.board.config.roles, request.headers)
 
 
 def _labels(request: web.Request, model: str) -> dict[str, Any]:
-    """The options of a chat task from the request: its task's, tags, session, trace."""
+    """The options of a chat task from the request: its task's, its tags and session."""
     labels = _task_of(request, model)
-    traceparent = request.headers.get("traceparent", "").strip()
-    if is_traceparent(traceparent):  # an invalid one is ignored, as W3C says
-        labels["traceparent"] = traceparent
     tags = [t.strip() for t in request.headers.get("x-callboard-tags", "").split(",")]
     if any(tags):
         labels["tags"] = [t for t in tags if t]
