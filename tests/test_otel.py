@@ -226,6 +226,6 @@ def test_traceparent_option_is_checked():
     with (
         FakeOpenAI() as fake,
         Callboard(config_for({"gpt": fake}, {"coder": ["gpt"]}), check=False) as board,
+        pytest.raises(ValueError, match="W3C traceparent"),
     ):
-        with pytest.raises(ValueError, match="W3C traceparent"):
-            board.ask("coder", "hi", traceparent="00-abc-def-01")
+        board.ask("coder", "hi", traceparent="00-abc-def-01")
