@@ -36,6 +36,7 @@ from actors._messages import (
     EventsStored,
     FlushEvents,
     GetBudgets,
+    GetExposition,
     GetHealth,
     GetStats,
     HealthChanged,
@@ -139,6 +140,7 @@ class RouterActor(SupervisedActor):
             FlushEvents: self._flush_events,
             GetStats: self._forward_to_metrics,
             SyncStore: self._forward_to_metrics,
+            GetExposition: self._forward_to_metrics,
             ApplyRouting: self._apply,
             GetHealth: self._report_health,
             GetBudgets: self._report_budgets,
@@ -578,7 +580,7 @@ class RouterActor(SupervisedActor):
     def _events_stored(self, message: EventsStored) -> None:
         self._outbox.stored(message.numbers)
 
-    def _forward_to_metrics(self, message: GetStats | SyncStore) -> None:
+    def _forward_to_metrics(self, message: GetStats | SyncStore | GetExposition) -> None:
         """Pass on the tasks that ended, then the caller's question, in that order."""
         self._send_events()
         if self._metrics is not None and self._send(self._metrics, message):

@@ -21,7 +21,7 @@ from runtime._gateway.routes import json_response, routes
 from runtime._gateway.state import ADMISSION, GATEWAY, REQUEST_ID, Gateway
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_OPEN_PATHS = frozenset({"/health", "/ready"})
+_OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 
 def build_app(board: Callboard) -> web.Application:

@@ -24,6 +24,7 @@ from runtime._gateway.apis import ANTHROPIC, OPENAI, ServedApi, StreamWriter
 from runtime._gateway.failures import failure_of
 from runtime._gateway.pins import model_names, pin_of
 from runtime._gateway.state import ADMISSION, GATEWAY, REQUEST_ID, Gateway
+from runtime._metrics.prometheus import EXPOSITION_TYPE
 from runtime._task_spec import is_traceparent
 from runtime.protocols import _openai_server
 from runtime.protocols._serving import RequestError
@@ -170,6 +171,18 @@ async def ready(request: web.Request) -> web.StreamResponse:
     return json_response({"ready": usable, "providers": providers}, 200 if usable else 503)
 
 
+async def prometheus_metrics(request: web.Request) -> web.StreamResponse:
+    """``GET /metrics``: the board's Prometheus metrics; 404 when it keeps none."""
+    gateway: Gateway = request.app[GATEWAY]
+    text = await asyncio.to_thread(gateway.board.prometheus_exposition)
+    if text is None:
+        raise web.HTTPNotFound(
+            text="Prometheus metrics are off: set [gateway] metrics = true (or [metrics] "
+            "prometheus_port) and install callboard[prometheus]"
+        )
+    return web.Response(body=text, headers={"content-type": EXPOSITION_TYPE})
+
+
 def routes() -> list[web.RouteDef]:
     """Every route of the gateway."""
     return [
@@ -179,4 +192,5 @@ def routes() -> list[web.RouteDef]:
         web.post("/v1/messages", anthropic_messages),
         web.get("/health", health),
         web.get("/ready", ready),
+        web.get("/metrics", prometheus_metrics),
     ]
