@@ -11,7 +11,7 @@ with Callboard.from_config("config.toml") as board:
 
 import typing
 
-from runtime._board.asking import AskOptions
+from runtime._board.asking import AskOptions, EmbedOptions
 from runtime._chat import (
     AttemptRecord,
     EmbedReply,
@@ -76,6 +76,7 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "DeadlineExceededError",
+    "EmbedOptions",
     "EmbedReply",
     "ErrorKind",
     "Flag",

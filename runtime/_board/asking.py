@@ -12,7 +12,7 @@ import difflib
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel
 
@@ -71,6 +71,29 @@ class AskOptions(TypedDict, total=False):
 OPTIONS = frozenset(AskOptions.__annotations__)
 
 
+class EmbedOptions(TypedDict, total=False):
+    """The keyword options of `Callboard.embed` and ``aembed``.
+
+    ``dimensions`` shortens the vectors where the model can; ``input_type``
+    (``"document"`` or ``"query"``) reaches the providers that take it. The others are
+    those of `AskOptions`: ``deadline_s``, ``workflow_id``, ``tenant``, ``provider`` and
+    ``model`` (pinning), ``request_id`` and ``traceparent``.
+    """
+
+    dimensions: int | None
+    input_type: Literal["document", "query"] | None
+    deadline_s: float | None
+    workflow_id: str | None
+    tenant: str | None
+    provider: str | None
+    model: str | None
+    request_id: str | None
+    traceparent: str | None
+
+
+EMBED_OPTIONS = frozenset(EmbedOptions.__annotations__)
+
+
 def task_spec(
     role: str,
     prompt: str | None,
@@ -92,9 +115,7 @@ def task_spec(
         turns.append(Message("user", prompt))
     if not any(m.role == "user" for m in turns):
         raise ValueError("a task needs a prompt or at least one user message")
-    deadline_s = options.get("deadline_s")
-    if deadline_s is not None and deadline_s <= 0:
-        raise ValueError(f"deadline_s must be positive, not {deadline_s}")
+    deadline_s = _deadline(options.get("deadline_s"))
     if on_broken not in ("raise", "restart"):
         raise ValueError(f"on_broken must be 'raise' or 'restart', not {on_broken!r}")
     tools = _tools(options.get("tools", ()))
@@ -128,50 +149,49 @@ def task_spec(
     return _pin(spec, options.get("provider"), options.get("model"))
 
 
-def embed_spec(
-    role: str,
-    embed: EmbedSpec,
-    deadline_s: float | None,
-    workflow_id: str | None,
-    tenant: str | None = None,
-    *,
-    provider: str | None = None,
-    model: str | None = None,
-    request_id: str | None = None,
-    traceparent: str | None = None,
-) -> TaskSpec:
-    """Return the spec of an embeddings task.
+def embed_spec(role: str, texts: Sequence[str], options: EmbedOptions) -> TaskSpec:
+    """Check an embeddings call's options and return the spec of its task.
 
     Raises:
-        TypeError: a label that is not a non-empty string.
-        ValueError: a bad deadline or traceparent, or a model without a provider.
+        TypeError: an option that does not exist, or a label that is not a string.
+        ValueError: no texts, a bad deadline or traceparent, a model without a provider.
     """
-    if deadline_s is not None and deadline_s <= 0:
-        raise ValueError(f"deadline_s must be positive, not {deadline_s}")
+    _check_names(options, EMBED_OPTIONS, "embed")
+    if isinstance(texts, str) or not texts or not all(isinstance(t, str) for t in texts):
+        raise ValueError("embed takes a non-empty list of strings")
+    embed = EmbedSpec(tuple(texts), options.get("dimensions"), options.get("input_type"))
     spec = TaskSpec(
         task_id=uuid.uuid4().hex,
         role=role,
         messages=(),
         system=None,
         tuning=Tuning(),
-        deadline_s=deadline_s,
-        workflow_id=workflow_id,
+        deadline_s=_deadline(options.get("deadline_s")),
+        workflow_id=options.get("workflow_id"),
         submitted_at=time.monotonic(),
         embed=embed,
-        tenant=tenant,
-        request_id=_label(request_id, "request_id"),
-        traceparent=_traceparent(traceparent),
+        tenant=_label(options.get("tenant"), "tenant"),
+        request_id=_label(options.get("request_id"), "request_id"),
+        traceparent=_traceparent(options.get("traceparent")),
     )
-    return _pin(spec, provider, model)
+    return _pin(spec, options.get("provider"), options.get("model"))
 
 
-def _check_names(options: Mapping[str, object]) -> None:
-    unknown = sorted(set(options) - OPTIONS)
+def _check_names(
+    options: Mapping[str, object], known: frozenset[str] = OPTIONS, call: str = "ask"
+) -> None:
+    unknown = sorted(set(options) - known)
     if unknown:
         name = unknown[0]
-        hint = difflib.get_close_matches(name, OPTIONS, n=1)
+        hint = difflib.get_close_matches(name, known, n=1)
         tail = f'; did you mean "{hint[0]}"?' if hint else ""
-        raise TypeError(f"ask() got an unexpected keyword argument {name!r}{tail}")
+        raise TypeError(f"{call}() got an unexpected keyword argument {name!r}{tail}")
+
+
+def _deadline(deadline_s: float | None) -> float | None:
+    if deadline_s is not None and deadline_s <= 0:
+        raise ValueError(f"deadline_s must be positive, not {deadline_s}")
+    return deadline_s
 
 
 def _tools(tools: Sequence[Tool]) -> tuple[Tool, ...]:
