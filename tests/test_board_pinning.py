@@ -97,3 +97,20 @@ def test_pinned_task_audit(tmp_path: Path) -> None:
         "gpt",
     )
     assert not any(r["event"] == "role_unconfigured" for r in records)
+
+
+def test_embed_pins_and_checks_its_options() -> None:
+    """``embed(provider=, model=)`` pins an embeddings task; an unknown option is named."""
+    with FakeOpenAI() as gpt, FakeOpenAI() as other:
+        config = config_for({"gpt": gpt, "other": other}, {"search": ["gpt"]})
+        providers = {
+            pid: settings.model_copy(update={"embedding_model": "text-embedding-3-small"})
+            for pid, settings in config.providers.items()
+        }
+        config = config.model_copy(update={"providers": providers})
+        with Callboard(config, check=False) as board:
+            reply = board.embed("search", ["a"], provider="other", model="text-embedding-3-large")
+            assert (reply.provider, reply.model) == ("other", "text-embedding-3-large")
+            with pytest.raises(TypeError, match='did you mean "dimensions"'):
+                board.embed("search", ["a"], dimension=8)  # type: ignore[call-arg]
+    assert gpt.requests == ()
