@@ -2,8 +2,9 @@
 
 The guard gives every request its id (``x-request-id``, echoed or made), refuses it at
 once while the gateway drains or has ``max_in_flight`` requests already (503), checks its
-key (401), and turns every failure into the error shape of the API that was called, so
-the official SDKs raise their own exception classes.
+key (401; ``/health``, ``/ready`` and ``/metrics`` are open), and turns every failure
+into the error shape of the API that was called, so the official SDKs raise their own
+exception classes.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The gateway's routes: chat (both APIs, whole and streamed), embeddings, models, health.
 
 Each chat route reads the request with its API's reader, runs the task on the board by
-the role the ``model`` names, and writes the answer in the same API. A streamed answer
+the role the ``model`` names (or on the one provider it pins, see ``pins``), carrying
+the key's tenant, the request's id and its ``traceparent``, and writes the answer in the
+same API. A streamed answer
 waits for its first event before it sends its headers, so a task that fails before any
 content answers with the API's error status and body; a failure after that ends the
 stream with the API's error event.
