@@ -308,6 +308,16 @@ class GetStats:
 
 
 @dataclass(frozen=True, slots=True)
+class GetExposition:
+    """Caller → router → metrics: resolve ``reply`` with the Prometheus exposition text.
+
+    ``None`` when the metrics actor keeps no Prometheus registry (see `MetricsActorSettings`).
+    """
+
+    reply: concurrent.futures.Future[bytes | None]
+
+
+@dataclass(frozen=True, slots=True)
 class GetHealth:
     """Caller → router: resolve ``reply`` with each provider's standing, by provider id."""
 

@@ -208,6 +208,9 @@ class GatewaySettings(_Section):
     """Requests served at once; beyond it, 503 at once (no queue without end)."""
     drain_s: NonNegativeFloat = 30.0
     """On SIGTERM or SIGINT: how long requests in flight may take to finish before exit."""
+    metrics: bool = False
+    """Serve Prometheus ``/metrics`` on the gateway's port (also on when ``[metrics]
+    prometheus_port`` is set; needs ``callboard[prometheus]``)."""
 
     def secrets(self) -> list[str]:
         """Return every gateway key, for redaction."""
