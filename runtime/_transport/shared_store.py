@@ -27,9 +27,10 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime._errors import MissingExtraError
+from runtime._policy.leased_ledger import BudgetAsk, BudgetGrant
 from runtime._policy.leases import Grant, LeaseAsk
 from runtime._policy.rate_limits import WINDOW_S
-from runtime._transport.lease_script import LEASE_SCRIPT
+from runtime._transport.lease_script import BUDGET_SCRIPT, LEASE_SCRIPT
 
 if TYPE_CHECKING:
     from runtime._config.schema import Config, SharedSettings
@@ -136,6 +137,7 @@ class RedisStore:
             url, socket_connect_timeout=timeout, retry=no_retry
         )
         self._script = self._client.register_script(LEASE_SCRIPT)
+        self._budget_script = self._client.register_script(BUDGET_SCRIPT)
         self._watchers: dict[str, list[HealthWatcher]] = {}
         self._listening: concurrent.futures.Future[None] | None = None
         self.subscribed = threading.Event()
@@ -169,6 +171,22 @@ class RedisStore:
         reply = await self._guarded(self._script(keys=keys, args=args))
         requests, tokens, slot, processes, retry_ms = (int(x) for x in reply)
         return Grant(requests, tokens, slot, processes, retry_ms / 1000)
+
+    def budget(self, ask: BudgetAsk) -> concurrent.futures.Future[BudgetGrant]:
+        """Report spend and ask for a lease of a budget account (see `BUDGET_SCRIPT`)."""
+        name, account = ask.key
+        key = f"{self._ns}:budget:{name}:{account}:{int(ask.period_start)}"
+        ttl_ms = 0 if ask.period_end is None else int((ask.period_end - time.time() + 86400) * 1000)
+        args: list[float | int | str] = [ask.limit_usd, ask.report_usd, ask.give_back_usd]
+        args += [ask.want_usd, ask.min_usd, ask.restored_usd, max(ttl_ms, 0)]
+        args += [self.origin, int(LIVE_S * 1000)]
+        keys = [key, f"{self._ns}:processes"]
+        return self._io.submit(self._budget(keys, args))
+
+    async def _budget(self, keys: list[str], args: list[float | int | str]) -> BudgetGrant:
+        reply = await self._guarded(self._budget_script(keys=keys, args=args))
+        granted, spent, leased = (float(x) for x in reply[:3])
+        return BudgetGrant(granted, spent, leased, int(reply[3]))
 
     async def _guarded(self, work: Any) -> Any:
         """Await one Redis command, translating every failure (the one boundary)."""
