@@ -21,10 +21,20 @@ RPM = 600
 
 
 def fleet_config(
-    deployment: Deployment, fake: FakeProvider, url: str, namespace: str, name: str, **extra: object
+    deployment: Deployment,
+    fake: FakeProvider,
+    url: str,
+    namespace: str,
+    name: str,
+    *,
+    more: str = "",
+    **extra: object,
 ) -> Path:
-    """Write one process's config (its own audit file) casting ``coder`` to ``fake``."""
-    shared = f'\n[shared]\nurl = "{url}"\nnamespace = "{namespace}"\n'
+    """Write one process's config (its own audit file) casting ``coder`` to ``fake``.
+
+    ``more`` is added as it is (budgets, prices); ``extra`` goes in the provider's table.
+    """
+    shared = f'\n[shared]\nurl = "{url}"\nnamespace = "{namespace}"\n{more}'
     sections = FAST_SECTIONS.replace("task_s = 10.0", "task_s = 60.0") + shared
     text = config_toml(deployment, {"p": (fake, extra)}, {"coder": ["p"]}, sections=sections)
     text = text.replace(str(deployment.audit_path), str(deployment.audit_path) + f".{name}")
@@ -114,6 +124,44 @@ def test_four_processes_keep_one_tpm_with_real_usage(fakes, deployment, redis_ur
         child.wait(10)
     times = sorted(r.received_at for r in fake.requests if r.is_chat)
     assert busiest_window(times) * 150 <= 6000 * 1.01
+
+
+BUDGET = """
+[prices."gpt-4o"]
+input = 100.0
+output = 1000.0
+
+[[budgets]]
+name = "fleet"
+limit_usd = 1.0
+period = "day"
+on_exceed = "stop"
+"""
+"""Each call reserves about $0.05 (max_tokens = 50) and costs $0.02 (100 in, 10 out)."""
+CALL_USD = (100 * 100.0 + 10 * 1000.0) / 1_000_000
+
+
+@pytest.mark.timeout(120)
+def test_four_processes_keep_one_budget(fakes, deployment, redis_url, namespace):
+    """Four processes, 40 calls each, one $1 stop budget: the fake bills at most $1 in all.
+
+    Alone, each process would spend its own $1 (up to $3.20 for the fleet).
+    """
+    fake = fakes("openai", default=Answer("ok", usage=Usage(input_tokens=100, output_tokens=10)))
+    configs = [
+        fleet_config(deployment, fake, redis_url, namespace, f"w{i}", more=BUDGET, max_tokens=50)
+        for i in range(4)
+    ]
+    fleet = Fleet(configs, calls=40)
+    fleet.go()
+    results = fleet.results(timeout_s=90)
+    billed = sum(1 for r in fake.requests if r.is_chat) * CALL_USD
+    assert billed <= 1.0 + 1e-9
+    # a burst reserves worst cases ($0.05) that end as $0.02: as with one process, calls are
+    # refused while those holds are out; still more than a fixed quarter of the budget each
+    assert billed > 0.25
+    assert sum(int(str(r["ok"])) for r in results) * CALL_USD == pytest.approx(billed)
+    assert all("fleet" in error for r in results for error in r["errors"])  # type: ignore[attr-defined]
 
 
 @pytest.mark.timeout(60)
