@@ -43,6 +43,8 @@ LIVE_S = 10.0
 """A process counts as live this long after its last lease."""
 RECONNECT_S = 0.5
 """The pause before the health subscription tries Redis again."""
+OUT_KEPT_S = 86400.0
+"""How long the last ``out`` note is kept for processes that start later."""
 
 
 class SharedStoreUnavailableError(Exception):
@@ -55,7 +57,8 @@ class HealthNote:
 
     provider: str
     kind: str
-    """``cooling`` (a 429), ``open`` (its breaker opened) or ``out`` (key revoked, quota spent)."""
+    """``cooling`` (a 429), ``open`` (its breaker opened), ``out`` (key revoked, quota spent)
+    or ``ok`` (the fleet's one trial call after a rest succeeded)."""
     for_s: float
     """How long it lasts from ``sent_at`` (``out``: until a reload)."""
     reason: str
@@ -96,6 +99,18 @@ class SharedStore(Protocol):
 
     def watch(self, provider: str, watcher: HealthWatcher) -> None:
         """Call ``watcher`` with every other process's note about ``provider``."""
+        ...
+
+    def last(self, provider: str) -> concurrent.futures.Future[HealthNote | None]:
+        """The last note published about ``provider`` that still holds (for a new process)."""
+        ...
+
+    def claim_trial(self, provider: str, for_s: float) -> concurrent.futures.Future[bool]:
+        """Take ``provider``'s trial token for ``for_s`` (``False``: another process has it)."""
+        ...
+
+    def release_trial(self, provider: str) -> None:
+        """Give the trial token back (best effort: it expires anyway)."""
         ...
 
     def unwatch(self, provider: str, watcher: HealthWatcher) -> None:
@@ -201,10 +216,56 @@ class RedisStore:
         self._io.submit(self._publish(note))
 
     async def _publish(self, note: HealthNote) -> None:
+        text = note.to_json()
+        # the last note stays as long as it holds, for processes that start later
+        keep_s = note.for_s if note.kind in {"cooling", "open"} else OUT_KEPT_S
+        keep_ms = max(1, int(keep_s * 1000))
         try:
-            await self._guarded(self._client.publish(self.channel, note.to_json()))
+            if note.kind == "ok":
+                await self._guarded(self._client.delete(self._last_key(note.provider)))
+            else:
+                await self._guarded(
+                    self._client.set(self._last_key(note.provider), text, px=keep_ms)
+                )
+            await self._guarded(self._client.publish(self.channel, text))
         except SharedStoreUnavailableError:
             return  # the process rests by itself; the others learn on their own
+
+    def _last_key(self, provider: str) -> str:
+        return f"{self._ns}:health:{provider}"
+
+    def last(self, provider: str) -> concurrent.futures.Future[HealthNote | None]:
+        """Read the last note published about ``provider`` that still holds."""
+        return self._io.submit(self._last(provider))
+
+    async def _last(self, provider: str) -> HealthNote | None:
+        text = await self._guarded(self._client.get(self._last_key(provider)))
+        if text is None:
+            return None
+        try:
+            note = HealthNote.from_json(text)
+        except (ValueError, TypeError):
+            return None
+        return None if note.origin == self.origin else note
+
+    def claim_trial(self, provider: str, for_s: float) -> concurrent.futures.Future[bool]:
+        """Take ``provider``'s trial token (``SET NX`` with an expiry of ``for_s``)."""
+        return self._io.submit(self._claim(provider, for_s))
+
+    async def _claim(self, provider: str, for_s: float) -> bool:
+        key = f"{self._ns}:trial:{provider}"
+        taken = self._client.set(key, self.origin, nx=True, px=max(1, int(for_s * 1000)))
+        return bool(await self._guarded(taken))
+
+    def release_trial(self, provider: str) -> None:
+        """Give the trial token back."""
+        self._io.submit(self._release(provider))
+
+    async def _release(self, provider: str) -> None:
+        try:
+            await self._guarded(self._client.delete(f"{self._ns}:trial:{provider}"))
+        except SharedStoreUnavailableError:
+            return  # it expires
 
     def watch(self, provider: str, watcher: HealthWatcher) -> None:
         """Call ``watcher`` (on the I/O loop) with other processes' notes about ``provider``."""
