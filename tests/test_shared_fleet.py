@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -255,3 +256,45 @@ def test_check_reports_the_shared_store(fakes, deployment, redis_url, namespace,
     assert done.returncode == 2
     assert "unreachable" in done.stdout
     assert "local share" in done.stderr
+
+
+@pytest.mark.timeout(60)
+def test_one_trial_call_for_the_fleet_after_a_shared_rest(fakes, deployment, redis_url, namespace):
+    """A 429 rests two boards; when it ends one sends the trial, the other waits for it."""
+    trial = Answer("ok", delay_s=0.3)
+    fake = fakes("openai", script=[Fail(429, retry_after_s=1), trial])
+    first, second = (_board(fleet_config(deployment, fake, redis_url, namespace, n)) for n in "ab")
+    deployment.boards += [first, second]
+    with pytest.raises(Exception):  # noqa: B017 - only the rest matters here
+        first.ask("coder", "hi", deadline_s=0.5)
+    assert eventually(lambda: second.health()["p"].state == "cooling")
+
+    async def both() -> list[object]:
+        boards = (first, second, first, second)
+        asks = [board.aask("coder", f"t{i}", deadline_s=20) for i, board in enumerate(boards)]
+        return await asyncio.gather(*asks)
+
+    answers = asyncio.run(both())
+    assert len(answers) == 4
+    chats = [r for r in fake.requests if r.is_chat]
+    assert len(chats) == 5  # the 429, the trial, the three others
+    trial_at = chats[1].received_at
+    assert all(r.received_at >= trial_at + 0.25 for r in chats[2:])  # all after its answer
+    events = [e["event"] for name in "ab" for e in _audit(deployment, name)]
+    assert events.count("trial_call") == 1
+    assert "trial_passed" in events
+
+
+@pytest.mark.timeout(60)
+def test_a_board_that_starts_later_learns_the_rest(fakes, deployment, redis_url, namespace):
+    """A board started after another's 429 (Retry-After 5 s) starts cooling, for what is left."""
+    fake = fakes("openai", script=[Fail(429, retry_after_s=5)])
+    first = _board(fleet_config(deployment, fake, redis_url, namespace, "a"))
+    deployment.boards.append(first)
+    with pytest.raises(Exception):  # noqa: B017 - only the rest matters here
+        first.ask("coder", "hi", deadline_s=1.0)
+    later = _board(fleet_config(deployment, fake, redis_url, namespace, "b"))
+    deployment.boards.append(later)
+    assert eventually(lambda: later.health()["p"].state == "cooling")
+    events = [e for e in _audit(deployment, "b") if e.get("event") == "provider_cooling"]
+    assert 3.0 < events[0]["seconds"] < 5.0
