@@ -298,3 +298,20 @@ def test_a_board_that_starts_later_learns_the_rest(fakes, deployment, redis_url,
     assert eventually(lambda: later.health()["p"].state == "cooling")
     events = [e for e in _audit(deployment, "b") if e.get("event") == "provider_cooling"]
     assert 3.0 < events[0]["seconds"] < 5.0
+
+
+@pytest.mark.timeout(60)
+def test_budgets_fall_back_to_a_local_share_without_redis(fakes, deployment, own_redis, namespace):
+    """Redis away: the budget is kept on this process's share, and the audit log says so."""
+    fake = fakes("openai", default=Answer("ok", usage=Usage(input_tokens=100, output_tokens=10)))
+    own_redis.stop()
+    config = fleet_config(
+        deployment, fake, own_redis.url, namespace, "a", more=BUDGET, max_tokens=50
+    )
+    board = _board(config)
+    deployment.boards.append(board)
+    assert board.ask("coder", "hi", deadline_s=10).text == "ok"
+    events = [e for e in _audit(deployment, "a") if e.get("event") == "budget_shared_lost"]
+    assert events
+    assert events[0]["budget"] == "fleet"
+    assert board.budgets()[0].spent_usd == pytest.approx(CALL_USD)
