@@ -41,7 +41,7 @@ class Store:
         """Answer every ask queued, in order."""
         while self.asks:
             ledger, ask = self.asks.pop(0)
-            self.spent += ask.report_usd
+            self.spent += ask.report_usd + ask.backfill_usd
             self.leased = max(0.0, self.leased - ask.report_usd - ask.give_back_usd)
             grant = min(ask.want_usd, ask.limit_usd - self.spent - self.leased)
             grant = 0.0 if grant < ask.min_usd or grant <= 0 else grant
@@ -130,10 +130,10 @@ def test_a_lost_store_leaves_a_local_share_then_reports_it():
     _, ask = store.asks.pop()
     assert ledger.failed(ask, NOW) is True
     # a quarter of what the fleet had left: (1.0 - 0.05) / 4
-    taken = 0
-    while isinstance(ledger.reserve(CALL, 0.01, NOW), Hold):
-        taken += 1
-    assert taken == 23
+    held = []
+    while isinstance(hold := ledger.reserve(CALL, 0.01, NOW), Hold):
+        held.append(hold)
+    assert len(held) == 23
     refusal = ledger.reserve(CALL, 0.01, NOW)
     assert isinstance(refusal, Refusal)
     assert refusal.retry_s is None
@@ -142,4 +142,15 @@ def test_a_lost_store_leaves_a_local_share_then_reports_it():
     assert ask.report_usd == pytest.approx(0.05)  # what the lost ask carried goes again
     store.answer_all(NOW + 1.5)
     assert store.spent == pytest.approx(0.05)
+    assert store.leased == pytest.approx(0.0)  # the slice held when the store went is back
     assert isinstance(ledger.reserve(CALL, 0.01, NOW + 1.5), Refusal)  # leases again
+    store.answer_all(NOW + 1.5)
+    for hold in held:  # calls admitted on the local share end after the store came back
+        ledger.settle(hold, 0.01, NOW + 1.6)
+    ledger.flush(NOW + 1.7)
+    (_, ask), *_ = store.asks
+    assert ask.backfill_usd == pytest.approx(0.23)
+    assert ask.report_usd == 0.0
+    store.answer_all(NOW + 1.7)
+    assert store.spent == pytest.approx(0.28)
+    assert store.leased == pytest.approx(LEASE_SHARE)  # the new slice only

@@ -56,6 +56,8 @@ class BudgetAsk:
     """Spend settled here since the last ask (moves from leased to spent)."""
     give_back_usd: float
     """Lease no longer wanted (moves out of leased)."""
+    backfill_usd: float
+    """Spend made on a local share while the store was away (counted as spent only)."""
     want_usd: float
     min_usd: float
     """Grant nothing unless at least this much (the waiting call's worst case)."""
@@ -81,6 +83,7 @@ class _Lease:
     free: float = 0.0
     unreported: float = 0.0
     given_back: float = 0.0
+    backfill: float = 0.0
     asking: bool = False
     exhausted: bool = False
     """The store's last answer could not cover the call that asked."""
@@ -110,6 +113,8 @@ class LeasedLedger:
         self._send = send
         self._lease_s = lease_s
         self._leases: dict[Key, _Lease] = {}
+        self._local_holds: set[int] = set()
+        """Holds reserved on a local share (their spend is backfill, not a lease's)."""
         self._lock = threading.Lock()
 
     def apply(self, rules: Sequence[BudgetSettings]) -> None:
@@ -152,6 +157,8 @@ class LeasedLedger:
                 lease = self._leases.get(key)
                 if lease is not None:
                     lease.free -= hold.amount
+                    if lease.local:
+                        self._local_holds.add(hold.hold_id)
         return hold
 
     def _short(
@@ -164,7 +171,8 @@ class LeasedLedger:
         if lease.free + 1e-12 >= needed:
             return False
         if lease.local or (lease.exhausted and now < lease.retry_at):
-            return self._local.refusal_at(key, needed, lease.fleet_spent + lease.unreported)
+            spent = lease.fleet_spent + lease.unreported + lease.backfill
+            return self._local.refusal_at(key, needed, spent)
         if not lease.asking:
             asks.append(self._ask(key, rule, lease, start, end, want=needed, floor=needed))
         return True
@@ -177,9 +185,16 @@ class LeasedLedger:
     def settle(self, hold: Hold, cost_usd: float, now: float) -> list[BudgetAlert]:
         """Turn ``hold`` into ``cost_usd`` of spend; the unused rest stays in the lease."""
         with self._lock:
+            local = hold.hold_id in self._local_holds
+            self._local_holds.discard(hold.hold_id)
             for key in hold.accounts:
                 lease = self._leases.get(key)
-                if lease is not None:
+                if lease is None:
+                    continue
+                if local:  # its share is gone if the store came back: only the spend counts
+                    lease.backfill += cost_usd
+                    lease.free += hold.amount - cost_usd if lease.local else 0.0
+                else:
                     lease.free += hold.amount - cost_usd
                     lease.unreported += cost_usd
             return self._local.settle(hold, cost_usd, now)
@@ -206,7 +221,8 @@ class LeasedLedger:
                 idle = now - lease.last_used >= self._lease_s
                 if lease.asking or (lease.local and now < lease.retry_at):
                     continue
-                if lease.unreported > 0 or (idle and lease.free > 0) or lease.local:
+                owed = lease.unreported > 0 or lease.backfill > 0
+                if owed or (idle and lease.free > 0) or lease.local:
                     found = self._local.account_rule(key, now)
                     if found is None:
                         continue
@@ -233,7 +249,7 @@ class LeasedLedger:
             lease.retry_at = now + self._lease_s
             lease.fleet_spent = grant.spent_usd
             lease.processes = max(1, grant.processes)
-            self._local.observe(ask.key, grant.spent_usd + lease.unreported, now)
+            self._local.observe(ask.key, grant.spent_usd + lease.unreported + lease.backfill, now)
             return rejoined
 
     def failed(self, ask: BudgetAsk, now: float) -> bool:
@@ -247,10 +263,13 @@ class LeasedLedger:
             # what the ask carried is still to report and give back
             lease.unreported += ask.report_usd
             lease.given_back += ask.give_back_usd
+            lease.backfill += ask.backfill_usd
             if lease.local:
                 return False
             lease.local = True
-            left = ask.limit_usd - lease.fleet_spent - lease.unreported
+            lease.given_back += max(0.0, lease.free)  # the slice held goes back on rejoining
+            lease.free = min(lease.free, 0.0)
+            left = ask.limit_usd - lease.fleet_spent - lease.unreported - lease.backfill
             lease.free = max(0.0, left / lease.processes) + min(lease.free, 0.0)
             return True
 
@@ -279,12 +298,14 @@ class LeasedLedger:
             rule.limit_usd,
             lease.unreported,
             lease.given_back,
+            lease.backfill,
             max(want, rule.limit_usd * LEASE_SHARE) if want else 0.0,
             floor,
             lease.restored,
         )
         lease.unreported = 0.0
         lease.given_back = 0.0
+        lease.backfill = 0.0
         return ask
 
     def _dispatch(self, asks: list[BudgetAsk]) -> None:

@@ -83,8 +83,9 @@ return {grant_r, grant_t, now, redis.call('ZCARD', KEYS[3]), retry_ms}
 BUDGET_SCRIPT = """
 -- Lease dollars of one budget account's fleet-wide limit, atomically.
 -- KEYS: the account (hash: spent, leased), live processes (zset).
--- ARGV: limit, report (spend to count), give back (lease to stop counting), want, min,
---       restored (the spend when the account is new), ttl_ms (0: none), member, live_ms.
+-- ARGV: limit, report (leased spend to count), give back (lease to stop counting), want,
+--       min, restored (the spend when the account is new), ttl_ms (0: none), backfill
+--       (spend made without a lease, while Redis was away), member, live_ms.
 -- Returns {granted, spent, leased, live processes} (numbers as strings: Lua would cut them).
 pcall(redis.replicate_commands)
 local key = KEYS[1]
@@ -92,7 +93,7 @@ local limit, report, back = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[
 local want, min = tonumber(ARGV[4]), tonumber(ARGV[5])
 redis.call('HSETNX', key, 'spent', ARGV[6])
 redis.call('HSETNX', key, 'leased', 0)
-local spent = tonumber(redis.call('HINCRBYFLOAT', key, 'spent', report))
+local spent = tonumber(redis.call('HINCRBYFLOAT', key, 'spent', report + tonumber(ARGV[8])))
 local leased = tonumber(redis.call('HINCRBYFLOAT', key, 'leased', -(report + back)))
 if leased < 0 then
   leased = 0
@@ -105,8 +106,8 @@ local ttl = tonumber(ARGV[7])
 if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
 local time = redis.call('TIME')
 local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local live_ms = tonumber(ARGV[9])
-redis.call('ZADD', KEYS[2], now_ms, ARGV[8])
+local live_ms = tonumber(ARGV[10])
+redis.call('ZADD', KEYS[2], now_ms, ARGV[9])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms - live_ms)
 redis.call('PEXPIRE', KEYS[2], live_ms * 2)
 return {tostring(grant), tostring(spent), tostring(leased), redis.call('ZCARD', KEYS[2])}

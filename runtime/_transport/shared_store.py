@@ -193,7 +193,7 @@ class RedisStore:
         key = f"{self._ns}:budget:{name}:{account}:{int(ask.period_start)}"
         ttl_ms = 0 if ask.period_end is None else int((ask.period_end - time.time() + 86400) * 1000)
         args: list[float | int | str] = [ask.limit_usd, ask.report_usd, ask.give_back_usd]
-        args += [ask.want_usd, ask.min_usd, ask.restored_usd, max(ttl_ms, 0)]
+        args += [ask.want_usd, ask.min_usd, ask.restored_usd, max(ttl_ms, 0), ask.backfill_usd]
         args += [self.origin, int(LIVE_S * 1000)]
         keys = [key, f"{self._ns}:processes"]
         return self._io.submit(self._budget(keys, args))
