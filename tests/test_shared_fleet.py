@@ -10,11 +10,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis
 from _redis_server import RedisServer
 from support import ENV, FAST_SECTIONS, Deployment, callboard, config_toml, eventually
 
 from runtime import Callboard
 from runtime._chat import Usage
+from runtime._config.schema import SharedSettings
+from runtime._policy.leased_ledger import BudgetAsk, BudgetGrant
+from runtime._transport.io_loop import IoLoop
+from runtime._transport.shared_store import RedisStore
 from runtime.testing import Answer, Fail, FakeProvider, busiest_window
 
 WORKER = Path(__file__).with_name("fleet_worker.py")
@@ -315,3 +320,32 @@ def test_budgets_fall_back_to_a_local_share_without_redis(fakes, deployment, own
     assert events
     assert events[0]["budget"] == "fleet"
     assert board.budgets()[0].spent_usd == pytest.approx(CALL_USD)
+
+
+@pytest.mark.timeout(30)
+def test_the_budget_script_grants_what_is_left_and_drops_a_dead_process(redis_url, namespace):
+    """Redis grants only limit - spent - leased; a process gone quiet has its slice dropped."""
+    io = IoLoop()
+    settings = SharedSettings.model_validate({"url": redis_url, "namespace": namespace})
+    first, second = RedisStore(settings, io), RedisStore(settings, io)
+    try:
+
+        def ask(store: RedisStore, want: float, report: float = 0.0) -> BudgetGrant:
+            budget = BudgetAsk(("b", ""), 0.0, None, 1.0, report, 0.0, 0.0, want, 0.0, 0.0)
+            return store.budget(budget).result(timeout=5)
+
+        assert ask(first, 0.6).granted_usd == pytest.approx(0.6)
+        grant = ask(second, 0.6)
+        assert grant.granted_usd == pytest.approx(0.4)
+        assert grant.leased_usd == pytest.approx(1.0)
+        assert ask(first, 0.0, report=0.5).spent_usd == pytest.approx(0.5)  # 0.1 still held
+        client = redis.Redis.from_url(redis_url)
+        client.zrem(f"{namespace}:processes", first.origin)  # as if 10 s went by without it
+        client.close()
+        grant = ask(second, 0.6)
+        assert grant.granted_usd == pytest.approx(0.1)  # the first's 0.1 no longer counts
+        assert grant.spent_usd + grant.leased_usd == pytest.approx(1.0)
+    finally:
+        first.close()
+        second.close()
+        io.close()

@@ -343,6 +343,11 @@ class LocalLedger:
             account.roll(now)
             account.spent = max(account.spent, spent)
 
+    def reserved_on(self, key: tuple[str, str]) -> float:
+        """Return what calls in flight hold on an account."""
+        account = self._accounts.get(key)
+        return 0.0 if account is None else account.reserved
+
     def refusal_at(self, key: tuple[str, str], needed: float | None, spent: float) -> Refusal:
         """Return the refusal of ``key``'s account, at ``spent`` (a fleet's spend)."""
         account = self._accounts[key]

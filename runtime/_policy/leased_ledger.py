@@ -37,6 +37,9 @@ RETRY_S = 0.02
 """When a call waiting for a lease is tried again (a loopback Redis answers in ~1 ms)."""
 FALLBACK_RETRY_S = 1.0
 """How often a process on its local share tries the store again."""
+HEARTBEAT_S = 3.0
+"""A process holding a lease (or calls reserved on one) asks at least this often: the
+store drops the leases of a process it has not heard from in 10 s (it died)."""
 
 Key = tuple[str, str]
 """``(budget name, account)``."""
@@ -93,6 +96,7 @@ class _Lease:
     """Spending a local share: the store was not reached."""
     retry_at: float = 0.0
     last_used: float = 0.0
+    asked_at: float = 0.0
     restored: float = 0.0
 
 
@@ -174,7 +178,7 @@ class LeasedLedger:
             spent = lease.fleet_spent + lease.unreported + lease.backfill
             return self._local.refusal_at(key, needed, spent)
         if not lease.asking:
-            asks.append(self._ask(key, rule, lease, start, end, want=needed, floor=needed))
+            asks.append(self._ask(key, rule, lease, start, end, want=needed, floor=needed, now=now))
         return True
 
     def refused(self, refusal: Refusal, now: float) -> list[BudgetAlert]:
@@ -222,7 +226,9 @@ class LeasedLedger:
                 if lease.asking or (lease.local and now < lease.retry_at):
                     continue
                 owed = lease.unreported > 0 or lease.backfill > 0
-                if owed or (idle and lease.free > 0) or lease.local:
+                holding = lease.free > 0 or self._local.reserved_on(key) > 0
+                alive = holding and now - lease.asked_at >= HEARTBEAT_S  # or the store drops it
+                if owed or alive or (idle and lease.free > 0) or lease.local:
                     found = self._local.account_rule(key, now)
                     if found is None:
                         continue
@@ -230,7 +236,7 @@ class LeasedLedger:
                     if idle:
                         lease.given_back += max(0.0, lease.free)
                         lease.free = min(lease.free, 0.0)
-                    asks.append(self._ask(key, rule, lease, start, end, want=0.0, floor=0.0))
+                    asks.append(self._ask(key, rule, lease, start, end, now=now))
         self._dispatch(asks)
 
     def granted(self, ask: BudgetAsk, grant: BudgetGrant, now: float) -> bool:
@@ -287,10 +293,12 @@ class LeasedLedger:
         start: float,
         end: float | None,
         *,
-        want: float,
-        floor: float,
+        now: float,
+        want: float = 0.0,
+        floor: float = 0.0,
     ) -> BudgetAsk:
         lease.asking = True
+        lease.asked_at = now
         ask = BudgetAsk(
             key,
             start,
