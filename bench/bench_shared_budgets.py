@@ -18,14 +18,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import redis
-from bench_shared import commands, worker
+from bench_shared import run_workers, worker
 
 from runtime._chat import Usage
 from runtime._config.budgets import BudgetSettings
@@ -104,26 +103,7 @@ def fleet(
     with FakeOpenAI(default=answer) as fake:
         config = folder / f"fleet{processes}.toml"
         config.write_text(config_text(fake, url if shared else None, limit))
-        children = [
-            subprocess.Popen(  # noqa: S603 - this very script
-                [sys.executable, __file__, "--worker", str(config), str(calls)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(processes)
-        ]
-        for child in children:
-            assert child.stdout is not None
-            child.stdout.readline()
-        before = commands(client)
-        for child in children:
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.flush()
-        for child in children:
-            child.communicate(timeout=300)
-        after = commands(client)
+        before, after = run_workers(__file__, config, processes, calls, client)
         sent = sum(1 for r in fake.requests if r.is_chat)
     client.close()
     return {
