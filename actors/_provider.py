@@ -267,6 +267,7 @@ class ProviderActor(SupervisedActor):
             self._audit.event(
                 "provider_back", now=True, provider=self.provider_id, after=self._out_reason
             )
+            self._publish("ok", 0.0, "back in rotation after a reload")  # forget the last note
             self._out_reason = None
         self._announce(self._clock(), again=True)
 

@@ -6,6 +6,12 @@ A provider actor asks its store for leases of the provider's fleet-wide limits
 what other processes published (`SharedStore.watch`). All of it runs on the I/O loop and
 answers with futures whose done-callbacks send messages, like HTTP; no actor ever waits.
 
+Each note is also kept (``<namespace>:health:<provider>``, expiring with what it says) so
+a process that starts later reads it (`SharedStore.last`); after a shared rest one process
+takes the trial token (`SharedStore.claim_trial`) and sends the fleet's one trial call.
+Budgets lease dollars the same way as limits lease requests (`RedisStore.budget`, see
+`shared_budgets`).
+
 Without ``[shared] url`` there is no store: each process keeps its own limits and health,
 as it always did. `RedisStore` is the one implementation: one atomic script per lease (see
 `lease_script`), one ``PUBLISH`` per health note, and one subscription per process. Every
@@ -45,6 +51,8 @@ RECONNECT_S = 0.5
 """The pause before the health subscription tries Redis again."""
 OUT_KEPT_S = 86400.0
 """How long the last ``out`` note is kept for processes that start later."""
+RUN_KEPT_S = 7 * 86400.0
+"""How long a workflow run's account of a ``total`` budget is kept after its last ask."""
 
 
 class SharedStoreUnavailableError(Exception):
@@ -191,7 +199,10 @@ class RedisStore:
         """Report spend and ask for a lease of a budget account (see `BUDGET_SCRIPT`)."""
         name, account = ask.key
         key = f"{self._ns}:budget:{name}:{account}:{int(ask.period_start)}"
-        ttl_ms = 0 if ask.period_end is None else int((ask.period_end - time.time() + 86400) * 1000)
+        if ask.period_end is not None:
+            ttl_ms = int((ask.period_end - time.time() + 86400) * 1000)
+        else:  # a total budget's account lasts; a run's (its workflow id) not forever
+            ttl_ms = int(RUN_KEPT_S * 1000) if account else 0
         args: list[float | int | str] = [ask.limit_usd, ask.report_usd, ask.give_back_usd]
         args += [ask.want_usd, ask.min_usd, ask.restored_usd, max(ttl_ms, 0), ask.backfill_usd]
         args += [self.origin, int(LIVE_S * 1000)]
