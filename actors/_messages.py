@@ -177,6 +177,13 @@ class LeaseDone:
 
 
 @dataclass(frozen=True, slots=True)
+class TrialAnswer:
+    """The shared store's answer to a trial token ask (``won`` ``None``: it failed)."""
+
+    won: bool | None
+
+
+@dataclass(frozen=True, slots=True)
 class SharedHealth:
     """Another process's note about this provider's health, and when it arrived."""
 

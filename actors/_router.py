@@ -273,6 +273,11 @@ class RouterActor(SupervisedActor):
         if hedge:
             task.hedging = False
             return
+        if refusal.retry_s is not None:  # a fleet's lease of the budget is on its way
+            task.wake_token += 1
+            wake = Wake(task.task_id, task.wake_token)
+            self._io.call_later(refusal.retry_s, tell_quietly, self.actor_ref, wake)
+            return
         rest = tuple(p for p in task.chain if p != provider)
         if refusal.budget.on_exceed == "downgrade" and rest:
             task.chain = rest

@@ -229,6 +229,7 @@ class Supervisor(DispatchingActor):
                 rand=self._random,
                 shared=self._shared,
                 lease_s=self._config.shared.lease_s,
+                trial_s=self._config.shared.trial_s,
             )
 
         return start

@@ -42,6 +42,7 @@ from runtime._policy.budget_ledger import BudgetAlert
 from runtime._task_spec import TaskSpec
 from runtime._transport.credentials import CheckFailure
 from runtime._transport.io_loop import IoLoop
+from runtime._transport.shared_budgets import SharedBudgets
 from runtime._transport.shared_store import RedisStore, shared_store_for
 from runtime._transport.signing import require_signing_extra
 
@@ -112,7 +113,14 @@ class Callboard(BoardAdmin):
             unchecked: dict[str, CheckFailure] = {}
             if config.startup.check_credentials if check is None else check:
                 unchecked = self._check(config, check_only)
-            ledger, unread = restored_ledger(config)
+            shared_budgets = (
+                SharedBudgets(config, self._shared, self._io, self._audit)
+                if self._shared is not None and config.budget_rules
+                else None
+            )
+            ledger, unread = restored_ledger(
+                config, ledger=None if shared_budgets is None else shared_budgets.ledger
+            )
             if unread is not None:
                 self._audit.event("budgets_not_restored", reason=unread)
             self._supervisor = Supervisor.start(

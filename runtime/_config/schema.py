@@ -139,6 +139,9 @@ class SharedSettings(_Section):
     """How long a lease of requests and tokens may be spent before what is left goes back."""
     timeout_s: PositiveFloat = 0.5
     """How long a Redis command may take before this process falls back to its local share."""
+    trial_s: PositiveFloat = 30.0
+    """After a rest shared by the fleet, one process sends the trial call; the others wait
+    for its outcome this long at most before one of them tries."""
 
     def redis_url(self) -> str | None:
         """Return the URL with its password, or ``None`` when nothing is shared."""
