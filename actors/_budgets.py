@@ -48,7 +48,7 @@ class BudgetKeeper:
         hold = self._gate.reserve(
             task.spec, provider, request, config.price_table, config.providers[provider].type
         )
-        if isinstance(hold, Refusal):
+        if isinstance(hold, Refusal) and hold.retry_s is None:
             budget = hold.budget
             self._audit.event(
                 "budget_refused",

@@ -177,6 +177,13 @@ class LeaseDone:
 
 
 @dataclass(frozen=True, slots=True)
+class TrialAnswer:
+    """The shared store's answer to a trial token ask (``won`` ``None``: it failed)."""
+
+    won: bool | None
+
+
+@dataclass(frozen=True, slots=True)
 class SharedHealth:
     """Another process's note about this provider's health, and when it arrived."""
 
@@ -305,6 +312,16 @@ class GetStats:
     """
 
     reply: concurrent.futures.Future[Stats]
+
+
+@dataclass(frozen=True, slots=True)
+class GetExposition:
+    """Caller → router → metrics: resolve ``reply`` with the Prometheus exposition text.
+
+    ``None`` when the metrics actor keeps no Prometheus registry (see `MetricsActorSettings`).
+    """
+
+    reply: concurrent.futures.Future[bytes | None]
 
 
 @dataclass(frozen=True, slots=True)

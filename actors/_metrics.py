@@ -26,7 +26,15 @@ from urllib.parse import urlsplit
 import pykka
 
 from actors._child import SupervisedActor, tell_quietly
-from actors._messages import BudgetLevels, EventsStored, GetStats, SyncStore, TaskEvents, Wake
+from actors._messages import (
+    BudgetLevels,
+    EventsStored,
+    GetExposition,
+    GetStats,
+    SyncStore,
+    TaskEvents,
+    Wake,
+)
 from runtime._audit import AuditLog
 from runtime._config.schema import Config
 from runtime._errors import CallboardError, MissingExtraError, StoreError
@@ -51,16 +59,20 @@ class MetricsActorSettings:
     store_path: StoreAddress | None
     """The SQLite file or the PostgreSQL URL; ``None``: live statistics only."""
     retain_days: float
-    prometheus: tuple[str, int] | None = None
+    prometheus: tuple[str, int | None] | None = None
+    """Keep a Prometheus registry, served on (host, port), or on no port of its own
+    (``None``: the gateway's ``/metrics`` serves it)."""
     otel: OtelTarget | None = None
 
     @classmethod
     def of(cls, config: Config) -> MetricsActorSettings:
         """Take the settings from a config."""
         metrics = config.metrics
-        prometheus = None
+        prometheus: tuple[str, int | None] | None = None
         if metrics.prometheus_port is not None:
             prometheus = (metrics.prometheus_host, metrics.prometheus_port)
+        elif config.gateway.metrics:
+            prometheus = (metrics.prometheus_host, None)
         otel = OtelTarget.of(config) if config.otel.enabled else None
         return cls(config.metrics_store(), metrics.retain_days, prometheus, otel)
 
@@ -120,6 +132,7 @@ class MetricsActor(SupervisedActor):
             BudgetLevels: self._budget_levels,
             GetStats: self._stats,
             SyncStore: self._sync,
+            GetExposition: self._exposition,
             Wake: self._wake,
             MetricsActorSettings: self._reconfigure,
         }
@@ -132,6 +145,9 @@ class MetricsActor(SupervisedActor):
 
     def _stats(self, message: GetStats) -> None:
         _resolve(message.reply, self._book.snapshot())
+
+    def _exposition(self, message: GetExposition) -> None:
+        _resolve(message.reply, self._exporter.exposition() if self._exporter else None)
 
     def _sync(self, message: SyncStore) -> None:
         self._write()

@@ -39,6 +39,7 @@ from actors._messages import (
     RouterIs,
     SharedHealth,
     StartAttempt,
+    TrialAnswer,
     Wake,
 )
 from runtime._audit import AuditLog
@@ -51,6 +52,7 @@ from runtime._policy.leases import LeaseLedger, Spent
 from runtime._policy.rate_limits import RateLimiter, Taken
 from runtime._policy.routing import TRIAL, Availability, Health
 from runtime._policy.task import QUOTA_ADVICE
+from runtime._policy.trial_gate import TrialGate
 from runtime._policy.wait_queue import WaitQueue
 from runtime._task_spec import StreamSink
 from runtime._tools import ToolCallDelta
@@ -112,6 +114,7 @@ class ProviderActor(SupervisedActor):
         rand: Callable[[], float] = random.random,
         shared: SharedStore | None = None,
         lease_s: float = 1.0,
+        trial_s: float = 30.0,
         client: ProviderClient | None = None,
     ) -> None:
         # client: the one the start-up check used and left open, with its connection
@@ -141,6 +144,8 @@ class ProviderActor(SupervisedActor):
         limited = shared is not None and (settings.rpm or settings.tpm)
         self._leases = LeaseLedger(settings.rpm, settings.tpm, lease_s) if limited else None
         """The fleet's share of this provider's limits (``None``: limits are this process's)."""
+        self._trial = TrialGate(trial_s) if shared is not None else None
+        """One trial call for the fleet after a shared rest (``None``: nothing is shared)."""
         self._in_flight: dict[int, _InFlight] = {}
         self._queue: WaitQueue[StartAttempt] = WaitQueue()
         self._router: pykka.ActorRef[Any] | None = None
@@ -166,9 +171,12 @@ class ProviderActor(SupervisedActor):
             Reloaded: self._reloaded,
             LeaseDone: self._lease_done,
             SharedHealth: self._shared_health,
+            TrialAnswer: self._trial_answer,
         }
         if shared is not None:
             shared.watch(provider_id, self._tell_shared_health)
+            # what the fleet published before this process started (a rest, a revoked key)
+            shared.last(provider_id).add_done_callback(self._tell_last_health)
 
     def on_start(self) -> None:
         """Record an unchecked start, and schedule its next check."""
@@ -259,6 +267,7 @@ class ProviderActor(SupervisedActor):
             self._audit.event(
                 "provider_back", now=True, provider=self.provider_id, after=self._out_reason
             )
+            self._publish("ok", 0.0, "back in rotation after a reload")  # forget the last note
             self._out_reason = None
         self._announce(self._clock(), again=True)
 
@@ -275,7 +284,11 @@ class ProviderActor(SupervisedActor):
             return
         tokens = call.request.estimated_tokens()
         idle = not self._queue and len(self._in_flight) < self._settings.max_concurrency
-        if idle and self._limiter.wait_s(tokens, now) == 0 and self._lease_wait_s(tokens, now) == 0:
+        if (
+            idle
+            and self._limiter.wait_s(tokens, now) == 0
+            and self._shared_wait_s(tokens, now) == 0
+        ):
             self._start(call, tokens, now)
             return
         wait = self._queue_wait_s(tokens, now)
@@ -324,7 +337,7 @@ class ProviderActor(SupervisedActor):
                     self._reject(call, ErrorKind.UNAVAILABLE, refusal)
                 return
             first = self._queue.first().tokens
-            wait = max(self._limiter.wait_s(first, now), self._lease_wait_s(first, now))
+            wait = max(self._limiter.wait_s(first, now), self._shared_wait_s(first, now))
             if wait > 0:
                 self._renew(now)
                 if wait != float("inf"):
@@ -350,6 +363,8 @@ class ProviderActor(SupervisedActor):
             self._announce(now)
         taken = self._limiter.take(tokens, now)
         spent = None if self._leases is None else self._leases.take(tokens, now)
+        if self._trial is not None and self._trial.started(call.call_id):
+            self._audit.event("trial_call", now=True, provider=self.provider_id)
         cancellation = Cancellation(self._io.loop)
         try:
             work = self._work(call, _limits(call, now), cancellation)
@@ -410,6 +425,7 @@ class ProviderActor(SupervisedActor):
         elif done.error is not None:
             self._limiter.settle(entry.taken, None, now, now)
             self._on_error(done.error, entry.ticket, now)
+        self._trial_ended(call.call_id)
         self._announce(now)
         report = AttemptDone(
             call.call_id, call.task_id, self.provider_id, done.result, done.error, done.latency_ms
@@ -449,6 +465,7 @@ class ProviderActor(SupervisedActor):
                 "provider_cooling", now=True, provider=self.provider_id, seconds=round(rest, 3)
             )
             self._breaker.on_neutral(ticket)
+            self._rest(now + rest)
             self._publish("cooling", rest, "rate limited (429)")
         elif kind.counts_against_health:
             if self._breaker.on_failure(ticket, now) is BreakerState.OPEN:
@@ -460,17 +477,21 @@ class ProviderActor(SupervisedActor):
                     cooldown_s=self._breaker.cooldown_s,
                     last_error=kind.value,
                 )
+                self._rest(now + self._breaker.cooldown_s)
                 self._publish("open", self._breaker.cooldown_s, f"breaker opened ({kind.value})")
         else:
             self._breaker.on_neutral(ticket)
 
     # -- the fleet's shared state ----------------------------------------------------
 
-    def _lease_wait_s(self, tokens: int, now: float) -> float:
-        return 0.0 if self._leases is None else self._leases.wait_s(tokens, now)
+    def _shared_wait_s(self, tokens: int, now: float) -> float:
+        """How long the fleet's lease and its trial gate hold a call (``inf``: until told)."""
+        lease = 0.0 if self._leases is None else self._leases.wait_s(tokens, now)
+        return lease if self._trial is None else max(lease, self._trial.wait_s(now))
 
     def _renew(self, now: float) -> None:
-        """Ask the shared store for a lease, if one is due (on the I/O loop; never waits)."""
+        """Ask the shared store for a lease, or the trial token, if due (never waits)."""
+        self._claim_trial(now)
         leases, shared = self._leases, self._shared
         if leases is None or shared is None:
             return
@@ -502,9 +523,46 @@ class ProviderActor(SupervisedActor):
             )
         self._drain(now)
         if self._queue:
-            wait = self._lease_wait_s(self._queue.first().tokens, now)
+            wait = self._shared_wait_s(self._queue.first().tokens, now)
             if wait != float("inf"):
                 self._wake(now + max(wait, 0.001))
+
+    def _claim_trial(self, now: float) -> None:
+        trial, shared = self._trial, self._shared
+        if trial is None or shared is None or not trial.due(now):
+            return
+        trial.asked()
+        future = shared.claim_trial(self.provider_id, trial.token_s)
+        future.add_done_callback(functools.partial(_tell_trial_answer, self.actor_ref))
+
+    def _trial_answer(self, answer: TrialAnswer) -> None:
+        if self._trial is None:
+            return
+        now = self._clock()
+        self._trial.answered(answer.won, now)
+        if answer.won is not None:
+            event = "trial_taken" if answer.won else "trial_elsewhere"
+            self._audit.event(event, now=True, provider=self.provider_id)
+        self._drain(now)
+
+    def _trial_ended(self, call_id: int) -> None:
+        """After the fleet's trial call: give the token back; if it passed, say so to all."""
+        trial, shared = self._trial, self._shared
+        if trial is None or shared is None or trial.trial_call != call_id:
+            return
+        passed = trial.ended(call_id)
+        shared.release_trial(self.provider_id)
+        if passed:
+            self._publish("ok", 0.0, "the trial call after a rest succeeded")
+
+    def _rest(self, until: float) -> None:
+        if self._trial is not None:
+            self._trial.rest(until)
+
+    def _tell_last_health(self, future: concurrent.futures.Future[Any]) -> None:
+        """Runs on the I/O loop: hand the fleet's last note, if any, to this actor."""
+        if not future.cancelled() and future.exception() is None and future.result() is not None:
+            tell_quietly(self.actor_ref, SharedHealth(future.result(), time.time()))
 
     def _publish(self, kind: str, for_s: float, reason: str) -> None:
         if self._shared is not None:
@@ -529,9 +587,14 @@ class ProviderActor(SupervisedActor):
         }
         if note.kind == "cooling" and left > 0:
             self._limiter.hold(now + left)
+            self._rest(now + left)
             self._audit.event("provider_cooling", now=True, seconds=round(left, 3), **seen)
         elif note.kind == "open" and self._breaker.trip(now - (note.for_s - left)):
+            self._rest(now + left)
             self._audit.event("breaker_opened", now=True, cooldown_s=round(left, 3), **seen)
+        elif note.kind == "ok" and self._trial is not None:
+            self._trial.recovered()
+            self._audit.event("trial_passed", now=True, **seen)
         elif note.kind == "out" and self._out_reason is None:
             self._take_out(f"{note.reason} (seen by {note.origin})", None)
         self._announce(now)
@@ -657,6 +720,14 @@ def _tell_lease_done(
         tell_quietly(provider_ref, LeaseDone(asked_at, None, error))
     else:
         tell_quietly(provider_ref, LeaseDone(asked_at, future.result()))
+
+
+def _tell_trial_answer(
+    provider_ref: pykka.ActorRef[Any], future: concurrent.futures.Future[bool]
+) -> None:
+    """Runs on the I/O loop when a trial token ask ends: tell the provider actor how."""
+    won = None if future.cancelled() or future.exception() is not None else future.result()
+    tell_quietly(provider_ref, TrialAnswer(won))
 
 
 def _tell_check_done(

@@ -36,6 +36,7 @@ from actors._messages import (
     EventsStored,
     FlushEvents,
     GetBudgets,
+    GetExposition,
     GetHealth,
     GetStats,
     HealthChanged,
@@ -59,6 +60,7 @@ from runtime._errors import (
     ProviderError,
     TaskCancelledError,
     TaskFailedError,
+    UnknownProviderError,
     UnknownRoleError,
 )
 from runtime._metrics.outbox import EVENT_BATCH_S, EventOutbox
@@ -138,6 +140,7 @@ class RouterActor(SupervisedActor):
             FlushEvents: self._flush_events,
             GetStats: self._forward_to_metrics,
             SyncStore: self._forward_to_metrics,
+            GetExposition: self._forward_to_metrics,
             ApplyRouting: self._apply,
             GetHealth: self._report_health,
             GetBudgets: self._report_budgets,
@@ -147,7 +150,11 @@ class RouterActor(SupervisedActor):
 
     def _submit(self, message: Submit) -> None:
         spec, config = message.task, self._providers.routing.config
-        chain = config.chain_for(spec.role, spec.tenant)
+        if spec.provider is not None and spec.provider not in config.providers:
+            known = sorted(config.providers)
+            _settle(message.reply, error=UnknownProviderError(spec.provider, known))
+            return
+        chain = config.chain_for(spec.role, spec.tenant) if spec.provider is None else ()
         if chain is None:
             _settle(message.reply, error=UnknownRoleError(spec.role, sorted(config.roles)))
             return
@@ -162,6 +169,7 @@ class RouterActor(SupervisedActor):
             workflow_id=spec.workflow_id,
             role=spec.role,
             tenant=spec.tenant,
+            request_id=spec.request_id,
             chain=list(usable),
             deadline_s=round(deadline - spec.submitted_at, 3),
             **plan.audit_fields(),
@@ -180,7 +188,12 @@ class RouterActor(SupervisedActor):
         self._advance(task, self._clock())
 
     def _plan(self, spec: TaskSpec, chain: tuple[str, ...]) -> Plan:
-        """Order the task's chain by its role's rules and strategy (see `RoutePlanner`)."""
+        """Order the task's chain by its role's rules and strategy (see `RoutePlanner`).
+
+        A pinned task's chain is its provider alone.
+        """
+        if spec.provider is not None:
+            return Plan((spec.provider,), "pinned")
         routing = self._providers.routing
 
         def health(ids: Sequence[str]) -> dict[str, Health]:
@@ -230,7 +243,7 @@ class RouterActor(SupervisedActor):
         state: ProgressState = "hedging" if hedge else "running"
         if task.attempts and not hedge:
             state = self._announce_next(task, provider)
-        model = task.config.providers[provider].model
+        model = task.spec.model or task.config.providers[provider].model
         _tell_progress(task, Progress(task.task_id, state, provider, model, len(task.attempts) + 1))
         stream = task.spec.sink
         if stream is not None and task.restart_reason:
@@ -259,6 +272,11 @@ class RouterActor(SupervisedActor):
         """A budget cannot hold the call: skip the provider (``downgrade``), else refuse."""
         if hedge:
             task.hedging = False
+            return
+        if refusal.retry_s is not None:  # a fleet's lease of the budget is on its way
+            task.wake_token += 1
+            wake = Wake(task.task_id, task.wake_token)
+            self._io.call_later(refusal.retry_s, tell_quietly, self.actor_ref, wake)
             return
         rest = tuple(p for p in task.chain if p != provider)
         if refusal.budget.on_exceed == "downgrade" and rest:
@@ -513,7 +531,14 @@ class RouterActor(SupervisedActor):
         self._tasks.pop(task.task_id, None)
         reason = self._audit.redactor.text(error) if error is not None else None
         row = task.task_row(outcome, provider, now, wall_time(self._wall()), reason)
-        self._audit.event("task_finished", **row.audit_fields(), trail=task.trail())
+        spec = task.spec
+        self._audit.event(
+            "task_finished",
+            **row.audit_fields(),
+            tenant=spec.tenant,
+            request_id=spec.request_id,
+            trail=task.trail(),
+        )
         self._audit.flush()
         state: ProgressState = outcome  # type: ignore[assignment]
         _tell_progress(task, Progress(task.task_id, state, provider, row.model, row.attempts))
@@ -560,7 +585,7 @@ class RouterActor(SupervisedActor):
     def _events_stored(self, message: EventsStored) -> None:
         self._outbox.stored(message.numbers)
 
-    def _forward_to_metrics(self, message: GetStats | SyncStore) -> None:
+    def _forward_to_metrics(self, message: GetStats | SyncStore | GetExposition) -> None:
         """Pass on the tasks that ended, then the caller's question, in that order."""
         self._send_events()
         if self._metrics is not None and self._send(self._metrics, message):

@@ -235,6 +235,7 @@ class Supervisor(DispatchingActor):
                 rand=self._random,
                 shared=self._shared,
                 lease_s=self._config.shared.lease_s,
+                trial_s=self._config.shared.trial_s,
                 client=self._clients_at_start.pop(pid, None),
             )
 

@@ -110,6 +110,32 @@ def commands(client: redis.Redis) -> tuple[int, int]:
     return sum(int(stats[k]["calls"]) for k in SENT if k in stats), ran
 
 
+def run_workers(
+    script: str, config: Path, processes: int, calls: int, client: redis.Redis
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Run ``processes`` workers of ``script`` at once; return `commands` before and after."""
+    children = [
+        subprocess.Popen(  # noqa: S603 - a benchmark script of ours
+            [sys.executable, script, "--worker", str(config), str(calls)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    for child in children:
+        assert child.stdout is not None
+        child.stdout.readline()
+    before = commands(client)
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    for child in children:
+        child.communicate(timeout=300)
+    return before, commands(client)
+
+
 def fleet(processes: int, calls: int, rpm: int, url: str, folder: Path) -> dict[str, float]:
     """Run ``processes`` workers of ``calls`` each; return commands per 1,000 and the ratio."""
     client = redis.Redis.from_url(url)
@@ -117,26 +143,7 @@ def fleet(processes: int, calls: int, rpm: int, url: str, folder: Path) -> dict[
     with FakeOpenAI() as fake:
         config = folder / f"fleet{processes}.toml"
         config.write_text(config_text(fake, url, rpm))
-        children = [
-            subprocess.Popen(  # noqa: S603 - this very script
-                [sys.executable, __file__, "--worker", str(config), str(calls)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(processes)
-        ]
-        for child in children:
-            assert child.stdout is not None
-            child.stdout.readline()
-        before = commands(client)
-        for child in children:
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.flush()
-        for child in children:
-            child.communicate(timeout=300)
-        after = commands(client)
+        before, after = run_workers(__file__, config, processes, calls, client)
         times = sorted(r.received_at for r in fake.requests if r.is_chat)
     client.close()
     return {

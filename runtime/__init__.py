@@ -11,7 +11,7 @@ with Callboard.from_config("config.toml") as board:
 
 import typing
 
-from runtime._board.asking import AskOptions
+from runtime._board.asking import AskOptions, EmbedOptions
 from runtime._chat import (
     AttemptRecord,
     EmbedReply,
@@ -47,6 +47,7 @@ from runtime._errors import (
     StreamBrokenError,
     TaskCancelledError,
     TaskFailedError,
+    UnknownProviderError,
     UnknownRoleError,
     UsageError,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "DeadlineExceededError",
+    "EmbedOptions",
     "EmbedReply",
     "ErrorKind",
     "Flag",
@@ -106,6 +108,7 @@ __all__ = [
     "ToolCallDelta",
     "ToolResult",
     "Trend",
+    "UnknownProviderError",
     "UnknownRoleError",
     "Usage",
     "UsageError",

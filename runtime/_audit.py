@@ -271,6 +271,7 @@ class AuditWriter:
                 log.redactor,
                 structlog.processors.JSONRenderer(serializer=_dumps),
             ],
+            wrapper_class=_WRAPPER,
         ).bind()
 
     def event(self, name: str, *, now: bool = False, **fields: Any) -> None:
@@ -285,6 +286,10 @@ class AuditWriter:
             data = b"".join(self._lines)
             self._lines.clear()
             self._log.append(data)
+
+
+_WRAPPER = structlog.make_filtering_bound_logger(0)
+"""structlog's fast bound logger (its methods are made per level once, nothing filtered)."""
 
 
 class _Collector:

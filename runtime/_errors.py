@@ -5,6 +5,7 @@ CallboardError
 ├── ConfigError             the config file is unreadable or invalid (every problem listed)
 ├── StartupError            a provider failed its credential check at start-up
 ├── UnknownRoleError        a task named a role the config does not define
+├── UnknownProviderError    a task pinned a provider the config does not define
 ├── ProviderError           one attempt at one provider failed (kind, status, Retry-After)
 ├── TaskFailedError         a task got no answer: every provider tried, with what each said
 │   ├── DeadlineExceededError   ...because its deadline ran out first
@@ -146,6 +147,19 @@ class UnknownRoleError(CallboardError):
         super().__init__(
             f"unknown role {role!r}: configured roles are {roles}; add [roles.{role}] "
             'to the config or set default_provider = "..."'
+        )
+
+
+class UnknownProviderError(CallboardError):
+    """A task pinned a provider (``provider=``) that the config does not define."""
+
+    def __init__(self, provider: str, known: Sequence[str]) -> None:
+        self.provider = provider
+        self.known = tuple(known)
+        providers = ", ".join(self.known) or "none"
+        super().__init__(
+            f"unknown provider {provider!r}: configured providers are {providers}; "
+            f"add [providers.{provider}] to the config or pin one of those"
         )
 
 

@@ -7,6 +7,7 @@ the `StreamSink` its text goes to; an `EmbedSpec` for an embeddings task.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -51,6 +52,20 @@ class TaskSpec:
     """A conversation's key: tasks of one session stay on one provider while it serves."""
     traceparent: str | None = None
     """The caller's span as a W3C ``traceparent`` value (set only when OpenTelemetry is on)."""
+    provider: str | None = None
+    """The one provider the task may use (pinned): the role's chain and strategy are skipped."""
+    model: str | None = None
+    """The model the pinned provider is asked for, over its configured one."""
+    request_id: str | None = None
+    """The caller's id for the request (the gateway's ``x-request-id``), for the audit log."""
+
+
+_TRACEPARENT = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+def is_traceparent(value: str) -> bool:
+    """Whether ``value`` is a W3C ``traceparent`` of version 00 with real trace and span ids."""
+    return _TRACEPARENT.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -247,6 +247,27 @@ def test_whole_days_from_daily_rollups_match_the_raw_rows(store):
     )
 
 
+def test_batches_of_every_size_share_a_few_lookup_statements(store):
+    """Batches of 1 to 300 tasks prepare 7 lookups, not one each (each stays in memory)."""
+    lookups: set[str] = set()
+    store._db.set_trace_callback(lambda sql: lookups.add(sql) if "IN (" in sql else None)
+    for size in range(1, 301):
+        store.write(*calls(size, start=T0 + size * 1e5))
+    store._db.set_trace_callback(None)
+    assert store.counts() == (300 * 301 // 2, 300 * 301 // 2)
+    assert len({sql.count(",") for sql in lookups}) <= 7
+
+
+def test_a_padded_lookup_still_finds_every_row_a_batch_repeats(store):
+    """A batch that repeats stored rows among new ones stores and counts only the new ones."""
+    tasks, attempts = calls(700)
+    store.write(tasks[:37], attempts[:37])
+    store.write(tasks[:600], attempts[:600])
+    store.write(tasks, attempts)
+    assert store.counts() == (700, 700)
+    assert store.report(T0 - 1, T0 + 700 * 60).groups[0].calls == 700
+
+
 def test_reports_by_tenant_read_the_raw_rows(store):
     """Grouped by tenant, over whole hours too, calls count under their tenant or ``-``."""
     store.write(*calls(3, provider="gpt", tenant="acme"))

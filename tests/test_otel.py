@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
+from gateway_support import ServedGateway
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -11,10 +13,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from support import FAST_SECTIONS, KEYS, config_toml
 
-from runtime import TaskFailedError
+from runtime import Callboard, TaskFailedError
 from runtime._metrics.otel import OtelExporter, Server
 from runtime._rows import AttemptRow, TaskContext, TaskEvent, TaskRow
-from runtime.testing import Answer, Fail
+from runtime.testing import Answer, Fail, FakeOpenAI, config_for
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -192,3 +194,38 @@ def test_no_otel_section_and_no_variables_means_no_spans(otel, fakes, deployment
     board.ask("coder", "hi")
     board.close()
     assert spans.get_finished_spans() == ()
+
+
+def test_a_gateway_requests_traceparent_is_the_parent_of_its_task(otel):
+    """A W3C ``traceparent`` header at the gateway parents the task's span; a bad one is ignored."""
+    spans, _ = otel
+    spans.clear()
+    trace_id, span_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    with FakeOpenAI(default=Answer("Hello")) as fake:
+        config = config_for({"gpt": fake}, {"coder": ["gpt"]}, toml="[otel]\nenabled = true\n")
+        with Callboard(config, check=False) as board, ServedGateway(board) as served:
+            url = f"{served.url}/v1/chat/completions"
+            body = {"model": "coder", "messages": [{"role": "user", "content": "Hi"}]}
+            headers = {"traceparent": f"00-{trace_id}-{span_id}-01", "x-request-id": "traced"}
+            assert httpx.post(url, json=body, headers=headers).status_code == 200
+            bad = {"traceparent": f"00-{trace_id}-{'0' * 16}-01", "x-request-id": "untraced"}
+            assert httpx.post(url, json=body, headers=bad).status_code == 200
+    traced, untraced = sorted(
+        (s for s in spans.get_finished_spans() if s.name.startswith("callboard.task")),
+        key=lambda s: s.start_time,
+    )
+    assert traced.parent is not None
+    assert traced.parent.span_id == int(span_id, 16)
+    assert traced.context.trace_id == int(trace_id, 16)
+    assert untraced.parent is None
+    assert untraced.context.trace_id != int(trace_id, 16)
+
+
+def test_traceparent_option_is_checked():
+    """``traceparent=`` takes a W3C value only: a wrong one is refused before anything is sent."""
+    with (
+        FakeOpenAI() as fake,
+        Callboard(config_for({"gpt": fake}, {"coder": ["gpt"]}), check=False) as board,
+        pytest.raises(ValueError, match="W3C traceparent"),
+    ):
+        board.ask("coder", "hi", traceparent="00-abc-def-01")

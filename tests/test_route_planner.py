@@ -143,10 +143,14 @@ slo = { latency_p95_ms = 2000 }
 
 def test_cheapest_uses_the_price_table_and_the_estimated_tokens():
     """Cheapest puts the lower price first; a model with no known price goes last."""
-    planning = Planning(
-        config('[roles.coder]\nproviders = ["deepseek", "claude", "gpt"]\nstrategy = "cheapest"\n')
+    cfg = config(
+        '[roles.coder]\nproviders = ["deepseek", "claude", "gpt"]\nstrategy = "cheapest"\n'
     )
-    assert planning.plan().chain == ("gpt", "claude", "deepseek")
+    # gpt-4o-mini $0.15/$0.60, deepseek-chat $0.27/$1.10, claude-sonnet-4-5 $3/$15 a million
+    assert Planning(cfg).plan().chain == ("gpt", "deepseek", "claude")
+    house = cfg.providers["deepseek"].model_copy(update={"model": "house-model-7b"})
+    unpriced = cfg.model_copy(update={"providers": {**cfg.providers, "deepseek": house}})
+    assert Planning(unpriced).plan().chain == ("gpt", "claude", "deepseek")
 
 
 def test_quota_headers_order_a_provider_last_until_its_reset():

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pykka
 
-from actors._messages import GetBudgets, GetHealth, GetStats, Reconfigure, SyncStore
+from actors._messages import GetBudgets, GetExposition, GetHealth, GetStats, Reconfigure, SyncStore
 from runtime._audit import AuditLog, Redactor
 from runtime._config.load import load_config
 from runtime._config.schema import Config
@@ -77,6 +77,15 @@ class BoardAdmin:
             return reply.result(timeout=CONTROL_TIMEOUT_S)
         except concurrent.futures.TimeoutError:
             raise BoardClosedError("the metrics actor did not answer; see the audit log") from None
+
+    def prometheus_exposition(self) -> bytes | None:
+        """Return the Prometheus metrics as text, or ``None`` when none are kept.
+
+        They are kept when ``[metrics] prometheus_port`` is set or ``[gateway] metrics``.
+        """
+        reply: concurrent.futures.Future[bytes | None] = concurrent.futures.Future()
+        self._tell_router(GetExposition(reply))
+        return _router_answer(reply)
 
     def health(self) -> dict[str, ProviderHealth]:
         """Return how each provider stands now: ready, cooling, breaker open, out, failed."""

@@ -7,17 +7,18 @@ gave (unknown options, bad values) before anything is sent, and builds the `Task
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel
 
 from runtime._chat import Message, Progress, ToolResult, Tuning, with_tool_names
 from runtime._structured import Schema
-from runtime._task_spec import EmbedSpec, StreamSink, TaskSpec
+from runtime._task_spec import EmbedSpec, StreamSink, TaskSpec, is_traceparent
 from runtime._tools import Tool, check_tool_choice
 
 MessageLike = Message | ToolResult | Mapping[str, Any]
@@ -39,6 +40,11 @@ class AskOptions(TypedDict, total=False):
     JSON Schema mapping; the reply's ``parsed`` holds the validated value. ``tags`` label
     the task and ``tenant`` says whose it is (routing rules, budgets and metrics read
     them); tasks with the same ``session`` key stay on one provider while it serves.
+    ``provider`` pins the task to that one provider (the role's chain and strategy are
+    skipped; a provider the config does not define raises `UnknownProviderError`), and
+    ``model`` asks it for that model instead of its configured one. ``request_id`` is the
+    caller's id for the request, carried into the audit log; ``traceparent`` (a W3C
+    value) is the parent of the task's span, instead of the caller's current span.
     """
 
     messages: Sequence[MessageLike]
@@ -56,9 +62,36 @@ class AskOptions(TypedDict, total=False):
     tags: Sequence[str]
     tenant: str | None
     session: str | None
+    provider: str | None
+    model: str | None
+    request_id: str | None
+    traceparent: str | None
 
 
 OPTIONS = frozenset(AskOptions.__annotations__)
+
+
+class EmbedOptions(TypedDict, total=False):
+    """The keyword options of `Callboard.embed` and ``aembed``.
+
+    ``dimensions`` shortens the vectors where the model can; ``input_type``
+    (``"document"`` or ``"query"``) reaches the providers that take it. The others are
+    those of `AskOptions`: ``deadline_s``, ``workflow_id``, ``tenant``, ``provider`` and
+    ``model`` (pinning), ``request_id`` and ``traceparent``.
+    """
+
+    dimensions: int | None
+    input_type: Literal["document", "query"] | None
+    deadline_s: float | None
+    workflow_id: str | None
+    tenant: str | None
+    provider: str | None
+    model: str | None
+    request_id: str | None
+    traceparent: str | None
+
+
+EMBED_OPTIONS = frozenset(EmbedOptions.__annotations__)
 
 
 def task_spec(
@@ -82,14 +115,12 @@ def task_spec(
         turns.append(Message("user", prompt))
     if not any(m.role == "user" for m in turns):
         raise ValueError("a task needs a prompt or at least one user message")
-    deadline_s = options.get("deadline_s")
-    if deadline_s is not None and deadline_s <= 0:
-        raise ValueError(f"deadline_s must be positive, not {deadline_s}")
+    deadline_s = _deadline(options.get("deadline_s"))
     if on_broken not in ("raise", "restart"):
         raise ValueError(f"on_broken must be 'raise' or 'restart', not {on_broken!r}")
     tools = _tools(options.get("tools", ()))
     stop = options.get("stop")
-    return TaskSpec(
+    spec = TaskSpec(
         task_id=uuid.uuid4().hex,
         role=role,
         messages=with_tool_names(turns),
@@ -112,44 +143,55 @@ def task_spec(
         tags=_labels(options.get("tags", ())),
         tenant=_label(options.get("tenant"), "tenant"),
         session=_label(options.get("session"), "session"),
+        request_id=_label(options.get("request_id"), "request_id"),
+        traceparent=_traceparent(options.get("traceparent")),
     )
+    return _pin(spec, options.get("provider"), options.get("model"))
 
 
-def embed_spec(
-    role: str,
-    embed: EmbedSpec,
-    deadline_s: float | None,
-    workflow_id: str | None,
-    tenant: str | None = None,
-) -> TaskSpec:
-    """Return the spec of an embeddings task.
+def embed_spec(role: str, texts: Sequence[str], options: EmbedOptions) -> TaskSpec:
+    """Check an embeddings call's options and return the spec of its task.
 
     Raises:
-        ValueError: a bad deadline.
+        TypeError: an option that does not exist, or a label that is not a string.
+        ValueError: no texts, a bad deadline or traceparent, a model without a provider.
     """
-    if deadline_s is not None and deadline_s <= 0:
-        raise ValueError(f"deadline_s must be positive, not {deadline_s}")
-    return TaskSpec(
+    _check_names(options, EMBED_OPTIONS, "embed")
+    if isinstance(texts, str) or not texts or not all(isinstance(t, str) for t in texts):
+        raise ValueError("embed takes a non-empty list of strings")
+    embed = EmbedSpec(tuple(texts), options.get("dimensions"), options.get("input_type"))
+    spec = TaskSpec(
         task_id=uuid.uuid4().hex,
         role=role,
         messages=(),
         system=None,
         tuning=Tuning(),
-        deadline_s=deadline_s,
-        workflow_id=workflow_id,
+        deadline_s=_deadline(options.get("deadline_s")),
+        workflow_id=options.get("workflow_id"),
         submitted_at=time.monotonic(),
         embed=embed,
-        tenant=tenant,
+        tenant=_label(options.get("tenant"), "tenant"),
+        request_id=_label(options.get("request_id"), "request_id"),
+        traceparent=_traceparent(options.get("traceparent")),
     )
+    return _pin(spec, options.get("provider"), options.get("model"))
 
 
-def _check_names(options: Mapping[str, object]) -> None:
-    unknown = sorted(set(options) - OPTIONS)
+def _check_names(
+    options: Mapping[str, object], known: frozenset[str] = OPTIONS, call: str = "ask"
+) -> None:
+    unknown = sorted(set(options) - known)
     if unknown:
         name = unknown[0]
-        hint = difflib.get_close_matches(name, OPTIONS, n=1)
+        hint = difflib.get_close_matches(name, known, n=1)
         tail = f'; did you mean "{hint[0]}"?' if hint else ""
-        raise TypeError(f"ask() got an unexpected keyword argument {name!r}{tail}")
+        raise TypeError(f"{call}() got an unexpected keyword argument {name!r}{tail}")
+
+
+def _deadline(deadline_s: float | None) -> float | None:
+    if deadline_s is not None and deadline_s <= 0:
+        raise ValueError(f"deadline_s must be positive, not {deadline_s}")
+    return deadline_s
 
 
 def _tools(tools: Sequence[Tool]) -> tuple[Tool, ...]:
@@ -171,6 +213,24 @@ def _labels(tags: Sequence[str]) -> tuple[str, ...]:
 def _label(value: str | None, name: str) -> str | None:
     if value is not None and (not isinstance(value, str) or not value):
         raise TypeError(f"{name} must be a non-empty string or None")
+    return value
+
+
+def _pin(spec: TaskSpec, provider: str | None, model: str | None) -> TaskSpec:
+    """``spec`` pinned to ``provider`` and its ``model``; a model alone names no provider."""
+    if provider is None and model is None:
+        return spec
+    if provider is None:
+        raise ValueError("model= asks a pinned provider for a model: give provider= too")
+    provider, model = _label(provider, "provider"), _label(model, "model")
+    return dataclasses.replace(spec, provider=provider, model=model)
+
+
+def _traceparent(value: str | None) -> str | None:
+    if value is not None and (not isinstance(value, str) or not is_traceparent(value)):
+        raise ValueError(
+            f"traceparent must be a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>), not {value!r}"
+        )
     return value
 
 

@@ -25,12 +25,12 @@ from actors import Supervisor
 from actors._messages import AwaitChild, CancelTask, ListChildren, Submit
 from runtime._audit import AuditLog, Redactor
 from runtime._board.admin import CONTROL_TIMEOUT_S, BoardAdmin
-from runtime._board.asking import AskOptions, embed_spec, task_spec
+from runtime._board.asking import AskOptions, EmbedOptions, embed_spec, task_spec
 from runtime._board.budgets import restored_ledger
 from runtime._board.streams import AsyncStreamSink, ThreadStreamSink, aread_stream, read_stream
 from runtime._chat import EmbedReply, Reply, StreamEvent
 from runtime._config.load import load_config
-from runtime._config.price_source import preload_catalogue
+from runtime._config.price_source import load_catalogue_in_background, wait_for_catalogue
 from runtime._config.schema import Config
 from runtime._errors import (
     BoardClosedError,
@@ -39,10 +39,11 @@ from runtime._errors import (
 )
 from runtime._metrics.otel import current_traceparent
 from runtime._policy.budget_ledger import BudgetAlert
-from runtime._task_spec import EmbedSpec, TaskSpec
+from runtime._task_spec import TaskSpec
 from runtime._transport.credentials import CheckFailure, calls_clients, close_clients
 from runtime._transport.http import ProviderClient
 from runtime._transport.io_loop import IoLoop
+from runtime._transport.shared_budgets import SharedBudgets
 from runtime._transport.shared_store import RedisStore, shared_store_for
 from runtime._transport.signing import require_signing_extra
 
@@ -104,7 +105,8 @@ class Callboard(BoardAdmin):
             rotation=config.audit.rotation(),
         )
         require_signing_extra(config)
-        preload_catalogue()  # loaded on import already, unless the board was imported alone
+        # loaded by `from runtime import Callboard` already, unless the board was imported alone
+        load_catalogue_in_background()
         self._io = IoLoop()
         self._shared: RedisStore | None = None
         clients: dict[str, ProviderClient] = {}
@@ -115,7 +117,14 @@ class Callboard(BoardAdmin):
                 # checked through the clients the calls will use: the first reuses a connection
                 clients = calls_clients(config, check_only)
                 unchecked = self._check(config, check_only, clients)
-            ledger, unread = restored_ledger(config)
+            shared_budgets = (
+                SharedBudgets(config, self._shared, self._io, self._audit)
+                if self._shared is not None and config.budget_rules
+                else None
+            )
+            ledger, unread = restored_ledger(
+                config, ledger=None if shared_budgets is None else shared_budgets.ledger
+            )
             if unread is not None:
                 self._audit.event("budgets_not_restored", reason=unread)
             self._supervisor = Supervisor.start(
@@ -259,48 +268,23 @@ class Callboard(BoardAdmin):
             lambda: self._lost(spec),
         )
 
-    def embed(
-        self,
-        role: str,
-        texts: Sequence[str],
-        *,
-        dimensions: int | None = None,
-        input_type: Literal["document", "query"] | None = None,
-        deadline_s: float | None = None,
-        workflow_id: str | None = None,
-        tenant: str | None = None,
-    ) -> EmbedReply:
+    def embed(self, role: str, texts: Sequence[str], **options: Unpack[EmbedOptions]) -> EmbedReply:
         """Embed ``texts`` with the first provider of ``role`` that has embeddings.
 
         Only providers with an ``embedding_model`` serve, and a fallback goes only to a
         provider with the same embedding model, so the vectors of one task never mix.
-        ``tenant`` says whose task it is (its chains and budgets apply).
+        ``tenant`` says whose task it is (its chains and budgets apply); every option is
+        described in `EmbedOptions`.
         """
-        spec, reply = self._submit(
-            embed_spec(
-                role, _embedding(texts, dimensions, input_type), deadline_s, workflow_id, tenant
-            )
-        )
+        spec, reply = self._submit(embed_spec(role, texts, options))
         result: EmbedReply = self._wait_for(spec, reply)
         return result
 
     async def aembed(
-        self,
-        role: str,
-        texts: Sequence[str],
-        *,
-        dimensions: int | None = None,
-        input_type: Literal["document", "query"] | None = None,
-        deadline_s: float | None = None,
-        workflow_id: str | None = None,
-        tenant: str | None = None,
+        self, role: str, texts: Sequence[str], **options: Unpack[EmbedOptions]
     ) -> EmbedReply:
         """The same as `embed`, for asyncio."""
-        spec, reply = self._submit(
-            embed_spec(
-                role, _embedding(texts, dimensions, input_type), deadline_s, workflow_id, tenant
-            )
-        )
+        spec, reply = self._submit(embed_spec(role, texts, options))
         try:
             async with asyncio.timeout(self._wait_s(spec)):
                 result: EmbedReply = await asyncio.wrap_future(reply)
@@ -315,7 +299,8 @@ class Callboard(BoardAdmin):
         """Hand a task to the router; return its spec and the future of its reply."""
         if self._closed:
             raise BoardClosedError("the board is closed")
-        self._note_unconfigured(spec.role)
+        if spec.provider is None:
+            self._note_unconfigured(spec.role)
         if self._config.otel.enabled and spec.traceparent is None:
             spec = dataclasses.replace(spec, traceparent=current_traceparent())
         reply: concurrent.futures.Future[Any] = concurrent.futures.Future()
@@ -367,6 +352,7 @@ class Callboard(BoardAdmin):
         reason = "the caller cancelled it"
         if interrupted:
             reason = f"its caller was interrupted ({_describe(stop)})"
+            wait_for_catalogue(CANCEL_WAIT_S)
         self._tell_router(CancelTask(spec.task_id, reason))
         ended = concurrent.futures.wait([reply], timeout=CANCEL_WAIT_S).done
         if interrupted and ended and isinstance(reply.exception(), TaskCancelledError):
@@ -480,9 +466,3 @@ def _exit_on_sigterm() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, exit_cleanly)
-
-
-def _embedding(texts: Sequence[str], dimensions: int | None, input_type: str | None) -> EmbedSpec:
-    if isinstance(texts, str) or not texts or not all(isinstance(t, str) for t in texts):
-        raise ValueError("embed takes a non-empty list of strings")
-    return EmbedSpec(tuple(texts), dimensions, input_type)

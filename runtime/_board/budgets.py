@@ -13,16 +13,20 @@ from pathlib import Path
 from runtime._config.schema import Config
 from runtime._errors import StoreError
 from runtime._metrics.store_open import open_store
-from runtime._policy.budget_ledger import LocalLedger, spend_by_account
+from runtime._policy.budget_ledger import BudgetLedger, LocalLedger, spend_by_account
 
 
-def restored_ledger(config: Config, now: float | None = None) -> tuple[LocalLedger, str | None]:
+def restored_ledger(
+    config: Config, now: float | None = None, ledger: BudgetLedger | None = None
+) -> tuple[BudgetLedger, str | None]:
     """Return a ledger of ``config``'s budgets holding the spend its store recorded.
 
-    The second value says why nothing could be read back (``None``: read, or nothing to
-    read: no budgets, no store yet).
+    ``ledger`` is the one to restore into (default: a new `LocalLedger`; a fleet's
+    `LeasedLedger` counts what it reads only for accounts Redis has not seen). The second
+    value says why nothing could be read back (``None``: read, or nothing to read: no
+    budgets, no store yet).
     """
-    ledger = LocalLedger(config.budget_rules)
+    ledger = LocalLedger(config.budget_rules) if ledger is None else ledger
     where = config.metrics_store()
     if not config.budget_rules or where is None or (isinstance(where, Path) and not where.exists()):
         return ledger, None

@@ -49,27 +49,40 @@ class CatalogueEntry:
 
 
 def load_catalogue() -> None:
-    """Load the catalogue now (see `preload_catalogue` for loading it in the background)."""
+    """Load the catalogue now (``from runtime import Callboard`` does)."""
     _lookup("gpt-4o", "openai")
 
 
-_preload_lock = threading.Lock()
-_preloading: list[threading.Thread] = []
+_loader: threading.Thread | None = None
+_loader_lock = threading.Lock()
 
 
-def preload_catalogue() -> None:
-    """Start loading the catalogue in a background thread, unless it is loaded or loading.
+def load_catalogue_in_background() -> None:
+    """Start loading the catalogue on a thread of its own, once per process, unless loaded.
 
     ``from runtime import Callboard`` has loaded it already; a board imported on its own
     (the command line, the gateway) loads it in the background as it starts. A load still
     running as the board makes its first call holds the GIL against that call and keeps
     it waiting for its price (tens of milliseconds).
     """
-    with _preload_lock:
-        if not _preloading and not _lookup.cache_info().currsize:
-            thread = threading.Thread(target=load_catalogue, name="callboard-prices", daemon=True)
-            _preloading.append(thread)
-            thread.start()
+    global _loader  # noqa: PLW0603 - one loader per process
+    with _loader_lock:
+        if _loader is None and not _lookup.cache_info().currsize:
+            _loader = threading.Thread(target=load_catalogue, name="callboard-prices", daemon=True)
+            _loader.start()
+
+
+def wait_for_catalogue(timeout_s: float) -> None:
+    """Let a background load finish before an interrupt leaves the caller's code.
+
+    Loading defines dataclasses and evaluates annotations, which run ``exec``/``eval`` on
+    strings; one run after an unhandled KeyboardInterrupt has left ``__main__`` makes the
+    interpreter forget that it should exit as killed by SIGINT (status 130), so the load
+    must be over before the interrupt leaves the program's code.
+    """
+    loader = _loader
+    if loader is not None:
+        loader.join(timeout_s)
 
 
 def catalogue_version() -> str:

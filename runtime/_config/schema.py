@@ -139,6 +139,9 @@ class SharedSettings(_Section):
     """How long a lease of requests and tokens may be spent before what is left goes back."""
     timeout_s: PositiveFloat = 0.5
     """How long a Redis command may take before this process falls back to its local share."""
+    trial_s: PositiveFloat = 30.0
+    """After a rest shared by the fleet, one process sends the trial call; the others wait
+    for its outcome this long at most before one of them tries."""
 
     def redis_url(self) -> str | None:
         """Return the URL with its password, or ``None`` when nothing is shared."""
@@ -208,6 +211,9 @@ class GatewaySettings(_Section):
     """Requests served at once; beyond it, 503 at once (no queue without end)."""
     drain_s: NonNegativeFloat = 30.0
     """On SIGTERM or SIGINT: how long requests in flight may take to finish before exit."""
+    metrics: bool = False
+    """Serve Prometheus ``/metrics`` on the gateway's port (also on when ``[metrics]
+    prometheus_port`` is set; needs ``callboard[prometheus]``)."""
 
     def secrets(self) -> list[str]:
         """Return every gateway key, for redaction."""

@@ -2,8 +2,9 @@
 
 The guard gives every request its id (``x-request-id``, echoed or made), refuses it at
 once while the gateway drains or has ``max_in_flight`` requests already (503), checks its
-key (401), and turns every failure into the error shape of the API that was called, so
-the official SDKs raise their own exception classes.
+key (401; ``/health``, ``/ready`` and ``/metrics`` are open), and turns every failure
+into the error shape of the API that was called, so the official SDKs raise their own
+exception classes.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from runtime._gateway.routes import json_response, routes
 from runtime._gateway.state import ADMISSION, GATEWAY, REQUEST_ID, Gateway
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_OPEN_PATHS = frozenset({"/health", "/ready"})
+_OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 
 def build_app(board: Callboard) -> web.Application:

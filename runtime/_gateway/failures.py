@@ -17,6 +17,7 @@ from runtime._errors import (
     BoardClosedError,
     DeadlineExceededError,
     TaskFailedError,
+    UnknownProviderError,
     UnknownRoleError,
 )
 from runtime.protocols._serving import RequestError
@@ -54,6 +55,12 @@ def _unknown_role(exc: UnknownRoleError) -> Failure:
     return Failure(404, message, "model", "model_not_found")
 
 
+def _unknown_provider(exc: UnknownProviderError) -> Failure:
+    known = ", ".join(exc.known) or "none"
+    message = f"the provider {exc.provider!r} is not one of this gateway's; providers: {known}"
+    return Failure(404, message, "model", "model_not_found")
+
+
 def _task_failure(exc: TaskFailedError) -> Failure:
     outcomes = {a.outcome for a in exc.attempts if isinstance(a, AttemptRecord)}
     for kinds, status, code, retry_after_s in _ALL_SAY:
@@ -65,6 +72,7 @@ def _task_failure(exc: TaskFailedError) -> Failure:
 _ANSWERS: tuple[tuple[type[BaseException], Callable[[Any], Failure]], ...] = (
     (RequestError, lambda exc: Failure(400, exc.message, exc.param, "invalid_request")),
     (UnknownRoleError, _unknown_role),
+    (UnknownProviderError, _unknown_provider),
     (DeadlineExceededError, lambda exc: Failure(504, str(exc), code="deadline_exceeded")),
     (TaskFailedError, _task_failure),
     (

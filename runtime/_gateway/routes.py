@@ -1,7 +1,9 @@
 """The gateway's routes: chat (both APIs, whole and streamed), embeddings, models, health.
 
 Each chat route reads the request with its API's reader, runs the task on the board by
-the role the ``model`` names, and writes the answer in the same API. A streamed answer
+the role the ``model`` names (or on the one provider it pins, see ``pins``), carrying
+the key's tenant, the request's id and its ``traceparent``, and writes the answer in the
+same API. A streamed answer
 waits for its first event before it sends its headers, so a task that fails before any
 content answers with the API's error status and body; a failure after that ends the
 stream with the API's error event.
@@ -22,7 +24,10 @@ from runtime._chat import StreamDelta, StreamEnd, StreamEvent, StreamToolDelta
 from runtime._errors import CallboardError
 from runtime._gateway.apis import ANTHROPIC, OPENAI, ServedApi, StreamWriter
 from runtime._gateway.failures import failure_of
+from runtime._gateway.pins import model_names, pin_of
 from runtime._gateway.state import ADMISSION, GATEWAY, REQUEST_ID, Gateway
+from runtime._metrics.prometheus import EXPOSITION_TYPE
+from runtime._task_spec import is_traceparent
 from runtime.protocols import _openai_server
 from runtime.protocols._serving import RequestError
 
@@ -51,12 +56,22 @@ async def read_json(request: web.Request) -> Any:
         raise RequestError("the request body is not valid JSON") from None
 
 
-def _labels(request: web.Request) -> dict[str, Any]:
-    """The routing labels of a request: its key's tenant, tags and session headers."""
-    labels: dict[str, Any] = {}
+def _task_of(request: web.Request, model: str) -> dict[str, Any]:
+    """What every task of a request carries: its key's tenant, its id, trace and pin."""
+    gateway: Gateway = request.app[GATEWAY]
+    options: dict[str, Any] = {"request_id": request[REQUEST_ID]}
     tenant = request[ADMISSION].tenant
     if tenant is not None:
-        labels["tenant"] = tenant
+        options["tenant"] = tenant
+    traceparent = request.headers.get("traceparent", "").strip()
+    if is_traceparent(traceparent):  # an invalid one is ignored, as W3C says
+        options["traceparent"] = traceparent
+    return options | pin_of(model, gateway.board.config.roles, request.headers)
+
+
+def _labels(request: web.Request, model: str) -> dict[str, Any]:
+    """The options of a chat task from the request: its task's, its tags and session."""
+    labels = _task_of(request, model)
     tags = [t.strip() for t in request.headers.get("x-callboard-tags", "").split(",")]
     if any(tags):
         labels["tags"] = [t for t in tags if t]
@@ -69,7 +84,7 @@ def _labels(request: web.Request) -> dict[str, Any]:
 async def _chat(request: web.Request, api: ServedApi) -> web.StreamResponse:
     gateway: Gateway = request.app[GATEWAY]
     call = api.read(await read_json(request))
-    options = {**call.options, **_labels(request)}
+    options = {**call.options, **_labels(request, call.model)}
     created = int(time.time())
     if not call.stream:
         reply = await gateway.board.aask(call.model, **options)
@@ -132,15 +147,16 @@ async def openai_embeddings(request: web.Request) -> web.StreamResponse:
     """``POST /v1/embeddings``."""
     gateway: Gateway = request.app[GATEWAY]
     model, texts, dimensions, encoding = _openai_server.read_embed(await read_json(request))
-    reply = await gateway.board.aembed(model, texts, dimensions=dimensions)
+    options = _task_of(request, model)
+    reply = await gateway.board.aembed(model, texts, dimensions=dimensions, **options)
     headers = {"x-callboard-provider": reply.provider, "x-callboard-task-id": reply.task_id}
     return json_response(_openai_server.embed_body(reply, model, encoding), headers=headers)
 
 
 async def models(request: web.Request) -> web.StreamResponse:
-    """``GET /v1/models``: the roles a request may name as its model."""
+    """``GET /v1/models``: the roles and ``provider/model`` names a request may name."""
     gateway: Gateway = request.app[GATEWAY]
-    return json_response(_openai_server.model_list(sorted(gateway.board.config.roles), {}))
+    return json_response(_openai_server.model_list(*model_names(gateway.board.config)))
 
 
 async def health(_request: web.Request) -> web.StreamResponse:
@@ -157,6 +173,18 @@ async def ready(request: web.Request) -> web.StreamResponse:
     return json_response({"ready": usable, "providers": providers}, 200 if usable else 503)
 
 
+async def prometheus_metrics(request: web.Request) -> web.StreamResponse:
+    """``GET /metrics``: the board's Prometheus metrics; 404 when it keeps none."""
+    gateway: Gateway = request.app[GATEWAY]
+    text = await asyncio.to_thread(gateway.board.prometheus_exposition)
+    if text is None:
+        raise web.HTTPNotFound(
+            text="Prometheus metrics are off: set [gateway] metrics = true (or [metrics] "
+            "prometheus_port) and install callboard[prometheus]"
+        )
+    return web.Response(body=text, headers={"content-type": EXPOSITION_TYPE})
+
+
 def routes() -> list[web.RouteDef]:
     """Every route of the gateway."""
     return [
@@ -166,4 +194,5 @@ def routes() -> list[web.RouteDef]:
         web.post("/v1/messages", anthropic_messages),
         web.get("/health", health),
         web.get("/ready", ready),
+        web.get("/metrics", prometheus_metrics),
     ]

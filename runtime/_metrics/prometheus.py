@@ -41,16 +41,20 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 
 
 _TOKEN_KINDS = ("input", "output", "cached")
 
+EXPOSITION_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""The content type of `PrometheusExporter.exposition` (Prometheus's text format 0.0.4)."""
+
 
 class PrometheusExporter:
     """Callboard's metrics in a registry of their own, served for Prometheus to scrape.
 
-    Build it with the ``port`` to listen on (0 picks a free one, see `port`) and the
-    ``host`` to bind (loopback by default); `start` serves ``/metrics``, `close` stops.
+    Build it with the ``port`` to listen on (0 picks a free one, see `port`; ``None``:
+    none, another server serves `exposition`) and the ``host`` to bind (loopback by
+    default); `start` serves ``/metrics``, `close` stops.
     Raises `PrometheusUnavailableError` when ``prometheus-client`` is not installed.
     """
 
-    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int | None, host: str = "127.0.0.1") -> None:
         try:
             import prometheus_client as prom  # noqa: PLC0415  # optional: only when asked for
         except ImportError as error:
@@ -58,6 +62,7 @@ class PrometheusExporter:
         self._host = host
         self._port = port
         self._serve = prom.start_http_server
+        self._latest = prom.generate_latest
         self._serving: tuple[WSGIServer, threading.Thread] | None = None
         self._registry = registry = prom.CollectorRegistry()
         pair = ("provider", "role")
@@ -133,7 +138,7 @@ class PrometheusExporter:
         )
 
     @property
-    def port(self) -> int:
+    def port(self) -> int | None:
         """The port being served: the bound one once started, else the one asked for."""
         if self._serving is not None:
             return self._serving[0].server_port
@@ -144,8 +149,13 @@ class PrometheusExporter:
 
         Raises ``OSError`` when the address cannot be bound.
         """
-        if self._serving is None:
+        if self._serving is None and self._port is not None:
             self._serving = self._serve(self._port, self._host, self._registry)
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus's text format (`EXPOSITION_TYPE`), for another server."""
+        text: bytes = self._latest(self._registry)
+        return text
 
     def close(self) -> None:
         """Stop serving and release the port; closing again does nothing."""

@@ -46,8 +46,18 @@ DAY_S = 86400
 LEVELS = (DAY_S, HOUR_S)
 """Rollup levels, coarsest first: a level's unit is its length in seconds."""
 LATENCY, TTFT = 0, 1
-LOOKUP_CHUNK = 500
+LOOKUP_CHUNK = 512
 """Task ids per query when looking for rows a batch repeats (under SQLite's 999 variables)."""
+_LOOKUPS = {
+    size: f"SELECT task_id, attempt FROM attempts WHERE task_id IN ({','.join('?' * size)})"  # noqa: S608 - placeholders only
+    for size in (2**n for n in range(3, LOOKUP_CHUNK.bit_length()))
+}
+"""The lookup, for 8, 16... `LOOKUP_CHUNK` task ids: a chunk is padded to the next size.
+
+One statement per batch size would do, but each SQL text is a statement the driver prepares
+and keeps (`sqlite3` keeps 128 of them, up to 110 KB each with 500 ids): batches of every
+size made a long-running board's memory creep by a dozen MB. These few stay (about 220 KB).
+"""
 TABLES = ("attempts", "tasks", "rollups", "rollup_histograms")
 
 _SCHEMA = """
@@ -254,14 +264,11 @@ class MetricsStore(ABC):
         task_ids = sorted({a.task_id for a in attempts})
         seen: set[tuple[str, int]] = set()
         for start in range(0, len(task_ids), LOOKUP_CHUNK):
-            chunk = task_ids[start : start + LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
+            chunk: list[str | None] = list(task_ids[start : start + LOOKUP_CHUNK])
+            size = lookup_size(len(chunk))
+            chunk += [None] * (size - len(chunk))  # NULL matches no task id
             seen.update(
-                (task_id, attempt)
-                for task_id, attempt in self._execute(
-                    f"SELECT task_id, attempt FROM attempts WHERE task_id IN ({marks})",  # noqa: S608 - placeholders only
-                    chunk,
-                )
+                (task_id, attempt) for task_id, attempt in self._execute(_LOOKUPS[size], chunk)
             )
         fresh = []
         for attempt in attempts:
@@ -564,3 +571,9 @@ def _segments(
         (level, first, end),
         *_segments(end * level, until, finer),
     ]
+
+
+def lookup_size(count: int) -> int:
+    """Return the size of the lookup that holds ``count`` task ids (at most `LOOKUP_CHUNK`)."""
+    smallest: int = min(_LOOKUPS)
+    return max(smallest, 1 << (count - 1).bit_length())

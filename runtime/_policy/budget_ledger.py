@@ -62,6 +62,9 @@ class Refusal:
     needed: float | None
     """The call's worst case (``None``: its model has no price)."""
     resets_at: float | None
+    retry_s: float | None = None
+    """Set when the budget may hold the call soon (a fleet's lease is on its way): try
+    again after this many seconds instead of refusing."""
 
     def reason(self, model: str) -> str:
         """Say which budget refused the call, where it stands, and what to do."""
@@ -316,6 +319,40 @@ class LocalLedger:
                 )
             )
         return found
+
+    def accounts_for(
+        self, call: CallScope, now: float
+    ) -> list[tuple[tuple[str, str], BudgetSettings, float, float | None]]:
+        """Return the accounts ``call`` counts against: key, budget, period start and end."""
+        return [(key, a.rule, a.start, a.end) for key, a in self._in_scope(call, now)]
+
+    def account_rule(
+        self, key: tuple[str, str], now: float
+    ) -> tuple[BudgetSettings, float, float | None] | None:
+        """Return an account's budget and period (``None``: no such budget now)."""
+        rule = next((r for r in self._rules if r.name == key[0]), None)
+        if rule is None:
+            return None
+        account = self._account(rule, key[1], now)
+        return rule, account.start, account.end
+
+    def observe(self, key: tuple[str, str], spent: float, now: float) -> None:
+        """Set an account's spend to what a fleet's store reports (not counted as a rate)."""
+        account = self._accounts.get(key)
+        if account is not None:
+            account.roll(now)
+            account.spent = max(account.spent, spent)
+
+    def reserved_on(self, key: tuple[str, str]) -> float:
+        """Return what calls in flight hold on an account."""
+        account = self._accounts.get(key)
+        return 0.0 if account is None else account.reserved
+
+    def refusal_at(self, key: tuple[str, str], needed: float | None, spent: float) -> Refusal:
+        """Return the refusal of ``key``'s account, at ``spent`` (a fleet's spend)."""
+        account = self._accounts[key]
+        reserved = account.reserved
+        return Refusal(account.rule, key[1], spent, reserved, needed, account.end)
 
     def _in_scope(self, call: CallScope, now: float) -> list[tuple[tuple[str, str], _Account]]:
         kind = (call.role, call.provider, call.tenant, call.workflow_id is not None)

@@ -113,13 +113,14 @@ class TaskState:
         settings = self.config.providers[provider]
         embed = self.spec.embed
         if embed is not None:
-            model = settings.embedding_model or settings.model
-            return EmbedRequest(embed.texts, model, embed.dimensions, embed.input_type)
+            return EmbedRequest(
+                embed.texts, self._model(provider), embed.dimensions, embed.input_type
+            )
         role_tuning = self.config.role_tuning(self.spec.role)
         tuning: Tuning = self.spec.tuning.over(role_tuning).over(settings.tuning())
         spec = self.spec
         return ChatRequest(
-            spec.messages, settings.model, spec.system, tuning,
+            spec.messages, self._model(provider), spec.system, tuning,
             spec.tools, spec.tool_choice, spec.output,
         )  # fmt: skip
 
@@ -208,7 +209,10 @@ class TaskState:
         return row
 
     def _model(self, provider: str) -> str:
+        """The model ``provider`` is asked for: the pinned one, else its configured one."""
         settings = self.config.providers[provider]
+        if self.spec.model is not None and provider == self.spec.provider:
+            return self.spec.model
         if self.spec.embed is not None and settings.embedding_model:
             return settings.embedding_model
         return settings.model
@@ -289,7 +293,7 @@ class TaskState:
             elif ErrorKind.QUOTA in kinds:
                 lines.append(f"{pid}: {QUOTA_ADVICE}")
             elif ErrorKind.NOT_FOUND in kinds:
-                lines.append(f'{pid}: check its model "{settings.model}" and base_url')
+                lines.append(f'{pid}: check its model "{self._model(pid)}" and base_url')
             elif ErrorKind.PERMISSION in kinds:
                 lines.append(
                     f"{pid}: the account lacks access to this model or feature; check its plan"

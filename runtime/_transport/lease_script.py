@@ -79,3 +79,48 @@ redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms - live_ms)
 redis.call('PEXPIRE', KEYS[3], live_ms * 2)
 return {grant_r, grant_t, now, redis.call('ZCARD', KEYS[3]), retry_ms}
 """
+
+BUDGET_SCRIPT = """
+-- Lease dollars of one budget account's fleet-wide limit, atomically.
+-- KEYS: the account (hash: spent, and l:<process> = what each process holds leased),
+--       live processes (zset: process -> last ask, ms).
+-- ARGV: limit, report (leased spend to count), give back (lease to stop counting), want,
+--       min, restored (the spend when the account is new), ttl_ms (0: none), backfill
+--       (spend made without a lease, while Redis was away), member, live_ms.
+-- A process not seen for live_ms (it died) has its leases dropped: they count no more.
+-- Returns {granted, spent, leased, live processes} (numbers as strings: Lua would cut them).
+pcall(redis.replicate_commands)
+local key, live = KEYS[1], KEYS[2]
+local limit, report, back = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local want, min = tonumber(ARGV[4]), tonumber(ARGV[5])
+local member, live_ms = ARGV[9], tonumber(ARGV[10])
+local time = redis.call('TIME')
+local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZADD', live, now_ms, member)
+redis.call('ZREMRANGEBYSCORE', live, '-inf', now_ms - live_ms)
+redis.call('PEXPIRE', live, live_ms * 2)
+redis.call('HSETNX', key, 'spent', ARGV[6])
+local spent = tonumber(redis.call('HINCRBYFLOAT', key, 'spent', report + tonumber(ARGV[8])))
+local mine = 'l:' .. member
+local own = tonumber(redis.call('HINCRBYFLOAT', key, mine, -(report + back)))
+if own < 0 then own = 0 end
+local leased = 0
+local all = redis.call('HGETALL', key)
+for i = 1, #all, 2 do
+  local field = all[i]
+  if string.sub(field, 1, 2) == 'l:' and field ~= mine then
+    if redis.call('ZSCORE', live, string.sub(field, 3)) then
+      leased = leased + tonumber(all[i + 1])
+    else
+      redis.call('HDEL', key, field)
+    end
+  end
+end
+local grant = math.min(want, limit - spent - leased - own)
+if grant < min or grant <= 0 then grant = 0 end
+own = own + grant
+redis.call('HSET', key, mine, tostring(own))
+local ttl = tonumber(ARGV[7])
+if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+return {tostring(grant), tostring(spent), tostring(leased + own), redis.call('ZCARD', live)}
+"""

@@ -6,6 +6,12 @@ A provider actor asks its store for leases of the provider's fleet-wide limits
 what other processes published (`SharedStore.watch`). All of it runs on the I/O loop and
 answers with futures whose done-callbacks send messages, like HTTP; no actor ever waits.
 
+Each note is also kept (``<namespace>:health:<provider>``, expiring with what it says) so
+a process that starts later reads it (`SharedStore.last`); after a shared rest one process
+takes the trial token (`SharedStore.claim_trial`) and sends the fleet's one trial call.
+Budgets lease dollars the same way as limits lease requests (`RedisStore.budget`, see
+`shared_budgets`).
+
 Without ``[shared] url`` there is no store: each process keeps its own limits and health,
 as it always did. `RedisStore` is the one implementation: one atomic script per lease (see
 `lease_script`), one ``PUBLISH`` per health note, and one subscription per process. Every
@@ -27,9 +33,10 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime._errors import MissingExtraError
+from runtime._policy.leased_ledger import BudgetAsk, BudgetGrant
 from runtime._policy.leases import Grant, LeaseAsk
 from runtime._policy.rate_limits import WINDOW_S
-from runtime._transport.lease_script import LEASE_SCRIPT
+from runtime._transport.lease_script import BUDGET_SCRIPT, LEASE_SCRIPT
 
 if TYPE_CHECKING:
     from runtime._config.schema import Config, SharedSettings
@@ -42,6 +49,10 @@ LIVE_S = 10.0
 """A process counts as live this long after its last lease."""
 RECONNECT_S = 0.5
 """The pause before the health subscription tries Redis again."""
+OUT_KEPT_S = 86400.0
+"""How long the last ``out`` note is kept for processes that start later."""
+RUN_KEPT_S = 7 * 86400.0
+"""How long a workflow run's account of a ``total`` budget is kept after its last ask."""
 
 
 class SharedStoreUnavailableError(Exception):
@@ -54,7 +65,8 @@ class HealthNote:
 
     provider: str
     kind: str
-    """``cooling`` (a 429), ``open`` (its breaker opened) or ``out`` (key revoked, quota spent)."""
+    """``cooling`` (a 429), ``open`` (its breaker opened), ``out`` (key revoked, quota spent)
+    or ``ok`` (the fleet's one trial call after a rest succeeded)."""
     for_s: float
     """How long it lasts from ``sent_at`` (``out``: until a reload)."""
     reason: str
@@ -97,6 +109,18 @@ class SharedStore(Protocol):
         """Call ``watcher`` with every other process's note about ``provider``."""
         ...
 
+    def last(self, provider: str) -> concurrent.futures.Future[HealthNote | None]:
+        """The last note published about ``provider`` that still holds (for a new process)."""
+        ...
+
+    def claim_trial(self, provider: str, for_s: float) -> concurrent.futures.Future[bool]:
+        """Take ``provider``'s trial token for ``for_s`` (``False``: another process has it)."""
+        ...
+
+    def release_trial(self, provider: str) -> None:
+        """Give the trial token back (best effort: it expires anyway)."""
+        ...
+
     def unwatch(self, provider: str, watcher: HealthWatcher) -> None:
         """Stop calling ``watcher``."""
         ...
@@ -136,6 +160,7 @@ class RedisStore:
             url, socket_connect_timeout=timeout, retry=no_retry
         )
         self._script = self._client.register_script(LEASE_SCRIPT)
+        self._budget_script = self._client.register_script(BUDGET_SCRIPT)
         self._watchers: dict[str, list[HealthWatcher]] = {}
         self._listening: concurrent.futures.Future[None] | None = None
         self.subscribed = threading.Event()
@@ -170,6 +195,25 @@ class RedisStore:
         requests, tokens, slot, processes, retry_ms = (int(x) for x in reply)
         return Grant(requests, tokens, slot, processes, retry_ms / 1000)
 
+    def budget(self, ask: BudgetAsk) -> concurrent.futures.Future[BudgetGrant]:
+        """Report spend and ask for a lease of a budget account (see `BUDGET_SCRIPT`)."""
+        name, account = ask.key
+        key = f"{self._ns}:budget:{name}:{account}:{int(ask.period_start)}"
+        if ask.period_end is not None:
+            ttl_ms = int((ask.period_end - time.time() + 86400) * 1000)
+        else:  # a total budget's account lasts; a run's (its workflow id) not forever
+            ttl_ms = int(RUN_KEPT_S * 1000) if account else 0
+        args: list[float | int | str] = [ask.limit_usd, ask.report_usd, ask.give_back_usd]
+        args += [ask.want_usd, ask.min_usd, ask.restored_usd, max(ttl_ms, 0), ask.backfill_usd]
+        args += [self.origin, int(LIVE_S * 1000)]
+        keys = [key, f"{self._ns}:processes"]
+        return self._io.submit(self._budget(keys, args))
+
+    async def _budget(self, keys: list[str], args: list[float | int | str]) -> BudgetGrant:
+        reply = await self._guarded(self._budget_script(keys=keys, args=args))
+        granted, spent, leased = (float(x) for x in reply[:3])
+        return BudgetGrant(granted, spent, leased, int(reply[3]))
+
     async def _guarded(self, work: Any) -> Any:
         """Await one Redis command, translating every failure (the one boundary)."""
         try:
@@ -183,10 +227,56 @@ class RedisStore:
         self._io.submit(self._publish(note))
 
     async def _publish(self, note: HealthNote) -> None:
+        text = note.to_json()
+        # the last note stays as long as it holds, for processes that start later
+        keep_s = note.for_s if note.kind in {"cooling", "open"} else OUT_KEPT_S
+        keep_ms = max(1, int(keep_s * 1000))
         try:
-            await self._guarded(self._client.publish(self.channel, note.to_json()))
+            if note.kind == "ok":
+                await self._guarded(self._client.delete(self._last_key(note.provider)))
+            else:
+                await self._guarded(
+                    self._client.set(self._last_key(note.provider), text, px=keep_ms)
+                )
+            await self._guarded(self._client.publish(self.channel, text))
         except SharedStoreUnavailableError:
             return  # the process rests by itself; the others learn on their own
+
+    def _last_key(self, provider: str) -> str:
+        return f"{self._ns}:health:{provider}"
+
+    def last(self, provider: str) -> concurrent.futures.Future[HealthNote | None]:
+        """Read the last note published about ``provider`` that still holds."""
+        return self._io.submit(self._last(provider))
+
+    async def _last(self, provider: str) -> HealthNote | None:
+        text = await self._guarded(self._client.get(self._last_key(provider)))
+        if text is None:
+            return None
+        try:
+            note = HealthNote.from_json(text)
+        except (ValueError, TypeError):
+            return None
+        return None if note.origin == self.origin else note
+
+    def claim_trial(self, provider: str, for_s: float) -> concurrent.futures.Future[bool]:
+        """Take ``provider``'s trial token (``SET NX`` with an expiry of ``for_s``)."""
+        return self._io.submit(self._claim(provider, for_s))
+
+    async def _claim(self, provider: str, for_s: float) -> bool:
+        key = f"{self._ns}:trial:{provider}"
+        taken = self._client.set(key, self.origin, nx=True, px=max(1, int(for_s * 1000)))
+        return bool(await self._guarded(taken))
+
+    def release_trial(self, provider: str) -> None:
+        """Give the trial token back."""
+        self._io.submit(self._release(provider))
+
+    async def _release(self, provider: str) -> None:
+        try:
+            await self._guarded(self._client.delete(f"{self._ns}:trial:{provider}"))
+        except SharedStoreUnavailableError:
+            return  # it expires
 
     def watch(self, provider: str, watcher: HealthWatcher) -> None:
         """Call ``watcher`` (on the I/O loop) with other processes' notes about ``provider``."""
