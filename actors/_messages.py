@@ -87,6 +87,11 @@ class StartAttempt:
     """What set ``deadline``, for the message of a timeout it causes."""
     gate: ContentGate | None = None
     """Shared by the attempts of a hedged task: the first to send content claims it."""
+    whole_bound_s: float | None = None
+    """Ask for a whole answer, not a stream, and bound it by this (``first_byte_s``): the
+    provider's last answers were all fast (see `runtime._policy.answer_mode`)."""
+    whole_why: str = ""
+    """Why it was asked for whole, for the message of a timeout it causes."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -367,7 +367,8 @@ class ProviderActor(SupervisedActor):
             self._audit.event("trial_call", now=True, provider=self.provider_id)
         cancellation = Cancellation(self._io.loop)
         try:
-            work = self._work(call, _limits(call, now), cancellation)
+            whole = call.whole_bound_s is not None and self._answers_whole_on_demand(call)
+            work = self._work(call, _limits(call, now, whole=whole), cancellation)
         except ProviderError as error:
             self._reject_started(call, taken, ticket, error, now)
             if spent is not None and self._leases is not None:
@@ -377,6 +378,15 @@ class ProviderActor(SupervisedActor):
         self._renew(now)
         started = time.perf_counter()
         self._io.spawn(work, _tell_io_done, self.actor_ref, call, self.provider_id, started)
+
+    def _answers_whole_on_demand(self, call: StartAttempt) -> bool:
+        """Whether ``call`` streams only because the provider streams (an ask, not a stream)."""
+        return (
+            call.sink is None
+            and not isinstance(call.request, EmbedRequest)
+            and self._settings.stream
+            and not self._protocol.stream_on_demand
+        )
 
     def _work(
         self, call: StartAttempt, limits: AttemptLimits, cancellation: Cancellation
@@ -390,7 +400,8 @@ class ProviderActor(SupervisedActor):
             embed_call = embed.request(self._endpoint, request)
             return run_embed(self._client, embed, embed_call, limits, cancellation=cancellation)
         stream = self._settings.stream and (
-            call.sink is not None or not self._protocol.stream_on_demand
+            call.sink is not None
+            or not (self._protocol.stream_on_demand or call.whole_bound_s is not None)
         )
         http_call = self._protocol.chat_request(self._endpoint, request, stream)
         on_content = None if call.sink is None else _deliverer(call.sink, self.provider_id)
@@ -666,18 +677,23 @@ class ProviderActor(SupervisedActor):
         self._audit.flush()
 
 
-def _limits(call: StartAttempt, now: float) -> AttemptLimits:
+def _limits(call: StartAttempt, now: float, *, whole: bool = False) -> AttemptLimits:
     """The bounds of an attempt started at ``now``: its own, within its share of the deadline."""
     left = max(0.001, call.deadline - now)
     total_s, why = (call.request_s, "") if call.request_s <= left else (left, call.deadline_why)
+    first_token_s, whole_why = call.first_token_s, ""
+    if whole and call.whole_bound_s is not None:
+        first_token_s = min(call.whole_bound_s, first_token_s or call.whole_bound_s)
+        whole_why = call.whole_why
     return AttemptLimits(
         call.first_byte_s,
         total_s,
         call.idle_s,
-        call.first_token_s,
+        first_token_s,
         call.min_chars_per_s,
         call.rate_window_s,
         why,
+        whole_why,
     )
 
 

@@ -65,6 +65,8 @@ from runtime._errors import (
 )
 from runtime._metrics.outbox import EVENT_BATCH_S, EventOutbox
 from runtime._metrics.stats import Stats
+from runtime._policy.answer_mode import WINDOW as WHOLE_AFTER
+from runtime._policy.answer_mode import AnswerModes
 from runtime._policy.budget_gate import refused_error
 from runtime._policy.budget_ledger import BudgetLedger, LocalLedger, Refusal
 from runtime._policy.hedging import ContentGate, hedge_choice
@@ -121,6 +123,7 @@ class RouterActor(SupervisedActor):
         self._unrecorded = 0
         """Tasks that ended after the metrics actor failed for good."""
         self._latency = LatencyBook()
+        self._answer_modes = AnswerModes()
         self._planner = RoutePlanner(self._latency)
         self._budgets = BudgetKeeper(
             ledger or LocalLedger(), routing.config, self._audit, wall, on_budget
@@ -317,6 +320,7 @@ class RouterActor(SupervisedActor):
         if end < task.deadline:
             kept = task.deadline - end
             why = f"its share of the task's deadline, keeping {kept:.1f} s for {fallback}"
+        whole_bound_s, whole_why = self._whole_bound(task, provider)
         return StartAttempt(
             call_id=call_id,
             task_id=task.task_id,
@@ -333,7 +337,30 @@ class RouterActor(SupervisedActor):
             rate_window_s=timeouts.rate_window_s,
             deadline_why=why,
             gate=task.gate,
+            whole_bound_s=whole_bound_s,
+            whole_why=whole_why,
         )
+
+    def _whole_bound(self, task: TaskState, provider: str) -> tuple[float | None, str]:
+        """Bound an ask to a provider that answers fast by ``first_byte_s``, asked whole.
+
+        See `runtime._policy.answer_mode`; ``(None, "")``: stream as configured.
+        """
+        if task.spec.sink is not None or task.spec.embed is not None:
+            return None, ""
+        bound_s = task.config.timeouts.first_byte_s
+        hedge_s = task.hedge_after_s
+        slowest = self._answer_modes.slowest_if_fast(
+            provider, bound_s if hedge_s is None else min(bound_s, hedge_s)
+        )
+        if slowest is None:
+            return None, ""
+        why = (
+            f"first_byte_s; asked for a whole answer, not a stream, as its last {WHOLE_AFTER} "
+            f"answers took at most {slowest * 1000:.0f} ms; it streams until it shows itself "
+            "fast again"
+        )
+        return bound_s, why
 
     def _tell_content(self, task_id: str, call_id: int) -> None:
         """Runs on the I/O thread when an attempt of a hedged task claims its content."""
@@ -377,6 +404,8 @@ class RouterActor(SupervisedActor):
             self._learn(done, now)
             if dropped is None and task.ended is None:
                 done = _checked(task, done)
+        elif done.error is not None and done.error.kind is ErrorKind.TIMEOUT:
+            self._answer_modes.timed_out(done.provider)
         row = task.record(
             done.provider,
             result=done.result,
@@ -436,6 +465,7 @@ class RouterActor(SupervisedActor):
         ttft_ms = result.ttft_ms if isinstance(result, ChatResult) else None
         ttft_s = None if ttft_ms is None else ttft_ms / 1000.0
         self._latency.observe(done.provider, done.latency_ms / 1000.0, ttft_s, now)
+        self._answer_modes.answered(done.provider, done.latency_ms / 1000.0)
 
     def _content_started(self, message: ContentStarted) -> None:
         """An attempt of a hedged task sent content first: cancel the others."""
@@ -694,6 +724,7 @@ class RouterActor(SupervisedActor):
     def _apply(self, message: ApplyRouting) -> None:
         self._providers.apply(message.routing, message.refs, message.health)
         self._latency.forget(set(message.routing.config.providers))
+        self._answer_modes.forget(set(message.routing.config.providers))
         self._planner.forget(set(message.routing.config.providers))
         self._budgets.apply(message.routing.config)
         self._retire_idle()

@@ -6,10 +6,11 @@ compete with the client for the GIL), then measures in one run, with the same HT
 client, the same wire protocol and the same requests:
 
 - latency per call at concurrency 1 (p50, p99), directly and through callboard, for a
-  thread caller and an asyncio caller: the difference is what callboard adds;
+  thread caller and an asyncio caller: the difference is what callboard adds (the direct
+  calls ask for whole answers, as callboard's asks do once a provider has answered fast);
 - requests per second at concurrency 1, 16, 64 and 256, and client CPU per call;
 - where that CPU goes: CPU per call of each thread (caller, router, provider, I/O loop)
-  at concurrency 1, read from ``/proc`` (Linux only);
+  at concurrency 1, read from ``/proc`` (Linux only), for asks and for streaming callers;
 - the wall time of 500 concurrent calls to a server that answers in 200 ms;
 - the wall time of 2000 calls at once to a provider capped at 64 in flight (the rest
   wait in its queue), against the same cap kept by hand with a semaphore;
@@ -244,7 +245,7 @@ def report(title: str, rows: list[tuple[str, str]]) -> None:
 
 
 def bench_latency(fast_url: str, workdir: Path, runs: int, n: int) -> None:
-    direct = Direct(fast_url)
+    direct = Direct(fast_url, stream=False)  # what callboard's asks send to a fast provider
     board = board_for({"fast": fast_url}, ["fast"], workdir)
     results: dict[str, list[tuple[float, float]]] = {}
     variants = {
@@ -284,7 +285,7 @@ def bench_latency(fast_url: str, workdir: Path, runs: int, n: int) -> None:
 
 
 def bench_throughput(fast_url: str, workdir: Path, runs: int, total: int) -> None:
-    direct = Direct(fast_url)
+    direct = Direct(fast_url, stream=False)  # what callboard's asks send to a fast provider
     board = board_for({"fast": fast_url}, ["fast"], workdir)
     rows = []
     for concurrency in (1, 16, 64, 256):
@@ -398,17 +399,25 @@ def bench_thread_cpu(fast_url: str, workdir: Path, n: int) -> None:
     """CPU per call of each thread, one call at a time: what callboard's actors cost."""
     if not Path("/proc/self/task").is_dir():
         return
-    direct = Direct(fast_url)
+    direct = Direct(fast_url, stream=False)
+    streamed = Direct(fast_url)
     board = board_for({"fast": fast_url}, ["fast"], workdir)
     bare = board_for({"fast": fast_url}, ["fast"], workdir, records=False)
     whole = board_for({"fast": fast_url}, ["fast"], workdir, stream=False)
+
+    def stream_call() -> None:
+        for _ in board.stream("bench", PROMPT):
+            pass
+
     rows = []
     base = 0.0
     for label, call in (
-        ("direct", direct.call_sync),
+        ("direct, whole answers", direct.call_sync),
         ("callboard, audit and metrics off", lambda: bare.ask("bench", PROMPT)),
         ("callboard", lambda: board.ask("bench", PROMPT)),
         ("callboard, stream = false", lambda: whole.ask("bench", PROMPT)),
+        ("direct, streamed", streamed.call_sync),
+        ("callboard, a streaming caller", stream_call),
     ):
         for _ in range(200):
             call()
@@ -429,6 +438,7 @@ def bench_thread_cpu(fast_url: str, workdir: Path, n: int) -> None:
     whole.close()
     board.close()
     direct.close()
+    streamed.close()
 
 
 def bench_hop(runs: int) -> None:

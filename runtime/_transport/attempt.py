@@ -70,6 +70,9 @@ class AttemptLimits:
     """...measured over this sliding window."""
     total_why: str = ""
     """What set ``total_s``, for its timeout's message (``""``: ``request_s``)."""
+    whole_why: str = ""
+    """Why a streaming provider was asked for a whole answer, bounded by ``first_token_s``
+    (``""``: it was not), for that bound's timeout message."""
 
 
 class Cancellation:
@@ -353,6 +356,9 @@ class _Reader:
         limits = self.limits
         if self.bound == "first_byte":
             message = f"{host} sent nothing back within {limits.first_byte_s:g} s (first_byte_s)"
+        elif self.bound == "first_token" and limits.whole_why:
+            bound_s = limits.first_token_s
+            message = f"{host} sent no answer within {bound_s:g} s ({limits.whole_why})"
         elif self.bound == "first_token":
             message = (
                 f"{host} sent no content within {limits.first_token_s:g} s (first_token_s; "
