@@ -43,6 +43,9 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
+import orjson
+
 from runtime import Callboard, parse_config
 from runtime._chat import ChatRequest, Message, Tuning
 from runtime._transport.attempt import AttemptLimits, run_attempt
@@ -146,6 +149,32 @@ class Direct:
         arun(self.caller_client.aclose())
 
 
+class RawAiohttp:
+    """The floor: the same whole-answer request with aiohttp alone (no httpx).
+
+    Sent from the asyncio caller's loop; the answer's JSON is parsed with orjson.
+    """
+
+    def __init__(self, direct: Direct) -> None:
+        call = direct.call
+        self.url = call.url
+        self.headers = dict(call.headers)
+        self.body = orjson.dumps(call.json)
+        self.session: aiohttp.ClientSession | None = None
+
+    async def acall(self) -> None:
+        """Send one request and parse its answer."""
+        if self.session is None:
+            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1024))
+        async with self.session.post(self.url, data=self.body, headers=self.headers) as resp:
+            orjson.loads(await resp.read())
+
+    def close(self) -> None:
+        """Close the session."""
+        if self.session is not None:
+            arun(self.session.close())
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -246,9 +275,11 @@ def report(title: str, rows: list[tuple[str, str]]) -> None:
 
 def bench_latency(fast_url: str, workdir: Path, runs: int, n: int) -> None:
     direct = Direct(fast_url, stream=False)  # what callboard's asks send to a fast provider
+    raw = RawAiohttp(direct)
     board = board_for({"fast": fast_url}, ["fast"], workdir)
     results: dict[str, list[tuple[float, float]]] = {}
     variants = {
+        "raw aiohttp, asyncio caller": lambda: async_sequential_ms(raw.acall, n),
         "direct, thread caller": lambda: sequential_ms(direct.call_sync, n),
         "callboard ask, thread caller": lambda: sequential_ms(
             lambda: board.ask("bench", PROMPT), n
@@ -282,21 +313,30 @@ def bench_latency(fast_url: str, workdir: Path, runs: int, n: int) -> None:
     report(f"Latency per call, concurrency 1 ({n} calls x {runs} runs, median)", rows)
     board.close()
     direct.close()
+    raw.close()
 
 
 def bench_throughput(fast_url: str, workdir: Path, runs: int, total: int) -> None:
     direct = Direct(fast_url, stream=False)  # what callboard's asks send to a fast provider
+    raw = RawAiohttp(direct)
     board = board_for({"fast": fast_url}, ["fast"], workdir)
+    bare = board_for({"fast": fast_url}, ["fast"], workdir, records=False)
     rows = []
     for concurrency in (1, 16, 64, 256):
         calls = max(total, concurrency * 4) if concurrency > 1 else total // 4
         figures: dict[str, list[tuple[float, float]]] = {
             "direct sync": [],
             "callboard sync": [],
+            "raw aiohttp async": [],
             "direct async": [],
+            "callboard async, records off": [],
             "callboard async": [],
         }
         for _ in range(runs):
+            figures["raw aiohttp async"].append(async_rate(raw.acall, concurrency, calls))
+            figures["callboard async, records off"].append(
+                async_rate(lambda: bare.aask("bench", PROMPT), concurrency, calls)
+            )
             figures["direct sync"].append(threaded_rate(direct.call_sync, concurrency, calls))
             figures["callboard sync"].append(
                 threaded_rate(lambda: board.ask("bench", PROMPT), concurrency, calls)
@@ -309,11 +349,14 @@ def bench_throughput(fast_url: str, workdir: Path, runs: int, total: int) -> Non
         for name, samples in figures.items():
             rps = median([s[0] for s in samples])
             cpu = median([s[1] for s in samples])
-            line.append(f"{name} {rps:7.0f}/s ({cpu:.2f} ms CPU)")
-        rows.append((f"c={concurrency}", " | ".join(line)))
-    report(f"Requests per second, client CPU per call (median of {runs})", rows)
+            spread = f"{min(s[0] for s in samples):.0f}..{max(s[0] for s in samples):.0f}"
+            line.append(f"{name:29} {rps:6.0f}/s [{spread}]  {cpu:.2f} ms CPU")
+        rows += [(f"c={concurrency}", line[0])] + [("", entry) for entry in line[1:]]
+    report(f"Requests per second [spread], client CPU per call (median of {runs})", rows)
     board.close()
+    bare.close()
     direct.close()
+    raw.close()
 
 
 def bench_burst(slow_url: str, workdir: Path, runs: int) -> None:
