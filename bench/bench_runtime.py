@@ -105,6 +105,9 @@ def config_text(
     return "\n".join(parts)
 
 
+CPU_ROUNDS = 5
+"""Rounds of the CPU-by-thread part; each runs every variant once, in turn."""
+
 CALLER_LOOP = asyncio.new_event_loop()
 """The asyncio callers' loop: one for the whole run, so connections stay warm."""
 
@@ -438,6 +441,25 @@ def thread_cpu_s() -> dict[str, float]:
     return cpu
 
 
+def cpu_rows(spent: dict[str, list[dict[str, float]]]) -> list[tuple[str, str]]:
+    """Rows of the CPU part: each variant's median per call, all threads then by thread."""
+    rows = []
+    base = 0.0
+    for label, rounds in spent.items():
+        totals = [sum(r.values()) for r in rounds]
+        total = median(totals)
+        base = base or total
+        spread = f"[{min(totals) * 1e6:.0f}..{max(totals) * 1e6:.0f}]"
+        figure = f"{total * 1e6:.0f} us {spread}  ({total / base:.2f}x direct)"
+        rows.append((f"{label}: all threads", figure))
+        names = {name for r in rounds for name in r}
+        by_thread = {name: median([r.get(name, 0.0) for r in rounds]) for name in names}
+        for name, seconds in sorted(by_thread.items(), key=lambda kv: -kv[1]):
+            if seconds > 0:
+                rows.append((f"{label}: {name}", f"{seconds * 1e6:.0f} us"))
+    return rows
+
+
 def bench_thread_cpu(fast_url: str, workdir: Path, n: int) -> None:
     """CPU per call of each thread, one call at a time: what callboard's actors cost."""
     if not Path("/proc/self/task").is_dir():
@@ -452,31 +474,31 @@ def bench_thread_cpu(fast_url: str, workdir: Path, n: int) -> None:
         for _ in board.stream("bench", PROMPT):
             pass
 
-    rows = []
-    base = 0.0
-    for label, call in (
-        ("direct, whole answers", direct.call_sync),
-        ("callboard, audit and metrics off", lambda: bare.ask("bench", PROMPT)),
-        ("callboard", lambda: board.ask("bench", PROMPT)),
-        ("callboard, stream = false", lambda: whole.ask("bench", PROMPT)),
-        ("direct, streamed", streamed.call_sync),
-        ("callboard, a streaming caller", stream_call),
-    ):
+    variants: dict[str, Callable[[], None]] = {
+        "direct, whole answers": direct.call_sync,
+        "callboard, audit and metrics off": lambda: bare.ask("bench", PROMPT),
+        "callboard": lambda: board.ask("bench", PROMPT),
+        "callboard, stream = false": lambda: whole.ask("bench", PROMPT),
+        "direct, streamed": streamed.call_sync,
+        "callboard, a streaming caller": stream_call,
+    }
+    for call in variants.values():
         for _ in range(200):
             call()
-        before = thread_cpu_s()
-        for _ in range(n):
-            call()
-        after = thread_cpu_s()
-        spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
-        spent = {k: v for k, v in spent.items() if v > 0}
-        total = sum(spent.values())
-        base = base or total
-        ratio = f"   ({total / base:.2f}x direct)" if base else ""
-        rows.append((f"{label}: all threads", f"{total / n * 1e6:.0f} us{ratio}"))
-        for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
-            rows.append((f"{label}: {name}", f"{seconds / n * 1e6:.0f} us"))
-    report(f"CPU per call by thread, one call at a time ({n} calls, 10 ms ticks)", rows)
+    # Rounds interleave the variants, so that the machine's drift hits them alike.
+    per_round = max(1, n // CPU_ROUNDS)
+    spent: dict[str, list[dict[str, float]]] = {label: [] for label in variants}
+    for _ in range(CPU_ROUNDS):
+        for label, call in variants.items():
+            before = thread_cpu_s()
+            for _ in range(per_round):
+                call()
+            after = thread_cpu_s()
+            used = {k: v - before.get(k, 0.0) for k, v in after.items()}
+            spent[label].append({k: v / per_round for k, v in used.items() if v > 0})
+    rows = cpu_rows(spent)
+    title = f"CPU per call by thread, one call at a time ({CPU_ROUNDS} rounds of {per_round} calls"
+    report(f"{title}, median [spread], 10 ms ticks)", rows)
     bare.close()
     whole.close()
     board.close()
