@@ -45,6 +45,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import orjson
+from skeleton import Skeleton
 
 from runtime import Callboard, parse_config
 from runtime._chat import ChatRequest, Message, Tuning
@@ -362,6 +363,55 @@ def bench_throughput(fast_url: str, workdir: Path, runs: int, total: int) -> Non
     raw.close()
 
 
+def bench_floor(fast_url: str, workdir: Path, runs: int, total: int) -> None:
+    """The design's floor beside the board: the same calls through the bare hand-offs.
+
+    `skeleton.Skeleton` passes each call caller -> router actor -> provider actor -> I/O
+    loop -> provider -> router -> caller with no other work; the board does the same
+    hand-offs and its work. Latency one call at a time (thread caller); calls per second
+    and client CPU per call with 64 in flight, asyncio callers then threads.
+    """
+    direct = Direct(fast_url, stream=False)
+    skeleton = Skeleton(direct.protocol, direct.call)
+    board = board_for({"fast": fast_url}, ["fast"], workdir)
+    bare = board_for({"fast": fast_url}, ["fast"], workdir, records=False)
+    variants: dict[str, tuple[Callable[[], object], Callable[[], Any]]] = {
+        "direct (httpx)": (direct.call_sync, direct.acall),
+        "skeleton (hand-offs only)": (skeleton.ask, skeleton.aask),
+        "callboard, records off": (
+            lambda: bare.ask("bench", PROMPT),
+            lambda: bare.aask("bench", PROMPT),
+        ),
+        "callboard": (lambda: board.ask("bench", PROMPT), lambda: board.aask("bench", PROMPT)),
+    }
+    n = max(200, total // 8)
+    for sync, _ in variants.values():
+        sequential_ms(sync, 200)
+    figures: dict[str, list[tuple[float, ...]]] = {name: [] for name in variants}
+    for _ in range(runs):
+        for name, (sync, acall) in variants.items():
+            ms = sequential_ms(sync, n)
+            rps_async, cpu_async = async_rate(acall, 64, total)
+            rps_threads, cpu_threads = threaded_rate(sync, 64, total)
+            figures[name].append(
+                (percentile(ms, 0.5), percentile(ms, 0.99), rps_async, cpu_async, rps_threads,
+                 cpu_threads)
+            )  # fmt: skip
+    rows = []
+    for name, samples in figures.items():
+        p50, p99, rps_a, cpu_a, rps_t, cpu_t = (median([s[i] for s in samples]) for i in range(6))
+        latency = f"thread p50 {p50:.3f} ms p99 {p99:.3f}"
+        asyncio_64 = f"c=64 asyncio {rps_a:5.0f}/s {cpu_a:.2f} ms CPU"
+        threads_64 = f"c=64 threads {rps_t:5.0f}/s {cpu_t:.2f} ms CPU"
+        rows.append((name, f"{latency} | {asyncio_64} | {threads_64}"))
+    title = "The design's floor: the same calls through its hand-offs alone"
+    report(f"{title} (median of {runs})", rows)
+    board.close()
+    bare.close()
+    skeleton.close()
+    direct.close()
+
+
 def bench_burst(slow_url: str, workdir: Path, runs: int) -> None:
     rows = []
     for stream in (True, False):
@@ -633,6 +683,7 @@ PARTS = {
     "queued": "2000 calls queued behind 64 in flight",
     "memory": "callboard alone, in a fresh process",
     "throughput": "up to 256 callers",
+    "floor": "the design's hand-offs alone",
 }
 """The parts of the run, in order (``--only`` picks some)."""
 
@@ -710,6 +761,7 @@ def main() -> None:
             "queued": lambda: bench_queued(capped_url, workdir, runs, 2000 // scale),
             "memory": lambda: bench_memory_alone(slow_url),
             "throughput": lambda: bench_throughput(fast_url, workdir, runs, 4000 // scale),
+            "floor": lambda: bench_floor(fast_url, workdir, runs, 4000 // scale),
         }
         remember("start")
         for name, what in PARTS.items():

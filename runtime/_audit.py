@@ -147,6 +147,11 @@ class AuditLog:
             else:
                 self._fd = _open_private(path)
 
+    @property
+    def enabled(self) -> bool:
+        """Whether lines are written (``[audit] path = "off"``, or closed: not)."""
+        return self._enabled
+
     def writer(self) -> AuditWriter:
         """Return a new buffered writer, for one thread's use."""
         return AuditWriter(self)
@@ -275,7 +280,12 @@ class AuditWriter:
         ).bind()
 
     def event(self, name: str, *, now: bool = False, **fields: Any) -> None:
-        """Render one event line into the buffer; with ``now``, write the buffer at once."""
+        """Render one event line into the buffer; with ``now``, write the buffer at once.
+
+        Nothing is rendered when the log writes nothing.
+        """
+        if not self._log.enabled:
+            return
         self._logger.info(name, **fields)
         if now or len(self._lines) >= self.MAX_BUFFERED:
             self.flush()
