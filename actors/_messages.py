@@ -33,7 +33,7 @@ from runtime._chat import (
 )
 from runtime._errors import ProviderError
 from runtime._rows import TaskEvent
-from runtime._task_spec import StreamSink, TaskSpec
+from runtime._task_spec import ReplyTo, StreamSink, TaskSpec
 
 if TYPE_CHECKING:
     from pykka import ActorRef
@@ -52,7 +52,7 @@ class Submit:
     """Caller → router: run this task and resolve ``reply`` with its reply or an error."""
 
     task: TaskSpec
-    reply: concurrent.futures.Future[Any]
+    reply: ReplyTo
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,7 +76,7 @@ from runtime._policy.provider_table import ProviderTable, Routing
 from runtime._policy.routing import Dispatch, GiveUp, Health, next_fallback, next_step
 from runtime._policy.task import SCHEMA_MISMATCH, TaskState, eligible_chain
 from runtime._rows import AttemptRow, TaskContext, TaskEvent, TaskRow, wall_time
-from runtime._task_spec import TaskSpec
+from runtime._task_spec import ReplyTo, TaskSpec
 from runtime._transport.io_loop import IoLoop
 
 HEALTH_LOG = 64
@@ -798,7 +798,7 @@ def _tell_progress(task: TaskState, progress: Progress) -> None:
 
 
 def _settle(
-    future: concurrent.futures.Future[Any],
+    future: ReplyTo,
     *,
     result: Reply | EmbedReply | None = None,
     error: BaseException | None = None,

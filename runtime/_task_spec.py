@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from runtime._chat import Message, Progress, Tuning
 from runtime._structured import Schema
@@ -75,6 +75,20 @@ class EmbedSpec:
     texts: tuple[str, ...]
     dimensions: int | None = None
     input_type: str | None = None
+
+
+class ReplyTo(Protocol):
+    """Where the router puts a task's reply, or its error, once (from the router's thread).
+
+    A `concurrent.futures.Future` is one; an asyncio caller's is a `LoopReply`, which hands
+    replies to its event loop in batches.
+    """
+
+    def set_result(self, result: Any) -> None:
+        """Take the reply."""
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        """Take the error instead."""
 
 
 class StreamSink(Protocol):

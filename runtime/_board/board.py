@@ -14,6 +14,7 @@ import dataclasses
 import os
 import signal
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -27,6 +28,7 @@ from runtime._audit import AuditLog, Redactor
 from runtime._board.admin import CONTROL_TIMEOUT_S, BoardAdmin
 from runtime._board.asking import AskOptions, EmbedOptions, embed_spec, task_spec
 from runtime._board.budgets import restored_ledger
+from runtime._board.loop_replies import LoopReplies
 from runtime._board.streams import AsyncStreamSink, ThreadStreamSink, aread_stream, read_stream
 from runtime._chat import EmbedReply, Reply, StreamEvent
 from runtime._config.load import load_config
@@ -39,7 +41,7 @@ from runtime._errors import (
 )
 from runtime._metrics.otel import current_traceparent
 from runtime._policy.budget_ledger import BudgetAlert
-from runtime._task_spec import TaskSpec
+from runtime._task_spec import ReplyTo, TaskSpec
 from runtime._transport.credentials import CheckFailure, calls_clients, close_clients
 from runtime._transport.http import ProviderClient
 from runtime._transport.io_loop import IoLoop
@@ -97,6 +99,8 @@ class Callboard(BoardAdmin):
         self._closed = False
         self._unconfigured_roles: set[str] = set()
         self._unconfigured_lock = threading.Lock()
+        self._loop_replies: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopReplies]
+        self._loop_replies = weakref.WeakKeyDictionary()
         self._redactor = Redactor(config.secrets())
         self._audit = AuditLog(
             config.audit_path(),
@@ -205,10 +209,11 @@ class Callboard(BoardAdmin):
         Cancelling the awaiting task cancels the task in the runtime: its attempt in
         flight is dropped and its terminal record says ``cancelled``.
         """
-        spec, reply = self._submit(task_spec(role, prompt, options))
+        spec, reply = self._asubmit(task_spec(role, prompt, options))
         try:
             async with asyncio.timeout(self._wait_s(spec)):
-                return await asyncio.wrap_future(reply)
+                answer: Reply = await reply
+                return answer
         except asyncio.CancelledError:
             self._tell_router(CancelTask(spec.task_id))
             raise
@@ -284,10 +289,10 @@ class Callboard(BoardAdmin):
         self, role: str, texts: Sequence[str], **options: Unpack[EmbedOptions]
     ) -> EmbedReply:
         """The same as `embed`, for asyncio."""
-        spec, reply = self._submit(embed_spec(role, texts, options))
+        spec, reply = self._asubmit(embed_spec(role, texts, options))
         try:
             async with asyncio.timeout(self._wait_s(spec)):
-                result: EmbedReply = await asyncio.wrap_future(reply)
+                result: EmbedReply = await reply
         except asyncio.CancelledError:
             self._tell_router(CancelTask(spec.task_id))
             raise
@@ -297,15 +302,31 @@ class Callboard(BoardAdmin):
 
     def _submit(self, spec: TaskSpec) -> tuple[TaskSpec, concurrent.futures.Future[Any]]:
         """Hand a task to the router; return its spec and the future of its reply."""
+        reply: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        return self._submit_to(spec, reply), reply
+
+    def _asubmit(self, spec: TaskSpec) -> tuple[TaskSpec, asyncio.Future[Any]]:
+        """Hand an asyncio caller's task to the router; return its spec and awaitable reply.
+
+        The reply comes through the loop's `LoopReplies`, with the others that end with it.
+        """
+        loop = asyncio.get_running_loop()
+        replies = self._loop_replies.get(loop)
+        if replies is None:
+            replies = self._loop_replies.setdefault(loop, LoopReplies(loop))
+        reply = replies.reply()
+        return self._submit_to(spec, reply), reply.future
+
+    def _submit_to(self, spec: TaskSpec, reply: ReplyTo) -> TaskSpec:
+        """Hand a task to the router, its reply to go to ``reply``; return its spec."""
         if self._closed:
             raise BoardClosedError("the board is closed")
         if spec.provider is None:
             self._note_unconfigured(spec.role)
         if self._config.otel.enabled and spec.traceparent is None:
             spec = dataclasses.replace(spec, traceparent=current_traceparent())
-        reply: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._tell_router(Submit(spec, reply))
-        return spec, reply
+        return spec
 
     def _note_unconfigured(self, role: str) -> None:
         """Record, once per board, a role that only the default provider serves (a typo?)."""

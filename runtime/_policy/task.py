@@ -6,7 +6,6 @@ the reply, the error and the terminal audit fields.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +35,7 @@ from runtime._policy.provider_table import Routing
 from runtime._policy.routing import Availability, Health, ProviderProgress
 from runtime._rows import AttemptRow, TaskRow
 from runtime._structured import OutputMismatchError
-from runtime._task_spec import TaskSpec
+from runtime._task_spec import ReplyTo, TaskSpec
 from runtime.protocols import PROTOCOLS
 
 SCHEMA_MISMATCH = "schema_mismatch"
@@ -58,7 +57,7 @@ class TaskState:
     """Everything the router knows about one running task."""
 
     spec: TaskSpec
-    reply: concurrent.futures.Future[Reply]
+    reply: ReplyTo
     routing: Routing
     chain: tuple[str, ...]
     deadline: float
