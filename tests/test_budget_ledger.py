@@ -261,3 +261,18 @@ def test_restored_spend_forecasts_at_the_periods_average_rate():
     ledger.restore({("b", ""): 6.0}, NOON)
     (status,) = ledger.statuses(NOON)
     assert status.forecast_usd == pytest.approx(12.0)
+
+
+
+def test_reservations_settled_in_any_order_leave_exactly_nothing_reserved():
+    """Float sums of holds drift (0.1 + 0.2 - 0.1 - 0.2 != 0): none held means 0.0 exactly."""
+    ledger = LocalLedger([_budget(100.0)])
+    amounts = [0.1, 0.2, 0.7, 0.30000000000000004, 1e-9, 0.013] * 20
+    holds = [_hold(ledger, a) for a in amounts]
+    for hold in reversed(holds[::2]):
+        ledger.settle(hold, 0.0, NOON)
+    assert ledger.statuses(NOON)[0].reserved_usd > 0
+    for hold in holds[1::2]:
+        ledger.release(hold, NOON)
+    (status,) = ledger.statuses(NOON)
+    assert status.reserved_usd == 0.0

@@ -155,6 +155,8 @@ class _Account:
     end: float | None
     spent: float = 0.0
     reserved: float = 0.0
+    holds: int = 0
+    """Calls holding a reservation: at none, ``reserved`` is exactly 0 (no float residue)."""
     fired: set[float] = field(default_factory=set)
     recent: deque[list[float]] = field(default_factory=deque)
     """``[minute, spend]`` of the last hour's minutes (the forecast's rate)."""
@@ -250,6 +252,7 @@ class LocalLedger:
         keys = []
         for key, account in accounts:
             account.reserved += amount
+            account.holds += 1
             keys.append(key)
         return Hold(next(self._ids), tuple(keys), amount)
 
@@ -271,8 +274,9 @@ class LocalLedger:
                 continue
             if account.end is not None and now >= account.end:
                 account.roll(now)
+            account.holds = max(0, account.holds - 1)
             reserved = account.reserved - hold.amount
-            account.reserved = max(0.0, reserved)
+            account.reserved = max(0.0, reserved) if account.holds else 0.0
             if cost_usd > 0:
                 account.spend(cost_usd, now)
             thresholds, fired = account.rule.alert_at, len(account.fired)
