@@ -263,7 +263,6 @@ def test_restored_spend_forecasts_at_the_periods_average_rate():
     assert status.forecast_usd == pytest.approx(12.0)
 
 
-
 def test_reservations_settled_in_any_order_leave_exactly_nothing_reserved():
     """Float sums of holds drift (0.1 + 0.2 - 0.1 - 0.2 != 0): none held means 0.0 exactly."""
     ledger = LocalLedger([_budget(100.0)])
