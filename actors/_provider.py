@@ -368,7 +368,7 @@ class ProviderActor(SupervisedActor):
         cancellation = Cancellation(self._io.loop)
         try:
             whole = call.whole_bound_s is not None and self._answers_whole_on_demand(call)
-            work = self._work(call, _limits(call, now, whole=whole), cancellation)
+            work = self._work(call, _limits(call, now, whole=whole), cancellation, whole=whole)
         except ProviderError as error:
             self._reject_started(call, taken, ticket, error, now)
             if spent is not None and self._leases is not None:
@@ -389,9 +389,17 @@ class ProviderActor(SupervisedActor):
         )
 
     def _work(
-        self, call: StartAttempt, limits: AttemptLimits, cancellation: Cancellation
+        self,
+        call: StartAttempt,
+        limits: AttemptLimits,
+        cancellation: Cancellation,
+        *,
+        whole: bool = False,
     ) -> Coroutine[Any, Any, ChatResult | EmbedResult]:
-        """Build the attempt's coroutine (raising `ProviderError` for a request it cannot send)."""
+        """Build the attempt's coroutine (raising `ProviderError` for a request it cannot send).
+
+        ``whole``: ask for a whole answer where the provider would stream.
+        """
         request = call.request
         if isinstance(request, EmbedRequest):
             embed = self._protocol.embed
@@ -399,9 +407,10 @@ class ProviderActor(SupervisedActor):
                 raise ProviderError(ErrorKind.BAD_REQUEST, "this provider has no embeddings")
             embed_call = embed.request(self._endpoint, request)
             return run_embed(self._client, embed, embed_call, limits, cancellation=cancellation)
-        stream = self._settings.stream and (
-            call.sink is not None
-            or not (self._protocol.stream_on_demand or call.whole_bound_s is not None)
+        stream = (
+            self._settings.stream
+            and (call.sink is not None or not self._protocol.stream_on_demand)
+            and not whole
         )
         http_call = self._protocol.chat_request(self._endpoint, request, stream)
         on_content = None if call.sink is None else _deliverer(call.sink, self.provider_id)
