@@ -5,9 +5,11 @@ default 9). Loopback fake OpenAI servers run in this process; every figure comes
 child processes, which time with the monotonic clock:
 
 - the import of ``Callboard``, the set-up of a board with one provider, its first call,
-  and a warm call (the median of the calls after it); then the set-up of a second board
-  in the same process and its first call (what every board costs, once the process has
-  loaded and run what any board needs);
+  and a warm call (the median of the calls after it, back to back), and a warm call made
+  after a pause (the median of calls each made 50 ms after the last: a daemon's calls
+  come that way, and so does a first call, after the set-up); then the set-up of a second
+  board in the same process and its first call (what every board costs, once the process
+  has loaded and run what any board needs);
 - the first call that fails over across three providers (the first two answer 503),
   against a warm call that does the same;
 - the set-up of a board with three providers, without the start-up check
@@ -16,7 +18,9 @@ child processes, which time with the monotonic clock:
   its first (on a new connection) against a warm one (on a kept connection).
 
 Each figure is the median over the fresh processes, with the spread (min..max) beside
-it: the machine's noise shows there.
+it: the machine's noise shows there. A call after a pause costs more than one made back
+to back, with or without callboard (the direct figures show it): the threads it passes
+through, in this process and in the server's, have gone to sleep and must be woken.
 """
 
 from __future__ import annotations
@@ -39,6 +43,11 @@ if TYPE_CHECKING:
 KEY = "sk-bench-0000"
 PROMPT = "Write a function that parses ISO dates"
 WARM_CALLS = 30
+IDLE_CALLS = 10
+IDLE_S = 0.05
+"""Warm calls made one at a time after a pause, as a daemon's calls come: after 50 ms
+with nothing to do the machine's threads (the board's, the HTTP client's, the server's)
+have gone to sleep, and a call pays for waking them (see the module's docstring)."""
 
 MODES: dict[str, tuple[str, str]] = {
     "one provider": ("good0", "board"),
@@ -73,6 +82,12 @@ def timed_ms(action: Callable[[], object]) -> tuple[float, Any]:
     return (time.perf_counter() - start) * 1000, result
 
 
+def after_pause(action: Callable[[], object]) -> float:
+    """Sleep `IDLE_S`, then time ``action`` (in ms)."""
+    time.sleep(IDLE_S)
+    return timed_ms(action)[0]
+
+
 def child(config_path: str, how: str) -> None:
     """In a fresh process: start a board, make its first call and warm calls; print JSON."""
     start = time.perf_counter()
@@ -87,12 +102,14 @@ def child(config_path: str, how: str) -> None:
     setup_ms, board = timed_ms(lambda: Callboard(config, check=check))
     first_ms, _ = timed_ms(lambda: board.ask("bench", PROMPT))
     warm = [timed_ms(lambda: board.ask("bench", PROMPT))[0] for _ in range(WARM_CALLS)]
+    idle = [after_pause(lambda: board.ask("bench", PROMPT)) for _ in range(IDLE_CALLS)]
     close_ms, _ = timed_ms(board.close)
     again_ms, board = timed_ms(lambda: Callboard(config, check=check))
     first_again_ms, _ = timed_ms(lambda: board.ask("bench", PROMPT))
     board.close()
     figures = {"import": import_ms, "setup": setup_ms, "first": first_ms}
-    figures |= {"warm": statistics.median(warm), "close": close_ms, "setup again": again_ms}
+    figures |= {"warm": statistics.median(warm), "warm after pause": statistics.median(idle)}
+    figures |= {"close": close_ms, "setup again": again_ms}
     figures["first again"] = first_again_ms
     figures["to first answer"] = import_ms + setup_ms + first_ms
     print(json.dumps(figures))
@@ -112,9 +129,11 @@ def direct(config: Config) -> dict[str, float]:
     setup_ms, client = timed_ms(lambda: ProviderClient(64, 5.0))
     first_ms, _ = timed_ms(lambda: io.run(client.fetch(call), 10))
     warm = [timed_ms(lambda: io.run(client.fetch(call), 10))[0] for _ in range(WARM_CALLS)]
+    idle = [after_pause(lambda: io.run(client.fetch(call), 10)) for _ in range(IDLE_CALLS)]
     io.run(client.aclose(), 10)
     io.close()
-    return {"setup": setup_ms, "first": first_ms, "warm": statistics.median(warm)}
+    figures = {"setup": setup_ms, "first": first_ms, "warm": statistics.median(warm)}
+    return figures | {"warm after pause": statistics.median(idle)}
 
 
 def run_children(config: str, how: str, runs: int) -> list[dict[str, float]]:
@@ -159,9 +178,10 @@ def main() -> None:
             figures = {key: [r[key] for r in results] for key in results[0]}
             print(f"\n{label}")
             for key, values in figures.items():
-                print(f"  {key:16} {spread(values)}")
-            ratio = [r["first"] / r["warm"] for r in results]
-            print(f"  {'first / warm':16} {statistics.median(ratio):7.1f} x")
+                print(f"  {key:26} {spread(values)}")
+            for warm in ("warm", "warm after pause"):
+                ratio = [r["first"] / r[warm] for r in results]
+                print(f"  {'first / ' + warm:26} {statistics.median(ratio):7.1f} x")
     finally:
         for fake in fakes.values():
             fake.stop()
