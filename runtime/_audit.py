@@ -82,10 +82,13 @@ class Redactor:
         self, _logger: object, _method: str, event: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         """Redact a structlog event dictionary (the processor protocol)."""
-        shortest, pattern = self._shortest, self._pattern
+        shortest, pattern, names = self._shortest, self._pattern, _FIELD_NAMES
         for key, item in event.items():
             kind = type(item)
-            if _secret_field(key):
+            secret = names.get(key)  # inline: a call per field costs more than the check
+            if secret is None:
+                secret = _secret_field(key)
+            if secret:
                 event[key] = MASK
             elif kind is str:
                 if len(item) >= shortest:

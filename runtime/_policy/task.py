@@ -87,6 +87,9 @@ class TaskState:
     """Set when a stream broke and the next attempt must tell the caller to start over."""
     finish_reason: str | None = None
     """Why the answering attempt's model stopped (for traces)."""
+    requests: dict[str, ChatRequest | EmbedRequest] = field(default_factory=dict)
+    """Each provider's request, built once (`request_for`): the budget's hold and the
+    attempt both need it, and it depends only on the provider, the spec and the config."""
 
     def __post_init__(self) -> None:
         self.progress = {pid: ProviderProgress() for pid in self.chain}
@@ -108,7 +111,13 @@ class TaskState:
         return [call_id for call_id in self.calls if call_id not in self.dropped]
 
     def request_for(self, provider: str) -> ChatRequest | EmbedRequest:
-        """Build the request for ``provider``: call tuning over role's over provider's."""
+        """The request for ``provider``: call tuning over role's over provider's."""
+        request = self.requests.get(provider)
+        if request is None:
+            request = self.requests[provider] = self._request(provider)
+        return request
+
+    def _request(self, provider: str) -> ChatRequest | EmbedRequest:
         settings = self.config.providers[provider]
         embed = self.spec.embed
         if embed is not None:
