@@ -4,7 +4,10 @@ Run it with ``python bench/bench_metrics.py`` (``--calls N`` to change the size)
 writes N generated calls spread over 30 days (3 providers, 4 roles, 5% failures, one
 task in ten needing a second attempt) through the metrics actor, then times each report
 a user can ask for, as the median of several runs. It prints the write throughput of the
-store alone and of the actor (batches told, until the store has them all).
+store alone and of the actor (batches told, until the store has them all), and what
+storing a task costs as the store grows (``--growth N`` tasks, default 300,000) with the
+board's task ids (UUIDv7, time-ordered) against random ones (UUIDv4): CPU and wall time
+per task for each successive 50,000, in the same run.
 
 ``--url postgresql://...`` runs the same on a PostgreSQL store instead of a temporary
 SQLite file, in a schema of its own that it drops at the end (`[metrics] url`).
@@ -20,6 +23,7 @@ import random
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -31,6 +35,7 @@ from actors._metrics import MetricsActorSettings
 from runtime._metrics.store import Filters
 from runtime._metrics.store_open import StoreAddress, open_store
 from runtime._rows import AttemptRow, TaskEvent, TaskRow
+from runtime._task_spec import new_task_id
 
 PROVIDERS = (("claude", "claude-sonnet-4-5"), ("gpt", "gpt-4o"), ("gemini", "gemini-2.5-flash"))
 ROLES = ("coder", "reviewer", "planner", "clarifier")
@@ -124,7 +129,11 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--url", help="a PostgreSQL server to use instead of SQLite")
+    parser.add_argument("--growth", type=int, default=300_000, help="tasks per id kind")
     args = parser.parse_args()
+    if args.growth:
+        with tempfile.TemporaryDirectory() as tmp, _stores(args.url, Path(tmp)) as stores:
+            bench_growth(stores, args.growth)
     now = time.time()
     events = generate(args.calls, now)
     attempts = sum(len(e.attempts) for e in events)
@@ -168,6 +177,61 @@ def main() -> None:
             print(f"  {name:<34} {median:7.1f} ms  (worst {worst:.1f} ms)")
         store.close()
     pykka.ActorRegistry.stop_all()
+
+
+GROWTH_STEP = 50_000
+GROWTH_BATCH = 256
+
+
+def bench_growth(stores: tuple[StoreAddress, StoreAddress], tasks: int) -> None:
+    """Write ``tasks`` one-attempt tasks into each store, ids time-ordered then random.
+
+    The batches are the size the metrics actor writes under load; the rows are alike but
+    for their ids, so the difference is the ids' order in the store's indexes.
+    """
+    kinds: dict[str, Callable[[], str]] = {
+        "time-ordered (board)": new_task_id,
+        "random (uuid4)": lambda: uuid.uuid4().hex,
+    }
+    per_step: dict[str, list[tuple[float, float]]] = {}
+    for (name, make_id), address in zip(kinds.items(), stores, strict=True):
+        store = open_store(address)
+        steps = per_step[name] = []
+        start = time.time()
+        for step_start in range(0, tasks, GROWTH_STEP):
+            cpu, wall = time.thread_time(), time.perf_counter()
+            for offset in range(step_start, min(step_start + GROWTH_STEP, tasks), GROWTH_BATCH):
+                ts = start + offset / 1000
+                ids = [make_id() for _ in range(GROWTH_BATCH)]
+                attempts = [_growth_attempt(task_id, ts) for task_id in ids]
+                rows = [_growth_task(task_id, ts) for task_id in ids]
+                store.write(rows, attempts)
+            done = min(GROWTH_STEP, tasks - step_start)
+            cpu_us = (time.thread_time() - cpu) / done * 1e6
+            steps.append((cpu_us, (time.perf_counter() - wall) / done * 1e6))
+        store.close()
+    print(f"\n## Writes as the store grows (us per task, CPU / wall, batches of {GROWTH_BATCH})")
+    print(f"  {'tasks stored':>14}  " + "  ".join(f"{name:>24}" for name in per_step))
+    for index in range(len(next(iter(per_step.values())))):
+        upto = min((index + 1) * GROWTH_STEP, tasks)
+        cells = [f"{cpu:9.1f} / {wall:6.1f}" for cpu, wall in (v[index] for v in per_step.values())]
+        print(f"  {upto:>14,}  " + "  ".join(f"{cell:>24}" for cell in cells))
+
+
+def _growth_attempt(task_id: str, ts: float) -> AttemptRow:
+    return AttemptRow(
+        ts=round(ts, 6), task_id=task_id, workflow_id=None, role="coder", attempt=1,
+        provider="gpt", model="gpt-4o", outcome="ok", status=200, latency_ms=850.0,
+        ttft_ms=None, input_tokens=1200, output_tokens=300, cached_tokens=0, fallback=False,
+    )  # fmt: skip
+
+
+def _growth_task(task_id: str, ts: float) -> TaskRow:
+    return TaskRow(
+        ts=round(ts, 6), task_id=task_id, workflow_id=None, role="coder", outcome="ok",
+        provider="gpt", model="gpt-4o", attempts=1, input_tokens=1200, output_tokens=300,
+        cached_tokens=0, latency_ms=850.0, fallback=False,
+    )  # fmt: skip
 
 
 @contextlib.contextmanager

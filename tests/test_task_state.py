@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import uuid
 
 import pytest
 
@@ -9,7 +10,7 @@ from runtime._audit import Redactor
 from runtime._chat import ChatResult, Message, Tuning, Usage
 from runtime._policy.provider_table import Routing
 from runtime._policy.task import TaskState
-from runtime._task_spec import TaskSpec
+from runtime._task_spec import TaskSpec, new_task_id
 
 pytestmark = pytest.mark.timeout(5)
 
@@ -85,3 +86,19 @@ def test_an_azure_call_is_priced_by_its_configured_model_not_its_deployment():
         "az", result=answer, error=None, latency_ms=5.0, redactor=Redactor(), wall=1.0
     )
     assert row.cost_usd == pytest.approx(2.0)
+
+
+def test_task_ids_are_distinct_32_hex_digits_in_the_order_they_were_made():
+    ids = [new_task_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert ids == sorted(ids)  # the metrics store's keys grow at one end
+    assert uuid.UUID(hex=ids[0]).version == 7
+
+
+def test_a_provider_request_is_built_once_per_task_and_the_same_each_time_it_is_asked():
+    state = task()
+    first = state.request_for("r8")
+    assert state.request_for("r8") is first
+    assert first.model == "meta/meta-llama-3-8b-instruct"
+    assert first.messages == (Message("user", "Hi"),)

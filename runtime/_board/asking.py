@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
@@ -18,7 +17,7 @@ from pydantic import BaseModel
 
 from runtime._chat import Message, Progress, ToolResult, Tuning, with_tool_names
 from runtime._structured import Schema
-from runtime._task_spec import EmbedSpec, StreamSink, TaskSpec, is_traceparent
+from runtime._task_spec import EmbedSpec, StreamSink, TaskSpec, is_traceparent, new_task_id
 from runtime._tools import Tool, check_tool_choice
 
 MessageLike = Message | ToolResult | Mapping[str, Any]
@@ -121,7 +120,7 @@ def task_spec(
     tools = _tools(options.get("tools", ()))
     stop = options.get("stop")
     spec = TaskSpec(
-        task_id=uuid.uuid4().hex,
+        task_id=new_task_id(),
         role=role,
         messages=with_tool_names(turns),
         system=options.get("system"),
@@ -161,7 +160,7 @@ def embed_spec(role: str, texts: Sequence[str], options: EmbedOptions) -> TaskSp
         raise ValueError("embed takes a non-empty list of strings")
     embed = EmbedSpec(tuple(texts), options.get("dimensions"), options.get("input_type"))
     spec = TaskSpec(
-        task_id=uuid.uuid4().hex,
+        task_id=new_task_id(),
         role=role,
         messages=(),
         system=None,
