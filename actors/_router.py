@@ -2,10 +2,11 @@
 
 It keeps every running task and drives it from `Submit` to one reply and one terminal
 record. What it knows of its provider actors (which actor serves each provider, and their
-health) is a `ProviderTable`; the tasks that ended wait in an `EventOutbox` until the
-metrics actor has stored them. It never waits: it reacts to `AttemptDone` from the
-providers, to `HealthChanged`, to its own timers (`Wake`, `FlushEvents`), to the metrics
-actor's `EventsStored` and to the supervisor's news of actors.
+health) is a `ProviderTable`; the tasks that ended reach the metrics actor through a
+`MetricsDelivery`, which keeps them until they are stored. It never waits: it reacts to
+`AttemptDone` from the providers, to `HealthChanged`, to its own timers (`Wake`,
+`FlushEvents`), to the metrics actor's `EventsStored` and to the supervisor's news of
+actors.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import functools
 import itertools
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,6 @@ from actors._child import SupervisedActor, tell_quietly
 from actors._messages import (
     ApplyRouting,
     AttemptDone,
-    BudgetLevels,
     CancelAttempt,
     CancelTask,
     ContentStarted,
@@ -48,9 +48,9 @@ from actors._messages import (
     StartAttempt,
     Submit,
     SyncStore,
-    TaskEvents,
     Wake,
 )
+from actors._metrics_delivery import MetricsDelivery, task_context
 from runtime._audit import AuditLog
 from runtime._chat import ChatResult, EmbedReply, EmbedResult, Progress, ProgressState, Reply
 from runtime._errors import (
@@ -63,19 +63,17 @@ from runtime._errors import (
     UnknownProviderError,
     UnknownRoleError,
 )
-from runtime._metrics.outbox import EVENT_BATCH_S, EventOutbox
-from runtime._metrics.stats import Stats
 from runtime._policy.answer_mode import WINDOW as WHOLE_AFTER
 from runtime._policy.answer_mode import AnswerModes
 from runtime._policy.budget_gate import refused_error
-from runtime._policy.budget_ledger import BudgetLedger, LocalLedger, Refusal
+from runtime._policy.budget_ledger import BudgetLedger, BudgetStatus, LocalLedger, Refusal
 from runtime._policy.hedging import ContentGate, hedge_choice
 from runtime._policy.latency import LatencyBook, attempt_end
 from runtime._policy.planner import Plan, RoutePlanner
 from runtime._policy.provider_table import ProviderTable, Routing
 from runtime._policy.routing import Dispatch, GiveUp, Health, next_fallback, next_step
 from runtime._policy.task import SCHEMA_MISMATCH, TaskState, eligible_chain
-from runtime._rows import AttemptRow, TaskContext, TaskEvent, TaskRow, wall_time
+from runtime._rows import AttemptRow, TaskEvent, TaskRow, wall_time
 from runtime._task_spec import ReplyTo, TaskSpec
 from runtime._transport.io_loop import IoLoop
 
@@ -104,7 +102,6 @@ class RouterActor(SupervisedActor):
     ) -> None:
         super().__init__("router", supervisor)
         self._providers = ProviderTable(routing, refs, health or {})
-        self._metrics = metrics
         self._io = io
         self._audit = audit.writer()
         self._clock = clock
@@ -118,15 +115,14 @@ class RouterActor(SupervisedActor):
         self._calls: dict[int, _Call] = {}
         """Every attempt in flight, by call id (its task may have ended and wait for it)."""
         self._call_ids = itertools.count(1)
-        self._outbox = EventOutbox()
-        self._metrics_failed = False
-        self._unrecorded = 0
-        """Tasks that ended after the metrics actor failed for good."""
         self._latency = LatencyBook()
         self._answer_modes = AnswerModes()
         self._planner = RoutePlanner(self._latency)
         self._budgets = BudgetKeeper(
             ledger or LocalLedger(), routing.config, self._audit, wall, on_budget
+        )
+        self._delivery = MetricsDelivery(
+            metrics, self.actor_ref, io, self._audit, self._budget_levels
         )
         self.handlers = {
             AttemptDone: self._attempt_done,
@@ -591,38 +587,20 @@ class RouterActor(SupervisedActor):
         self._batch_rows(task, row)
 
     def _batch_rows(self, task: TaskState, row: TaskRow) -> None:
-        if self._metrics_failed:
-            self._unrecorded += 1
-            return
         context = task_context(task, row, self._health_log) if task.config.otel.enabled else None
-        if self._outbox.add(TaskEvent(row, tuple(task.rows), context)):
-            self._send_events()
-        elif self._outbox.set_timer():
-            self._io.call_later(EVENT_BATCH_S, tell_quietly, self.actor_ref, FlushEvents())
+        self._delivery.add(TaskEvent(row, tuple(task.rows), context))
 
-    def _send_events(self) -> None:
-        """Send the held tasks as a batch; it is kept until the metrics actor stores it."""
-        batch = self._outbox.take()
-        if batch is not None and self._metrics is not None:
-            tell_quietly(self._metrics, TaskEvents(batch.number, batch.events, self.actor_ref))
-            if self._budgets.active:
-                tell_quietly(self._metrics, BudgetLevels(tuple(self._budgets.statuses())))
+    def _budget_levels(self) -> tuple[BudgetStatus, ...] | None:
+        return tuple(self._budgets.statuses()) if self._budgets.active else None
 
     def _flush_events(self, _message: FlushEvents) -> None:
-        self._outbox.timer_fired()
-        self._send_events()
+        self._delivery.timer_fired()
 
     def _events_stored(self, message: EventsStored) -> None:
-        self._outbox.stored(message.numbers)
+        self._delivery.stored(message.numbers)
 
     def _forward_to_metrics(self, message: GetStats | SyncStore | GetExposition) -> None:
-        """Pass on the tasks that ended, then the caller's question, in that order."""
-        self._send_events()
-        if self._metrics is not None and self._send(self._metrics, message):
-            return
-        answer = Stats(providers={}, roles={}) if isinstance(message, GetStats) else None
-        with contextlib.suppress(concurrent.futures.InvalidStateError):
-            message.reply.set_result(answer)  # type: ignore[arg-type]
+        self._delivery.forward(message)
 
     def _wake(self, wake: Wake) -> None:
         task = self._tasks.get(wake.key)
@@ -687,27 +665,7 @@ class RouterActor(SupervisedActor):
         self._fail_calls_on(message.slot, "the provider actor crashed and was restarted")
 
     def _metrics_replaced(self, message: MetricsReplaced) -> None:
-        """Send the new metrics actor every batch its predecessor did not store."""
-        self._metrics = message.ref
-        if message.ref is None:
-            self._metrics_failed = True
-            self._rows_lost(self._outbox.drop_all())
-            return
-        resent = self._outbox.unacknowledged()
-        for batch in resent:
-            tell_quietly(message.ref, TaskEvents(batch.number, batch.events, self.actor_ref))
-        if resent:
-            tasks = sum(len(batch.events) for batch in resent)
-            self._audit.event("metrics_rows_resent", tasks=tasks, batches=len(resent))
-
-    def _rows_lost(self, tasks: int) -> None:
-        if tasks:
-            self._audit.event(
-                "metrics_rows_lost",
-                tasks=tasks,
-                reason="the metrics actor stopped before storing them; they are in this "
-                "audit log (callboard metrics rebuild --from-audit restores them)",
-            )
+        self._delivery.replaced(message.ref)
 
     def _provider_down(self, message: ProviderDown) -> None:
         if message.failed:
@@ -753,11 +711,7 @@ class RouterActor(SupervisedActor):
             self._abandon(task, f"the router {reason}", cancelled=not crashed)
         for call_id in list(self._calls):  # their providers' reports would come too late
             self._end_call(call_id, ErrorKind.CANCELLED, f"the router {reason} before it ended")
-        self._send_events()
-        lost, self._unrecorded = self._unrecorded, 0
-        if self._metrics is None or not self._metrics.is_alive():
-            lost += self._outbox.drop_all()
-        self._rows_lost(lost)
+        self._delivery.release()
 
 
 @dataclass(frozen=True, slots=True)
@@ -809,31 +763,3 @@ def _settle(
             future.set_exception(error)
         else:
             future.set_result(result)
-
-
-def task_context(
-    task: TaskState, row: TaskRow, health_log: Iterable[tuple[float, str, str]]
-) -> TaskContext:
-    """Return what a task's trace shows beyond its rows (never its prompt).
-
-    Its providers' changes of standing (a breaker opening...) while it ran are among them.
-    """
-    spec = task.spec
-    began = row.ts - row.latency_ms / 1000
-    by_slot = {task.routing.slots[p]: p for p in task.chain}
-    changes = tuple(
-        (wall, by_slot[slot], state)
-        for wall, slot, state in health_log
-        if slot in by_slot and began <= wall <= row.ts
-    )
-    return TaskContext(
-        operation="chat" if spec.embed is None else "embeddings",
-        streamed=spec.sink is not None,
-        temperature=spec.tuning.temperature,
-        max_tokens=spec.tuning.max_tokens,
-        chain=task.chain,
-        tenant=spec.tenant,
-        traceparent=spec.traceparent,
-        health_changes=changes,
-        finish_reason=task.finish_reason,
-    )
