@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,38 @@ def test_bedrock_model_ids_profiles_and_arns_map_to_one_model():
     arn = f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/{profile}"
     assert table.price(arn, "bedrock") == table.price(profile, "bedrock")
     assert table.price("anthropic.claude-3-5-sonnet-20240620-v1:0", "bedrock") is not None
+
+
+def test_a_price_set_by_time_of_day_is_read_for_the_moment_asked():
+    """DeepSeek's off-peak rates apply to calls made off-peak, in one long-lived table.
+
+    The catalogue halves deepseek-chat's rates from 16:30 to 00:30 UTC; a board that runs
+    for days must price each call at its own hour, not at the hour of its first call.
+    """
+    now = [datetime(2026, 12, 5, 12, 0, tzinfo=UTC)]
+    table = PriceTable(clock=lambda: now[0])
+    peak = table.quote("deepseek-chat", "deepseek")
+    assert peak is not None
+    now[0] = datetime(2026, 12, 5, 20, 0, tzinfo=UTC)
+    off_peak = table.quote("deepseek-chat", "deepseek")
+    assert off_peak is not None
+    assert off_peak.price.input == pytest.approx(peak.price.input / 2)
+    assert off_peak.price.output == pytest.approx(peak.price.output / 2)
+    assert "by time of day or date" in off_peak.source
+    peak_cost = PriceTable(clock=lambda: datetime(2026, 12, 6, 9, 0, tzinfo=UTC)).cost(
+        "deepseek-chat", 1_000_000, 0, provider_type="deepseek"
+    )
+    assert peak_cost == pytest.approx(peak.price.input)
+
+
+def test_a_fixed_price_does_not_depend_on_the_clock():
+    """A model priced the same at every hour reads the same at noon and at night."""
+    noon = PriceTable(clock=lambda: datetime(2026, 12, 5, 12, 0, tzinfo=UTC))
+    night = PriceTable(clock=lambda: datetime(2026, 12, 5, 20, 0, tzinfo=UTC))
+    quote = noon.quote("gpt-4o-mini", "openai")
+    assert quote is not None
+    assert quote == night.quote("gpt-4o-mini", "openai")
+    assert "by time" not in quote.source
 
 
 def test_an_unknown_model_stays_unknown_and_a_local_one_is_free_unless_priced():

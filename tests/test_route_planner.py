@@ -3,11 +3,13 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import pytest
 
 from runtime import parse_config
 from runtime._chat import ChatResult, Message, RateLimitInfo, Tuning
+from runtime._config.prices import PriceTable
 from runtime._config.schema import Config
 from runtime._policy.latency import LatencyBook
 from runtime._policy.planner import Plan, RoutePlanner
@@ -147,10 +149,25 @@ def test_cheapest_uses_the_price_table_and_the_estimated_tokens():
         '[roles.coder]\nproviders = ["deepseek", "claude", "gpt"]\nstrategy = "cheapest"\n'
     )
     # gpt-4o-mini $0.15/$0.60, deepseek-chat $0.27/$1.10, claude-sonnet-4-5 $3/$15 a million
-    assert Planning(cfg).plan().chain == ("gpt", "deepseek", "claude")
+    assert Planning(priced_at(cfg, 12)).plan().chain == ("gpt", "deepseek", "claude")
     house = cfg.providers["deepseek"].model_copy(update={"model": "house-model-7b"})
     unpriced = cfg.model_copy(update={"providers": {**cfg.providers, "deepseek": house}})
-    assert Planning(unpriced).plan().chain == ("gpt", "claude", "deepseek")
+    assert Planning(priced_at(unpriced, 12)).plan().chain == ("gpt", "claude", "deepseek")
+
+
+def test_cheapest_follows_a_price_set_by_time_of_day():
+    """Off-peak (16:30 to 00:30 UTC) deepseek-chat costs half, $0.135/$0.55: it goes first."""
+    cfg = config(
+        '[roles.coder]\nproviders = ["deepseek", "claude", "gpt"]\nstrategy = "cheapest"\n'
+    )
+    assert Planning(priced_at(cfg, 20)).plan().chain == ("deepseek", "gpt", "claude")
+
+
+def priced_at(cfg: Config, hour: int) -> Config:
+    """``cfg`` with its price table read at ``hour`` UTC (catalogue prices can vary by hour)."""
+    when = datetime(2026, 12, 5, hour, 0, tzinfo=UTC)
+    vars(cfg)["price_table"] = PriceTable(clock=lambda: when)
+    return cfg
 
 
 def test_quota_headers_order_a_provider_last_until_its_reset():

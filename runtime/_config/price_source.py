@@ -11,6 +11,8 @@ owner or path (``meta/meta-llama-3-70b-instruct``, ``accounts/fireworks/models/X
 by its last part too. The catalogue is
 imported on the first look-up (it is large: most of a second), never refreshed over the
 network. Rates are the base tier's: a provider's higher rate past a long prompt is not applied.
+Some rates change with time (DeepSeek's off-peak hours, a price cut from a date): those are
+read for the moment asked, so a board that runs for weeks prices each call at its own hour.
 """
 
 from __future__ import annotations
@@ -46,6 +48,27 @@ class CatalogueEntry:
     """The catalogue's provider id."""
     model: str
     """The catalogue's model id the name matched."""
+    varies: bool = False
+    """The catalogue prices this model by time (of day, or from a date): ask again per call."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A model found in the catalogue: its rates, fixed or by time."""
+
+    provider: str
+    model: str
+    info: Any
+    """The catalogue's `ModelInfo`."""
+    fixed: CatalogueEntry | None
+    """The rates when they never change; ``None``: read them for the moment asked."""
+
+    def at(self, when: datetime | None) -> CatalogueEntry | None:
+        """Return the rates in force at ``when`` (now when ``None``)."""
+        if self.fixed is not None:
+            return self.fixed
+        prices = self.info.get_prices(when or datetime.now(tz=UTC))
+        return _entry(prices, self.provider, self.model, varies=True)
 
 
 def load_catalogue() -> None:
@@ -92,8 +115,19 @@ def catalogue_version() -> str:
     return str(genai_prices.__version__)
 
 
-def catalogue_entry(model: str, provider_type: str | None) -> CatalogueEntry | None:
-    """Return the catalogue's rates for ``model`` served by ``provider_type``, or ``None``."""
+def catalogue_entry(
+    model: str, provider_type: str | None, when: datetime | None = None
+) -> CatalogueEntry | None:
+    """Return the catalogue's rates for ``model`` served by ``provider_type`` at ``when``.
+
+    ``when`` defaults to now; ``None`` comes back for a model the catalogue does not price
+    in tokens.
+    """
+    found = _find(model, provider_type)
+    return None if found is None else found.at(when)
+
+
+def _find(model: str, provider_type: str | None) -> _Found | None:
     provider_id = CATALOGUE_PROVIDER.get(provider_type, provider_type) if provider_type else None
     name = _bare(model)
     if provider_type == "huggingface":
@@ -106,7 +140,7 @@ def catalogue_entry(model: str, provider_type: str | None) -> CatalogueEntry | N
     return None
 
 
-def _hugging_face(model: str) -> CatalogueEntry | None:
+def _hugging_face(model: str) -> _Found | None:
     """Return the price on Hugging Face's router: the named backend's, or the first one's.
 
     ``org/model:backend`` is that backend's price; ``org/model`` the first backend the
@@ -134,19 +168,32 @@ def _bare(model: str) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def _lookup(model: str, provider_id: str | None) -> CatalogueEntry | None:
+def _lookup(model: str, provider_id: str | None) -> _Found | None:
     from genai_prices.data_snapshot import get_snapshot  # noqa: PLC0415 - large
 
     try:
         provider, info = get_snapshot().find_provider_model(model, None, provider_id, None)
     except LookupError:
         return None
-    prices = info.get_prices(datetime.now(tz=UTC))
+    schedule = info.prices if isinstance(info.prices, list) else None
+    varies = schedule is not None and (
+        len(schedule) > 1 or any(p.constraint is not None for p in schedule)
+    )
+    fixed = None if varies else _entry(info.get_prices(datetime.now(tz=UTC)), provider.id, info.id)
+    if not varies and fixed is None:
+        return None  # priced per request or per second: not in tokens
+    return _Found(str(provider.id), str(info.id), info, fixed)
+
+
+def _entry(
+    prices: Any, provider: str, model: str, *, varies: bool = False
+) -> CatalogueEntry | None:
+    """Return a catalogue price as rates per million tokens (``None``: not priced in tokens)."""
     rates = [_rate(getattr(prices, key, None)) for key in _KEYS]
     if rates[0] is None and rates[1] is None:
-        return None  # priced per request or per second: not in tokens
+        return None
     return CatalogueEntry(
-        rates[0] or 0.0, rates[1] or 0.0, rates[2], rates[3], str(provider.id), str(info.id)
+        rates[0] or 0.0, rates[1] or 0.0, rates[2], rates[3], str(provider), str(model), varies
     )
 
 

@@ -5,13 +5,15 @@ reads) and cache writes (Anthropic's, also through Bedrock). A model's price com
 order: `[prices."<model>"]` in the config; zero for a local provider type (Ollama, vLLM,
 LM Studio); the maintained catalogue (`price_source`, by provider type); callboard's own
 table below. A model with no known price has an unknown cost (``None``), never zero.
+A price the catalogue sets by time (DeepSeek's off-peak hours) is read for the moment asked.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from runtime._config.price_source import LOCAL_TYPES, catalogue_entry, catalogue_version
 
@@ -73,13 +75,27 @@ class PriceQuote:
     or ``callboard's table``."""
 
 
-class PriceTable:
-    """Looks up a model's price: the config's overrides, then by provider type."""
+def _utc_now() -> datetime:
+    return datetime.now(tz=UTC)
 
-    def __init__(self, overrides: Mapping[str, Price] | None = None) -> None:
+
+class PriceTable:
+    """Looks up a model's price: the config's overrides, then by provider type.
+
+    ``clock`` gives the moment a price is asked for (the wall clock in UTC); it matters
+    only for the catalogue's prices set by time.
+    """
+
+    def __init__(
+        self,
+        overrides: Mapping[str, Price] | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
         self._overrides = dict(overrides or {})
+        self._clock = clock
         self._quotes: dict[tuple[str, str | None], PriceQuote | None] = {}
-        """Answers already found: a call's price is looked up once per model and type."""
+        """Answers already found: a call's price is looked up once per model and type,
+        except a price set by time, which is looked up for each call."""
 
     def price(self, model: str, provider_type: str | None = None) -> Price | None:
         """Return the price of ``model`` served by ``provider_type``; ``None``: unknown."""
@@ -94,25 +110,32 @@ class PriceTable:
         as ``gpt-4o``); other suffixes do not (``gpt-4o-audio`` is not ``gpt-4o``).
         """
         key = (model, provider_type)
-        if key not in self._quotes:
-            self._quotes[key] = self._find(model, provider_type)
-        return self._quotes[key]
+        if key in self._quotes:
+            return self._quotes[key]
+        quote, varies = self._find(model, provider_type)
+        if not varies:
+            self._quotes[key] = quote
+        return quote
 
-    def _find(self, model: str, provider_type: str | None) -> PriceQuote | None:
+    def _find(self, model: str, provider_type: str | None) -> tuple[PriceQuote | None, bool]:
+        """Return the quote, and whether it changes with time (then it is not kept)."""
         found = _by_name(self._overrides, model)
         if found is not None:
-            return PriceQuote(found[1], f'config [prices."{found[0]}"]')
+            return PriceQuote(found[1], f'config [prices."{found[0]}"]'), False
         if provider_type in LOCAL_TYPES:
-            return PriceQuote(FREE, f"local provider ({provider_type}): free")
-        entry = catalogue_entry(model, provider_type)
+            return PriceQuote(FREE, f"local provider ({provider_type}): free"), False
+        entry = catalogue_entry(model, provider_type, self._clock())
         if entry is not None:
             price = Price(entry.input, entry.output, entry.cached_input, entry.cache_write)
-            source = f"genai-prices {catalogue_version()} ({entry.provider}: {entry.model})"
-            return PriceQuote(price, source)
+            by_time = ", by time of day or date" if entry.varies else ""
+            source = (
+                f"genai-prices {catalogue_version()} ({entry.provider}: {entry.model}{by_time})"
+            )
+            return PriceQuote(price, source), entry.varies
         found = _by_name(DEFAULT_PRICES, model)
         if found is not None:
-            return PriceQuote(found[1], f"callboard's table ({found[0]})")
-        return None
+            return PriceQuote(found[1], f"callboard's table ({found[0]})"), False
+        return None, False
 
     def cost(
         self,
