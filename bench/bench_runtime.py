@@ -368,16 +368,20 @@ def bench_floor(fast_url: str, workdir: Path, runs: int, total: int) -> None:
 
     `skeleton.Skeleton` passes each call caller -> router actor -> provider actor -> I/O
     loop -> provider -> router -> caller with no other work; the board does the same
-    hand-offs and its work. Latency one call at a time (thread caller); calls per second
-    and client CPU per call with 64 in flight, asyncio callers then threads.
+    hand-offs and its work; ``Skeleton(records=...)`` adds the cheapest writing of every
+    record a task owes (its audit lines and metrics rows). Latency (thread and asyncio
+    callers) and CPU per call (thread caller) one call at a time; calls per second and
+    client CPU per call with 64 in flight, asyncio callers then threads.
     """
     direct = Direct(fast_url, stream=False)
     skeleton = Skeleton(direct.protocol, direct.call)
+    recording = Skeleton(direct.protocol, direct.call, records=workdir)
     board = board_for({"fast": fast_url}, ["fast"], workdir)
     bare = board_for({"fast": fast_url}, ["fast"], workdir, records=False)
     variants: dict[str, tuple[Callable[[], object], Callable[[], Any]]] = {
         "direct (httpx)": (direct.call_sync, direct.acall),
         "skeleton (hand-offs only)": (skeleton.ask, skeleton.aask),
+        "skeleton + every record, cheapest": (recording.ask, recording.aask),
         "callboard, records off": (
             lambda: bare.ask("bench", PROMPT),
             lambda: bare.aask("bench", PROMPT),
@@ -390,17 +394,25 @@ def bench_floor(fast_url: str, workdir: Path, runs: int, total: int) -> None:
     figures: dict[str, list[tuple[float, ...]]] = {name: [] for name in variants}
     for _ in range(runs):
         for name, (sync, acall) in variants.items():
+            cpu0 = time.process_time()
             ms = sequential_ms(sync, n)
+            cpu_one = (time.process_time() - cpu0) * 1e6 / n
+            async_ms = async_sequential_ms(acall, n)
             rps_async, cpu_async = async_rate(acall, 64, total)
             rps_threads, cpu_threads = threaded_rate(sync, 64, total)
             figures[name].append(
                 (percentile(ms, 0.5), percentile(ms, 0.99), rps_async, cpu_async, rps_threads,
-                 cpu_threads)
+                 cpu_threads, cpu_one, percentile(async_ms, 0.5))
             )  # fmt: skip
     rows = []
     for name, samples in figures.items():
-        p50, p99, rps_a, cpu_a, rps_t, cpu_t = (median([s[i] for s in samples]) for i in range(6))
-        latency = f"thread p50 {p50:.3f} ms p99 {p99:.3f}"
+        p50, p99, rps_a, cpu_a, rps_t, cpu_t, cpu_1, p50_a = (
+            median([s[i] for s in samples]) for i in range(8)
+        )
+        latency = (
+            f"p50 thread {p50:.3f} asyncio {p50_a:.3f} ms, thread p99 {p99:.3f}, "
+            f"{cpu_1:4.0f} us CPU"
+        )
         asyncio_64 = f"c=64 asyncio {rps_a:5.0f}/s {cpu_a:.2f} ms CPU"
         threads_64 = f"c=64 threads {rps_t:5.0f}/s {cpu_t:.2f} ms CPU"
         rows.append((name, f"{latency} | {asyncio_64} | {threads_64}"))
@@ -409,6 +421,7 @@ def bench_floor(fast_url: str, workdir: Path, runs: int, total: int) -> None:
     board.close()
     bare.close()
     skeleton.close()
+    recording.close()
     direct.close()
 
 
