@@ -35,6 +35,8 @@ from uuid_utils import uuid7
 
 from actors._child import DispatchingActor, tell_quietly
 from runtime._metrics.outbox import EVENT_BATCH_S, MAX_EVENT_BATCH
+from runtime._metrics.store import SCHEMA
+from runtime._metrics.store_sqlite import SQLITE
 from runtime._transport.attempt import AttemptLimits, run_attempt
 from runtime._transport.http import ProviderClient
 from runtime._transport.io_loop import IoLoop
@@ -112,25 +114,6 @@ class _Rows:
     tasks: list[tuple[object, ...]]
 
 
-_SCHEMA = """
-CREATE TABLE attempts (
-    task_id TEXT NOT NULL, attempt BIGINT NOT NULL, ts DOUBLE PRECISION NOT NULL,
-    workflow_id TEXT, role TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
-    outcome TEXT NOT NULL, status BIGINT, latency_ms DOUBLE PRECISION NOT NULL,
-    ttft_ms DOUBLE PRECISION, input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL,
-    cached_tokens BIGINT NOT NULL, cost_usd DOUBLE PRECISION, fallback BIGINT NOT NULL,
-    tenant TEXT, PRIMARY KEY (task_id, attempt)
-);
-CREATE INDEX attempts_ts ON attempts (ts);
-CREATE TABLE tasks (
-    task_id TEXT PRIMARY KEY, ts DOUBLE PRECISION NOT NULL, workflow_id TEXT,
-    role TEXT NOT NULL, outcome TEXT NOT NULL, provider TEXT, model TEXT,
-    attempts BIGINT NOT NULL, input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL,
-    cached_tokens BIGINT NOT NULL, cost_usd DOUBLE PRECISION,
-    latency_ms DOUBLE PRECISION NOT NULL, fallback BIGINT NOT NULL, error TEXT
-);
-CREATE INDEX tasks_ts ON tasks (ts);
-"""
 _INSERT_ATTEMPT = "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_TASK = "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
@@ -148,7 +131,7 @@ class _Metrics(DispatchingActor):
         self.db = sqlite3.connect(self.path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
+        self.db.executescript(SCHEMA.format(table_options=SQLITE.table_options))
 
     def _store(self, rows: _Rows) -> None:
         assert self.db is not None

@@ -60,7 +60,7 @@ size made a long-running board's memory creep by a dozen MB. These few stay (abo
 """
 TABLES = ("attempts", "tasks", "rollups", "rollup_histograms")
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL){table_options};
 CREATE TABLE IF NOT EXISTS attempts (
     task_id TEXT NOT NULL, attempt BIGINT NOT NULL, ts DOUBLE PRECISION NOT NULL,
@@ -97,7 +97,8 @@ CREATE TABLE IF NOT EXISTS rollup_histograms (
     PRIMARY KEY (level, unit, provider, role, model, metric, bucket)
 ){table_options}
 """
-"""One schema for both backends: BIGINT and DOUBLE PRECISION are SQLite's INTEGER and REAL."""
+"""One schema for both backends: BIGINT and DOUBLE PRECISION are SQLite's INTEGER and REAL
+(``{table_options}``: the backend's `Dialect.table_options`)."""
 
 _UPSERT_ROLLUP = """
 INSERT INTO rollups VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -196,7 +197,7 @@ class MetricsStore(ABC):
 
     def _create_schema(self) -> None:
         """Create the tables the store lacks and record the schema version (one transaction)."""
-        schema = _SCHEMA.format(table_options=self.dialect.table_options)
+        schema = SCHEMA.format(table_options=self.dialect.table_options)
         with self._transaction():
             for statement in schema.split(";"):
                 self._execute(statement)
