@@ -16,7 +16,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -259,11 +259,15 @@ def _open_private_stream(handler: logging.FileHandler) -> None:
 
 
 class AuditWriter:
-    """Renders audit events through structlog into a buffer that `flush` writes at once.
+    """Renders audit events through a structlog processor chain into a buffer `flush` writes.
 
-    The chain is short: the time and the event's name first, secrets masked (`Redactor`),
-    then one ``orjson.dumps`` as structlog's JSON serializer (a third of the cost of the
-    standard library's JSON, which rendered the lines before).
+    The event dictionary is built with the time and the event's name first, then runs
+    through the chain: secrets masked (`Redactor`), then structlog's ``JSONRenderer`` with
+    one ``orjson.dumps`` as its serializer. The writer calls the processors itself, as a
+    structlog logger would: it binds no context and filters no level, and structlog's
+    bound logger around the same chain added about 6 µs a line
+    (``bench/bench_audit.py`` on the 2-core machine: 16.3 µs a line through it, 10.4
+    without).
     """
 
     MAX_BUFFERED = 256
@@ -272,24 +276,24 @@ class AuditWriter:
         self._log = log
         self.redactor = log.redactor
         self._lines: list[bytes] = []
-        self._logger = structlog.wrap_logger(
-            _Collector(self._lines),
-            processors=[
-                _stamp_first,
-                log.redactor,
-                structlog.processors.JSONRenderer(serializer=_dumps),
-            ],
-            wrapper_class=_WRAPPER,
-        ).bind()
+        self._processors: tuple[_Processor, ...] = (
+            log.redactor,
+            structlog.processors.JSONRenderer(serializer=_dumps),
+        )
 
     def event(self, name: str, *, now: bool = False, **fields: Any) -> None:
         """Render one event line into the buffer; with ``now``, write the buffer at once.
 
-        Nothing is rendered when the log writes nothing.
+        The line's ``ts`` is now, unless the event carries its own (rows do). Nothing is
+        rendered when the log writes nothing.
         """
         if not self._log.enabled:
             return
-        self._logger.info(name, **fields)
+        ts = fields.pop("ts") if "ts" in fields else iso(time.time())
+        event: Any = {"ts": ts, "event": name, **fields}
+        for processor in self._processors:
+            event = processor(None, "info", event)
+        self._lines.append(event)
         if now or len(self._lines) >= self.MAX_BUFFERED:
             self.flush()
 
@@ -301,28 +305,8 @@ class AuditWriter:
             self._log.append(data)
 
 
-_WRAPPER = structlog.make_filtering_bound_logger(0)
-"""structlog's fast bound logger (its methods are made per level once, nothing filtered)."""
-
-
-class _Collector:
-    """A structlog logger that keeps rendered lines (bytes, newline-ended) in a list."""
-
-    def __init__(self, lines: list[bytes]) -> None:
-        self._lines = lines
-
-    def msg(self, message: bytes) -> None:
-        self._lines.append(message)
-
-    info = msg
-
-
-def _stamp_first(
-    _logger: object, _method: str, event: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
-    """Put ``ts`` (now, unless the event carries its own: rows do) and ``event`` first."""
-    ts = event.pop("ts") if "ts" in event else iso(time.time())
-    return {"ts": ts, "event": event.pop("event", None), **event}
+_Processor = Callable[[Any, str, Any], Any]
+"""A structlog processor: (logger, method name, event dictionary) to the next value."""
 
 
 def _dumps(event: Any, **_kw: Any) -> bytes:

@@ -42,6 +42,7 @@ from runtime._policy.stream_rate import StreamRate
 from runtime._tools import ToolCallBuilder, ToolCallDelta
 from runtime._transport.http import ProviderClient
 from runtime.protocols import Embeddings, HttpCall, StreamByUrl, StreamParser, WireProtocol
+from runtime.protocols._base import HeaderMap, Headers
 from runtime.protocols._common import is_error
 
 ContentCallback = Callable[[str | ToolCallDelta], object]
@@ -255,7 +256,7 @@ class _Reader:
         return when
 
     async def _read(self, response: httpx.Response) -> ChatResult:
-        status, headers = response.status_code, response.headers
+        status, headers = response.status_code, HeaderMap(response.headers.items())
         if is_error(status):
             raise self.protocol.parse_error(status, headers, await response.aread())
         by_url = self.protocol.stream_by_url
@@ -264,15 +265,15 @@ class _Reader:
         framing = self.protocol.framing
         if not (self.call.stream and framing.is_stream(headers.get("content-type", ""))):
             return self._whole(self.protocol.parse_chat(status, headers, await response.aread()))
-        return self._timed(await self._read_stream(response))
+        return self._timed(await self._read_stream(response, headers))
 
     def _whole(self, result: ChatResult) -> ChatResult:
         """Take a whole answer: its content arrives at once."""
         self._first_content(self.loop.time())
         return result
 
-    async def _read_stream(self, response: httpx.Response) -> ChatResult:
-        parser = self.parser = self.protocol.stream_parser(response.headers)
+    async def _read_stream(self, response: httpx.Response, headers: Headers) -> ChatResult:
+        parser = self.parser = self.protocol.stream_parser(headers)
         async for frames in self.protocol.framing.chunks(response):
             self._fed(parser, frames)
         return parser.finish()
@@ -283,17 +284,18 @@ class _Reader:
         return dataclasses.replace(result, ttft_ms=(self.first_text - self.start) * 1000.0)
 
     async def _read_by_url(
-        self, by_url: StreamByUrl, status: int, headers: httpx.Headers, body: bytes
+        self, by_url: StreamByUrl, status: int, headers: Headers, body: bytes
     ) -> ChatResult:
         """Read the stream the first answer names, then fetch the result for its usage."""
         call = by_url.stream_call(self.call, body)
         if call is None:
             return self._whole(self.protocol.parse_chat(status, headers, body))
         async with self.client.open(call) as response:
+            stream_headers = HeaderMap(response.headers.items())
             if is_error(response.status_code):
                 error_body = await response.aread()
-                raise self.protocol.parse_error(response.status_code, response.headers, error_body)
-            streamed = await self._read_stream(response)
+                raise self.protocol.parse_error(response.status_code, stream_headers, error_body)
+            streamed = await self._read_stream(response, stream_headers)
         return self._timed(await self._with_usage(by_url.result_call(self.call, body), streamed))
 
     async def _with_usage(self, call: HttpCall, streamed: ChatResult) -> ChatResult:

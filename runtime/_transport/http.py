@@ -34,6 +34,7 @@ from runtime._config.schema import ProviderSettings
 from runtime._errors import ErrorKind, ProviderError
 from runtime._transport.aws import Signer
 from runtime.protocols import HttpCall
+from runtime.protocols._base import HeaderMap
 
 KEEPALIVE_S = 30.0
 USER_AGENT = "callboard/0.1"
@@ -64,7 +65,7 @@ class Fetched:
     """A whole HTTP answer."""
 
     status: int
-    headers: httpx.Headers
+    headers: HeaderMap
     body: bytes
 
 
@@ -131,7 +132,7 @@ class ProviderClient:
         """Send ``call`` and read its whole answer (see `open` for the errors it raises)."""
         async with self.open(call) as response:
             body = await response.aread()
-        return Fetched(response.status_code, response.headers, body)
+        return Fetched(response.status_code, HeaderMap(response.headers.items()), body)
 
     async def _send(self, call: HttpCall) -> httpx.Response:
         headers = [("user-agent", USER_AGENT), *call.headers]
