@@ -58,7 +58,7 @@ class HeaderMap(Mapping[str, str]):
         return len(self._values)
 
     def __repr__(self) -> str:
-        return f"HeaderMap({self._values!r})"
+        return f"HeaderMap({sorted(self._values)!r})"  # names only: a value may be a secret
 
 
 @dataclass(frozen=True, slots=True)
