@@ -28,6 +28,7 @@ from runtime._audit import AuditLog, Redactor
 from runtime._board.admin import CONTROL_TIMEOUT_S, BoardAdmin
 from runtime._board.asking import AskOptions, EmbedOptions, embed_spec, task_spec
 from runtime._board.budgets import restored_ledger
+from runtime._board.gc_tuning import tune_collector
 from runtime._board.loop_replies import LoopReplies
 from runtime._board.streams import AsyncStreamSink, ThreadStreamSink, aread_stream, read_stream
 from runtime._chat import EmbedReply, Reply, StreamEvent
@@ -159,6 +160,8 @@ class Callboard(BoardAdmin):
         atexit.register(self.close)
         if config.startup.exit_on_sigterm:
             _exit_on_sigterm()
+        if config.startup.tune_gc:
+            tune_collector()
 
     @classmethod
     def from_config(

@@ -194,6 +194,9 @@ class StartupSettings(_Section):
     exit_on_sigterm: bool = True
     """Turn SIGTERM into a clean exit (`SystemExit`), so every record is written first.
     Only done in the main thread, and only when nothing else handles SIGTERM."""
+    tune_gc: bool = True
+    """Set Python's garbage collector for many calls in flight (`runtime._board.gc_tuning`):
+    raise its young threshold when lower, and freeze what exists at the first start."""
 
 
 class GatewaySettings(_Section):
