@@ -242,8 +242,10 @@ class RouterActor(SupervisedActor):
         state: ProgressState = "hedging" if hedge else "running"
         if task.attempts and not hedge:
             state = self._announce_next(task, provider)
-        model = task.spec.model or task.config.providers[provider].model
-        _tell_progress(task, Progress(task.task_id, state, provider, model, len(task.attempts) + 1))
+        if task.spec.on_progress is not None:  # built only for a caller who listens
+            model = task.spec.model or task.config.providers[provider].model
+            attempt = len(task.attempts) + 1
+            _tell_progress(task, Progress(task.task_id, state, provider, model, attempt))
         stream = task.spec.sink
         if stream is not None and task.restart_reason:
             stream.restart(provider, task.restart_reason)
@@ -567,7 +569,8 @@ class RouterActor(SupervisedActor):
         )
         self._audit.flush()
         state: ProgressState = outcome  # type: ignore[assignment]
-        _tell_progress(task, Progress(task.task_id, state, provider, row.model, row.attempts))
+        if task.spec.on_progress is not None:
+            _tell_progress(task, Progress(task.task_id, state, provider, row.model, row.attempts))
         if self._providers.retiring:
             self._retire_idle()
         return row
