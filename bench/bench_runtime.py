@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import gc
 import os
 import queue
 import re
@@ -782,6 +783,9 @@ def main() -> None:
                 parts[name]()
                 remember(f"after {name}: {what}")
     report("Memory (peak resident set of this process, after each part)", MEMORY)
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
+    print(f"\nPython's collector at the end: thresholds {threshold}, {frozen:,} objects frozen")
+    print("(a board sets it at its start, [startup] tune_gc; every variant here shares it)")
 
 
 if __name__ == "__main__":
