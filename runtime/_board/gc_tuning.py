@@ -8,9 +8,9 @@ flight the young generation fills every few calls, although almost everything in
 freed by reference counting moments later: the collector then runs hundreds of times a
 second for nothing, and a full collection, which walks every object of the process
 (modules, the config, the catalogue of prices, ~90,000 objects) and holds the GIL for
-tens of milliseconds, comes every couple of hundred calls. Measured: ~10 % of a call's
-CPU and a pause of tens of milliseconds at 64 calls in flight (see the README's
-Performance section).
+tens of milliseconds, comes every thousand calls or so. Measured: ~10 % of a call's CPU
+and a pause of about 45 ms at each full collection, at 64 calls in flight (see the
+README's Benchmarks section).
 
 `tune_collector`, which a board calls once it has started (``[startup] tune_gc``, on by
 default), does two things, and only what the program has not chosen itself:

@@ -8,13 +8,14 @@ through a message sent from the future's done-callback. Timers work the same way
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import contextlib
 import functools
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
+
+from runtime._transport.loop_inbox import LoopInbox
 
 T = TypeVar("T")
 
@@ -33,9 +34,7 @@ class IoLoop:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._closed = False
-        self._spawns: collections.deque[_Spawn] = collections.deque()
-        self._spawn_lock = threading.Lock()
-        self._spawn_due = False
+        self._spawns: LoopInbox[_Spawn] = LoopInbox(self._loop, self._start)
         self._thread.start()
 
     def _run(self) -> None:
@@ -66,27 +65,16 @@ class IoLoop:
         and the callback, which reads the `asyncio.Task` as it would that future
         (``cancelled()``, ``exception()``, ``result()``).
 
-        Spawns made while the loop has not yet taken the earlier ones wait with them and
-        wake the loop once: with many calls in flight, the attempts a provider starts
-        together cost one wake-up of the loop (its self-pipe written and read, one turn of
-        its selector) instead of one each.
+        Spawns go through a `LoopInbox`: those made before the loop has taken the earlier
+        ones wake it once with them, so the attempts a provider starts together cost one
+        wake-up of the loop instead of one each.
         """
-        self._spawns.append((coro, on_done, args))
-        with self._spawn_lock:
-            if self._spawn_due and not self._loop.is_closed():
-                return
-            self._spawn_due = True
-        # raises RuntimeError once the loop is closed, as a spawn always has
-        self._loop.call_soon_threadsafe(self._start_spawned)
+        self._spawns.put((coro, on_done, args))  # raises RuntimeError once the loop closed
 
-    def _start_spawned(self) -> None:
-        """Start every waiting spawn (on the loop), in the order they were made."""
-        with self._spawn_lock:
-            self._spawn_due = False
-        spawns, create_task = self._spawns, self._loop.create_task
-        while spawns:
-            coro, on_done, args = spawns.popleft()
-            create_task(coro).add_done_callback(functools.partial(on_done, *args))
+    def _start(self, spawn: _Spawn) -> None:
+        """Start a spawned coroutine (on the loop), its end to be told to its callback."""
+        coro, on_done, args = spawn
+        self._loop.create_task(coro).add_done_callback(functools.partial(on_done, *args))
 
     def call_later(self, delay_s: float, callback: Callable[..., object], *args: object) -> None:
         """Run ``callback(*args)`` on the loop thread after ``delay_s`` seconds."""
