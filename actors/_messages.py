@@ -32,6 +32,7 @@ from runtime._chat import (
     EmbedResult,
 )
 from runtime._errors import ProviderError
+from runtime._record import record
 from runtime._rows import TaskEvent
 from runtime._task_spec import ReplyTo, StreamSink, TaskSpec
 
@@ -63,7 +64,7 @@ class CancelTask:
     reason: str = "the caller cancelled it"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StartAttempt:
     """Router → provider: make one attempt, report to ``reply_to`` with `AttemptDone`."""
 
@@ -122,7 +123,7 @@ class HedgeDue:
     call_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AttemptDone:
     """Provider → router: how an attempt ended."""
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from runtime._record import record
 from runtime._tools import Tool, ToolCall, ToolCallDelta
 
 if TYPE_CHECKING:
@@ -246,7 +247,7 @@ class Tuning:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ChatRequest:
     """What one attempt asks of one provider: the conversation, the model and the tuning.
 
@@ -362,7 +363,7 @@ class Usage:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RateLimitInfo:
     """What a provider's rate-limit headers said about its remaining budget."""
 
@@ -387,7 +388,7 @@ class RateLimitInfo:
         return max(waits) if waits else None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ChatResult:
     """A provider's answer to one attempt, as its protocol parsed it."""
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 import math
 import operator
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Self
+
+from runtime._record import record
 
 
 def wall_time(seconds: float) -> float:
@@ -54,7 +57,7 @@ def from_iso(text: str) -> float:
     return wall_time(datetime.fromisoformat(text).timestamp())
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AttemptRow:
     """One attempt at one provider."""
 
@@ -97,7 +100,7 @@ class AttemptRow:
         return cls(**_known(cls, line), ts=from_iso(line["ts"]))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TaskRow:
     """One task, as it ended."""
 
@@ -140,9 +143,12 @@ def _flat(row: AttemptRow | TaskRow) -> dict[str, Any]:
     return dict(zip(names, values(row), strict=True))
 
 
-_READERS = {
-    kind: (kind.__slots__, operator.attrgetter(*kind.__slots__)) for kind in (AttemptRow, TaskRow)
-}
+def _reader(kind: type) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
+    names = tuple(f.name for f in fields(kind))
+    return names, operator.attrgetter(*names)
+
+
+_READERS = {kind: _reader(kind) for kind in (AttemptRow, TaskRow)}
 """Each row type's field names, and one getter of all its values at once."""
 
 

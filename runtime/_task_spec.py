@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from uuid_utils import uuid7
 
 from runtime._chat import Message, Progress, Tuning
+from runtime._record import record
 from runtime._structured import Schema
 from runtime._tools import Tool, ToolCallDelta
 
@@ -30,7 +31,7 @@ def new_task_id() -> str:
     return uuid7().hex
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TaskSpec:
     """What a caller asked for."""
 

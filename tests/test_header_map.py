@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from runtime._transport.http import read_headers
 from runtime.protocols._base import HeaderMap
 from runtime.protocols._openai import rate_limits
 
@@ -43,3 +44,25 @@ def test_repr_shows_names_never_values() -> None:
     assert "authorization" in text
     assert "sk-response-secret" not in text
     assert "4999" not in text
+
+
+def test_read_from_ascii_bytes_in_one_pass_answers_as_httpx() -> None:
+    headers = httpx.Headers(RAW)
+    fast = HeaderMap.from_ascii(headers.raw)
+    assert dict(fast.items()) == dict(HeaderMap(headers.items()).items())
+    assert fast.get("X-Dup") == headers.get("x-dup") == "a, b"
+    assert fast["content-type"] == "application/json"
+    with pytest.raises(UnicodeDecodeError):
+        HeaderMap.from_ascii([(b"x-name", "café".encode())])
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "iso-8859-1"])
+def test_a_response_with_headers_beyond_ascii_is_decoded_as_httpx_decodes_it(
+    encoding: str,
+) -> None:
+    raw = [*RAW, (b"X-Name", "café".encode(encoding))]
+    response = httpx.Response(200, headers=raw)
+    read = read_headers(response)
+    assert read.get("x-name") == response.headers.get("x-name") == "café"
+    assert read.get("x-dup") == "a, b"
+    assert dict(read.items()) == dict(response.headers.items())

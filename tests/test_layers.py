@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = (
     (
         "runtime._version",
+        "runtime._record",
         "runtime._tools",
         "runtime._structured",
         "runtime._chat",

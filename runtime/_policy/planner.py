@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from runtime._chat import ChatResult, EmbedResult
@@ -26,6 +25,7 @@ from runtime._policy.routing import READY, Health
 from runtime._policy.rules import Detect, RuleMatch, matching_rule
 from runtime._policy.sessions import SessionTable
 from runtime._policy.strategies import Figures, Ordered, Random, Slo
+from runtime._record import record
 from runtime._task_spec import TaskSpec
 
 HealthOf = Callable[[Sequence[str]], Mapping[str, Health]]
@@ -33,7 +33,7 @@ HealthOf = Callable[[Sequence[str]], Mapping[str, Health]]
 _DEFAULT_ROLE = RoleSettings()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Plan:
     """A task's chain in the order it will try it, and why that order."""
 

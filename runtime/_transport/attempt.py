@@ -31,7 +31,6 @@ import contextlib
 import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -39,10 +38,11 @@ import httpx
 from runtime._chat import ChatResult, EmbedResult, Usage
 from runtime._errors import ErrorKind, ProviderError
 from runtime._policy.stream_rate import StreamRate
+from runtime._record import record
 from runtime._tools import ToolCallBuilder, ToolCallDelta
-from runtime._transport.http import ProviderClient
+from runtime._transport.http import ProviderClient, read_headers
 from runtime.protocols import Embeddings, HttpCall, StreamByUrl, StreamParser, WireProtocol
-from runtime.protocols._base import HeaderMap, Headers
+from runtime.protocols._base import Headers
 from runtime.protocols._common import is_error
 
 ContentCallback = Callable[[str | ToolCallDelta], object]
@@ -55,7 +55,7 @@ RESULT_FETCH_S = 5.0
 RESULT_FETCH_MARGIN_S = 0.05
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AttemptLimits:
     """Time bounds of one attempt, in seconds."""
 
@@ -256,7 +256,7 @@ class _Reader:
         return when
 
     async def _read(self, response: httpx.Response) -> ChatResult:
-        status, headers = response.status_code, HeaderMap(response.headers.items())
+        status, headers = response.status_code, read_headers(response)
         if is_error(status):
             raise self.protocol.parse_error(status, headers, await response.aread())
         by_url = self.protocol.stream_by_url
@@ -291,7 +291,7 @@ class _Reader:
         if call is None:
             return self._whole(self.protocol.parse_chat(status, headers, body))
         async with self.client.open(call) as response:
-            stream_headers = HeaderMap(response.headers.items())
+            stream_headers = read_headers(response)
             if is_error(response.status_code):
                 error_body = await response.aread()
                 raise self.protocol.parse_error(response.status_code, stream_headers, error_body)

@@ -132,7 +132,7 @@ class ProviderClient:
         """Send ``call`` and read its whole answer (see `open` for the errors it raises)."""
         async with self.open(call) as response:
             body = await response.aread()
-        return Fetched(response.status_code, HeaderMap(response.headers.items()), body)
+        return Fetched(response.status_code, read_headers(response), body)
 
     async def _send(self, call: HttpCall) -> httpx.Response:
         headers = [("user-agent", USER_AGENT), *call.headers]
@@ -162,6 +162,15 @@ class ProviderClient:
         if self._transport is not None:
             transport, self._transport = self._transport, None
             await transport.aclose()
+
+
+def read_headers(response: httpx.Response) -> HeaderMap:
+    """Return the response's headers, read once (`HeaderMap`), decoded as httpx decodes them."""
+    headers = response.headers
+    try:
+        return HeaderMap.from_ascii(headers.raw)
+    except UnicodeDecodeError:  # UTF-8 or Latin-1: httpx picks which for the whole set
+        return HeaderMap(headers.items())
 
 
 def provider_client(
