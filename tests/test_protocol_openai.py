@@ -465,6 +465,33 @@ def test_rate_limits_reads_remaining_counts_and_duration_resets():
     assert info.exhausted_for_s() == 1.0
 
 
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("1s", 1.0),
+        ("6m0s", 360.0),
+        ("120ms", 0.12),
+        ("1h2m3.5s", 3723.5),
+        (".5s", 0.5),
+        ("500µs", 0.0005),
+        (" 20ms ", 0.02),
+        ("0.75", 0.75),
+        ("12", 12.0),
+        ("", None),
+        ("soon", None),
+        ("3x", None),
+        ("1.2.3s", None),
+        ("5m3", None),
+        ("ms", None),
+    ],
+)
+def test_reset_durations_are_go_durations_or_plain_seconds(header, seconds):
+    """Resets read as Go prints durations; anything else is unknown, never an error."""
+    raw = [(b"x-ratelimit-reset-tokens", header.encode())]  # Go sends UTF-8: "µs"
+    info = openai.rate_limits(httpx.Headers(raw))
+    assert info.reset_tokens_s == (None if seconds is None else pytest.approx(seconds))
+
+
 def test_rate_limits_is_empty_without_headers():
     """A server that sends no rate-limit headers yields an all-None RateLimitInfo."""
     info = openai.rate_limits(httpx.Headers())

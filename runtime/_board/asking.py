@@ -68,6 +68,8 @@ class AskOptions(TypedDict, total=False):
 
 
 OPTIONS = frozenset(AskOptions.__annotations__)
+_NO_TUNING = Tuning()
+"""The tuning of a call that sets none (the role's and the provider's apply)."""
 
 
 class EmbedOptions(TypedDict, total=False):
@@ -108,6 +110,21 @@ def task_spec(
         ValueError: a value that cannot be used (no user turn, a bad deadline, a tool
             result that answers no call, a tool choice that names no tool...).
     """
+    if on_broken not in ("raise", "restart"):
+        raise ValueError(f"on_broken must be 'raise' or 'restart', not {on_broken!r}")
+    if not options and prompt is not None:  # ask(role, prompt): nothing else to check
+        return TaskSpec(
+            task_id=new_task_id(),
+            role=role,
+            messages=(Message("user", prompt),),
+            system=None,
+            tuning=_NO_TUNING,
+            deadline_s=None,
+            workflow_id=None,
+            submitted_at=time.monotonic(),
+            sink=sink,
+            on_broken=on_broken,
+        )
     _check_names(options)
     turns = [Message.coerce(m) for m in options.get("messages", ())]
     if prompt is not None:
@@ -115,8 +132,6 @@ def task_spec(
     if not any(m.role == "user" for m in turns):
         raise ValueError("a task needs a prompt or at least one user message")
     deadline_s = _deadline(options.get("deadline_s"))
-    if on_broken not in ("raise", "restart"):
-        raise ValueError(f"on_broken must be 'raise' or 'restart', not {on_broken!r}")
     tools = _tools(options.get("tools", ()))
     stop = options.get("stop")
     spec = TaskSpec(

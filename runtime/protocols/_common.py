@@ -6,6 +6,7 @@ Also the instruction that asks for JSON of a schema, for where an API has no way
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Collection, Mapping
 from email.utils import parsedate_to_datetime
@@ -165,32 +166,26 @@ def malformed(message: str, status: int | None = 200) -> ProviderError:
     return ProviderError(ErrorKind.MALFORMED_RESPONSE, message, status=status)
 
 
+_DURATION = re.compile(r"(?:(?:\d+\.?\d*|\.\d+)(?:h|ms|m|s|us|µs|ns))+")
+_DURATION_PIECES = re.compile(r"(\d+\.?\d*|\.\d+)(h|ms|m|s|us|µs|ns)")
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
 def duration_s(value: str | None) -> float | None:
-    """Parse OpenAI-style reset durations (``"1s"``, ``"6m0s"``, ``"120ms"``, ``"1h2m3.5s"``)."""
+    """Parse OpenAI-style reset durations (``"1s"``, ``"6m0s"``, ``"120ms"``, ``"1h2m3.5s"``).
+
+    They are Go durations, which also say ``"500µs"`` below a millisecond; a plain number
+    is seconds. Anything else is ``None``.
+    """
     if not value:
         return None
     text = value.strip()
+    if _DURATION.fullmatch(text) is not None:
+        return sum(float(n) * _UNIT_S[unit] for n, unit in _DURATION_PIECES.findall(text))
     try:
         return float(text)
     except ValueError:
-        pass
-    total = 0.0
-    number = ""
-    index = 0
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    while index < len(text):
-        char = text[index]
-        if char.isdigit() or char == ".":
-            number += char
-            index += 1
-            continue
-        unit = "ms" if text.startswith("ms", index) else char
-        if unit not in units or not number:
-            return None
-        total += float(number) * units[unit]
-        number = ""
-        index += len(unit)
-    return None if number else total
+        return None
 
 
 def int_header(headers: Headers, name: str) -> int | None:
