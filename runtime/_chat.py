@@ -239,12 +239,18 @@ class Tuning:
 
     def over(self, base: Tuning) -> Tuning:
         """Return these values where set, else ``base``'s."""
+        if self == _UNSET:  # a call that sets nothing: the base as it is
+            return base
         return Tuning(
             temperature=self.temperature if self.temperature is not None else base.temperature,
             max_tokens=self.max_tokens if self.max_tokens is not None else base.max_tokens,
             top_p=self.top_p if self.top_p is not None else base.top_p,
             stop=self.stop if self.stop is not None else base.stop,
         )
+
+
+_UNSET = Tuning()
+"""A tuning that sets nothing."""
 
 
 @record

@@ -192,6 +192,17 @@ def test_role_tuning_is_kept_apart_from_provider_tuning():
     assert config.providers["gpt"].tuning().temperature == 0.7
 
 
+def test_a_roles_tuning_for_a_provider_is_the_roles_over_the_providers():
+    """What a task of a role sends a provider: the role's values where set, else its own."""
+    config = parse_config(GOOD, environ=ENV)
+    tuning = config.tuning_for("coder", "gpt")
+    assert (tuning.temperature, tuning.max_tokens) == (0.1, 8000)
+    assert config.tuning_for("coder", "gpt") is tuning  # worked out once
+    unknown = config.tuning_for("no-such-role", "gpt")
+    assert unknown == config.providers["gpt"].tuning()
+    assert unknown.temperature == 0.7
+
+
 def test_load_config_reads_the_file_and_resolves_the_audit_path(tmp_path: Path):
     """A relative audit path is taken relative to the config file."""
     path = tmp_path / "conf" / "config.toml"

@@ -29,6 +29,10 @@ Temperature = Annotated[float, Field(ge=0, le=2)]
 TopP = Annotated[float, Field(gt=0, le=1)]
 
 
+MAX_CACHED_TUNINGS = 4096
+"""Role and provider pairs whose tuning a config keeps worked out (`Config.tuning_for`)."""
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
@@ -419,6 +423,23 @@ class Config(_Section):
         """Return the role's own tuning overrides (unset fields are ``None``)."""
         settings = self.roles.get(role)
         return settings.tuning() if settings is not None else Tuning()
+
+    def tuning_for(self, role: str, provider: str) -> Tuning:
+        """Return what a task of ``role`` sets for ``provider``: the role's over the provider's.
+
+        Worked out once per role and provider (the router asks at every task).
+        """
+        key = (role, provider)
+        tuning = self._tunings.get(key)
+        if tuning is None:
+            tuning = self.role_tuning(role).over(self.providers[provider].tuning())
+            if len(self._tunings) < MAX_CACHED_TUNINGS:  # roles are open-ended strings
+                self._tunings[key] = tuning
+        return tuning
+
+    @functools.cached_property
+    def _tunings(self) -> dict[tuple[str, str], Tuning]:
+        return {}
 
     def secrets(self) -> list[str]:
         """Return every secret value in this config, for redaction."""

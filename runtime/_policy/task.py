@@ -19,7 +19,6 @@ from runtime._chat import (
     EmbedRequest,
     EmbedResult,
     Reply,
-    Tuning,
     Usage,
 )
 from runtime._config.schema import Config, ProviderSettings
@@ -118,15 +117,13 @@ class TaskState:
         return request
 
     def _request(self, provider: str) -> ChatRequest | EmbedRequest:
-        settings = self.config.providers[provider]
         embed = self.spec.embed
         if embed is not None:
             return EmbedRequest(
                 embed.texts, self._model(provider), embed.dimensions, embed.input_type
             )
-        role_tuning = self.config.role_tuning(self.spec.role)
-        tuning: Tuning = self.spec.tuning.over(role_tuning).over(settings.tuning())
         spec = self.spec
+        tuning = spec.tuning.over(self.config.tuning_for(spec.role, provider))
         return ChatRequest(
             spec.messages, self._model(provider), spec.system, tuning,
             spec.tools, spec.tool_choice, spec.output,
