@@ -74,14 +74,19 @@ class StatsBook:
         for attempt in event.attempts:
             self._add_attempt(attempt)
         task = event.task
-        stats = self.roles.setdefault(task.role, RoleStats())
+        stats = self.roles.get(task.role)
+        if stats is None:  # built only when new: each holds a counter and a histogram
+            stats = self.roles[task.role] = RoleStats()
         stats.tasks += 1
         stats.outcomes[task.outcome] += 1
         stats.by_fallback += task.fallback and task.outcome == "ok"
         stats.latency.add(task.latency_ms)
 
     def _add_attempt(self, attempt: AttemptRow) -> None:
-        stats = self.pairs.setdefault((attempt.provider, attempt.role), ProviderRoleStats())
+        key = (attempt.provider, attempt.role)
+        stats = self.pairs.get(key)
+        if stats is None:
+            stats = self.pairs[key] = ProviderRoleStats()
         stats.attempts += 1
         stats.fallback_attempts += attempt.fallback
         stats.latency.add(attempt.latency_ms)
