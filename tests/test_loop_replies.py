@@ -106,3 +106,69 @@ def test_a_reply_after_the_loop_closed_raises_nothing_in_the_router():
 
 async def _reply_on(replies: LoopReplies) -> Any:
     return replies.reply()
+
+
+class _LostError(Exception):
+    pass
+
+
+def test_a_reply_that_never_comes_fails_as_lost_after_its_guard():
+    loop = asyncio.new_event_loop()
+    replies = LoopReplies(loop, sweep_s=0.01)
+
+    async def main() -> tuple[BaseException | None, float]:
+        slot = replies.reply()
+        start = loop.time()
+        replies.guard(slot, 0.05, lambda: _LostError("no reply came back in time"))
+        try:
+            await asyncio.wait_for(slot.future, 5)
+        except _LostError as lost:
+            return lost, loop.time() - start
+        return None, loop.time() - start
+
+    lost, waited = _run(loop, main())
+    assert isinstance(lost, _LostError)
+    assert str(lost) == "no reply came back in time"
+    assert 0.05 <= waited < 2.0
+
+
+def test_replies_that_come_or_are_given_up_are_never_failed_and_their_guards_go():
+    loop = asyncio.new_event_loop()
+    replies = LoopReplies(loop, sweep_s=0.01)
+    made: list[str] = []
+
+    def lost() -> _LostError:
+        made.append("lost")
+        return _LostError("lost")
+
+    async def main() -> Any:
+        came, gone, late = replies.reply(), replies.reply(), replies.reply()
+        for slot in (came, gone, late):
+            replies.guard(slot, 0.05, lost)
+        assert replies.guarded == 3
+        threading.Thread(target=came.set_result, args=("answer",)).start()
+        answer = await asyncio.wait_for(came.future, 5)
+        gone.future.cancel()  # its caller gave up
+        with pytest.raises(_LostError):
+            await asyncio.wait_for(late.future, 5)
+        assert replies.guarded == 0  # the sweep that failed it forgot the given-up one
+        return answer
+
+    assert _run(loop, main()) == "answer"
+    assert made == ["lost"]  # only the reply that never came
+
+
+def test_a_guard_whose_error_cannot_be_made_fails_the_reply_with_why():
+    loop = asyncio.new_event_loop()
+    replies = LoopReplies(loop, sweep_s=0.01)
+
+    def lost() -> _LostError:
+        raise RuntimeError("the board is closed")
+
+    async def main() -> None:
+        slot = replies.reply()
+        replies.guard(slot, 0.0, lost)
+        await asyncio.wait_for(slot.future, 5)
+
+    with pytest.raises(RuntimeError, match="the board is closed"):
+        _run(loop, main())

@@ -11,6 +11,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import dataclasses
+import functools
 import os
 import signal
 import threading
@@ -214,14 +215,11 @@ class Callboard(BoardAdmin):
         """
         spec, reply = self._asubmit(task_spec(role, prompt, options))
         try:
-            async with asyncio.timeout(self._wait_s(spec)):
-                answer: Reply = await reply
-                return answer
+            answer: Reply = await reply  # guarded: fails as lost after _wait_s
         except asyncio.CancelledError:
             self._tell_router(CancelTask(spec.task_id))
             raise
-        except TimeoutError:
-            raise self._lost(spec) from None
+        return answer
 
     def stream(
         self,
@@ -294,13 +292,10 @@ class Callboard(BoardAdmin):
         """The same as `embed`, for asyncio."""
         spec, reply = self._asubmit(embed_spec(role, texts, options))
         try:
-            async with asyncio.timeout(self._wait_s(spec)):
-                result: EmbedReply = await reply
+            result: EmbedReply = await reply  # guarded: fails as lost after _wait_s
         except asyncio.CancelledError:
             self._tell_router(CancelTask(spec.task_id))
             raise
-        except TimeoutError:
-            raise self._lost(spec) from None
         return result
 
     def _submit(self, spec: TaskSpec) -> tuple[TaskSpec, concurrent.futures.Future[Any]]:
@@ -311,14 +306,17 @@ class Callboard(BoardAdmin):
     def _asubmit(self, spec: TaskSpec) -> tuple[TaskSpec, asyncio.Future[Any]]:
         """Hand an asyncio caller's task to the router; return its spec and awaitable reply.
 
-        The reply comes through the loop's `LoopReplies`, with the others that end with it.
+        The reply comes through the loop's `LoopReplies`, with the others that end with it;
+        if none has come by the task's deadline and a grace (`_wait_s`), it fails as lost.
         """
         loop = asyncio.get_running_loop()
         replies = self._loop_replies.get(loop)
         if replies is None:
             replies = self._loop_replies.setdefault(loop, LoopReplies(loop))
         reply = replies.reply()
-        return self._submit_to(spec, reply), reply.future
+        spec = self._submit_to(spec, reply)
+        replies.guard(reply, self._wait_s(spec), functools.partial(self._lost, spec))
+        return spec, reply.future
 
     def _submit_to(self, spec: TaskSpec, reply: ReplyTo) -> TaskSpec:
         """Hand a task to the router, its reply to go to ``reply``; return its spec."""
