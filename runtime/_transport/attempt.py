@@ -224,7 +224,9 @@ class _Reader:
                 async with client.open(self.call) as response:
                     self.phase = "body"
                     answered_at = self.loop.time()
-                    scope.reschedule(self._earliest(self.start))
+                    bound = self._earliest(self.start)
+                    if bound != scope.when():  # a whole answer's bound rarely moves
+                        scope.reschedule(bound)
                     result = await self._read(response)
                     return dataclasses.replace(result, answered_at=answered_at)
         except TimeoutError:
