@@ -239,7 +239,7 @@ class Tuning:
 
     def over(self, base: Tuning) -> Tuning:
         """Return these values where set, else ``base``'s."""
-        if self == _UNSET:  # a call that sets nothing: the base as it is
+        if self == NO_TUNING:  # a call that sets nothing: the base as it is
             return base
         return Tuning(
             temperature=self.temperature if self.temperature is not None else base.temperature,
@@ -249,8 +249,8 @@ class Tuning:
         )
 
 
-_UNSET = Tuning()
-"""A tuning that sets nothing."""
+NO_TUNING = Tuning()
+"""A tuning that sets nothing (a call's, when it sets none: the role's and provider's apply)."""
 
 
 @record

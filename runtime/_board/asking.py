@@ -15,7 +15,7 @@ from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel
 
-from runtime._chat import Message, Progress, ToolResult, Tuning, with_tool_names
+from runtime._chat import NO_TUNING, Message, Progress, ToolResult, Tuning, with_tool_names
 from runtime._structured import Schema
 from runtime._task_spec import EmbedSpec, StreamSink, TaskSpec, is_traceparent, new_task_id
 from runtime._tools import Tool, check_tool_choice
@@ -68,8 +68,6 @@ class AskOptions(TypedDict, total=False):
 
 
 OPTIONS = frozenset(AskOptions.__annotations__)
-_NO_TUNING = Tuning()
-"""The tuning of a call that sets none (the role's and the provider's apply)."""
 
 
 class EmbedOptions(TypedDict, total=False):
@@ -118,7 +116,7 @@ def task_spec(
             role=role,
             messages=(Message("user", prompt),),
             system=None,
-            tuning=_NO_TUNING,
+            tuning=NO_TUNING,
             deadline_s=None,
             workflow_id=None,
             submitted_at=time.monotonic(),

@@ -166,8 +166,9 @@ def malformed(message: str, status: int | None = 200) -> ProviderError:
     return ProviderError(ErrorKind.MALFORMED_RESPONSE, message, status=status)
 
 
-_DURATION = re.compile(r"(?:(?:\d+\.?\d*|\.\d+)(?:h|ms|m|s|us|µs|ns))+")
-_DURATION_PIECES = re.compile(r"(\d+\.?\d*|\.\d+)(h|ms|m|s|us|µs|ns)")
+_PIECE = r"(\d+\.?\d*|\.\d+)(h|ms|m|s|us|µs|ns)"
+_DURATION_PIECES = re.compile(_PIECE)
+_DURATION = re.compile(f"(?:{_PIECE})+")
 _UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
 
