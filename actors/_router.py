@@ -79,6 +79,11 @@ from runtime._transport.io_loop import IoLoop
 
 HEALTH_LOG = 64
 """Changes of providers' standing kept for the traces of the tasks that saw them."""
+MAX_HELD_REPLIES = 64
+"""Replies held for the next audit write; one more writes the log and sends them at once."""
+
+_Held = tuple[ReplyTo, Reply | EmbedReply | None, BaseException | None]
+"""A caller's reply slot, and the answer or the error it gets once its record is written."""
 
 
 class RouterActor(SupervisedActor):
@@ -115,6 +120,8 @@ class RouterActor(SupervisedActor):
         self._calls: dict[int, _Call] = {}
         """Every attempt in flight, by call id (its task may have ended and wait for it)."""
         self._call_ids = itertools.count(1)
+        self._held: list[_Held] = []
+        """Replies of ended tasks, sent once their terminal records are written (`flush`)."""
         self._latency = LatencyBook()
         self._answer_modes = AnswerModes()
         self._planner = RoutePlanner(self._latency)
@@ -532,7 +539,7 @@ class RouterActor(SupervisedActor):
             reply = task.answer(provider, result, now)
         self._planner.served(task.spec, provider, now)
         row = self._end(task, "ok", provider, now)
-        _settle(task.reply, result=reply)
+        self._hold(task.reply, reply, None)
         self._count(task, row)
 
     def _fail(self, task: TaskState, error: TaskFailedError, now: float) -> None:
@@ -544,7 +551,7 @@ class RouterActor(SupervisedActor):
         elif isinstance(error, BudgetExceededError):
             outcome = "budget"
         row = self._end(task, outcome, None, now, error=str(error.reason))
-        _settle(task.reply, error=error)
+        self._hold(task.reply, None, error)
         self._count(task, row)
 
     def _end(
@@ -555,7 +562,11 @@ class RouterActor(SupervisedActor):
         now: float,
         error: str | None = None,
     ) -> TaskRow:
-        """Write the task's terminal record, durably, before its caller hears of it."""
+        """Record the task's end; its caller hears of it once the record is written.
+
+        The record is buffered, and the reply held (`_hold`) until the router writes its
+        lines (`flush`), once its inbox is drained.
+        """
         self._tasks.pop(task.task_id, None)
         reason = self._audit.redactor.text(error) if error is not None else None
         row = task.task_row(outcome, provider, now, wall_time(self._wall()), reason)
@@ -567,9 +578,9 @@ class RouterActor(SupervisedActor):
             request_id=spec.request_id,
             trail=task.trail(),
         )
-        self._audit.flush()
         state: ProgressState = outcome  # type: ignore[assignment]
         if task.spec.on_progress is not None:
+            self.flush()  # the caller's callback hears of the end after the record too
             _tell_progress(task, Progress(task.task_id, state, provider, row.model, row.attempts))
         if self._providers.retiring:
             self._retire_idle()
@@ -697,9 +708,28 @@ class RouterActor(SupervisedActor):
         if idle and self.supervisor is not None:
             tell_quietly(self.supervisor, RetireSlots(idle))
 
+    def _hold(
+        self, reply: ReplyTo, result: Reply | EmbedReply | None, error: BaseException | None
+    ) -> None:
+        """Send an ended task's reply at the next `flush`, after its terminal record."""
+        self._held.append((reply, result, error))
+        if len(self._held) >= MAX_HELD_REPLIES:
+            self.flush()
+
     def flush(self) -> None:
-        """Write out buffered audit lines."""
-        self._audit.flush()
+        """Write the buffered audit lines, then send the replies held for them.
+
+        A task's terminal record is written before its caller hears of it. The router
+        writes when its inbox is drained, not at each task's end: the tasks that end
+        together share one write, and their replies to one asyncio caller's loop share
+        one wake-up of it. Should the write fail, the replies are sent all the same.
+        """
+        held, self._held = self._held, []
+        try:
+            self._audit.flush()
+        finally:
+            for reply, result, error in held:
+                _settle(reply, result=result, error=error)
 
     def release(self, reason: str) -> None:
         """End every task still running, each with its terminal record, and its attempts.

@@ -6,7 +6,7 @@ import concurrent.futures
 import pytest
 from support import KEYS, config_toml
 
-from runtime import TaskCancelledError
+from runtime import TaskCancelledError, TaskFailedError
 from runtime.testing import Answer, Fail, Hang
 
 pytestmark = pytest.mark.timeout(30)
@@ -133,3 +133,41 @@ def test_stats_count_attempts_and_tasks_per_provider_and_role(fakes, deployment)
     assert stats.roles["coder"]["answered_by_fallback"] == 1
     assert stats.roles["planner"]["outcomes"] == {"ok": 1}
     assert stats.pair("gpt", "planner")["latency_ms"]["p50"] is not None
+
+
+def test_each_caller_hears_of_its_task_only_after_its_terminal_record_is_written(fakes, deployment):
+    """Many tasks ending together: each caller finds its task's end in the audit file.
+
+    The router writes the records of the tasks that end in one pass over its inbox at
+    once; no reply may go out before that write, answers and failures alike.
+    """
+    gpt = fakes("openai")
+    gpt.script.extend([Fail(400)] * 8)  # a 400 is not retried: eight tasks fail
+    deployment.write(config_toml(deployment, {"gpt": gpt}, {"planner": ["gpt"]}))
+    board = deployment.board()
+    seen: list[tuple[str, bool]] = []
+
+    async def one(i: int) -> None:
+        try:
+            task_id = (await board.aask("planner", f"p{i}")).task_id
+        except TaskFailedError as error:
+            task_id = error.task_id
+        finished = {f["task_id"] for f in deployment.events("task_finished")}
+        seen.append((task_id, task_id in finished))
+
+    async def main() -> None:
+        await asyncio.gather(*(one(i) for i in range(64)))
+
+    asyncio.run(main())
+
+    def threaded(i: int) -> tuple[str, bool]:
+        task_id = board.ask("planner", f"t{i}").task_id
+        return task_id, task_id in {f["task_id"] for f in deployment.events("task_finished")}
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        seen += pool.map(threaded, range(48))
+    assert len({task_id for task_id, _ in seen}) == 112
+    assert [task_id for task_id, written in seen if not written] == []
+    outcomes = [f["outcome"] for f in deployment.events("task_finished")]
+    assert sorted(set(outcomes)) == ["failed", "ok"]
+    assert outcomes.count("failed") == 8
