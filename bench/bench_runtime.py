@@ -16,7 +16,8 @@ client, the same wire protocol and the same requests:
   wait in its queue), against the same cap kept by hand with a semaphore;
 - the time to answer when the first provider answers 503 or refuses connections and the
   second is healthy, against asking the healthy one directly;
-- import time and peak resident memory.
+- import time and peak resident memory, beside a process making the same calls with the
+  HTTP stack alone (``memory_floor.py``).
 
 Every figure is the median of several runs (``--runs``), each run interleaving the
 direct and callboard variants so that machine noise hits both alike.
@@ -58,6 +59,7 @@ from runtime.testing import Fail, FakeOpenAI
 
 T = TypeVar("T")
 KEY = "sk-bench-0000"
+HERE = Path(__file__).resolve().parent
 PROMPT = "Write a function that parses ISO dates"
 
 
@@ -695,31 +697,46 @@ PARTS = {
     "failover": "a failing first provider",
     "burst": "500 concurrent calls (asyncio, then 500 caller threads)",
     "queued": "2000 calls queued behind 64 in flight",
-    "memory": "callboard alone, in a fresh process",
+    "memory": "callboard alone and the HTTP stack alone, in fresh processes",
     "throughput": "up to 256 callers",
     "floor": "the design's hand-offs alone",
 }
 """The parts of the run, in order (``--only`` picks some)."""
 
 
-def memory_probe(slow_url: str) -> None:
-    """In a process of its own: a board, 500 concurrent calls from asyncio, then 256 threads."""
-    with tempfile.TemporaryDirectory() as tmp:
-        board = board_for({"slow": slow_url}, ["slow"], Path(tmp))
-        for _ in range(3):
-            burst_s(lambda: board.aask("bench", PROMPT), 500)
-        threaded_rate(lambda: board.ask("bench", PROMPT), 256, 512)
-        board.close()
-    print(peak_rss_mb())
+def bench_memory_alone(slow_url: str, workdir: Path, runs: int) -> None:
+    """Callboard's peak in a fresh process, beside the same calls without it (the floor).
 
-
-def bench_memory_alone(slow_url: str) -> None:
-    probe = [sys.executable, __file__, "--memory-probe", slow_url]
-    out = subprocess.run(probe, capture_output=True, text=True, check=True)  # noqa: S603
-    report(
-        "Memory of callboard alone (a fresh process: 3 x 500 concurrent calls, then 256 threads)",
-        [("peak resident set", f"{float(out.stdout.split()[-1]):.0f} MB")],
-    )
+    Each process (`memory_probe.py`) imports only what it uses: the board's, ``from
+    runtime import Callboard``; the floor's, the HTTP stack callboard sends through. What
+    they hold after their imports apart is what callboard's modules cost; what each grows
+    by, what its calls in flight do.
+    """
+    config = workdir / "memory.toml"
+    config.write_text(config_text({"slow": slow_url}, ["slow"], workdir / "memory.jsonl"))
+    probe = [sys.executable, str(HERE / "memory_probe.py")]
+    probes = {
+        "callboard": [*probe, "board", str(config)],
+        "the HTTP stack alone": [*probe, "http", slow_url],
+    }
+    figures: dict[str, list[tuple[float, float]]] = {label: [] for label in probes}
+    for _ in range(runs):
+        for label, command in probes.items():
+            out = subprocess.run(command, capture_output=True, text=True, check=True)  # noqa: S603
+            imported, peak = (float(v) for v in out.stdout.split()[-2:])
+            figures[label].append((imported, peak))
+    rows = []
+    for label, pairs in figures.items():
+        imported = median([i for i, _ in pairs])
+        peaks = [p for _, p in pairs]
+        peak = median(peaks)
+        rows.append((f"{label}: after its imports", f"{imported:.0f} MB"))
+        spread = f"[{min(peaks):.0f}..{max(peaks):.0f}]"
+        rows.append(
+            (f"{label}: peak", f"{peak:.0f} MB {spread} (+{peak - imported:.0f} for the calls)")
+        )
+    title = "Memory, fresh processes: 3 x 500 concurrent streamed calls, then 256 threads"
+    report(f"{title} (median of {runs})", rows)
 
 
 def peak_rss_mb() -> float:
@@ -744,16 +761,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer calls, three runs")
-    parser.add_argument("--memory-probe", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument(
         "--only",
         default="",
         help=f"comma-separated parts to run (of {', '.join(PARTS)}); all by default",
     )
     args = parser.parse_args()
-    if args.memory_probe:
-        memory_probe(args.memory_probe)
-        return
     runs = 3 if args.quick else args.runs
     scale = 4 if args.quick else 1
     print(f"callboard benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
@@ -773,7 +786,7 @@ def main() -> None:
             "failover": lambda: bench_failover(fast_url, workdir, runs, 200 // scale),
             "burst": lambda: bench_burst(slow_url, workdir, runs),
             "queued": lambda: bench_queued(capped_url, workdir, runs, 2000 // scale),
-            "memory": lambda: bench_memory_alone(slow_url),
+            "memory": lambda: bench_memory_alone(slow_url, workdir, runs),
             "throughput": lambda: bench_throughput(fast_url, workdir, runs, 4000 // scale),
             "floor": lambda: bench_floor(fast_url, workdir, runs, 4000 // scale),
         }
