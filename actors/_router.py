@@ -68,6 +68,7 @@ from runtime._policy.answer_mode import AnswerModes
 from runtime._policy.budget_gate import refused_error
 from runtime._policy.budget_ledger import BudgetLedger, BudgetStatus, LocalLedger, Refusal
 from runtime._policy.hedging import ContentGate, hedge_choice
+from runtime._policy.held_replies import HeldReplies
 from runtime._policy.latency import LatencyBook, attempt_end
 from runtime._policy.planner import Plan, RoutePlanner
 from runtime._policy.provider_table import ProviderTable, Routing
@@ -79,9 +80,6 @@ from runtime._transport.io_loop import IoLoop
 
 HEALTH_LOG = 64
 """Changes of providers' standing kept for the traces of the tasks that saw them."""
-MAX_HELD_REPLIES = 64
-"""Replies held for the next audit write; one more writes the log and sends them at once."""
-
 _Held = tuple[ReplyTo, Reply | EmbedReply | None, BaseException | None]
 """A caller's reply slot, and the answer or the error it gets once its record is written."""
 
@@ -120,7 +118,7 @@ class RouterActor(SupervisedActor):
         self._calls: dict[int, _Call] = {}
         """Every attempt in flight, by call id (its task may have ended and wait for it)."""
         self._call_ids = itertools.count(1)
-        self._held: list[_Held] = []
+        self._held: HeldReplies[_Held] = HeldReplies()
         """Replies of ended tasks, sent once their terminal records are written (`flush`)."""
         self._latency = LatencyBook()
         self._answer_modes = AnswerModes()
@@ -712,9 +710,15 @@ class RouterActor(SupervisedActor):
         self, reply: ReplyTo, result: Reply | EmbedReply | None, error: BaseException | None
     ) -> None:
         """Send an ended task's reply at the next `flush`, after its terminal record."""
-        self._held.append((reply, result, error))
-        if len(self._held) >= MAX_HELD_REPLIES:
+        if self._held.hold((reply, result, error), self._clock()):
             self.flush()
+
+    def on_receive(self, message: object) -> object:
+        """Handle one message; flush once the inbox is drained, or replies waited too long."""
+        result = super().on_receive(message)
+        if self._held.due(self._clock()):
+            self.flush()
+        return result
 
     def flush(self) -> None:
         """Write the buffered audit lines, then send the replies held for them.
@@ -722,9 +726,11 @@ class RouterActor(SupervisedActor):
         A task's terminal record is written before its caller hears of it. The router
         writes when its inbox is drained, not at each task's end: the tasks that end
         together share one write, and their replies to one asyncio caller's loop share
-        one wake-up of it. Should the write fail, the replies are sent all the same.
+        one wake-up of it; while new tasks keep the inbox from draining, replies wait a
+        few milliseconds at most (`HeldReplies`). Should the write fail, the replies are
+        sent all the same.
         """
-        held, self._held = self._held, []
+        held = self._held.take()
         try:
             self._audit.flush()
         finally:
