@@ -716,7 +716,7 @@ class RouterActor(SupervisedActor):
     def on_receive(self, message: object) -> object:
         """Handle one message; flush once the inbox is drained, or replies waited too long."""
         result = super().on_receive(message)
-        if self._held.due(self._clock()):
+        if self._held and self._held.due(self._clock()):  # no clock read when none are held
             self.flush()
         return result
 

@@ -17,7 +17,7 @@ client, the same wire protocol and the same requests:
 - the time to answer when the first provider answers 503 or refuses connections and the
   second is healthy, against asking the healthy one directly;
 - import time and peak resident memory, beside a process making the same calls with the
-  HTTP stack alone (``memory_floor.py``).
+  HTTP stack alone (``memory_probe.py``).
 
 Every figure is the median of several runs (``--runs``), each run interleaving the
 direct and callboard variants so that machine noise hits both alike.

@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 MAX_HELD = 64
-"""Replies held at most; one more, and they go out with the write."""
+"""Replies held at most: the one that makes this many sends them all, after the write."""
 MAX_WAIT_S = 0.005
 """How long the first held reply may wait for an inbox that does not drain."""
 
